@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+	"github.com/tsumiki-storage/tsumiki/storage/osd"
+)
+
+// osdConfig is `tsumiki osd`'s configuration (configs/osd.yaml).
+type osdConfig struct {
+	Data             string  `yaml:"data" flag:"data"`
+	Host             string  `yaml:"host" flag:"host"`
+	DeviceClass      string  `yaml:"device_class" flag:"device-class"`
+	Weight           float64 `yaml:"weight" flag:"weight"`
+	Listen           string  `yaml:"listen" flag:"listen"`
+	ClusterListen    string  `yaml:"cluster_listen" flag:"cluster-listen"`
+	Advertise        string  `yaml:"advertise" flag:"advertise"`
+	ClusterAdvertise string  `yaml:"cluster_advertise" flag:"cluster-advertise"`
+	MemtableMiB      int64   `yaml:"memtable_mib" flag:"memtable-mib"`
+	BlockCacheMiB    int64   `yaml:"block_cache_mib" flag:"block-cache-mib"`
+	IndexCacheMiB    int64   `yaml:"index_cache_mib" flag:"index-cache-mib"`
+}
+
+func (c osdConfig) store() chunkstore.Config {
+	return chunkstore.Config{MemTableSize: c.MemtableMiB << 20, BlockCacheSize: c.BlockCacheMiB << 20, IndexCacheSize: c.IndexCacheMiB << 20}
+}
+
+func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
+	f := cmd.Flags()
+	f.StringVar(&cfg.Data, "data", "", "the device's data directory (required; one OSD per directory)")
+	f.StringVar(&cfg.Host, "host", "", "failure-domain host name of this disk (required)")
+	f.StringVar(&cfg.DeviceClass, "device-class", "hdd", "device class: hdd or ssd (pools may select one)")
+	f.Float64Var(&cfg.Weight, "weight", 1, "placement weight, usually the capacity in TiB")
+	f.StringVar(&cfg.Listen, "listen", "127.0.0.1:6800", "public address for clients")
+	f.StringVar(&cfg.ClusterListen, "cluster-listen", "127.0.0.1:6900", "cluster address for replication between OSDs")
+	f.StringVar(&cfg.Advertise, "advertise", "", "public address clients should dial (default: --listen)")
+	f.StringVar(&cfg.ClusterAdvertise, "cluster-advertise", "", "cluster address peers should dial (default: --cluster-listen)")
+	f.Int64Var(&cfg.MemtableMiB, "memtable-mib", 8, "chunk store memtable size (MiB); two are kept")
+	f.Int64Var(&cfg.BlockCacheMiB, "block-cache-mib", 16, "chunk store block cache (MiB)")
+	f.Int64Var(&cfg.IndexCacheMiB, "index-cache-mib", 8, "chunk store index cache (MiB)")
+}
+
+func newOSDCmd(g *globals) *cobra.Command {
+	var cfg osdConfig
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "osd --data DIR --host NAME",
+		Short: "run one storage daemon (one per disk), or manage OSDs (ls, tree, in, out, reweight)",
+		Long: `Runs one storage daemon over one disk's folder: a badger chunk store, a raft
+member for every placement group the disk holds, a public listener for clients
+and a cluster listener for replication. It registers itself in the cluster map
+on start and keeps the same id across restarts on the same --data.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfig(cmd, cfgPath, &cfg); err != nil {
+				return err
+			}
+			log, err := newLogger(g)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			d, err := osd.NewDaemon(osd.Config{
+				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
+				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,
+				EtcdEndpoints: endpoints(g), EtcdPrefix: g.etcdPrefix, Store: cfg.store(), Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	addOSDFlags(cmd, &cfg)
+	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config file (see configs/osd.yaml); flags override it")
+	cmd.AddCommand(newOSDLsCmd(g), newOSDTreeCmd(g), newOSDInOutCmd(g, true), newOSDInOutCmd(g, false), newOSDReweightCmd(g))
+	return cmd
+}
+
+func endpoints(g *globals) []string {
+	var out []string
+	for _, e := range strings.Split(g.etcdEndpoints, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func osdName(id int32) string { return fmt.Sprintf("osd.%d", id) }

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
+	"github.com/tsumiki-storage/tsumiki/storage/mon"
+	"github.com/tsumiki-storage/tsumiki/storage/osd"
+)
+
+// upConfig is `tsumiki up`'s configuration (configs/up.yaml).
+type upConfig struct {
+	Data          string `yaml:"data" flag:"data"`
+	ListenClient  string `yaml:"listen_client" flag:"listen-client"`
+	ListenPeer    string `yaml:"listen_peer" flag:"listen-peer"`
+	OSDs          int    `yaml:"osds" flag:"osds"`
+	OSDPort       int    `yaml:"osd_port" flag:"osd-port"`
+	ClusterPort   int    `yaml:"cluster_port" flag:"cluster-port"`
+	AdvertiseHost string `yaml:"advertise_host" flag:"advertise-host"`
+	Pool          string `yaml:"pool" flag:"pool"`
+	PGNum         uint32 `yaml:"pg_num" flag:"pg-num"`
+}
+
+func newUpCmd(g *globals) *cobra.Command {
+	var cfg upConfig
+	var cfgPath string
+	cmd := &cobra.Command{
+		Use:   "up --data DIR",
+		Short: "run a whole cluster on this machine: a mon, 3 OSDs and a default pool",
+		Long: `Starts everything on one machine, with all data under --data: an embedded
+control plane (DIR/mon), --osds storage daemons on DIR/osd.N (failure domain
+osd, so one machine is enough) and a pool "rbd" of size 3. Prints where
+everything listens. Stops cleanly on Ctrl-C or SIGTERM; starting it again on
+the same DIR brings every object back.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := loadConfig(cmd, cfgPath, &cfg); err != nil {
+				return err
+			}
+			if cfg.Data == "" {
+				return errors.New("--data DIR is required (all of the cluster's data goes there)")
+			}
+			if cfg.OSDs < 1 {
+				return errors.New("--osds must be at least 1")
+			}
+			log, err := newLogger(g)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			return runUp(cmd.Context(), cfg, g, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfgPath, "config", "", "YAML config file (see configs/up.yaml); flags override it")
+	f.StringVar(&cfg.Data, "data", "", "folder for all data (required)")
+	f.StringVar(&cfg.ListenClient, "listen-client", mon.DefaultListenClient, "control-plane client URL")
+	f.StringVar(&cfg.ListenPeer, "listen-peer", mon.DefaultListenPeer, "control-plane peer URL")
+	f.IntVar(&cfg.OSDs, "osds", 3, "storage daemons to run")
+	f.IntVar(&cfg.OSDPort, "osd-port", 6800, "public port of osd.0 (osd.N uses +N); 0 picks free ports")
+	f.IntVar(&cfg.ClusterPort, "cluster-port", 6900, "cluster port of osd.0 (osd.N uses +N); 0 picks free ports")
+	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "address clients on other machines use to reach the OSDs (default: the listen address)")
+	f.StringVar(&cfg.Pool, "pool", "rbd", "default pool created on first start")
+	f.Uint32Var(&cfg.PGNum, "pg-num", 64, "placement groups of the default pool")
+	return cmd
+}
+
+func port(base, i int) string {
+	if base == 0 {
+		return "0"
+	}
+	return strconv.Itoa(base + i)
+}
+
+func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	m, err := mon.New(mon.Config{DataDir: filepath.Join(cfg.Data, "mon"), ListenClient: cfg.ListenClient, ListenPeer: cfg.ListenPeer, Logger: log.Named("mon")})
+	if err != nil {
+		return err
+	}
+	grp, gctx := errgroup.WithContext(ctx)
+	monReady := make(chan []string, 1)
+	grp.Go(func() error { return m.Run(gctx, func(urls []string) { monReady <- urls }) })
+	var urls []string
+	select {
+	case urls = <-monReady:
+	case <-gctx.Done():
+		return grp.Wait()
+	}
+
+	var mu sync.Mutex
+	lines := make([]string, cfg.OSDs)
+	var ready sync.WaitGroup
+	ready.Add(cfg.OSDs)
+	for i := 0; i < cfg.OSDs; i++ {
+		adv := ""
+		if cfg.AdvertiseHost != "" {
+			adv = net.JoinHostPort(cfg.AdvertiseHost, "0")
+		}
+		d, err := osd.NewDaemon(osd.Config{
+			DataDir: filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i)), Host: host, Class: "hdd",
+			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
+			ClusterListen: net.JoinHostPort("127.0.0.1", port(cfg.ClusterPort, i)),
+			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
+			Ready: func(id int32, pub, clu string) {
+				mu.Lock()
+				lines[i] = fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i)), pub, clu)
+				mu.Unlock()
+				ready.Done()
+			},
+		})
+		if err != nil {
+			return err
+		}
+		grp.Go(func() error { return d.Run(gctx) })
+	}
+	allReady := make(chan struct{})
+	go func() { ready.Wait(); close(allReady) }()
+	select {
+	case <-allReady:
+	case <-gctx.Done():
+		return grp.Wait()
+	}
+	if err := ensurePool(gctx, urls, g.etcdPrefix, cfg, log); err != nil {
+		log.Error("cannot create the default pool", zap.Error(err))
+	}
+	fmt.Printf("tsumiki is up (data in %s)\n  control plane (etcd): %v\n", cfg.Data, urls)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+	fmt.Printf("  pool %q: size 3, failure domain osd\nTry: tsumiki status; tsumiki object put %s hello /etc/hostname; tsumiki object get %s hello -\nCtrl-C stops everything.\n", cfg.Pool, cfg.Pool, cfg.Pool)
+	err = grp.Wait()
+	fmt.Println("tsumiki stopped")
+	return err
+}
+
+// ensurePool creates the default pool on first start.
+func ensurePool(ctx context.Context, urls []string, prefix string, cfg upConfig, log *zap.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cli, err := clustermap.Dial(ctx, urls, log)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	st := clustermap.NewStore(cli, prefix, log)
+	m, err := st.Load(ctx)
+	if err != nil {
+		return err
+	}
+	if _, ok := m.PoolByName(cfg.Pool); ok || cfg.Pool == "" {
+		return nil
+	}
+	size := min(3, cfg.OSDs)
+	_, err = st.CreatePool(ctx, clustermap.Pool{Name: cfg.Pool, Size: size, MinSize: min(2, size), PGNum: cfg.PGNum, FailureDomain: "osd"})
+	return err
+}

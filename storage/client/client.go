@@ -1,0 +1,248 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// Config configures a Client.
+type Config struct {
+	EtcdEndpoints []string // required unless Etcd is set
+	Etcd          *clientv3.Client
+	EtcdPrefix    string        // default "/tsumiki"
+	Timeout       time.Duration // per operation when the context has no deadline; default 30s
+	Logger        *zap.Logger   // default no-op
+}
+
+// Client reaches objects in the cluster. It is safe for concurrent use.
+type Client struct {
+	cfg     Config
+	log     *zap.Logger
+	etcd    *clientv3.Client
+	ownEtcd bool
+	maps    *clustermap.Store
+
+	mu      sync.Mutex // guards the following
+	m       *clustermap.Map
+	leaders map[pgKey]int32
+	conns   map[int32]*conn
+	closed  bool
+}
+
+type pgKey struct{ pool, pg uint32 }
+
+// New connects to the control plane and loads the cluster map.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.EtcdPrefix == "" {
+		cfg.EtcdPrefix = "/tsumiki"
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	c := &Client{cfg: cfg, log: cfg.Logger, etcd: cfg.Etcd, leaders: map[pgKey]int32{}, conns: map[int32]*conn{}}
+	if c.etcd == nil {
+		cli, err := clustermap.Dial(ctx, cfg.EtcdEndpoints, cfg.Logger)
+		if err != nil {
+			return nil, err
+		}
+		c.etcd, c.ownEtcd = cli, true
+	}
+	c.maps = clustermap.NewStore(c.etcd, cfg.EtcdPrefix, cfg.Logger)
+	if _, err := c.Refresh(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close drops every connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	conns := c.conns
+	c.conns = map[int32]*conn{}
+	c.mu.Unlock()
+	for _, cn := range conns {
+		cn.fail(errors.New("client closed"))
+	}
+	if c.ownEtcd {
+		return c.etcd.Close()
+	}
+	return nil
+}
+
+// Maps returns the control-plane map store the client uses.
+func (c *Client) Maps() *clustermap.Store { return c.maps }
+
+// Map returns the newest cluster map the client has.
+func (c *Client) Map() *clustermap.Map {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.m
+}
+
+// Refresh reloads the cluster map from the control plane.
+func (c *Client) Refresh(ctx context.Context) (*clustermap.Map, error) {
+	m, err := c.maps.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || m.Epoch >= c.m.Epoch {
+		c.m = m
+	}
+	return c.m, nil
+}
+
+func (c *Client) pool(ctx context.Context, name string) (clustermap.Pool, error) {
+	if p, ok := c.Map().PoolByName(name); ok {
+		return p, nil
+	}
+	m, err := c.Refresh(ctx)
+	if err != nil {
+		return clustermap.Pool{}, err
+	}
+	if p, ok := m.PoolByName(name); ok {
+		return p, nil
+	}
+	return clustermap.Pool{}, fmt.Errorf("%w: %q (see `tsumiki pool ls`)", ErrNoPool, name)
+}
+
+func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
+	c.mu.Lock()
+	cn := c.conns[id]
+	o, ok := c.m.OSD(id)
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return nil, errors.New("client: closed")
+	}
+	if cn != nil && !cn.broken() && cn.addr == o.PublicAddr {
+		return cn, nil
+	}
+	if !ok {
+		return nil, fmt.Errorf("client: osd.%d is not in the cluster map", id)
+	}
+	cn, err := dial(ctx, o.PublicAddr)
+	if err != nil {
+		return nil, fmt.Errorf("client: connect to osd.%d at %s: %w", id, o.PublicAddr, err)
+	}
+	c.mu.Lock()
+	if old := c.conns[id]; old != nil && old != cn {
+		go old.fail(errors.New("replaced"))
+	}
+	c.conns[id] = cn
+	c.mu.Unlock()
+	return cn, nil
+}
+
+// call sends one request to one OSD.
+func (c *Client) call(ctx context.Context, id int32, req *wire.Request) (wire.Response, error) {
+	cn, err := c.connTo(ctx, id)
+	if err != nil {
+		return wire.Response{}, err
+	}
+	return cn.call(ctx, req)
+}
+
+func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, c.cfg.Timeout)
+}
+
+// toLeader sends req to the leader of its PG, following not-leader hints,
+// refreshing the map on stale epochs and backing off on transient answers,
+// until ctx's deadline.
+func (c *Client) toLeader(ctx context.Context, req wire.Request) (wire.Response, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	key := pgKey{req.Pool, req.PG}
+	backoff := 5 * time.Millisecond
+	var last error
+	for attempt := 0; ; attempt++ {
+		m := c.Map()
+		p, ok := m.PoolByID(req.Pool)
+		if !ok {
+			return wire.Response{}, fmt.Errorf("%w: id %d", ErrNoPool, req.Pool)
+		}
+		reps := m.Replicas(p, req.PG)
+		if len(reps) == 0 {
+			return wire.Response{}, fmt.Errorf("%w: pg %d.%d maps to no osd", ErrUnavailable, req.Pool, req.PG)
+		}
+		c.mu.Lock()
+		target, known := c.leaders[key]
+		c.mu.Unlock()
+		if !known {
+			target = reps[attempt%len(reps)]
+		}
+		r := req
+		r.Epoch = m.Epoch
+		resp, err := c.call(ctx, target, &r)
+		retryNow := false
+		switch {
+		case err != nil:
+			last = err
+			c.forgetLeader(key, target)
+		case resp.Status == wire.StatusOK:
+			if !known {
+				c.mu.Lock()
+				c.leaders[key] = target
+				c.mu.Unlock()
+			}
+			return resp, nil
+		case resp.Status == wire.StatusNotLeader:
+			last = &statusError{resp.Status, fmt.Sprintf("osd.%d", target)}
+			c.mu.Lock()
+			if resp.Leader >= 0 && resp.Leader != target {
+				c.leaders[key] = resp.Leader
+				retryNow = true
+			} else {
+				delete(c.leaders, key)
+			}
+			c.mu.Unlock()
+		case resp.Status == wire.StatusStaleEpoch:
+			last = &statusError{resp.Status, ""}
+			if _, err := c.Refresh(ctx); err == nil {
+				retryNow = true
+			}
+		case resp.Status == wire.StatusNoPG, resp.Status == wire.StatusDegraded,
+			resp.Status == wire.StatusTimeout, resp.Status == wire.StatusClosing:
+			last = &statusError{resp.Status, resp.Msg}
+			c.forgetLeader(key, target)
+		default:
+			return resp, &statusError{resp.Status, resp.Msg}
+		}
+		if retryNow {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return wire.Response{}, fmt.Errorf("%w: %s on pg %d.%d: %v", ErrUnavailable, req.Op, req.Pool, req.PG, last)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+func (c *Client) forgetLeader(key pgKey, target int32) {
+	c.mu.Lock()
+	if c.leaders[key] == target {
+		delete(c.leaders, key)
+	}
+	c.mu.Unlock()
+}

@@ -1,0 +1,110 @@
+package client
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// OSDStates asks every up OSD for the raft state of its PGs. OSDs that do
+// not answer are reported in the error map.
+func (c *Client) OSDStates(ctx context.Context) (map[int32][]wire.PGState, map[int32]error) {
+	m := c.Map()
+	states := map[int32][]wire.PGState{}
+	errs := map[int32]error{}
+	for _, o := range m.OSDs {
+		if !o.Up {
+			errs[o.ID] = fmt.Errorf("osd.%d is down", o.ID)
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := c.call(cctx, o.ID, &wire.Request{Op: wire.OpPGStatus, Epoch: m.Epoch})
+		cancel()
+		if err == nil && resp.Status != wire.StatusOK {
+			err = &statusError{resp.Status, resp.Msg}
+		}
+		if err == nil {
+			states[o.ID], err = wire.DecodePGStates(resp.Data)
+		}
+		if err != nil {
+			errs[o.ID] = err
+		}
+	}
+	return states, errs
+}
+
+// ReplicaDigest is one replica's digest of a PG, or why it has none.
+type ReplicaDigest struct {
+	OSD    int32
+	Digest wire.Digest
+	Err    error
+}
+
+// PGVerify is the outcome of comparing every replica of one PG.
+type PGVerify struct {
+	Pool, PG uint32
+	Replicas []ReplicaDigest
+	// Consistent: every replica answered, at the same applied index, with
+	// the same digest.
+	Consistent bool
+}
+
+// VerifyPG compares the digests of every replica of one PG. Replicas that
+// are still applying are given until ctx's deadline to reach the same index.
+func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
+	m := c.Map()
+	p, _ := m.PoolByID(poolID)
+	reps := m.Replicas(p, pg)
+	v := PGVerify{Pool: poolID, PG: pg}
+	for {
+		v.Replicas = v.Replicas[:0]
+		for _, id := range reps {
+			rd := ReplicaDigest{OSD: id}
+			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpDigest, Pool: poolID, PG: pg, Epoch: m.Epoch})
+			if err == nil && resp.Status != wire.StatusOK {
+				err = &statusError{resp.Status, resp.Msg}
+			}
+			if err == nil {
+				rd.Digest, err = wire.DecodeDigest(resp.Data)
+			}
+			rd.Err = err
+			v.Replicas = append(v.Replicas, rd)
+		}
+		v.Consistent = len(v.Replicas) == p.Size && agree(v.Replicas)
+		if v.Consistent || !sameErrFree(v.Replicas) {
+			return v
+		}
+		select {
+		case <-ctx.Done():
+			return v
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func agree(rs []ReplicaDigest) bool {
+	for _, r := range rs {
+		if r.Err != nil || r.Digest != rs[0].Digest {
+			return false
+		}
+	}
+	return true
+}
+
+// sameErrFree reports whether every replica answered but at different
+// applied indexes: worth waiting for.
+func sameErrFree(rs []ReplicaDigest) bool {
+	for _, r := range rs {
+		if r.Err != nil {
+			return false
+		}
+	}
+	for _, r := range rs {
+		if r.Digest.Applied != rs[0].Digest.Applied {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,250 @@
+package osd
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// ready is one replica's Ready plus what the cycle decided for it.
+type ready struct {
+	r         *replica
+	rd        raft.Ready
+	done      []doneProposal
+	compactTo uint64
+}
+
+type doneProposal struct {
+	w   *waiter
+	idx uint64
+}
+
+// cycle handles every pending Ready: persist and apply in one batch (one
+// fsync for all PGs), then send messages, advance, and answer callers.
+func (n *Node) cycle() error {
+	var rds []*ready
+	for _, r := range n.replicas {
+		if r.rn.HasReady() {
+			rds = append(rds, &ready{r: r, rd: r.rn.Ready()})
+		}
+	}
+	if len(rds) == 0 {
+		return nil
+	}
+	b := n.cfg.Store.NewBatch()
+	for _, x := range rds {
+		if err := n.stage(b, x); err != nil {
+			b.Discard()
+			return err
+		}
+	}
+	if err := b.Commit(); err != nil {
+		return fmt.Errorf("commit raft batch: %w", err)
+	}
+	for _, x := range rds {
+		n.finish(x)
+	}
+	n.flushOutbox()
+	return nil
+}
+
+// stage adds x's log entries, hard state and applied mutations to b.
+func (n *Node) stage(b Batch, x *ready) error {
+	r, rd := x.r, x.rd
+	if !raft.IsEmptySnap(rd.Snapshot) {
+		return fmt.Errorf("pg %d.%d: received a raft snapshot, which this version cannot install", r.pg.Pool, r.pg.Seq)
+	}
+	if err := r.log.stageAppend(b, rd.Entries); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		hs, err := proto.Marshal(rd.HardState)
+		if err != nil {
+			return err
+		}
+		if err := b.SetHardState(r.pg, hs); err != nil {
+			return err
+		}
+	}
+	// Entries appended in this same Ready may be committed already (raft
+	// allows it when storage writes are synchronous); they are applied in
+	// the same batch, after the append, so the order on disk is right.
+	if len(rd.Entries) > 0 {
+		r.log.commitAppend(rd.Entries)
+	}
+	dirty := false
+	for _, e := range rd.CommittedEntries {
+		if err := n.applyEntry(b, x, e); err != nil {
+			return err
+		}
+		dirty = true
+	}
+	x.compactTo = n.compactTarget(r)
+	if dirty || x.compactTo > 0 {
+		if x.compactTo > 0 {
+			if err := b.CompactLog(r.pg, x.compactTo); err != nil {
+				return err
+			}
+		}
+		if err := b.SetApplyState(r.pg, r.log.applyStateBytes(r.conf, x.compactTo)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Node) applyEntry(b Batch, x *ready, e *pb.Entry) error {
+	r := x.r
+	idx := e.GetIndex()
+	switch e.GetType() {
+	case pb.EntryNormal:
+		if len(e.GetData()) == 0 {
+			break // a new leader's empty entry
+		}
+		o, err := decodeOp(e.GetData())
+		if err != nil {
+			return fmt.Errorf("pg %d.%d entry %d: %w", r.pg.Pool, r.pg.Seq, idx, err)
+		}
+		if err := applyOp(b, r.pg, &o, idx); err != nil {
+			return fmt.Errorf("apply %s of %q at pg %d.%d index %d: %w", o.Kind, o.Object, r.pg.Pool, r.pg.Seq, idx, err)
+		}
+		if w := r.waiters[o.ReqID]; w != nil {
+			delete(r.waiters, o.ReqID)
+			x.done = append(x.done, doneProposal{w, idx})
+		}
+	case pb.EntryConfChange:
+		var cc pb.ConfChange
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return fmt.Errorf("%w: conf change at pg %d.%d index %d", ErrBadEntry, r.pg.Pool, r.pg.Seq, idx)
+		}
+		r.setConf(r.rn.ApplyConfChange(&cc))
+	case pb.EntryConfChangeV2:
+		var cc pb.ConfChangeV2
+		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
+			return fmt.Errorf("%w: conf change at pg %d.%d index %d", ErrBadEntry, r.pg.Pool, r.pg.Seq, idx)
+		}
+		r.setConf(r.rn.ApplyConfChange(&cc))
+	}
+	r.log.applied, r.log.appliedTerm = idx, e.GetTerm()
+	return nil
+}
+
+func (k opKind) String() string {
+	switch k {
+	case opWrite:
+		return "write"
+	case opTruncate:
+		return "truncate"
+	case opZero:
+		return "zero"
+	case opDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", uint8(k))
+}
+
+// applyOp executes one mutation; version is the entry index, so replicas
+// agree on versions.
+func applyOp(b Batch, pg PG, o *op, version uint64) error {
+	switch o.Kind {
+	case opWrite:
+		return b.Write(pg, o.Object, o.Offset, o.Data, version)
+	case opTruncate:
+		return b.Truncate(pg, o.Object, o.Offset, version)
+	case opZero:
+		return b.Zero(pg, o.Object, o.Offset, o.Length, version)
+	case opDelete:
+		return b.Delete(pg, o.Object)
+	}
+	return fmt.Errorf("%w: op kind %d", ErrBadEntry, o.Kind)
+}
+
+// compactTarget decides how far r's log may be compacted now (0: not now).
+// The leader compacts only below what every voter holds and tells the
+// followers (hint on its messages); followers never compact past the hint.
+// So no replica ever needs a snapshot to catch up.
+func (n *Node) compactTarget(r *replica) uint64 {
+	if r.log.applied < r.log.first+n.cfg.CompactEvery {
+		return 0
+	}
+	target := r.log.applied
+	if r.isLeader() {
+		target = min(target, r.minMatch())
+		if target > r.compactHint {
+			r.compactHint = target
+		}
+	} else {
+		target = min(target, r.compactHint)
+	}
+	if target < r.log.first+n.cfg.CompactEvery/2 || target > r.log.last {
+		return 0
+	}
+	return target + 1 // CompactLog keeps entries >= its argument
+}
+
+// finish runs after the batch is durable.
+func (n *Node) finish(x *ready) {
+	r, rd := x.r, x.rd
+	if !raft.IsEmptyHardState(rd.HardState) {
+		r.log.hs = proto.CloneOf(rd.HardState)
+	}
+	if x.compactTo > 0 {
+		r.log.compact(x.compactTo)
+	}
+	if rd.SoftState != nil {
+		was := r.isLeader()
+		r.leader.Store(osdID(rd.SoftState.Lead))
+		if was && !r.isLeader() {
+			r.failAll(ErrNotLeader)
+		}
+	}
+	hint := uint64(0)
+	if r.isLeader() {
+		hint = r.compactHint
+	}
+	for _, m := range rd.Messages {
+		raw, err := proto.Marshal(m)
+		if err != nil {
+			n.log.Error("cannot marshal raft message", zap.Error(err))
+			continue
+		}
+		to := osdID(m.GetTo())
+		n.outbox[to] = append(n.outbox[to], wire.RaftMsg{Pool: r.pg.Pool, PG: r.pg.Seq, Compact: hint, Msg: raw})
+	}
+	r.rn.Advance(rd)
+	r.applied.Store(r.log.applied)
+	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() {
+		r.campaign = false
+		_ = r.rn.Campaign()
+	}
+	for _, d := range x.done {
+		d.w.finish(d.idx, nil)
+	}
+	for _, rs := range rd.ReadStates {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		id := binary.BigEndian.Uint64(rs.RequestCtx)
+		if w := r.readCtx[id]; w != nil {
+			delete(r.readCtx, id)
+			r.readQ = append(r.readQ, pendingRead{rs.Index, w})
+		}
+	}
+	r.grantReads()
+}
+
+func (n *Node) flushOutbox() {
+	for to, msgs := range n.outbox {
+		if len(msgs) == 0 {
+			continue
+		}
+		n.cfg.Transport.Send(to, msgs)
+		n.outbox[to] = nil
+	}
+}

@@ -1,0 +1,268 @@
+package osd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.etcd.io/etcd/client/pkg/v3/fileutil"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
+)
+
+// Config configures one storage daemon (one device).
+type Config struct {
+	DataDir string  // required: the device's folder (store, identity, lock)
+	Host    string  // required: failure domain "host"
+	Class   string  // device class, default "hdd"
+	Weight  float64 // placement weight; default 1
+
+	Listen           string // public address, default 127.0.0.1:0
+	ClusterListen    string // cluster (replication) address, default 127.0.0.1:0
+	Advertise        string // public address others dial; default the bound Listen address
+	ClusterAdvertise string // default the bound ClusterListen address
+
+	EtcdEndpoints []string // required
+	EtcdPrefix    string   // default "/tsumiki"
+	LeaseTTL      time.Duration
+
+	Store  chunkstore.Config // Dir and Logger are filled in
+	Logger *zap.Logger       // required
+
+	// Ready, if set, is called once the OSD is registered and serving.
+	Ready func(id int32, public, cluster string)
+}
+
+func (c Config) withDefaults() Config {
+	if c.Class == "" {
+		c.Class = "hdd"
+	}
+	if c.Weight == 0 {
+		c.Weight = 1
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:0"
+	}
+	if c.ClusterListen == "" {
+		c.ClusterListen = "127.0.0.1:0"
+	}
+	if c.EtcdPrefix == "" {
+		c.EtcdPrefix = "/tsumiki"
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	return c
+}
+
+// Validate reports the first broken rule of c.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return fmt.Errorf("%w: --data is required", ErrConfig)
+	case c.Host == "":
+		return fmt.Errorf("%w: --host is required (the failure domain this disk belongs to)", ErrConfig)
+	case c.Weight < 0:
+		return fmt.Errorf("%w: weight %v is negative", ErrConfig, c.Weight)
+	case len(c.EtcdEndpoints) == 0:
+		return fmt.Errorf("%w: no etcd endpoints", ErrConfig)
+	case c.Logger == nil:
+		return fmt.Errorf("%w: no logger", ErrConfig)
+	}
+	return nil
+}
+
+// Daemon is one running OSD.
+type Daemon struct{ cfg Config }
+
+// NewDaemon validates cfg; Run does the work.
+func NewDaemon(cfg Config) (*Daemon, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Daemon{cfg: cfg}, nil
+}
+
+const lockFile = "tsumiki-osd.lock"
+
+// lockDir takes the data directory's lock so two daemons never share a store.
+func lockDir(dir string) (*fileutil.LockedFile, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory %s: %w", dir, err)
+	}
+	path := filepath.Join(dir, lockFile)
+	lf, err := fileutil.TryLockFile(path, os.O_RDWR|os.O_CREATE, fileutil.PrivateFileMode)
+	if errors.Is(err, fileutil.ErrLocked) {
+		holder, _ := os.ReadFile(path)
+		return nil, fmt.Errorf("%w: %s is used by another tsumiki osd (pid %s); stop it or pass a different --data", ErrLocked, dir, strings.TrimSpace(string(holder)))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
+	}
+	_ = lf.Truncate(0)
+	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return lf, nil
+}
+
+// identity returns the device's UUID, creating it on first use.
+func identity(dir string) (string, error) {
+	path := filepath.Join(dir, "osd_uuid")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", err
+	}
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	id := hex.EncodeToString(u[:])
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// checkID records the OSD id in the data dir and refuses a mismatch (a
+// store copied or a map restored from elsewhere).
+func checkID(dir string, id int32) error {
+	path := filepath.Join(dir, "osd_id")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		old, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if perr == nil && int32(old) != id {
+			return fmt.Errorf("%w: %s belongs to osd.%d but the cluster map gave osd.%d to its uuid; is this the right cluster?", ErrConfig, dir, old, id)
+		}
+		return nil
+	}
+	return os.WriteFile(path, []byte(strconv.Itoa(int(id))+"\n"), 0o600)
+}
+
+// Run serves until ctx is done, then shuts down cleanly.
+func (d *Daemon) Run(ctx context.Context) error {
+	cfg := d.cfg
+	log := cfg.Logger
+	lf, err := lockDir(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer lf.Close()
+	uuid, err := identity(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("osd identity in %s: %w", cfg.DataDir, err)
+	}
+	scfg := cfg.Store
+	scfg.Dir = filepath.Join(cfg.DataDir, "store")
+	scfg.Logger = log.Named("store")
+	st, err := chunkstore.Open(scfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	pub, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on public address %s: %w", cfg.Listen, err)
+	}
+	defer pub.Close()
+	clu, err := net.Listen("tcp", cfg.ClusterListen)
+	if err != nil {
+		return fmt.Errorf("listen on cluster address %s: %w", cfg.ClusterListen, err)
+	}
+	defer clu.Close()
+	pubAddr := advertised(cfg.Advertise, pub.Addr())
+	cluAddr := advertised(cfg.ClusterAdvertise, clu.Addr())
+
+	cli, err := clustermap.Dial(ctx, cfg.EtcdEndpoints, log)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	cm := clustermap.NewStore(cli, cfg.EtcdPrefix, log)
+	me, err := cm.RegisterOSD(ctx, clustermap.OSD{UUID: uuid, Host: cfg.Host, Class: cfg.Class, Weight: cfg.Weight, PublicAddr: pubAddr, ClusterAddr: cluAddr})
+	if err != nil {
+		return fmt.Errorf("register osd: %w", err)
+	}
+	if err := checkID(cfg.DataDir, me.ID); err != nil {
+		return err
+	}
+	log = log.With(zap.Int32("osd", me.ID))
+
+	tr := NewTCPTransport(me.ID, log.Named("transport"))
+	node, err := NewNode(NodeConfig{ID: me.ID, Store: ChunkStore{st}, Transport: tr, Logger: log})
+	if err != nil {
+		return err
+	}
+	srv := NewServer(node, ChunkStore{st}, log.Named("server"))
+
+	g, gctx := errgroup.WithContext(ctx)
+	tr.Start(gctx)
+	g.Go(func() error { defer tr.Wait(); return node.Run(gctx) })
+	g.Go(func() error { return srv.Serve(gctx, pub) })
+	g.Go(func() error { return ServeCluster(gctx, clu, node, log.Named("cluster")) })
+	g.Go(func() error { return st.RunGC(gctx) })
+	g.Go(func() error { return cm.KeepAlive(gctx, me.ID, cfg.LeaseTTL) })
+	g.Go(func() error {
+		return cm.Watch(gctx, func(m *clustermap.Map) { applyMap(m, me.ID, node, srv, tr) })
+	})
+	log.Info("osd serving", zap.String("public", pubAddr), zap.String("cluster", cluAddr), zap.String("data", cfg.DataDir))
+	if cfg.Ready != nil {
+		cfg.Ready(me.ID, pubAddr, cluAddr)
+	}
+	err = g.Wait()
+	log.Info("osd stopped")
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func advertised(adv string, bound net.Addr) string {
+	if adv != "" {
+		if _, port, err := net.SplitHostPort(adv); err == nil && port == "0" {
+			host, _, _ := net.SplitHostPort(adv)
+			_, bport, _ := net.SplitHostPort(bound.String())
+			return net.JoinHostPort(host, bport)
+		}
+		if !strings.Contains(adv, ":") {
+			_, bport, _ := net.SplitHostPort(bound.String())
+			return net.JoinHostPort(adv, bport)
+		}
+		return adv
+	}
+	return bound.String()
+}
+
+// applyMap brings the node in line with a new cluster map: peer addresses,
+// the epoch, and a replica for every PG this OSD belongs to.
+func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTransport) {
+	addrs := make(map[int32]string, len(m.OSDs))
+	for _, o := range m.OSDs {
+		addrs[o.ID] = o.ClusterAddr
+	}
+	tr.SetAddrs(addrs)
+	srv.SetEpoch(m.Epoch)
+	for _, p := range m.Pools {
+		for pg := uint32(0); pg < p.PGNum; pg++ {
+			reps := m.Replicas(p, pg)
+			for _, id := range reps {
+				if id == self {
+					node.EnsurePG(PG{Pool: p.ID, Seq: pg}, reps, p.MinSize)
+					break
+				}
+			}
+		}
+	}
+}

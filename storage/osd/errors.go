@@ -1,0 +1,22 @@
+package osd
+
+import "errors"
+
+var (
+	// ErrNotLeader: this replica is not the PG's leader; retry at the leader.
+	ErrNotLeader = errors.New("osd: not the pg leader")
+	// ErrNoPG: this OSD holds no replica of the PG.
+	ErrNoPG = errors.New("osd: no such pg on this osd")
+	// ErrDegraded: fewer than min_size replicas are reachable; writes wait.
+	ErrDegraded = errors.New("osd: pg degraded below min_size")
+	// ErrTimeout: the operation did not finish in time; its outcome is unknown.
+	ErrTimeout = errors.New("osd: operation timed out")
+	// ErrClosing: the OSD is shutting down.
+	ErrClosing = errors.New("osd: shutting down")
+	// ErrBadEntry: a raft entry does not decode (a bug or corruption).
+	ErrBadEntry = errors.New("osd: undecodable raft entry")
+	// ErrLocked: another daemon uses the data directory.
+	ErrLocked = errors.New("osd: data directory in use")
+	// ErrConfig: the configuration is invalid.
+	ErrConfig = errors.New("osd: invalid config")
+)

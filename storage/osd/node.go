@@ -1,0 +1,429 @@
+package osd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// Transport carries raft messages to other OSDs. Send must not block for
+// long; it may drop messages (raft retransmits).
+type Transport interface {
+	Send(to int32, msgs []wire.RaftMsg)
+}
+
+// Clock is the time source of the node (tests substitute their own).
+type Clock interface{ Now() time.Time }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// NodeConfig configures a Node.
+type NodeConfig struct {
+	ID        int32     // this OSD's id
+	Store     Store     // required
+	Transport Transport // required
+	Logger    *zap.Logger
+	Clock     Clock // default wall clock
+
+	// TickInterval is the raft tick; elections take 10 ticks, heartbeats 1.
+	// Default 100ms.
+	TickInterval time.Duration
+	// CompactEvery: a PG's log is compacted once this many applied entries
+	// are held by every replica. Default 1024.
+	CompactEvery uint64
+}
+
+func (c NodeConfig) withDefaults() NodeConfig {
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
+	if c.TickInterval <= 0 {
+		c.TickInterval = 100 * time.Millisecond
+	}
+	if c.CompactEvery == 0 {
+		c.CompactEvery = 1024
+	}
+	return c
+}
+
+// Validate reports the first broken rule of c.
+func (c NodeConfig) Validate() error {
+	switch {
+	case c.ID < 0:
+		return fmt.Errorf("%w: osd id %d is negative", ErrConfig, c.ID)
+	case c.Store == nil:
+		return fmt.Errorf("%w: node needs a store", ErrConfig)
+	case c.Transport == nil:
+		return fmt.Errorf("%w: node needs a transport", ErrConfig)
+	}
+	return nil
+}
+
+// Node hosts every PG replica of one OSD and drives all their raft groups
+// from one goroutine (Run): each cycle it collects every group's Ready,
+// persists all their log entries, hard states and applied mutations in one
+// store batch (one fsync: group commit across PGs), then sends the messages,
+// one batch per peer OSD. Other goroutines talk to it through methods that
+// post closures to the loop.
+type Node struct {
+	cfg    NodeConfig
+	log    *zap.Logger
+	rlog   raft.Logger
+	events chan func()
+	done   chan struct{} // closed when Run returns
+
+	nonce   uint64
+	nextReq atomic.Uint64
+
+	mu    sync.Mutex          // guards the following
+	index map[PG]*replica     // lookups from other goroutines
+	heard map[int32]time.Time // last message from each peer OSD
+
+	// owned by the loop goroutine
+	replicas map[PG]*replica
+	outbox   map[int32][]wire.RaftMsg
+}
+
+// NewNode returns a node; Run starts it.
+func NewNode(cfg NodeConfig) (*Node, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var nb [8]byte
+	_, _ = rand.Read(nb[:])
+	lg := cfg.Logger
+	return &Node{
+		cfg: cfg, log: lg, rlog: raftLogger{lg.Named("raft").Sugar()},
+		events: make(chan func(), 4096), done: make(chan struct{}),
+		nonce: binary.BigEndian.Uint64(nb[:]),
+		index: map[PG]*replica{}, heard: map[int32]time.Time{},
+		replicas: map[PG]*replica{}, outbox: map[int32][]wire.RaftMsg{},
+	}, nil
+}
+
+// Run loads the PGs persisted in the store and drives them until ctx is
+// done. It returns a non-nil error only when the store fails, after which
+// the OSD must stop: continuing could acknowledge what is not durable.
+func (n *Node) Run(ctx context.Context) error {
+	defer close(n.done)
+	if err := n.loadAll(); err != nil {
+		return err
+	}
+	ticker := time.NewTicker(n.cfg.TickInterval)
+	defer ticker.Stop()
+	ticks := 0
+	defer func() {
+		for _, r := range n.replicas {
+			r.failAll(ErrClosing)
+		}
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-n.events:
+			ev()
+		case <-ticker.C:
+			ticks++
+			n.tick(ticks%10 == 0)
+		}
+		for i := 0; i < 1024; i++ {
+			select {
+			case ev := <-n.events:
+				ev()
+				continue
+			default:
+			}
+			break
+		}
+		if err := n.cycle(); err != nil {
+			n.log.Error("store failed; stopping this osd", zap.Error(err))
+			return err
+		}
+	}
+}
+
+// tick advances every PG's raft clock by one tick; expire also drops
+// waiters whose callers gave up.
+func (n *Node) tick(expire bool) {
+	now := n.cfg.Clock.Now()
+	for _, r := range n.replicas {
+		r.rn.Tick()
+		if expire {
+			r.expire(now)
+		}
+	}
+}
+
+func (n *Node) loadAll() error {
+	pgs, err := n.cfg.Store.ListPGs()
+	if err != nil {
+		return fmt.Errorf("list pgs: %w", err)
+	}
+	for _, pg := range pgs {
+		l, err := loadRaftLog(n.cfg.Store, pg)
+		if err != nil {
+			return err
+		}
+		if len(l.cs.GetVoters()) == 0 && l.last == 0 {
+			continue // objects without raft state: nothing to drive
+		}
+		if _, err := n.addReplica(l, nil, 0); err != nil {
+			return err
+		}
+	}
+	n.log.Info("loaded placement groups", zap.Int("pgs", len(n.replicas)))
+	return nil
+}
+
+func (n *Node) addReplica(l *raftLog, voters []int32, minSize int) (*replica, error) {
+	r, err := newReplica(n.cfg.ID, l, voters, minSize, n.rlog)
+	if err != nil {
+		return nil, err
+	}
+	n.replicas[l.pg] = r
+	n.mu.Lock()
+	n.index[l.pg] = r
+	n.mu.Unlock()
+	// The primary campaigns as soon as its configuration is applied, so
+	// a fresh or restarted PG does not wait an election timeout; pre-vote
+	// keeps this harmless when a leader already exists.
+	r.campaign = (len(voters) > 0 && voters[0] == n.cfg.ID) || (len(voters) == 0 && len(r.voters) > 0 && r.voters[0] == n.cfg.ID)
+	return r, nil
+}
+
+// post runs fn on the loop; false if the node has stopped.
+func (n *Node) post(ctx context.Context, fn func()) bool {
+	select {
+	case n.events <- fn:
+		return true
+	case <-n.done:
+		return false
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// EnsurePG creates this OSD's replica of pg with the given voters (primary
+// first) unless it exists. min_size is updated either way. Membership of an
+// existing PG is changed only by raft (replica moves come later), never here.
+func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
+	n.post(context.Background(), func() {
+		if r := n.replicas[pg]; r != nil {
+			r.minSize = minSize
+			return
+		}
+		l, err := loadRaftLog(n.cfg.Store, pg)
+		if err == nil {
+			_, err = n.addReplica(l, voters, minSize)
+		}
+		if err != nil {
+			n.log.Error("cannot create pg replica", zap.Uint32("pool", pg.Pool), zap.Uint32("pg", pg.Seq), zap.Error(err))
+		}
+	})
+}
+
+// Deliver steps raft messages received from peer OSD from.
+func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
+	now := n.cfg.Clock.Now()
+	n.mu.Lock()
+	n.heard[from] = now
+	n.mu.Unlock()
+	n.post(context.Background(), func() {
+		for _, wm := range msgs {
+			r := n.replicas[PG{Pool: wm.Pool, Seq: wm.PG}]
+			if r == nil {
+				continue // not created here yet; raft retransmits
+			}
+			m := &pb.Message{}
+			if err := proto.Unmarshal(wm.Msg, m); err != nil {
+				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(err))
+				continue
+			}
+			if wm.Compact > r.compactHint && !r.isLeader() {
+				r.compactHint = wm.Compact
+			}
+			_ = r.rn.Step(m)
+		}
+	})
+}
+
+// lookup returns the replica of pg, or nil.
+func (n *Node) lookup(pg PG) *replica {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.index[pg]
+}
+
+// active counts voters of r heard from within an election timeout (self
+// included).
+func (n *Node) active(r *replica) int {
+	cut := n.cfg.Clock.Now().Add(-10 * n.cfg.TickInterval)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, v := range r.voters {
+		if v == n.cfg.ID || n.heard[v].After(cut) {
+			c++
+		}
+	}
+	return c
+}
+
+// Leader returns the OSD id the replica of pg believes leads it (-1 unknown).
+func (n *Node) Leader(pg PG) (int32, error) {
+	r := n.lookup(pg)
+	if r == nil {
+		return -1, ErrNoPG
+	}
+	return r.leader.Load(), nil
+}
+
+var errStopped = errors.New("osd: node stopped")
+
+func (n *Node) wait(ctx context.Context, w *waiter) (uint64, error) {
+	select {
+	case res := <-w.done:
+		return res.index, res.err
+	case <-ctx.Done():
+		return 0, ErrTimeout
+	case <-n.done:
+		return 0, ErrClosing
+	}
+}
+
+func (n *Node) deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return n.cfg.Clock.Now().Add(30 * time.Second)
+}
+
+// propose replicates o through pg's raft log and returns once it is applied
+// on this (leader) replica, with the entry's index.
+func (n *Node) propose(ctx context.Context, pg PG, o op) (uint64, error) {
+	o.ReqID = n.nonce + n.nextReq.Add(1)
+	data := encodeOp(&o)
+	w := newWaiter(n.deadline(ctx))
+	if !n.post(ctx, func() { n.startPropose(pg, o.ReqID, data, w) }) {
+		return 0, ErrClosing
+	}
+	return n.wait(ctx, w)
+}
+
+// readIndex returns an index such that a read of the store after this
+// replica applied it is linearizable (leader only, lease-based).
+func (n *Node) readIndex(ctx context.Context, pg PG) (uint64, error) {
+	w := newWaiter(n.deadline(ctx))
+	if !n.post(ctx, func() { n.startRead(pg, w) }) {
+		return 0, ErrClosing
+	}
+	return n.wait(ctx, w)
+}
+
+// startPropose runs on the loop: propose data (an encoded op with reqID) to
+// pg's raft group; w completes when it is applied here, or fails.
+func (n *Node) startPropose(pg PG, reqID uint64, data []byte, w *waiter) {
+	r := n.replicas[pg]
+	switch {
+	case r == nil:
+		w.finish(0, ErrNoPG)
+	case !r.isLeader():
+		w.finish(0, ErrNotLeader)
+	case r.minSize > 0 && n.active(r) < r.minSize:
+		w.finish(0, ErrDegraded)
+	default:
+		if err := r.rn.Propose(data); err != nil {
+			w.finish(0, fmt.Errorf("%w: %v", ErrNotLeader, err))
+			return
+		}
+		r.waiters[reqID] = w
+	}
+}
+
+// startRead runs on the loop: w completes with a read index once this
+// leader may serve a linearizable read of pg at it.
+func (n *Node) startRead(pg PG, w *waiter) {
+	r := n.replicas[pg]
+	switch {
+	case r == nil:
+		w.finish(0, ErrNoPG)
+	case !r.isLeader():
+		w.finish(0, ErrNotLeader)
+	default:
+		id := n.nextReq.Add(1)
+		var rc [8]byte
+		binary.BigEndian.PutUint64(rc[:], id)
+		r.readCtx[id] = w
+		r.rn.ReadIndex(rc[:])
+	}
+}
+
+// waitApplied waits until this replica of pg has applied index idx.
+func (n *Node) waitApplied(ctx context.Context, pg PG, idx uint64) error {
+	r := n.lookup(pg)
+	if r == nil {
+		return ErrNoPG
+	}
+	for r.applied.Load() < idx {
+		select {
+		case <-ctx.Done():
+			return ErrTimeout
+		case <-n.done:
+			return ErrClosing
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// States returns the raft state of every PG on this OSD.
+func (n *Node) States(ctx context.Context) ([]wire.PGState, error) {
+	out := make(chan []wire.PGState, 1)
+	if !n.post(ctx, func() {
+		sts := make([]wire.PGState, 0, len(n.replicas))
+		for pg, r := range n.replicas {
+			bs := r.rn.BasicStatus()
+			st := wire.PGState{Pool: pg.Pool, PG: pg.Seq, Leader: osdID(bs.Lead), Term: bs.GetTerm(), Commit: bs.GetCommit(),
+				Applied: r.log.applied, Voters: append([]int32(nil), r.voters...), Lagging: []int32{}}
+			if r.isLeader() {
+				r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+					if pr.Match < r.log.last {
+						st.Lagging = append(st.Lagging, osdID(id))
+					}
+				})
+			}
+			sts = append(sts, st)
+		}
+		out <- sts
+	}) {
+		return nil, ErrClosing
+	}
+	select {
+	case s := <-out:
+		return s, nil
+	case <-ctx.Done():
+		return nil, ErrTimeout
+	case <-n.done:
+		return nil, ErrClosing
+	}
+}

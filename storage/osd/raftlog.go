@@ -1,0 +1,208 @@
+package osd
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// raftLog implements raft.Storage for one PG over the Store. Entries live on
+// disk; only their terms are kept in memory (8 bytes each, bounded by log
+// compaction). It is used only from the node loop goroutine.
+type raftLog struct {
+	pg    PG
+	store Store
+
+	hs          *pb.HardState
+	cs          *pb.ConfState
+	first, last uint64   // first available index; last index (first-1 when empty)
+	compactTerm uint64   // term of entry first-1
+	terms       []uint64 // terms[i] is the term of entry first+i
+
+	applied, appliedTerm uint64
+}
+
+// applyState is persisted atomically with every applied batch.
+type applyState struct {
+	Applied, AppliedTerm uint64
+	CompactIndex         uint64 // == first-1
+	CompactTerm          uint64
+	Conf                 []byte // pb.ConfState
+}
+
+func (a applyState) encode() []byte {
+	b := make([]byte, 0, 32+len(a.Conf))
+	b = binary.BigEndian.AppendUint64(b, a.Applied)
+	b = binary.BigEndian.AppendUint64(b, a.AppliedTerm)
+	b = binary.BigEndian.AppendUint64(b, a.CompactIndex)
+	b = binary.BigEndian.AppendUint64(b, a.CompactTerm)
+	return append(b, a.Conf...)
+}
+
+func decodeApplyState(b []byte) (applyState, error) {
+	if len(b) < 32 {
+		return applyState{}, fmt.Errorf("%w: apply state of %d bytes", ErrBadEntry, len(b))
+	}
+	return applyState{
+		Applied:      binary.BigEndian.Uint64(b),
+		AppliedTerm:  binary.BigEndian.Uint64(b[8:]),
+		CompactIndex: binary.BigEndian.Uint64(b[16:]),
+		CompactTerm:  binary.BigEndian.Uint64(b[24:]),
+		Conf:         b[32:],
+	}, nil
+}
+
+// loadRaftLog reads a PG's raft state from the store.
+func loadRaftLog(store Store, pg PG) (*raftLog, error) {
+	st, err := store.LoadRaft(pg)
+	if err != nil {
+		return nil, fmt.Errorf("load raft state of pg %d.%d: %w", pg.Pool, pg.Seq, err)
+	}
+	l := &raftLog{pg: pg, store: store, hs: &pb.HardState{}, cs: &pb.ConfState{}, first: 1}
+	if st.HardState != nil {
+		if err := proto.Unmarshal(st.HardState, l.hs); err != nil {
+			return nil, fmt.Errorf("%w: hard state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
+		}
+	}
+	if st.ApplyState != nil {
+		as, err := decodeApplyState(st.ApplyState)
+		if err != nil {
+			return nil, err
+		}
+		if err := proto.Unmarshal(as.Conf, l.cs); err != nil {
+			return nil, fmt.Errorf("%w: conf state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
+		}
+		l.applied, l.appliedTerm = as.Applied, as.AppliedTerm
+		l.first, l.compactTerm = as.CompactIndex+1, as.CompactTerm
+	}
+	if st.FirstIndex > l.first {
+		l.first = st.FirstIndex
+	}
+	l.last = l.first - 1
+	if st.LastIndex >= l.first {
+		ents, err := l.read(l.first, st.LastIndex+1, 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range ents {
+			l.terms = append(l.terms, e.GetTerm())
+		}
+		l.last = st.LastIndex
+	}
+	return l, nil
+}
+
+func (l *raftLog) read(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
+	raw, err := l.store.Entries(l.pg, lo, hi, maxSize)
+	if err != nil {
+		return nil, fmt.Errorf("read raft log [%d,%d) of pg %d.%d: %w", lo, hi, l.pg.Pool, l.pg.Seq, err)
+	}
+	ents := make([]*pb.Entry, len(raw))
+	for i, b := range raw {
+		e := &pb.Entry{}
+		if err := proto.Unmarshal(b, e); err != nil {
+			return nil, fmt.Errorf("%w: entry %d of pg %d.%d: %v", ErrBadEntry, lo+uint64(i), l.pg.Pool, l.pg.Seq, err)
+		}
+		ents[i] = e
+	}
+	return ents, nil
+}
+
+// InitialState implements raft.Storage.
+func (l *raftLog) InitialState() (*pb.HardState, *pb.ConfState, error) {
+	return proto.CloneOf(l.hs), proto.CloneOf(l.cs), nil
+}
+
+// Entries implements raft.Storage.
+func (l *raftLog) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
+	if lo < l.first {
+		return nil, raft.ErrCompacted
+	}
+	if hi > l.last+1 {
+		return nil, raft.ErrUnavailable
+	}
+	if lo >= hi {
+		return nil, nil
+	}
+	return l.read(lo, hi, maxSize)
+}
+
+// Term implements raft.Storage.
+func (l *raftLog) Term(i uint64) (uint64, error) {
+	switch {
+	case i == l.first-1:
+		return l.compactTerm, nil
+	case i < l.first:
+		return 0, raft.ErrCompacted
+	case i > l.last:
+		return 0, raft.ErrUnavailable
+	}
+	return l.terms[i-l.first], nil
+}
+
+// LastIndex implements raft.Storage.
+func (l *raftLog) LastIndex() (uint64, error) { return l.last, nil }
+
+// FirstIndex implements raft.Storage.
+func (l *raftLog) FirstIndex() (uint64, error) { return l.first, nil }
+
+// Snapshot implements raft.Storage. Snapshot transfer (backfill of a replica
+// that fell behind the compacted log) is not built yet; logs are compacted
+// only below what every replica has, so raft does not need one. Returning
+// "temporarily unavailable" makes raft retry later instead of installing an
+// empty state on the follower.
+func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
+	return nil, raft.ErrSnapshotTemporarilyUnavailable
+}
+
+// stageAppend persists entries into b; commitAppend updates memory once b
+// committed.
+func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry) error {
+	if len(ents) == 0 {
+		return nil
+	}
+	raw := make([][]byte, len(ents))
+	for i, e := range ents {
+		var err error
+		if raw[i], err = proto.Marshal(e); err != nil {
+			return err
+		}
+	}
+	return b.AppendEntries(l.pg, ents[0].GetIndex(), raw)
+}
+
+func (l *raftLog) commitAppend(ents []*pb.Entry) {
+	if len(ents) == 0 {
+		return
+	}
+	i0 := ents[0].GetIndex()
+	if i0 < l.first {
+		panic(fmt.Sprintf("osd: append at %d below first index %d of pg %d.%d", i0, l.first, l.pg.Pool, l.pg.Seq))
+	}
+	l.terms = l.terms[:i0-l.first]
+	for _, e := range ents {
+		l.terms = append(l.terms, e.GetTerm())
+	}
+	l.last = l.first + uint64(len(l.terms)) - 1
+}
+
+// compact drops entries below upTo from memory (after CompactLog committed).
+func (l *raftLog) compact(upTo uint64) {
+	if upTo <= l.first || upTo > l.last+1 {
+		return
+	}
+	l.compactTerm = l.terms[upTo-1-l.first]
+	l.terms = append([]uint64(nil), l.terms[upTo-l.first:]...)
+	l.first = upTo
+}
+
+func (l *raftLog) applyStateBytes(conf []byte, compactTo uint64) []byte {
+	as := applyState{Applied: l.applied, AppliedTerm: l.appliedTerm, CompactIndex: l.first - 1, CompactTerm: l.compactTerm, Conf: conf}
+	if compactTo > l.first && compactTo <= l.last+1 {
+		as.CompactIndex, as.CompactTerm = compactTo-1, l.terms[compactTo-1-l.first]
+	}
+	return as.encode()
+}

@@ -1,0 +1,170 @@
+package osd
+
+import (
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+	"google.golang.org/protobuf/proto"
+)
+
+// result completes a proposal or a read-index request.
+type result struct {
+	index uint64
+	err   error
+}
+
+// waiter is a caller waiting on the node loop. done is buffered so the loop
+// never blocks on a caller that gave up.
+type waiter struct {
+	done     chan result
+	deadline time.Time
+}
+
+func newWaiter(deadline time.Time) *waiter {
+	return &waiter{done: make(chan result, 1), deadline: deadline}
+}
+
+func (w *waiter) finish(idx uint64, err error) {
+	select {
+	case w.done <- result{idx, err}:
+	default:
+	}
+}
+
+type pendingRead struct {
+	index uint64
+	w     *waiter
+}
+
+// replica is this OSD's member of one PG's raft group. All fields but the
+// atomics are owned by the node loop goroutine.
+type replica struct {
+	pg      PG
+	self    int32
+	rn      *raft.RawNode
+	log     *raftLog
+	minSize int
+	voters  []int32 // from the conf state
+
+	conf        []byte             // marshalled current pb.ConfState
+	waiters     map[uint64]*waiter // proposal ReqID → waiter
+	readCtx     map[uint64]*waiter // read-index ctx → waiter
+	readQ       []pendingRead      // read index known, waiting for apply
+	compactHint uint64             // leader: what it compacted to; follower: leader's hint
+	campaign    bool               // campaign once the configuration is applied
+
+	applied atomic.Uint64 // for readers outside the loop
+	leader  atomic.Int32  // -1 unknown
+}
+
+func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.Logger) (*replica, error) {
+	r := &replica{
+		pg: log.pg, self: self, log: log, minSize: minSize,
+		waiters: map[uint64]*waiter{}, readCtx: map[uint64]*waiter{},
+	}
+	rn, err := raft.NewRawNode(&raft.Config{
+		ID:                        raftID(self),
+		ElectionTick:              10,
+		HeartbeatTick:             1,
+		Storage:                   log,
+		Applied:                   log.applied,
+		MaxSizePerMsg:             1 << 20,
+		MaxCommittedSizePerReady:  8 << 20,
+		MaxUncommittedEntriesSize: 128 << 20,
+		MaxInflightMsgs:           256,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		ReadOnlyOption:            raft.ReadOnlyLeaseBased,
+		DisableProposalForwarding: true,
+		Logger:                    lg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start raft for pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
+	}
+	r.rn = rn
+	r.leader.Store(-1)
+	r.applied.Store(log.applied)
+	if log.last == 0 && raft.IsEmptyHardState(log.hs) {
+		peers := make([]raft.Peer, len(voters))
+		for i, v := range voters {
+			peers[i] = raft.Peer{ID: raftID(v)}
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("bootstrap pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
+		}
+	}
+	r.setConf(log.cs)
+	return r, nil
+}
+
+func (r *replica) setConf(cs *pb.ConfState) {
+	r.conf, _ = proto.Marshal(cs)
+	r.voters = r.voters[:0]
+	for _, id := range cs.GetVoters() {
+		r.voters = append(r.voters, osdID(id))
+	}
+	slices.Sort(r.voters)
+}
+
+func (r *replica) isLeader() bool { return r.leader.Load() == r.self }
+
+// failAll answers every waiter with err (leadership lost, shutdown).
+func (r *replica) failAll(err error) {
+	for id, w := range r.waiters {
+		w.finish(0, err)
+		delete(r.waiters, id)
+	}
+	for id, w := range r.readCtx {
+		w.finish(0, err)
+		delete(r.readCtx, id)
+	}
+	for _, pr := range r.readQ {
+		pr.w.finish(0, err)
+	}
+	r.readQ = nil
+}
+
+// expire drops waiters whose callers have given up.
+func (r *replica) expire(now time.Time) {
+	for id, w := range r.waiters {
+		if now.After(w.deadline) {
+			w.finish(0, ErrTimeout)
+			delete(r.waiters, id)
+		}
+	}
+	for id, w := range r.readCtx {
+		if now.After(w.deadline) {
+			w.finish(0, ErrTimeout)
+			delete(r.readCtx, id)
+		}
+	}
+}
+
+// grantReads completes read-index waiters whose index has been applied.
+func (r *replica) grantReads() {
+	keep := r.readQ[:0]
+	for _, pr := range r.readQ {
+		if pr.index <= r.log.applied {
+			pr.w.finish(pr.index, nil)
+		} else {
+			keep = append(keep, pr)
+		}
+	}
+	r.readQ = keep
+}
+
+// minMatch is the lowest log index every voter is known to hold (leader only).
+func (r *replica) minMatch() uint64 {
+	m := r.log.last
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if pr.Match < m {
+			m = pr.Match
+		}
+	})
+	return m
+}

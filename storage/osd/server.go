@@ -1,0 +1,342 @@
+package osd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// maxProposal bounds one raft entry's payload; larger writes are split.
+const maxProposal = 1 << 20
+
+// Server answers client requests (public network) from the node and store.
+type Server struct {
+	node    *Node
+	store   Store
+	log     *zap.Logger
+	timeout time.Duration // per request
+	epoch   atomic.Uint64 // the newest map epoch this OSD knows
+}
+
+// NewServer returns a server for n's PGs.
+func NewServer(n *Node, store Store, log *zap.Logger) *Server {
+	return &Server{node: n, store: store, log: log, timeout: 20 * time.Second}
+}
+
+// SetEpoch records the newest cluster map epoch seen by this OSD.
+func (s *Server) SetEpoch(e uint64) {
+	for {
+		old := s.epoch.Load()
+		if e <= old || s.epoch.CompareAndSwap(old, e) {
+			return
+		}
+	}
+}
+
+// Serve accepts client connections on l until ctx is done.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { l.Close() })
+	defer stop()
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.serveConn(ctx, c)
+		}()
+	}
+}
+
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	out := make(chan []byte, 256)
+	var wg sync.WaitGroup
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		w := bufio.NewWriterSize(c, 256<<10)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case b := <-out:
+				if wire.WriteFrame(w, wire.FrameResponse, b) != nil {
+					cancel()
+					return
+				}
+				if len(out) == 0 && w.Flush() != nil {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	sem := make(chan struct{}, 256)
+	r := bufio.NewReaderSize(c, 256<<10)
+	for {
+		typ, body, err := wire.ReadFrame(r)
+		if err != nil {
+			break
+		}
+		if typ != wire.FrameRequest {
+			break
+		}
+		req, err := wire.DecodeRequest(body)
+		if err != nil {
+			break // a malformed frame leaves the stream unsynchronised
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			resp := s.handle(ctx, &req)
+			select {
+			case out <- wire.AppendResponse(nil, &resp):
+			case <-ctx.Done():
+			}
+		}()
+	}
+	wg.Wait()
+	cancel()
+	<-writerDone
+}
+
+func (s *Server) handle(ctx context.Context, req *wire.Request) wire.Response {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp := wire.Response{ID: req.ID, Epoch: s.epoch.Load(), Leader: -1}
+	if req.Epoch < resp.Epoch && req.Op != wire.OpPGStatus && req.Op != wire.OpDigest {
+		resp.Status = wire.StatusStaleEpoch
+		return resp
+	}
+	pg := PG{Pool: req.Pool, Seq: req.PG}
+	var err error
+	switch req.Op {
+	case wire.OpWrite, wire.OpTruncate, wire.OpZero, wire.OpDelete:
+		resp.A, err = s.mutate(ctx, pg, req)
+	case wire.OpRead:
+		resp.A, resp.Data, err = s.read(ctx, pg, req)
+	case wire.OpStat:
+		var info chunkstore.ObjectInfo
+		if resp.A, err = s.node.readIndex(ctx, pg); err == nil {
+			if info, err = s.store.Stat(pg, req.Object); err == nil {
+				resp.A, resp.B = uint64(info.Size), info.Version
+			}
+		}
+	case wire.OpList:
+		resp.Data, err = s.list(ctx, pg, req)
+	case wire.OpReplicaRead:
+		if err = s.node.waitApplied(ctx, pg, req.MinIndex); err == nil {
+			resp.Data, err = s.readLocal(pg, req)
+		}
+	case wire.OpDigest:
+		resp.Data, err = s.digest(pg)
+	case wire.OpPGStatus:
+		var sts []wire.PGState
+		if sts, err = s.node.States(ctx); err == nil {
+			resp.Data = wire.AppendPGStates(nil, sts)
+		}
+	default:
+		err = errInvalid("unknown op " + req.Op.String())
+	}
+	if err != nil {
+		resp.Status, resp.Msg = statusOf(err)
+		resp.Data = nil
+		if resp.Status == wire.StatusNotLeader {
+			resp.Leader, _ = s.node.Leader(pg)
+		}
+	}
+	return resp
+}
+
+type invalidError string
+
+func (e invalidError) Error() string { return string(e) }
+
+func errInvalid(msg string) error { return invalidError(msg) }
+
+func checkRange(off, length int64) error {
+	if off < 0 || length < 0 {
+		return errInvalid("negative offset or length")
+	}
+	if off+length > chunkstore.MaxObjectSize {
+		return chunkstore.ErrTooLarge
+	}
+	return nil
+}
+
+func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request) (uint64, error) {
+	o := op{Object: req.Object, Offset: req.Offset}
+	switch req.Op {
+	case wire.OpWrite:
+		if err := checkRange(req.Offset, int64(len(req.Data))); err != nil {
+			return 0, err
+		}
+		if len(req.Data) > maxProposal {
+			return s.splitWrite(ctx, pg, req)
+		}
+		o.Kind, o.Data = opWrite, req.Data
+	case wire.OpTruncate:
+		if err := checkRange(req.Offset, 0); err != nil {
+			return 0, err
+		}
+		o.Kind = opTruncate
+	case wire.OpZero:
+		if err := checkRange(req.Offset, req.Length); err != nil {
+			return 0, err
+		}
+		o.Kind, o.Length = opZero, req.Length
+	case wire.OpDelete:
+		o.Kind = opDelete
+	}
+	if req.Object == "" {
+		return 0, errInvalid("empty object name")
+	}
+	return s.node.propose(ctx, pg, o)
+}
+
+// splitWrite proposes a large write as several entries, pipelined. The
+// pieces are not atomic together, as with a disk's multi-sector write.
+func (s *Server) splitWrite(ctx context.Context, pg PG, req *wire.Request) (uint64, error) {
+	type res struct {
+		idx uint64
+		err error
+	}
+	n := (len(req.Data) + maxProposal - 1) / maxProposal
+	ch := make(chan res, n)
+	for i := 0; i < n; i++ {
+		lo := i * maxProposal
+		hi := min(lo+maxProposal, len(req.Data))
+		go func() {
+			idx, err := s.node.propose(ctx, pg, op{Kind: opWrite, Object: req.Object, Offset: req.Offset + int64(lo), Data: req.Data[lo:hi]})
+			ch <- res{idx, err}
+		}()
+	}
+	var last uint64
+	var first error
+	for i := 0; i < n; i++ {
+		r := <-ch
+		if r.err != nil && first == nil {
+			first = r.err
+		}
+		last = max(last, r.idx)
+	}
+	return last, first
+}
+
+func (s *Server) read(ctx context.Context, pg PG, req *wire.Request) (uint64, []byte, error) {
+	if err := checkRange(req.Offset, req.Length); err != nil {
+		return 0, nil, err
+	}
+	idx, err := s.node.readIndex(ctx, pg)
+	if err != nil {
+		return 0, nil, err
+	}
+	p := make([]byte, req.Length)
+	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
+		return idx, nil, err
+	}
+	return idx, p, nil
+}
+
+func (s *Server) readLocal(pg PG, req *wire.Request) ([]byte, error) {
+	if err := checkRange(req.Offset, req.Length); err != nil {
+		return nil, err
+	}
+	p := make([]byte, req.Length)
+	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (s *Server) list(ctx context.Context, pg PG, req *wire.Request) ([]byte, error) {
+	if _, err := s.node.readIndex(ctx, pg); err != nil {
+		return nil, err
+	}
+	limit := int(req.Length)
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	infos, err := s.store.List(pg, req.Object, string(req.Data), limit)
+	if err != nil {
+		return nil, err
+	}
+	ents := make([]wire.ObjectEntry, len(infos))
+	for i, in := range infos {
+		ents[i] = wire.ObjectEntry{Name: in.Name, Size: in.Size, Version: in.Version}
+	}
+	return wire.AppendList(nil, ents), nil
+}
+
+func (s *Server) digest(pg PG) ([]byte, error) {
+	if s.node.lookup(pg) == nil {
+		return nil, ErrNoPG
+	}
+	apply, sum, count, err := s.store.Digest(pg)
+	if err != nil {
+		return nil, err
+	}
+	dg := wire.Digest{Objects: uint64(count), Sum: sum}
+	if len(apply) > 0 {
+		as, err := decodeApplyState(apply)
+		if err != nil {
+			return nil, err
+		}
+		dg.Applied = as.Applied
+	}
+	return wire.AppendDigest(nil, dg), nil
+}
+
+// statusOf is the one place OSD errors become wire statuses.
+func statusOf(err error) (wire.Status, string) {
+	var inv invalidError
+	switch {
+	case errors.Is(err, chunkstore.ErrNotFound):
+		return wire.StatusNotFound, ""
+	case errors.Is(err, ErrNotLeader):
+		return wire.StatusNotLeader, ""
+	case errors.Is(err, ErrNoPG):
+		return wire.StatusNoPG, ""
+	case errors.Is(err, chunkstore.ErrCorrupt):
+		return wire.StatusCorrupt, err.Error()
+	case errors.Is(err, ErrDegraded):
+		return wire.StatusDegraded, ""
+	case errors.Is(err, chunkstore.ErrTooLarge):
+		return wire.StatusTooLarge, "objects are limited to 32 MiB"
+	case errors.As(err, &inv):
+		return wire.StatusInvalid, inv.Error()
+	case errors.Is(err, ErrTimeout):
+		return wire.StatusTimeout, ""
+	case errors.Is(err, ErrClosing):
+		return wire.StatusClosing, ""
+	}
+	return wire.StatusInternal, err.Error()
+}

@@ -1,0 +1,40 @@
+package osd
+
+import "github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+
+// PG names a placement group (pool id, pg number).
+type PG = chunkstore.PG
+
+// Store is what an OSD needs from its device: the raft log and state of each
+// PG it hosts and the objects. *chunkstore.Store provides it (through
+// ChunkStore); tests may use an in-memory implementation.
+type Store interface {
+	LoadRaft(pg PG) (chunkstore.RaftState, error)
+	Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error)
+	ListPGs() ([]PG, error)
+	NewBatch() Batch
+	Read(pg PG, object string, off int64, p []byte) error
+	Stat(pg PG, object string) (chunkstore.ObjectInfo, error)
+	List(pg PG, prefix, after string, limit int) ([]chunkstore.ObjectInfo, error)
+	Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error)
+}
+
+// Batch is an atomic group of store changes, durable when Commit returns nil.
+type Batch interface {
+	AppendEntries(pg PG, first uint64, ents [][]byte) error
+	SetHardState(pg PG, hs []byte) error
+	SetApplyState(pg PG, st []byte) error
+	CompactLog(pg PG, upTo uint64) error
+	Write(pg PG, object string, off int64, data []byte, version uint64) error
+	Truncate(pg PG, object string, size int64, version uint64) error
+	Zero(pg PG, object string, off, length int64, version uint64) error
+	Delete(pg PG, object string) error
+	Commit() error
+	Discard()
+}
+
+// ChunkStore adapts *chunkstore.Store to Store.
+type ChunkStore struct{ *chunkstore.Store }
+
+// NewBatch implements Store.
+func (c ChunkStore) NewBatch() Batch { return c.Store.NewBatch() }

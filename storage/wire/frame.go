@@ -1,0 +1,49 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// MaxFrame bounds a frame body: the largest object IO (32 MiB) plus headers.
+const MaxFrame = 33 << 20
+
+// Frame types.
+const (
+	FrameRequest  byte = 1 // client → OSD: Request
+	FrameResponse byte = 2 // OSD → client: Response
+	FrameRaft     byte = 3 // OSD → OSD: RaftBatch
+	FrameHello    byte = 4 // OSD → OSD: first frame, names the sender
+)
+
+// WriteFrame writes one frame (5-byte header, body) to w. It does not flush.
+func WriteFrame(w *bufio.Writer, typ byte, body []byte) error {
+	var hdr [5]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(len(body)))
+	hdr[4] = typ
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(body)
+	return err
+}
+
+// ReadFrame reads one frame from r. The returned body is freshly allocated
+// and owned by the caller.
+func ReadFrame(r *bufio.Reader) (typ byte, body []byte, err error) {
+	var hdr [5]byte
+	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:4])
+	if n > MaxFrame {
+		return 0, nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	body = make([]byte, n)
+	if _, err = io.ReadFull(r, body); err != nil {
+		return 0, nil, err
+	}
+	return hdr[4], body, nil
+}

@@ -1,0 +1,85 @@
+package wire
+
+import "fmt"
+
+// Op is an object operation a client asks an OSD for.
+type Op uint8
+
+// Operations. Mutations (Write, Truncate, Zero, Delete) go through the PG's
+// raft log on its leader; Read, Stat and List are served by the leader after a
+// read-index check; ReplicaRead, Digest and PGStatus are answered by any
+// member from its local state.
+const (
+	OpRead        Op = 1
+	OpWrite       Op = 2
+	OpTruncate    Op = 3
+	OpZero        Op = 4
+	OpDelete      Op = 5
+	OpStat        Op = 6
+	OpList        Op = 7
+	OpReplicaRead Op = 8  // read this replica's copy once it applied MinIndex
+	OpDigest      Op = 9  // digest of this replica's copy of the PG
+	OpPGStatus    Op = 10 // raft status of every PG on this OSD (Pool, PG ignored)
+)
+
+var opNames = map[Op]string{
+	OpRead: "read", OpWrite: "write", OpTruncate: "truncate", OpZero: "zero",
+	OpDelete: "delete", OpStat: "stat", OpList: "list", OpReplicaRead: "replica-read",
+	OpDigest: "digest", OpPGStatus: "pg-status",
+}
+
+func (o Op) String() string {
+	if s, ok := opNames[o]; ok {
+		return s
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Request is one client request. Fields an op does not use are zero.
+type Request struct {
+	ID       uint64 // chosen by the client, echoed in the Response
+	Op       Op
+	Epoch    uint64 // cluster map epoch the client computed placement with
+	Pool, PG uint32
+	Object   string
+	Offset   int64  // Read/Write/Zero/ReplicaRead: byte offset; Truncate: new size
+	Length   int64  // Read/Zero/ReplicaRead: byte count; List: max names (0 = default)
+	MinIndex uint64 // ReplicaRead: wait until this replica applied this index
+	Data     []byte // Write: payload; List: the "after" cursor
+}
+
+// AppendRequest appends r's encoding to b.
+func AppendRequest(b []byte, r *Request) []byte {
+	e := enc{b}
+	e.u64(r.ID)
+	e.u8(byte(r.Op))
+	e.u64(r.Epoch)
+	e.u32(r.Pool)
+	e.u32(r.PG)
+	e.str(r.Object)
+	e.u64(uint64(r.Offset))
+	e.u64(uint64(r.Length))
+	e.u64(r.MinIndex)
+	e.bytes(r.Data)
+	return e.b
+}
+
+// DecodeRequest decodes a request body. Data aliases b.
+func DecodeRequest(b []byte) (Request, error) {
+	d := dec{b: b}
+	var r Request
+	r.ID = d.u64()
+	r.Op = Op(d.u8())
+	r.Epoch = d.u64()
+	r.Pool = d.u32()
+	r.PG = d.u32()
+	r.Object = d.str()
+	r.Offset = int64(d.u64())
+	r.Length = int64(d.u64())
+	r.MinIndex = d.u64()
+	r.Data = d.bytes()
+	if !d.done() {
+		return Request{}, fmt.Errorf("%w: request", ErrMalformed)
+	}
+	return r, nil
+}
