@@ -77,7 +77,7 @@ on start and keeps the same id across restarts on the same --data.`,
 	}
 	addOSDFlags(cmd, &cfg)
 	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config file (see configs/osd.yaml); flags override it")
-	cmd.AddCommand(newOSDLsCmd(g), newOSDTreeCmd(g), newOSDInOutCmd(g, true), newOSDInOutCmd(g, false), newOSDReweightCmd(g))
+	cmd.AddCommand(newOSDLsCmd(g), newOSDTreeCmd(g), newOSDInOutCmd(g, true), newOSDInOutCmd(g, false), newOSDReweightCmd(g), newOSDMapCmd(g))
 	return cmd
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -106,38 +105,34 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		return grp.Wait()
 	}
 
-	var mu sync.Mutex
+	// OSDs start one after another so that on a fresh cluster osd.N is
+	// the one on DIR/osd.N.
 	lines := make([]string, cfg.OSDs)
-	var ready sync.WaitGroup
-	ready.Add(cfg.OSDs)
 	for i := 0; i < cfg.OSDs; i++ {
 		adv := ""
 		if cfg.AdvertiseHost != "" {
 			adv = net.JoinHostPort(cfg.AdvertiseHost, "0")
 		}
+		dir := filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i))
+		ready := make(chan string, 1)
 		d, err := osd.NewDaemon(osd.Config{
-			DataDir: filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i)), Host: host, Class: "hdd",
+			DataDir: dir, Host: host, Class: "hdd",
 			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
 			ClusterListen: net.JoinHostPort("127.0.0.1", port(cfg.ClusterPort, i)),
 			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
 			Ready: func(id int32, pub, clu string) {
-				mu.Lock()
-				lines[i] = fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i)), pub, clu)
-				mu.Unlock()
-				ready.Done()
+				ready <- fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), dir, pub, clu)
 			},
 		})
 		if err != nil {
 			return err
 		}
 		grp.Go(func() error { return d.Run(gctx) })
-	}
-	allReady := make(chan struct{})
-	go func() { ready.Wait(); close(allReady) }()
-	select {
-	case <-allReady:
-	case <-gctx.Done():
-		return grp.Wait()
+		select {
+		case lines[i] = <-ready:
+		case <-gctx.Done():
+			return grp.Wait()
+		}
 	}
 	if err := ensurePool(gctx, urls, g.etcdPrefix, cfg, log); err != nil {
 		log.Error("cannot create the default pool", zap.Error(err))

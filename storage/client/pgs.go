@@ -108,3 +108,48 @@ func sameErrFree(rs []ReplicaDigest) bool {
 	}
 	return false
 }
+
+// TransferLeader asks the PG's leader to hand leadership to OSD target and
+// waits (until ctx is done) for target to report itself leader.
+func (c *Client) TransferLeader(ctx context.Context, poolID, pg uint32, target int32) error {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	key := pgKey{poolID, pg}
+	for {
+		if _, err := c.toLeader(ctx, wire.Request{Op: wire.OpTransfer, Pool: poolID, PG: pg, Offset: int64(target)}); err != nil {
+			return err
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for time.Now().Before(deadline) {
+			resp, err := c.call(ctx, target, &wire.Request{Op: wire.OpPGStatus, Epoch: c.Map().Epoch})
+			if err == nil && resp.Status == wire.StatusOK {
+				sts, _ := wire.DecodePGStates(resp.Data)
+				for _, s := range sts {
+					if s.Pool == poolID && s.PG == pg && s.Leader == target {
+						c.mu.Lock()
+						c.leaders[key] = target
+						c.mu.Unlock()
+						return nil
+					}
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%w: osd.%d did not take over pg %d.%x", ErrUnavailable, target, poolID, pg)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		c.forgetLeader(key, -1)
+	}
+}
+
+// Locate returns the PG an object maps to and its placement (primary first).
+func (c *Client) Locate(ctx context.Context, pool, object string) (poolID, pg uint32, up []int32, err error) {
+	p, err := c.pool(ctx, pool)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	m := c.Map()
+	pg = m.PGOf(p, object)
+	return p.ID, pg, m.Replicas(p, pg), nil
+}

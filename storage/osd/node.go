@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -376,6 +377,30 @@ func (n *Node) startRead(pg PG, w *waiter) {
 		r.readCtx[id] = w
 		r.rn.ReadIndex(rc[:])
 	}
+}
+
+// transferLeader asks pg's leader (this replica) to hand leadership to
+// target; it returns once the request is made, not when it completes.
+func (n *Node) transferLeader(ctx context.Context, pg PG, target int32) error {
+	w := newWaiter(n.deadline(ctx))
+	if !n.post(ctx, func() {
+		r := n.replicas[pg]
+		switch {
+		case r == nil:
+			w.finish(0, ErrNoPG)
+		case !r.isLeader():
+			w.finish(0, ErrNotLeader)
+		case !slices.Contains(r.voters, target):
+			w.finish(0, errInvalid(fmt.Sprintf("osd.%d is not a member of pg %d.%x", target, pg.Pool, pg.Seq)))
+		default:
+			r.rn.TransferLeader(raftID(target))
+			w.finish(0, nil)
+		}
+	}) {
+		return ErrClosing
+	}
+	_, err := n.wait(ctx, w)
+	return err
 }
 
 // waitApplied waits until this replica of pg has applied index idx.

@@ -3,6 +3,7 @@ package osd
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -83,12 +84,15 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 	}
 	l.last = l.first - 1
 	if st.LastIndex >= l.first {
-		ents, err := l.read(l.first, st.LastIndex+1, 0)
+		ents, err := l.read(l.first, st.LastIndex+1, math.MaxUint64)
 		if err != nil {
 			return nil, err
 		}
 		for _, e := range ents {
 			l.terms = append(l.terms, e.GetTerm())
+		}
+		if uint64(len(l.terms)) != st.LastIndex-l.first+1 {
+			return nil, fmt.Errorf("%w: pg %d.%d log [%d,%d] holds %d entries", ErrBadEntry, pg.Pool, pg.Seq, l.first, st.LastIndex, len(l.terms))
 		}
 		l.last = st.LastIndex
 	}

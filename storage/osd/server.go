@@ -163,6 +163,8 @@ func (s *Server) handle(ctx context.Context, req *wire.Request) wire.Response {
 		if sts, err = s.node.States(ctx); err == nil {
 			resp.Data = wire.AppendPGStates(nil, sts)
 		}
+	case wire.OpTransfer:
+		err = s.node.transferLeader(ctx, pg, int32(req.Offset))
 	default:
 		err = errInvalid("unknown op " + req.Op.String())
 	}

@@ -20,12 +20,13 @@ const (
 	OpReplicaRead Op = 8  // read this replica's copy once it applied MinIndex
 	OpDigest      Op = 9  // digest of this replica's copy of the PG
 	OpPGStatus    Op = 10 // raft status of every PG on this OSD (Pool, PG ignored)
+	OpTransfer    Op = 11 // leader only: hand leadership of the PG to OSD Offset
 )
 
 var opNames = map[Op]string{
 	OpRead: "read", OpWrite: "write", OpTruncate: "truncate", OpZero: "zero",
 	OpDelete: "delete", OpStat: "stat", OpList: "list", OpReplicaRead: "replica-read",
-	OpDigest: "digest", OpPGStatus: "pg-status",
+	OpDigest: "digest", OpPGStatus: "pg-status", OpTransfer: "transfer-leader",
 }
 
 func (o Op) String() string {

@@ -1,0 +1,134 @@
+package chunkstore
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures a Store. Zero fields take the defaults listed; Logger is
+// required.
+type Config struct {
+	// Dir is the data directory; the badger files live here. Required.
+	Dir string
+	// BlockSize is the object block size in bytes: a power of two from 4 KiB
+	// to 1 MiB, default 16 KiB. It is persisted at the first Open; a later
+	// Open with a different value fails with ErrConfig.
+	BlockSize int
+	// MemTableSize is badger's memtable size; default 8 MiB. Badger keeps two
+	// memtables, and one transaction may hold about 15% of it in keys and
+	// small values (larger batches are split, see Batch).
+	MemTableSize int64
+	// BlockCacheSize bounds badger's table block cache; default 16 MiB.
+	BlockCacheSize int64
+	// IndexCacheSize bounds badger's table index and bloom filter cache;
+	// default 8 MiB.
+	IndexCacheSize int64
+	// ValueThreshold: values of at least this many bytes (object blocks,
+	// raft entries) go to the value log; default 1 KiB.
+	ValueThreshold int64
+	// ValueLogFileSize is the size of one value-log file; default 64 MiB,
+	// range [1 MiB, 2 GiB). It also bounds the size of one raft entry.
+	ValueLogFileSize int64
+	// GCInterval is the value-log GC schedule of RunGC; default 1m.
+	GCInterval time.Duration
+	// GCDiscardRatio: a value-log file is rewritten when at least this
+	// fraction of it is garbage; default 0.5, range (0, 1).
+	GCDiscardRatio float64
+	// SkipVerifyOnOpen skips checking every LSM table block's checksum at
+	// Open. Badger drops a table block that fails its checksum on the read
+	// path silently (the key looks absent), so the check at Open is on by
+	// default; it reads the LSM (keys and small values, not the value log).
+	SkipVerifyOnOpen bool
+	// Logger receives the store's and badger's warnings and errors. Required
+	// (use zap.NewNop in tests).
+	Logger *zap.Logger
+}
+
+// Defaults.
+const (
+	DefaultBlockSize        = 16 << 10
+	DefaultMemTableSize     = 8 << 20
+	DefaultBlockCacheSize   = 16 << 20
+	DefaultIndexCacheSize   = 8 << 20
+	DefaultValueThreshold   = 1 << 10
+	DefaultValueLogFileSize = 64 << 20
+	DefaultGCInterval       = time.Minute
+	DefaultGCDiscardRatio   = 0.5
+
+	minBlockSize = 4 << 10
+	maxBlockSize = 1 << 20
+)
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.BlockSize == 0 {
+		c.BlockSize = DefaultBlockSize
+	}
+	if c.MemTableSize == 0 {
+		c.MemTableSize = DefaultMemTableSize
+	}
+	if c.BlockCacheSize == 0 {
+		c.BlockCacheSize = DefaultBlockCacheSize
+	}
+	if c.IndexCacheSize == 0 {
+		c.IndexCacheSize = DefaultIndexCacheSize
+	}
+	if c.ValueThreshold == 0 {
+		c.ValueThreshold = DefaultValueThreshold
+	}
+	if c.ValueLogFileSize == 0 {
+		c.ValueLogFileSize = DefaultValueLogFileSize
+	}
+	if c.GCInterval == 0 {
+		c.GCInterval = DefaultGCInterval
+	}
+	if c.GCDiscardRatio == 0 {
+		c.GCDiscardRatio = DefaultGCDiscardRatio
+	}
+	return c
+}
+
+// Validate reports every broken rule of c (after defaults), each wrapping
+// ErrConfig. Open calls it on c.withDefaults().
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrConfig}, args...)...))
+	}
+	if c.Dir == "" {
+		bad("Dir is required")
+	}
+	if c.Logger == nil {
+		bad("Logger is required")
+	}
+	if c.BlockSize < minBlockSize || c.BlockSize > maxBlockSize || c.BlockSize&(c.BlockSize-1) != 0 {
+		bad("BlockSize %d must be a power of two from %d to %d", c.BlockSize, minBlockSize, maxBlockSize)
+	}
+	if c.MemTableSize < 1<<20 {
+		bad("MemTableSize %d must be at least 1 MiB", c.MemTableSize)
+	}
+	if c.BlockCacheSize < 0 {
+		bad("BlockCacheSize %d must not be negative", c.BlockCacheSize)
+	}
+	if c.IndexCacheSize < 0 {
+		bad("IndexCacheSize %d must not be negative", c.IndexCacheSize)
+	}
+	// Badger refuses a threshold above 1 MiB or above one transaction's
+	// size (15% of the memtable).
+	if maxThr := min(int64(1<<20), c.MemTableSize*15/100); c.ValueThreshold < 1 || c.ValueThreshold > maxThr {
+		bad("ValueThreshold %d must be in [1, %d]", c.ValueThreshold, maxThr)
+	}
+	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
+		bad("ValueLogFileSize %d must be in [1 MiB, 2 GiB)", c.ValueLogFileSize)
+	}
+	if c.GCInterval < 0 {
+		bad("GCInterval %v must not be negative", c.GCInterval)
+	}
+	if !(c.GCDiscardRatio > 0 && c.GCDiscardRatio < 1) {
+		bad("GCDiscardRatio %v must be in (0, 1)", c.GCDiscardRatio)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,119 @@
+package chunkstore
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// PG identifies a placement group: pool id and the PG's number in the pool.
+type PG struct{ Pool, Seq uint32 }
+
+// String formats pg like Ceph: pool in decimal, seq in hex ("3.1f").
+func (pg PG) String() string { return fmt.Sprintf("%d.%x", pg.Pool, pg.Seq) }
+
+// Key layout. Every key starts with a kind byte; PG-scoped keys continue with
+// the pool and PG number (big-endian, so a PG is a contiguous prefix):
+//
+//	's' "meta"                                   store format and block size
+//	'b' pool seq nameLen:u16 name index:u32      object block (trailing zeros trimmed)
+//	'm' pool seq name                            object meta (size, version, block bitmap)
+//	'r' pool seq 'h'                             raft hard state
+//	'r' pool seq 'a'                             apply state
+//	'r' pool seq 'c'                             log compaction point (FirstIndex)
+//	'r' pool seq 'l' index:u64                   raft log entry
+//
+// Every value starts with a CRC-32C over key and payload (see seal).
+const (
+	kindBlock = 'b'
+	kindMeta  = 'm'
+	kindRaft  = 'r'
+	kindStore = 's'
+
+	raftHard    = 'h'
+	raftApply   = 'a'
+	raftCompact = 'c'
+	raftEntry   = 'l'
+
+	pgPrefixLen = 9
+
+	// MaxNameLen is the longest object name in bytes.
+	MaxNameLen = 1024
+	// MaxObjectSize is the largest object size; a write, zero or truncate
+	// reaching past it fails with ErrTooLarge.
+	MaxObjectSize = 32 << 20
+)
+
+var storeMetaKey = []byte{kindStore, 'm', 'e', 't', 'a'}
+
+// pgKinds are the kinds of PG-scoped keys.
+var pgKinds = []byte{kindBlock, kindMeta, kindRaft}
+
+func pgPrefix(kind byte, pg PG, extra int) []byte {
+	k := make([]byte, pgPrefixLen, pgPrefixLen+extra)
+	k[0] = kind
+	binary.BigEndian.PutUint32(k[1:], pg.Pool)
+	binary.BigEndian.PutUint32(k[5:], pg.Seq)
+	return k
+}
+
+// pgOfKey decodes the PG of a PG-scoped key.
+func pgOfKey(k []byte) (PG, bool) {
+	if len(k) < pgPrefixLen {
+		return PG{}, false
+	}
+	return PG{Pool: binary.BigEndian.Uint32(k[1:]), Seq: binary.BigEndian.Uint32(k[5:])}, true
+}
+
+// nextPGPrefix returns the smallest key of kind after every key of pg, or
+// nil if pg is the last possible one.
+func nextPGPrefix(kind byte, pg PG) []byte {
+	switch {
+	case pg.Seq < ^uint32(0):
+		pg.Seq++
+	case pg.Pool < ^uint32(0):
+		pg.Pool, pg.Seq = pg.Pool+1, 0
+	default:
+		return nil
+	}
+	return pgPrefix(kind, pg, 0)
+}
+
+func metaKey(pg PG, name string) []byte {
+	return append(pgPrefix(kindMeta, pg, len(name)), name...)
+}
+
+func blockPrefix(pg PG, name string) []byte {
+	k := pgPrefix(kindBlock, pg, 2+len(name)+4)
+	k = binary.BigEndian.AppendUint16(k, uint16(len(name)))
+	return append(k, name...)
+}
+
+func blockKey(prefix []byte, index int64) []byte {
+	k := make([]byte, len(prefix), len(prefix)+4)
+	copy(k, prefix)
+	return binary.BigEndian.AppendUint32(k, uint32(index))
+}
+
+func raftKey(pg PG, sub byte) []byte {
+	return append(pgPrefix(kindRaft, pg, 1), sub)
+}
+
+func entryPrefix(pg PG) []byte { return raftKey(pg, raftEntry) }
+
+func entryKey(pg PG, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(append(pgPrefix(kindRaft, pg, 9), raftEntry), index)
+}
+
+func entryIndexOfKey(k []byte) (uint64, bool) {
+	if len(k) != pgPrefixLen+1+8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(k[pgPrefixLen+1:]), true
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > MaxNameLen {
+		return fmt.Errorf("%w: object name length %d not in [1, %d]", ErrInvalid, len(name), MaxNameLen)
+	}
+	return nil
+}
