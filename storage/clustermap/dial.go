@@ -45,8 +45,10 @@ func Dial(ctx context.Context, endpoints []string, log *zap.Logger) (*clientv3.C
 		log = zap.NewNop()
 	}
 	clog := log.Named("etcd-client")
-	if clog.Core().Enabled(zapcore.InfoLevel) {
-		clog = clog.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
+	// The client retries and logs every failed attempt at warn; Dial and
+	// the callers report what matters, so only its errors get through.
+	if clog.Core().Enabled(zapcore.WarnLevel) {
+		clog = clog.WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel))
 	}
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:            endpoints,
