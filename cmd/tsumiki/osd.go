@@ -23,6 +23,7 @@ type osdConfig struct {
 	MemtableMiB      int64   `yaml:"memtable_mib" flag:"memtable-mib"`
 	BlockCacheMiB    int64   `yaml:"block_cache_mib" flag:"block-cache-mib"`
 	IndexCacheMiB    int64   `yaml:"index_cache_mib" flag:"index-cache-mib"`
+	DebugAddr        string  `yaml:"debug_addr" flag:"debug-addr"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
@@ -42,6 +43,7 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.MemtableMiB, "memtable-mib", 8, "chunk store memtable size (MiB); two are kept")
 	f.Int64Var(&cfg.BlockCacheMiB, "block-cache-mib", 16, "chunk store block cache (MiB)")
 	f.Int64Var(&cfg.IndexCacheMiB, "index-cache-mib", 8, "chunk store index cache (MiB)")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 }
 
 func newOSDCmd(g *globals) *cobra.Command {
@@ -64,6 +66,7 @@ on start and keeps the same id across restarts on the same --data.`,
 				return err
 			}
 			defer log.Sync()
+			serveDebug(cmd.Context(), cfg.DebugAddr, log)
 			d, err := osd.NewDaemon(osd.Config{
 				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
 				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,

@@ -49,7 +49,7 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultBlockSize        = 16 << 10
+	DefaultBlockSize        = 4 << 10
 	DefaultMemTableSize     = 8 << 20
 	DefaultBlockCacheSize   = 16 << 20
 	DefaultIndexCacheSize   = 8 << 20

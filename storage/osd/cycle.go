@@ -3,6 +3,7 @@ package osd
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -18,6 +19,48 @@ type ready struct {
 	rd        raft.Ready
 	done      []doneProposal
 	compactTo uint64
+	early     int // rd.Messages[:early] were sent before the commit
+}
+
+func (x *ready) sent(m *pb.Message) bool {
+	for _, e := range x.rd.Messages[:x.early] {
+		if e == m {
+			return true
+		}
+	}
+	return false
+}
+
+// sendEarly queues a leader's appends and heartbeats before its own write
+// is durable. Only a replica that was leader before this Ready and still
+// is may do so; everything else (votes, responses) waits for the commit.
+func (n *Node) sendEarly(x *ready) {
+	if !x.r.isLeader() || (x.rd.SoftState != nil && osdID(x.rd.SoftState.Lead) != x.r.self) {
+		return
+	}
+	// Keep the early messages a prefix: stop at the first that must wait.
+	for _, m := range x.rd.Messages {
+		if t := m.GetType(); t != pb.MsgApp && t != pb.MsgHeartbeat {
+			break
+		}
+		n.queue(x.r, m)
+		x.early++
+	}
+}
+
+// queue adds one raft message to the outbox of its destination OSD.
+func (n *Node) queue(r *replica, m *pb.Message) {
+	raw, err := proto.Marshal(m)
+	if err != nil {
+		n.log.Error("cannot marshal raft message", zap.Error(err))
+		return
+	}
+	hint := uint64(0)
+	if r.isLeader() {
+		hint = r.compactHint
+	}
+	to := osdID(m.GetTo())
+	n.outbox[to] = append(n.outbox[to], wire.RaftMsg{Pool: r.pg.Pool, PG: r.pg.Seq, Compact: hint, Msg: raw})
 }
 
 type doneProposal struct {
@@ -37,6 +80,7 @@ func (n *Node) cycle() error {
 	if len(rds) == 0 {
 		return nil
 	}
+	t0 := time.Now()
 	b := n.cfg.Store.NewBatch()
 	for _, x := range rds {
 		if err := n.stage(b, x); err != nil {
@@ -44,8 +88,20 @@ func (n *Node) cycle() error {
 			return err
 		}
 	}
+	// A leader may replicate before its own write is durable (Raft thesis
+	// 10.2.1; etcd does the same): it does not count itself towards the
+	// commit quorum until Advance. Followers answer only after persisting.
+	for _, x := range rds {
+		n.sendEarly(x)
+	}
+	n.flushOutbox()
+	t1 := time.Now()
 	if err := b.Commit(); err != nil {
 		return fmt.Errorf("commit raft batch: %w", err)
+	}
+	if d := time.Since(t1); d > slowCommit {
+		n.log.Warn("slow store commit: the device is overloaded or failing", zap.Duration("commit", d),
+			zap.Duration("stage", t1.Sub(t0)), zap.Int("pgs", len(rds)))
 	}
 	for _, x := range rds {
 		n.finish(x)
@@ -87,13 +143,17 @@ func (n *Node) stage(b Batch, x *ready) error {
 	}
 	x.compactTo = n.compactTarget(r)
 	if dirty || x.compactTo > 0 {
+		if err := b.SetApplyState(r.pg, r.log.applyStateBytes(r.conf, x.compactTo)); err != nil {
+			return err
+		}
+		// Compact only after the apply state that records the new first
+		// index and the term before it: a crash in a split batch may keep a
+		// prefix, and entries deleted under an old apply state would leave
+		// the log's first index without its term (loadRaftLog).
 		if x.compactTo > 0 {
 			if err := b.CompactLog(r.pg, x.compactTo); err != nil {
 				return err
 			}
-		}
-		if err := b.SetApplyState(r.pg, r.log.applyStateBytes(r.conf, x.compactTo)); err != nil {
-			return err
 		}
 	}
 	return nil
@@ -204,18 +264,10 @@ func (n *Node) finish(x *ready) {
 			r.failAll(ErrNotLeader)
 		}
 	}
-	hint := uint64(0)
-	if r.isLeader() {
-		hint = r.compactHint
-	}
 	for _, m := range rd.Messages {
-		raw, err := proto.Marshal(m)
-		if err != nil {
-			n.log.Error("cannot marshal raft message", zap.Error(err))
-			continue
+		if !x.sent(m) {
+			n.queue(r, m)
 		}
-		to := osdID(m.GetTo())
-		n.outbox[to] = append(n.outbox[to], wire.RaftMsg{Pool: r.pg.Pool, PG: r.pg.Seq, Compact: hint, Msg: raw})
 	}
 	r.rn.Advance(rd)
 	r.applied.Store(r.log.applied)
@@ -248,3 +300,6 @@ func (n *Node) flushOutbox() {
 		n.outbox[to] = nil
 	}
 }
+
+// slowCommit is the commit time above which the node warns.
+const slowCommit = time.Second
