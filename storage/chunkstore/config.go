@@ -14,7 +14,7 @@ type Config struct {
 	// Dir is the data directory; the badger files live here. Required.
 	Dir string
 	// BlockSize is the object block size in bytes: a power of two from 4 KiB
-	// to 1 MiB, default 16 KiB. It is persisted at the first Open; a later
+	// to 1 MiB, default 4 KiB (a 4 KiB write is then a whole-block write). It is persisted at the first Open; a later
 	// Open with a different value fails with ErrConfig.
 	BlockSize int
 	// MemTableSize is badger's memtable size; default 8 MiB. Badger keeps two

@@ -75,7 +75,7 @@ func TestBlockSizeIsPersisted(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for _, bs := range []int{0 /* default 16 KiB */, 8 << 10} {
+	for _, bs := range []int{16 << 10, 8 << 10} {
 		c := cfg
 		c.BlockSize = bs
 		_, err := Open(c)
