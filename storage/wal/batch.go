@@ -1,0 +1,61 @@
+package wal
+
+import "encoding/binary"
+
+// Batch collects records for one Commit. It is not safe for concurrent use.
+type Batch struct {
+	buf []byte
+	ops []bop
+}
+
+// bop is a batched change, applied to the in-memory index after the write.
+type bop struct {
+	typ   byte
+	pg    PG
+	first uint64
+	offs  []int64  // entries: offset of each entry header in buf
+	lens  []uint32 // entries: payload lengths
+	hs    []byte
+	upTo  uint64
+}
+
+// Append adds entries first, first+1, ... of pg. Stored entries at and
+// after first are replaced (raft's conflicting suffix).
+func (b *Batch) Append(pg PG, first uint64, ents [][]byte) {
+	if len(ents) == 0 {
+		return
+	}
+	op := bop{typ: recEntries, pg: pg, first: first}
+	b.buf = appendRecord(b.buf, recEntries, pg, func(x []byte) []byte {
+		x = binary.BigEndian.AppendUint64(x, first)
+		x = binary.BigEndian.AppendUint32(x, uint32(len(ents)))
+		for _, e := range ents {
+			op.offs = append(op.offs, int64(len(x)))
+			op.lens = append(op.lens, uint32(len(e)))
+			x = appendEntry(x, e)
+		}
+		return x
+	})
+	b.ops = append(b.ops, op)
+}
+
+// HardState records pg's raft hard state (opaque).
+func (b *Batch) HardState(pg PG, hs []byte) {
+	b.buf = appendRecord(b.buf, recHardState, pg, func(x []byte) []byte { return append(x, hs...) })
+	b.ops = append(b.ops, bop{typ: recHardState, pg: pg, hs: append([]byte(nil), hs...)})
+}
+
+// Compact drops pg's entries below upTo.
+func (b *Batch) Compact(pg PG, upTo uint64) {
+	b.buf = appendRecord(b.buf, recCompact, pg, func(x []byte) []byte { return binary.BigEndian.AppendUint64(x, upTo) })
+	b.ops = append(b.ops, bop{typ: recCompact, pg: pg, upTo: upTo})
+}
+
+// Drop forgets pg entirely.
+func (b *Batch) Drop(pg PG) {
+	b.buf = appendRecord(b.buf, recDrop, pg, func(x []byte) []byte { return x })
+	b.ops = append(b.ops, bop{typ: recDrop, pg: pg})
+}
+
+// Empty reports whether the batch holds nothing.
+func (b *Batch) Empty() bool { return len(b.ops) == 0 }

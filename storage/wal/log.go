@@ -1,0 +1,383 @@
+package wal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// Config configures a Log.
+type Config struct {
+	Dir         string      // required; created if missing
+	SegmentSize int64       // rotate segments at this size; default 64 MiB
+	Logger      *zap.Logger // required
+}
+
+// DefaultSegmentSize is the default segment size.
+const DefaultSegmentSize = 64 << 20
+
+// Log is one device's raft log for all its PGs. Its methods are safe for
+// concurrent use, though the OSD calls them from its node loop only.
+type Log struct {
+	cfg Config
+	log *zap.Logger
+
+	mu     sync.Mutex // guards the following
+	pgs    map[PG]*pgLog
+	segs   map[uint64]*os.File
+	active uint64 // sequence of the segment written to
+	off    int64  // write offset in the active segment
+	closed bool
+}
+
+func segName(seq uint64) string { return fmt.Sprintf("%016x.log", seq) }
+
+// Open opens (or creates) the log in cfg.Dir and rebuilds its index.
+func Open(cfg Config) (*Log, error) {
+	if cfg.Dir == "" || cfg.Logger == nil {
+		return nil, fmt.Errorf("%w: wal needs a directory and a logger", ErrInvalid)
+	}
+	if cfg.SegmentSize <= 0 {
+		cfg.SegmentSize = DefaultSegmentSize
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	l := &Log{cfg: cfg, log: cfg.Logger, pgs: map[PG]*pgLog{}, segs: map[uint64]*os.File{}}
+	seqs, err := listSegments(cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	for i, seq := range seqs {
+		f, err := os.OpenFile(filepath.Join(cfg.Dir, segName(seq)), os.O_RDWR, 0)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		l.segs[seq] = f
+		end, err := l.replay(f, seq, i == len(seqs)-1)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		l.active, l.off = seq, end
+	}
+	if len(seqs) == 0 {
+		if err := l.newSegment(1); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func listSegments(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var seqs []uint64
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".log")
+		if !ok {
+			continue
+		}
+		seq, err := strconv.ParseUint(name, 16, 64)
+		if err != nil {
+			continue
+		}
+		seqs = append(seqs, seq)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	return seqs, nil
+}
+
+func (l *Log) newSegment(seq uint64) error {
+	path := filepath.Join(l.cfg.Dir, segName(seq))
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	// Preallocate so appends do not grow the file; not every filesystem
+	// can, and that is fine.
+	_ = unix.Fallocate(int(f.Fd()), 0, 0, l.cfg.SegmentSize)
+	if err := syncDir(l.cfg.Dir); err != nil {
+		f.Close()
+		return err
+	}
+	l.segs[seq] = f
+	l.active, l.off = seq, 0
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// replay applies every record of segment f to the index and returns the
+// offset where the next record goes.
+func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	data := make([]byte, st.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
+		return 0, err
+	}
+	off := int64(0)
+	for off+recHeader <= int64(len(data)) {
+		n := int64(binary.BigEndian.Uint32(data[off:]))
+		if n == 0 {
+			break // preallocated zeros: the end
+		}
+		sum := binary.BigEndian.Uint32(data[off+4:])
+		if off+recHeader+n > int64(len(data)) || crc32.Checksum(data[off+recHeader:off+recHeader+n], castagnoli) != sum || n < bodyHeader {
+			if last {
+				l.log.Warn("cutting a torn record at the end of the raft log (crash during a write)",
+					zap.String("segment", segName(seq)), zap.Int64("offset", off))
+				return off, l.cutTail(f, off)
+			}
+			return 0, fmt.Errorf("%w: segment %s, record at offset %d", ErrCorrupt, segName(seq), off)
+		}
+		if err := l.applyRecord(data[off+recHeader:off+recHeader+n], seq, off+recHeader, true); err != nil {
+			return 0, fmt.Errorf("%w: segment %s, record at offset %d: %v", ErrCorrupt, segName(seq), off, err)
+		}
+		off += recHeader + n
+	}
+	return off, nil
+}
+
+// cutTail discards everything from off on, so a later record can never be
+// followed by the remains of the torn one.
+func (l *Log) cutTail(f *os.File, off int64) error {
+	if err := f.Truncate(off); err != nil {
+		return err
+	}
+	_ = unix.Fallocate(int(f.Fd()), 0, 0, l.cfg.SegmentSize)
+	return f.Sync()
+}
+
+// applyRecord updates the index for one record body found at segment
+// offset base.
+func (l *Log) applyRecord(body []byte, seq uint64, base int64, replay bool) error {
+	typ := body[0]
+	pg := PG{Pool: binary.BigEndian.Uint32(body[1:]), Seq: binary.BigEndian.Uint32(body[5:])}
+	rest := body[bodyHeader:]
+	switch typ {
+	case recEntries:
+		if len(rest) < 12 {
+			return errors.New("short entries record")
+		}
+		first := binary.BigEndian.Uint64(rest)
+		count := int(binary.BigEndian.Uint32(rest[8:]))
+		pos := int64(bodyHeader + 12)
+		locs := make([]loc, 0, count)
+		for i := 0; i < count; i++ {
+			if pos+entryHeader > int64(len(body)) {
+				return errors.New("short entry")
+			}
+			n := binary.BigEndian.Uint32(body[pos:])
+			if pos+entryHeader+int64(n) > int64(len(body)) {
+				return errors.New("short entry")
+			}
+			locs = append(locs, loc{seg: seq, off: base + pos, n: n})
+			pos += entryHeader + int64(n)
+		}
+		return l.pg(pg).append(first, locs, replay)
+	case recHardState:
+		l.pg(pg).hs = append([]byte(nil), rest...)
+	case recCompact:
+		if len(rest) < 8 {
+			return errors.New("short compact record")
+		}
+		l.pg(pg).compact(binary.BigEndian.Uint64(rest))
+	case recDrop:
+		delete(l.pgs, pg)
+	default:
+		return fmt.Errorf("unknown record type %d", typ)
+	}
+	return nil
+}
+
+func (l *Log) pg(pg PG) *pgLog {
+	p := l.pgs[pg]
+	if p == nil {
+		p = &pgLog{first: 1}
+		l.pgs[pg] = p
+	}
+	return p
+}
+
+// Commit writes b durably (one fdatasync) and then applies it to the index.
+func (l *Log) Commit(b *Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	buf := b.buf
+	var ckpt []byte
+	if l.off > 0 && l.off+int64(len(buf)) > l.cfg.SegmentSize {
+		if err := l.newSegment(l.active + 1); err != nil {
+			return fmt.Errorf("wal: new segment: %w", err)
+		}
+		ckpt = l.checkpoint()
+		buf = append(ckpt, buf...)
+	}
+	f := l.segs[l.active]
+	if _, err := f.WriteAt(buf, l.off); err != nil {
+		return fmt.Errorf("wal: write segment %s: %w", segName(l.active), err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("wal: sync segment %s: %w", segName(l.active), err)
+	}
+	base := l.off + int64(len(ckpt))
+	l.off += int64(len(buf))
+	for _, op := range b.ops {
+		switch op.typ {
+		case recEntries:
+			locs := make([]loc, len(op.offs))
+			for i := range op.offs {
+				locs[i] = loc{seg: l.active, off: base + op.offs[i], n: op.lens[i]}
+			}
+			if err := l.pg(op.pg).append(op.first, locs, false); err != nil {
+				return err
+			}
+		case recHardState:
+			l.pg(op.pg).hs = op.hs
+		case recCompact:
+			l.pg(op.pg).compact(op.upTo)
+		case recDrop:
+			delete(l.pgs, op.pg)
+		}
+	}
+	l.dropOldSegments()
+	return nil
+}
+
+// checkpoint encodes every PG's hard state and first index, written at the
+// start of each new segment.
+func (l *Log) checkpoint() []byte {
+	var b Batch
+	for pg, p := range l.pgs {
+		if p.hs != nil {
+			b.HardState(pg, p.hs)
+		}
+		b.Compact(pg, p.first)
+	}
+	return b.buf
+}
+
+// dropOldSegments deletes segments no PG has entries in any more.
+func (l *Log) dropOldSegments() {
+	oldest := l.active
+	for _, p := range l.pgs {
+		if len(p.locs) > 0 && p.locs[0].seg < oldest {
+			oldest = p.locs[0].seg
+		}
+	}
+	for seq, f := range l.segs {
+		if seq < oldest {
+			f.Close()
+			if err := os.Remove(filepath.Join(l.cfg.Dir, segName(seq))); err != nil {
+				l.log.Warn("cannot delete an old raft log segment", zap.Error(err))
+			}
+			delete(l.segs, seq)
+		}
+	}
+}
+
+// State returns pg's hard state and log bounds (first 1, last 0 for a PG
+// never written).
+func (l *Log) State(pg PG) (hs []byte, first, last uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pgs[pg]
+	if p == nil {
+		return nil, 1, 0
+	}
+	return p.hs, p.first, p.last()
+}
+
+// PGs lists the PGs the log knows.
+func (l *Log) PGs() []PG {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]PG, 0, len(l.pgs))
+	for pg := range l.pgs {
+		out = append(out, pg)
+	}
+	return out
+}
+
+// Entries returns pg's entries [lo, hi), stopping before the entry that
+// would take the total past maxBytes (but returning at least one).
+func (l *Log) Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, ErrClosed
+	}
+	p := l.pgs[pg]
+	if p == nil || lo < p.first || hi > p.last()+1 {
+		return nil, fmt.Errorf("%w: pg %s [%d,%d)", ErrNotFound, pg, lo, hi)
+	}
+	var out [][]byte
+	total := uint64(0)
+	for i := lo; i < hi; i++ {
+		lc := p.locs[i-p.first]
+		if len(out) > 0 && total+uint64(lc.n) > maxBytes {
+			break
+		}
+		buf := make([]byte, entryHeader+int(lc.n))
+		if _, err := l.segs[lc.seg].ReadAt(buf, lc.off); err != nil {
+			return nil, fmt.Errorf("wal: read entry %d of pg %s: %w", i, pg, err)
+		}
+		if binary.BigEndian.Uint32(buf) != lc.n || crc32.Checksum(buf[entryHeader:], castagnoli) != binary.BigEndian.Uint32(buf[4:]) {
+			return nil, fmt.Errorf("%w: entry %d of pg %s in segment %s", ErrCorrupt, i, pg, segName(lc.seg))
+		}
+		out = append(out, buf[entryHeader:])
+		total += uint64(lc.n)
+	}
+	return out, nil
+}
+
+// Close closes the segment files.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	return l.closeFiles()
+}
+
+func (l *Log) closeFiles() error {
+	var first error
+	for _, f := range l.segs {
+		if err := f.Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}

@@ -1,0 +1,229 @@
+package wal
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+func open(t *testing.T, dir string, seg int64) *Log {
+	t.Helper()
+	l, err := Open(Config{Dir: dir, SegmentSize: seg, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func ent(pg PG, i uint64, size int) []byte {
+	tag := []byte(fmt.Sprintf("%s:%d|", pg, i))
+	return bytes.Repeat(tag, size/len(tag)+1)[:size]
+}
+
+// model is the naive log the real one is checked against.
+type model struct {
+	first map[PG]uint64
+	ents  map[PG][][]byte
+	hs    map[PG][]byte
+}
+
+func (m *model) check(t *testing.T, l *Log) {
+	t.Helper()
+	for pg, ents := range m.ents {
+		hs, first, last := l.State(pg)
+		if first != m.first[pg] || last != first+uint64(len(ents))-1 || !bytes.Equal(hs, m.hs[pg]) {
+			t.Fatalf("pg %s: state first %d last %d hs %q, want first %d last %d hs %q",
+				pg, first, last, hs, m.first[pg], m.first[pg]+uint64(len(ents))-1, m.hs[pg])
+		}
+		if len(ents) == 0 {
+			continue
+		}
+		got, err := l.Entries(pg, first, last+1, ^uint64(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range ents {
+			if !bytes.Equal(got[i], ents[i]) {
+				t.Fatalf("pg %s entry %d differs", pg, first+uint64(i))
+			}
+		}
+	}
+}
+
+// TestModel appends, overwrites suffixes, compacts and reopens at random,
+// with small segments so rotation, checkpoints and deletion all happen.
+func TestModel(t *testing.T) {
+	for seed := uint64(1); seed <= seeds(); seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 9))
+			dir := t.TempDir()
+			l := open(t, dir, 64<<10)
+			m := &model{first: map[PG]uint64{}, ents: map[PG][][]byte{}, hs: map[PG][]byte{}}
+			pgs := []PG{{1, 0}, {1, 1}, {2, 7}}
+			for _, pg := range pgs {
+				m.first[pg] = 1
+				m.ents[pg] = nil
+			}
+			for step := 0; step < 400; step++ {
+				var b Batch
+				for _, pg := range pgs {
+					if rng.IntN(2) == 0 {
+						continue
+					}
+					last := m.first[pg] + uint64(len(m.ents[pg])) - 1
+					at := last + 1
+					if len(m.ents[pg]) > 0 && rng.IntN(5) == 0 { // conflicting suffix
+						at = m.first[pg] + uint64(rng.IntN(len(m.ents[pg])))
+					}
+					var ents [][]byte
+					for i := 0; i < 1+rng.IntN(4); i++ {
+						ents = append(ents, ent(pg, at+uint64(i), 1+rng.IntN(3000)))
+					}
+					b.Append(pg, at, ents)
+					m.ents[pg] = append(m.ents[pg][:at-m.first[pg]], ents...)
+					hs := []byte(fmt.Sprintf("hs-%d-%d", step, pg.Seq))
+					b.HardState(pg, hs)
+					m.hs[pg] = hs
+					if rng.IntN(4) == 0 && len(m.ents[pg]) > 2 {
+						upTo := m.first[pg] + uint64(rng.IntN(len(m.ents[pg])))
+						b.Compact(pg, upTo)
+						m.ents[pg] = m.ents[pg][upTo-m.first[pg]:]
+						m.first[pg] = upTo
+					}
+				}
+				if err := l.Commit(&b); err != nil {
+					t.Fatal(err)
+				}
+				if rng.IntN(40) == 0 {
+					l.Close()
+					l = open(t, dir, 64<<10)
+				}
+				m.check(t, l)
+			}
+			segs, _ := listSegments(dir)
+			if len(segs) > 40 {
+				t.Fatalf("%d segments kept: old segments are not deleted", len(segs))
+			}
+		})
+	}
+}
+
+func TestTornTailIsCut(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, 1<<20)
+	pg := PG{1, 1}
+	var b Batch
+	b.Append(pg, 1, [][]byte{[]byte("one"), []byte("two")})
+	if err := l.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	var b2 Batch
+	b2.Append(pg, 3, [][]byte{bytes.Repeat([]byte("x"), 1000)})
+	if err := l.Commit(&b2); err != nil {
+		t.Fatal(err)
+	}
+	off := l.off
+	l.Close()
+	// Tear the second record: damage its last bytes as a crash mid-write would.
+	path := filepath.Join(dir, segName(1))
+	f, _ := os.OpenFile(path, os.O_RDWR, 0)
+	f.WriteAt([]byte{0, 0, 0, 0}, off-4)
+	f.Close()
+	l = open(t, dir, 1<<20)
+	if _, _, last := l.State(pg); last != 2 {
+		t.Fatalf("last = %d after a torn tail, want 2", last)
+	}
+	var b3 Batch
+	b3.Append(pg, 3, [][]byte{[]byte("three")})
+	if err := l.Commit(&b3); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	l = open(t, dir, 1<<20)
+	got, err := l.Entries(pg, 1, 4, 1<<20)
+	if err != nil || string(got[2]) != "three" {
+		t.Fatalf("after cut and append: %q %v", got, err)
+	}
+}
+
+func TestCorruptionIsDetected(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, 4<<10)
+	pg := PG{3, 3}
+	for i := uint64(1); i <= 20; i++ {
+		var b Batch
+		b.Append(pg, i, [][]byte{bytes.Repeat([]byte{byte(i)}, 900)})
+		if err := l.Commit(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.Close()
+	segs, _ := listSegments(dir)
+	if len(segs) < 3 {
+		t.Fatalf("want several segments, got %d", len(segs))
+	}
+	// Damage inside an older segment: Open refuses with ErrCorrupt.
+	path := filepath.Join(dir, segName(segs[0]))
+	data, _ := os.ReadFile(path)
+	data[100] ^= 0xff
+	os.WriteFile(path, data, 0o600)
+	if _, err := Open(Config{Dir: dir, Logger: zap.NewNop()}); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("open over a damaged segment: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestEntriesLimitsAndBounds(t *testing.T) {
+	l := open(t, t.TempDir(), 0)
+	pg := PG{1, 2}
+	var b Batch
+	b.Append(pg, 1, [][]byte{make([]byte, 100), make([]byte, 100), make([]byte, 100)})
+	if err := l.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Entries(pg, 1, 4, 150); len(got) != 1 {
+		t.Fatalf("maxBytes 150: %d entries, want 1", len(got))
+	}
+	if got, _ := l.Entries(pg, 1, 4, 0); len(got) != 1 {
+		t.Fatalf("maxBytes 0: %d entries, want at least 1", len(got))
+	}
+	if _, err := l.Entries(pg, 2, 5, 1000); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("past the end: %v", err)
+	}
+	var gap Batch
+	gap.Append(pg, 9, [][]byte{[]byte("x")})
+	if err := l.Commit(&gap); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("append with a gap: %v, want ErrInvalid", err)
+	}
+}
+
+func BenchmarkCommit4K(b *testing.B) {
+	l, err := Open(Config{Dir: b.TempDir(), Logger: zap.NewNop()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	e := make([]byte, 4200)
+	b.SetBytes(int64(len(e)))
+	for i := 0; i < b.N; i++ {
+		var batch Batch
+		batch.Append(PG{1, 1}, uint64(i+1), [][]byte{e})
+		batch.HardState(PG{1, 1}, []byte("hs"))
+		if err := l.Commit(&batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func seeds() uint64 {
+	if testing.Short() {
+		return 8
+	}
+	return 30
+}
