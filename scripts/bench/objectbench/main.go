@@ -105,15 +105,14 @@ func statusKB(pid int, name string) int64 {
 }
 
 type result struct {
-	name      string
-	ops       int64
-	bytes     int64
-	elapsed   time.Duration
-	lat       []time.Duration
-	cpu       float64 // OSD CPU seconds during the phase
-	errs      int64
-	firstErr  atomic.Value
-	clientCPU float64
+	name     string
+	ops      int64
+	bytes    int64
+	elapsed  time.Duration
+	lat      []time.Duration
+	cpu      float64 // OSD CPU seconds during the phase
+	errs     int64
+	firstErr atomic.Value
 }
 
 func (r *result) row() string {

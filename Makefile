@@ -1,0 +1,135 @@
+# tsumiki — build, run and test. Every target installs what it needs
+# (Debian, as root; scripts/install-deps.sh uses sudo when not root).
+#
+#   make run       deps + build, then `bin/tsumiki up --data $(DATA)`
+#   make test      deps, lint, unit, race, e2e-short, chaos-short
+#   make help      the list of targets
+#
+# Sized for 2 cores: JOBS=2 limits go build/test parallelism (GOFLAGS=-p=2).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+MODULE := github.com/tsumiki-storage/tsumiki
+
+# The Go toolchain lives in /usr/local/go; tools go install'ed land in
+# $(go env GOPATH)/bin (normally $HOME/go/bin). Both go on PATH.
+GO := $(or $(wildcard /usr/local/go/bin/go),$(shell command -v go 2>/dev/null),go)
+GOPATH_BIN := $(firstword $(subst :, ,$(shell $(GO) env GOPATH 2>/dev/null)))/bin
+export PATH := /usr/local/go/bin:$(GOPATH_BIN):$(HOME)/go/bin:$(PATH)
+
+# Keep whatever GOFLAGS the machine sets (env or `go env -w`), replace -p.
+JOBS ?= 2
+export GOFLAGS := $(strip $(filter-out -p=%,$(shell $(GO) env GOFLAGS 2>/dev/null)) -p=$(JOBS))
+
+# Debian packages the targets need; `deps` (scripts/install-deps.sh) runs
+# apt-get update + install only when one of them is missing. gcc and
+# libc6-dev: cgo, which `go test -race` needs. Later: nbd tools, qemu, fio.
+APT_PACKAGES ?= ca-certificates gcc libc6-dev
+
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(GOPATH_BIN)/staticcheck
+
+# `make run`: where `tsumiki up` keeps everything; ARGS go to `tsumiki up`.
+DATA ?= ./data
+ARGS ?=
+
+# The end-to-end and simulation tests that have their own stages (and long
+# forms); the unit stage runs everything else.
+E2E_PKG := ./cmd/tsumiki/
+E2E_RUN := TestCluster
+SIM_PKG := ./storage/osd/
+SIM_RUN := TestSim
+# Packages with goroutines shared between requests: tested under -race.
+RACE_PKGS := ./storage/osd/ ./storage/client/ ./storage/clustermap/ ./storage/chunkstore/ ./storage/wire/
+FUZZ_PKG := ./storage/wire/
+FUZZ_TIME ?= 10s
+
+# Targets that need deps depend on $(DEPS); DEPS_DONE=1 skips it.
+DEPS := $(if $(DEPS_DONE),,deps)
+
+# $(call stage,NAME,COMMAND): run COMMAND and print how long it took.
+# (No commas inside COMMAND: make's $(call) splits on them.)
+define stage
+	@echo "==> $(1)"; s=$$(date +%s); \
+	if $(2); then echo "==> $(1): ok in $$(( $$(date +%s) - s ))s"; \
+	else echo "==> $(1): FAILED after $$(( $$(date +%s) - s ))s"; exit 1; fi
+endef
+
+.PHONY: help deps build run lint test unit race e2e e2e-short chaos chaos-short bench fuzz-short clean
+
+help:
+	@echo "make run          install deps, build, start 'tsumiki up --data $(DATA)' (DATA=..., ARGS=...)"
+	@echo "make test         deps + lint + unit + race + e2e-short + chaos-short (what CI runs)"
+	@echo "make deps         install apt packages ($(APT_PACKAGES)), Go modules, staticcheck $(STATICCHECK_VERSION)"
+	@echo "make build        bin/tsumiki"
+	@echo "make lint         gofmt, go vet, staticcheck"
+	@echo "make unit | race  the unit stage, the race stage"
+	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
+	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000)"
+	@echo "make bench        scripts/bench/object.sh"
+	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKG) for $(FUZZ_TIME)"
+	@echo "make clean        remove bin/"
+
+deps:
+	@APT_PACKAGES="$(APT_PACKAGES)" STATICCHECK_VERSION=$(STATICCHECK_VERSION) GOBIN="$(GOPATH_BIN)" GO="$(GO)" \
+	  bash scripts/install-deps.sh
+
+build:
+	$(GO) build -o bin/tsumiki ./cmd/tsumiki
+
+run: $(DEPS) build
+	bin/tsumiki up --data $(DATA) $(ARGS)
+
+lint: $(DEPS)
+	@GO="$(GO)" STATICCHECK="$(STATICCHECK)" bash scripts/lint.sh
+
+TEST_START := $(shell date +%s)
+
+# The stages run as sub-makes with DEPS_DONE=1 so deps runs once.
+test:
+	$(call stage,deps,$(MAKE) deps)
+	$(call stage,lint,$(MAKE) lint DEPS_DONE=1)
+	$(call stage,unit,$(MAKE) unit DEPS_DONE=1)
+	$(call stage,race,$(MAKE) race DEPS_DONE=1)
+	$(call stage,e2e-short,$(MAKE) e2e-short DEPS_DONE=1)
+	$(call stage,chaos-short,$(MAKE) chaos-short DEPS_DONE=1)
+	@echo "==> make test: all stages passed in $$(( $$(date +%s) - $(TEST_START) ))s"
+
+# Every package with -short, except the tests the e2e and chaos stages run.
+unit: $(DEPS)
+	$(GO) test -short -count=1 -timeout 25m \
+	  $$($(GO) list ./... | grep -vx -e '$(MODULE)/$(patsubst ./%/,%,$(E2E_PKG))' -e '$(MODULE)/$(patsubst ./%/,%,$(SIM_PKG))')
+	$(GO) test -short -count=1 -timeout 25m -skip '$(E2E_RUN)' $(E2E_PKG)
+	$(GO) test -short -count=1 -timeout 25m -skip '$(SIM_RUN)' $(SIM_PKG)
+
+race: $(DEPS)
+	$(GO) test -race -short -count=1 -timeout 20m $(RACE_PKGS)
+
+e2e-short: $(DEPS)
+	$(GO) test -short -count=1 -run '$(E2E_RUN)' -timeout 30m $(E2E_PKG)
+
+e2e: $(DEPS)
+	TSUMIKI_E2E=long $(GO) test -count=1 -run '$(E2E_RUN)' -timeout 30m $(E2E_PKG)
+
+chaos-short: $(DEPS)
+	$(GO) test -short -count=1 -run '$(SIM_RUN)' -timeout 20m $(SIM_PKG)
+
+chaos: $(DEPS)
+	TSUMIKI_SIM_SCHEDULES=20000 $(GO) test -count=1 -run '$(SIM_RUN)' -timeout 60m $(SIM_PKG)
+
+bench: $(DEPS) build
+	bash scripts/bench/object.sh
+
+fuzz-short: $(DEPS)
+	@fuzzers=$$($(GO) test -list '^Fuzz' $(FUZZ_PKG) | grep '^Fuzz' || true); \
+	if [ -z "$$fuzzers" ]; then echo "fuzz-short: no Fuzz tests in $(FUZZ_PKG)"; exit 0; fi; \
+	for f in $$fuzzers; do \
+	  echo "==> $$f for $(FUZZ_TIME)"; \
+	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZ_TIME) $(FUZZ_PKG); \
+	done
+
+clean:
+	rm -rf bin/
