@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -185,8 +184,10 @@ func (n *Node) loadAll() error {
 		if err != nil {
 			return err
 		}
-		if len(l.cs.GetVoters()) == 0 && l.last == 0 {
-			continue // objects without raft state: nothing to drive
+		if len(l.cs.GetVoters()) == 0 && raft.IsEmptyHardState(l.hs) {
+			// objects without raft state, or a replica whose first commit
+			// was torn (see newReplica): EnsurePG creates it with its voters
+			continue
 		}
 		if _, err := n.addReplica(l, nil, 0); err != nil {
 			return err
@@ -263,6 +264,14 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			if wm.Compact > r.compactHint && !r.isLeader() {
 				r.compactHint = wm.Compact
 			}
+			if m.GetType() == pb.MsgAppResp && !m.GetReject() && m.GetIndex() == 0 && m.GetTerm() <= r.rn.BasicStatus().GetTerm() {
+				// raft answers a message from an older term with this empty
+				// MsgAppResp, so that a stale leader learns the newer term. A
+				// leader already at that term takes it for an ack of index 0
+				// and moves a probing follower to replicate from index 1, below
+				// the compacted log: without snapshots it never catches up.
+				continue
+			}
 			_ = r.rn.Step(m)
 		}
 	})
@@ -298,8 +307,6 @@ func (n *Node) Leader(pg PG) (int32, error) {
 	}
 	return r.leader.Load(), nil
 }
-
-var errStopped = errors.New("osd: node stopped")
 
 func (n *Node) wait(ctx context.Context, w *waiter) (uint64, error) {
 	select {

@@ -168,6 +168,15 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry) error {
 	if len(ents) == 0 {
 		return nil
 	}
+	// A crash in the middle of a compaction of the whole log can keep the
+	// apply state that records it but not the end of CompactLog (see stage),
+	// leaving the store's log ending below first-1. Finishing the compaction
+	// keeps the append contiguous; otherwise it is a no-op.
+	if ents[0].GetIndex() == l.first && l.last < l.first && l.first > 1 {
+		if err := b.CompactLog(l.pg, l.first); err != nil {
+			return err
+		}
+	}
 	raw := make([][]byte, len(ents))
 	for i, e := range ents {
 		var err error

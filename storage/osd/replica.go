@@ -67,6 +67,15 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 		pg: log.pg, self: self, log: log, minSize: minSize,
 		waiters: map[uint64]*waiter{}, readCtx: map[uint64]*waiter{},
 	}
+	// A replica's first commit holds the bootstrap entries and then the
+	// hard state. Entries without a hard state are what a crash inside that
+	// commit left; none was acknowledged, so the replica starts afresh and
+	// its first append overwrites them (else, all replicas torn alike, no
+	// one would have a configuration to campaign with).
+	bootstrap := raft.IsEmptyHardState(log.hs) && len(log.cs.GetVoters()) == 0
+	if bootstrap {
+		log.last, log.terms = log.first-1, nil
+	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        raftID(self),
 		ElectionTick:              10,
@@ -79,7 +88,12 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 		MaxInflightMsgs:           256,
 		CheckQuorum:               true,
 		PreVote:                   true,
-		ReadOnlyOption:            raft.ReadOnlyLeaseBased,
+		// ReadOnlySafe: a read index is confirmed by a heartbeat round with
+		// a quorum. The lease-based option trusts CheckQuorum, under which a
+		// cut-off leader may lead for almost two election timeouts while the
+		// others elect a new one after one, so it served stale reads even
+		// with no clock drift (TestSimReadAfterLeaderCut; etcd-io/raft#166).
+		ReadOnlyOption:            raft.ReadOnlySafe,
 		DisableProposalForwarding: true,
 		Logger:                    lg,
 	})
@@ -89,7 +103,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	r.rn = rn
 	r.leader.Store(-1)
 	r.applied.Store(log.applied)
-	if log.last == 0 && raft.IsEmptyHardState(log.hs) {
+	if bootstrap {
 		peers := make([]raft.Peer, len(voters))
 		for i, v := range voters {
 			peers[i] = raft.Peer{ID: raftID(v)}

@@ -1,0 +1,562 @@
+package osd
+
+import (
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// The simulated cluster: three OSDs driven step by step from one goroutine.
+// Each step the scheduler picks one action at random: deliver, drop or
+// duplicate an in-flight message batch, tick or cycle a node, start or
+// finish a client operation, move the clock, cut or heal a node's links,
+// crash a node (sometimes inside a commit, leaving a prefix of its batch on
+// its store) or restart it from its store. Nothing else runs: no goroutines,
+// no sleeps, no wall clock; crypto/rand (raft's election jitter, the node's
+// nonce) is seeded by the test, so a seed replays one schedule exactly.
+
+const (
+	simOSDs    = 3
+	simTick    = 10 * time.Millisecond
+	simObjects = 4 // objects per PG
+)
+
+// simOpts shapes one schedule.
+type simOpts struct {
+	steps   int
+	pgs     int
+	minSize int
+	compact uint64 // NodeConfig.CompactEvery
+	// faults, if set, runs once the stores exist (tests of the checker).
+	faults func(w *simWorld)
+	trace  bool // keep a readable log of every action
+	// traceRaft adds every raft message delivered to the trace
+	traceRaft bool
+}
+
+type simWorld struct {
+	seed uint64
+	opts simOpts
+	rng  *rand.Rand
+	now  time.Time
+	time int64 // history time: one unit per client call or return
+
+	nodes  []*simNode
+	pgs    []simPG
+	net    []simPacket // in flight, in send order
+	staged []simPacket // sent by the cycle that is running
+
+	ops     []*simOp // client operations started and not finished
+	hist    []simEvent
+	nextReq uint64
+	nextVal uint64
+	final   bool // settling phase: reads finish as soon as granted
+	// finalRead: objects read back through the leader after settling
+	finalRead map[string]bool
+
+	trace []string
+	stats simStats
+	// onCommit, if set, sees the operation kinds of every batch a node
+	// commits (see simStore).
+	onCommit func(sn *simNode, kinds []string)
+}
+
+// simStats counts what a schedule exercised, to keep the test honest.
+type simStats struct {
+	acked, unknown, refused, reads, crashes, torn, compactions, maxIndex int
+	// compactSkew counts PGs whose replicas ended equal except for their
+	// compaction point, so that their full Digest sums differ.
+	compactSkew int
+}
+
+func (s *simStats) add(o simStats) {
+	s.acked += o.acked
+	s.unknown += o.unknown
+	s.refused += o.refused
+	s.reads += o.reads
+	s.crashes += o.crashes
+	s.torn += o.torn
+	s.compactions += o.compactions
+	s.compactSkew += o.compactSkew
+	s.maxIndex = max(s.maxIndex, o.maxIndex)
+}
+
+type simNode struct {
+	id    int32
+	store *storagetest.MemStore
+	n     *Node // nil while down
+	life  int   // incarnation, bumped at every start
+	cut   bool  // partitioned: messages to and from it are lost
+	ticks int
+}
+
+type simPG struct {
+	pg     PG
+	voters []int32
+	objs   []string
+}
+
+type simPacket struct {
+	from, to int32
+	msgs     []wire.RaftMsg
+}
+
+// simOp is a client operation in flight.
+type simOp struct {
+	node    *simNode
+	pg      PG
+	obj     string
+	write   bool
+	val     uint64 // written value
+	w       *waiter
+	call    int64
+	granted bool // read: index reached, store not read yet
+	fin     bool // a final read of the settling phase
+}
+
+// simEvent is one finished client operation for the linearizability check.
+type simEvent struct {
+	key     string // pg/object
+	write   bool
+	val     uint64 // written or read value (0: object missing)
+	call    int64
+	ret     int64 // simNever when the outcome is unknown
+	unknown bool
+}
+
+const simNever = int64(1) << 62
+
+type simClock struct{ w *simWorld }
+
+func (c simClock) Now() time.Time { return c.w.now }
+
+type simLink struct {
+	w    *simWorld
+	from int32
+}
+
+// Send implements Transport: the batch is in flight once the cycle ends.
+func (l simLink) Send(to int32, msgs []wire.RaftMsg) {
+	l.w.staged = append(l.w.staged, simPacket{from: l.from, to: to, msgs: msgs})
+}
+
+func newSimWorld(seed uint64, opts simOpts) *simWorld {
+	w := &simWorld{seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, 0x7375_6d69_6b69)),
+		now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), finalRead: map[string]bool{}}
+	for i := range simOSDs {
+		w.nodes = append(w.nodes, &simNode{id: int32(i), store: storagetest.NewMemStore()})
+	}
+	for i := range opts.pgs {
+		p := simPG{pg: PG{Pool: 1, Seq: uint32(i)}}
+		for k := range simOSDs {
+			p.voters = append(p.voters, int32((i+k)%simOSDs)) // primary rotates
+		}
+		for k := range simObjects {
+			p.objs = append(p.objs, fmt.Sprintf("obj%d", k))
+		}
+		w.pgs = append(w.pgs, p)
+	}
+	return w
+}
+
+func (w *simWorld) logf(format string, args ...any) {
+	if w.opts.trace {
+		w.trace = append(w.trace, fmt.Sprintf("%s ", w.now.Format("05.000"))+fmt.Sprintf(format, args...))
+	}
+}
+
+func (w *simWorld) tick() int64 { w.time++; return w.time }
+
+func drain(n *Node) {
+	for len(n.events) > 0 {
+		(<-n.events)()
+	}
+}
+
+// start (re)starts sn's node from its store, as a restarted daemon would:
+// load what is persisted, then ensure every PG of the map.
+func (w *simWorld) start(sn *simNode) error {
+	st := simStore{memStore: memStore{sn.store}}
+	if w.onCommit != nil {
+		st.onCommit = func(kinds []string) { w.onCommit(sn, kinds) }
+	}
+	n, err := NewNode(NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
+		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact})
+	if err != nil {
+		return err
+	}
+	if err := n.loadAll(); err != nil {
+		return fmt.Errorf("osd.%d: restart: %w", sn.id, err)
+	}
+	for _, p := range w.pgs {
+		n.EnsurePG(p.pg, p.voters, w.opts.minSize)
+	}
+	drain(n)
+	sn.n, sn.ticks = n, 0
+	sn.life++
+	w.logf("osd.%d starts (life %d)", sn.id, sn.life)
+	return nil
+}
+
+// crash drops sn's node; its store keeps what was committed. Its callers
+// learn nothing: their writes have unknown outcomes, their reads fail.
+func (w *simWorld) crash(sn *simNode) {
+	w.logf("osd.%d crashes", sn.id)
+	w.stats.crashes++
+	sn.n = nil
+	w.ops = slices.DeleteFunc(w.ops, func(op *simOp) bool {
+		if op.node != sn {
+			return false
+		}
+		w.unknown(op)
+		return true
+	})
+}
+
+// unknown records op as finished with an unknown outcome.
+func (w *simWorld) unknown(op *simOp) {
+	if op.write {
+		w.stats.unknown++
+		w.hist = append(w.hist, simEvent{key: simKey(op.pg, op.obj), write: true, val: op.val, call: op.call, ret: simNever, unknown: true})
+	}
+}
+
+func simKey(pg PG, obj string) string { return fmt.Sprintf("%d.%d/%s", pg.Pool, pg.Seq, obj) }
+
+// flush puts what the last cycle sent in flight, in an order that does not
+// depend on map iteration: by destination, and inside a batch by PG (each
+// PG's own messages keep their order; PGs are independent raft groups).
+func (w *simWorld) flush() {
+	slices.SortStableFunc(w.staged, func(a, b simPacket) int { return cmp.Compare(a.to, b.to) })
+	for _, p := range w.staged {
+		slices.SortStableFunc(p.msgs, func(a, b wire.RaftMsg) int {
+			return cmp.Or(cmp.Compare(a.Pool, b.Pool), cmp.Compare(a.PG, b.PG))
+		})
+		if w.nodes[p.from].cut || w.nodes[p.to].cut {
+			continue
+		}
+		w.net = append(w.net, p)
+	}
+	w.staged = w.staged[:0]
+}
+
+// deliver hands p to its destination, unless a cut or a crash lost it.
+func (w *simWorld) deliver(p simPacket) {
+	to := w.nodes[p.to]
+	if w.nodes[p.from].cut || to.cut || to.n == nil || len(to.n.events) > cap(to.n.events)-8 {
+		return
+	}
+	if w.opts.traceRaft {
+		for _, wm := range p.msgs {
+			m := &pb.Message{}
+			_ = proto.Unmarshal(wm.Msg, m)
+			w.logf("deliver pg %d.%d osd.%d→osd.%d %s term %d index %d logterm %d commit %d ents %d reject %v hint %d compact %d",
+				wm.Pool, wm.PG, p.from, p.to, m.GetType(), m.GetTerm(), m.GetIndex(), m.GetLogTerm(), m.GetCommit(),
+				len(m.GetEntries()), m.GetReject(), m.GetRejectHint(), wm.Compact)
+		}
+	}
+	to.n.Deliver(p.from, p.msgs)
+}
+
+// cycle runs one loop iteration of sn: queued events, then the Ready cycle.
+func (w *simWorld) cycle(sn *simNode) error {
+	drain(sn.n)
+	firsts := map[PG]uint64{}
+	for pg, r := range sn.n.replicas {
+		firsts[pg] = r.log.first
+	}
+	err := sn.n.cycle()
+	if err == nil {
+		for _, p := range w.pgs {
+			if r := sn.n.replicas[p.pg]; r != nil && r.log.first > firsts[p.pg] {
+				w.stats.compactions++
+				w.logf("osd.%d: pg %s log compacted to %d..%d", sn.id, p.pg, r.log.first, r.log.last)
+			}
+		}
+	}
+	w.flush()
+	if errors.Is(err, storagetest.ErrCrash) {
+		w.crash(sn)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("osd.%d: cycle: %w", sn.id, err)
+	}
+	w.poll(sn)
+	return nil
+}
+
+// tickNode is Node.tick (expiring waiters every tenth tick, as Run does)
+// with the replicas taken in PG order rather than map order: raft draws its
+// election jitter from one process-wide stream (crypto/rand, seeded per
+// schedule), so which replica gets which draw must not depend on map
+// iteration, or a seed would not replay. Keep it in step with Node.tick.
+func (w *simWorld) tickNode(sn *simNode) {
+	sn.ticks++
+	for _, p := range w.pgs {
+		if r := sn.n.replicas[p.pg]; r != nil {
+			r.rn.Tick()
+			if sn.ticks%10 == 0 {
+				r.expire(w.now)
+			}
+		}
+	}
+	w.poll(sn)
+}
+
+// crashInCommit crashes sn in the middle of its next commit, keeping a
+// random prefix of the batch; with nothing to commit it just crashes.
+func (w *simWorld) crashInCommit(sn *simNode) error {
+	sn.store.SetCommitFault(func(ops int) (int, bool) {
+		keep := w.rng.IntN(ops + 1)
+		w.logf("osd.%d: commit of %d changes torn after %d", sn.id, ops, keep)
+		w.stats.torn++
+		return keep, true
+	})
+	err := w.cycle(sn)
+	sn.store.SetCommitFault(nil)
+	if sn.n != nil {
+		w.crash(sn)
+	}
+	return err
+}
+
+// poll collects the answers sn's node gave its callers.
+func (w *simWorld) poll(sn *simNode) {
+	w.ops = slices.DeleteFunc(w.ops, func(op *simOp) bool {
+		if op.node != sn || op.granted {
+			return false
+		}
+		var res result
+		select {
+		case res = <-op.w.done:
+		default:
+			return false
+		}
+		switch {
+		case op.write && res.err == nil:
+			w.logf("osd.%d: write %s=%d acknowledged at index %d", sn.id, simKey(op.pg, op.obj), op.val, res.index)
+			w.stats.acked++
+			w.stats.maxIndex = max(w.stats.maxIndex, int(res.index))
+			w.hist = append(w.hist, simEvent{key: simKey(op.pg, op.obj), write: true, val: op.val, call: op.call, ret: w.tick()})
+		case op.write:
+			w.logf("osd.%d: write %s=%d: %v", sn.id, simKey(op.pg, op.obj), op.val, res.err)
+			w.unknown(op)
+		case res.err != nil:
+			w.logf("osd.%d: read %s: %v", sn.id, simKey(op.pg, op.obj), res.err)
+		case w.final || w.rng.IntN(2) == 0:
+			w.readStore(op)
+		default:
+			op.granted = true // the server reads the store a little later
+			return false
+		}
+		return true
+	})
+}
+
+// readStore finishes a granted read the way the server does: read the store.
+func (w *simWorld) readStore(op *simOp) {
+	var b [8]byte
+	err := op.node.store.Read(op.pg, op.obj, 0, b[:])
+	val := binary.BigEndian.Uint64(b[:])
+	if err != nil {
+		val = 0 // ErrNotFound: never written
+	}
+	w.logf("osd.%d: read %s = %d", op.node.id, simKey(op.pg, op.obj), val)
+	w.stats.reads++
+	w.hist = append(w.hist, simEvent{key: simKey(op.pg, op.obj), val: val, call: op.call, ret: w.tick()})
+	if op.fin {
+		w.finalRead[simKey(op.pg, op.obj)] = true
+	}
+}
+
+// leaderOf returns the live node that believes it leads pg (the first if
+// several do), or nil.
+func (w *simWorld) leaderOf(pg PG) *simNode {
+	for _, sn := range w.nodes {
+		if sn.n != nil {
+			if r := sn.n.replicas[pg]; r != nil && r.isLeader() {
+				return sn
+			}
+		}
+	}
+	return nil
+}
+
+// startOp starts a client write or read of obj at sn.
+func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
+	w.nextReq++
+	o := &simOp{node: sn, pg: p.pg, obj: obj, write: write, fin: w.final,
+		w: newWaiter(w.now.Add(time.Duration(2+w.rng.IntN(30)) * simTick)), call: w.tick()}
+	kind := "read"
+	if write {
+		kind = "write"
+		w.nextVal++
+		o.val = w.nextVal
+		data := binary.BigEndian.AppendUint64(nil, o.val)
+		sn.n.startPropose(p.pg, w.nextReq, encodeOp(&op{Kind: opWrite, ReqID: w.nextReq, Object: obj, Data: data}), o.w)
+	} else {
+		sn.n.startRead(p.pg, o.w)
+	}
+	select {
+	case res := <-o.w.done: // refused before proposing: certainly not applied
+		w.logf("osd.%d: %s %s refused: %v", sn.id, kind, simKey(p.pg, obj), res.err)
+		w.stats.refused++
+		return
+	default:
+	}
+	w.logf("osd.%d: start %s %s (%d)", sn.id, kind, simKey(p.pg, obj), o.val)
+	w.ops = append(w.ops, o)
+}
+
+func (w *simWorld) filter(keep func(*simNode) bool) []*simNode {
+	var out []*simNode
+	for _, sn := range w.nodes {
+		if keep(sn) {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
+func (w *simWorld) live() []*simNode { return w.filter(func(sn *simNode) bool { return sn.n != nil }) }
+func (w *simWorld) down() []*simNode { return w.filter(func(sn *simNode) bool { return sn.n == nil }) }
+
+func pick[T any](rng *rand.Rand, s []T) (T, bool) {
+	var zero T
+	if len(s) == 0 {
+		return zero, false
+	}
+	return s[rng.IntN(len(s))], true
+}
+
+// step runs one random action.
+func (w *simWorld) step() error {
+	type action struct {
+		weight int
+		do     func() error
+	}
+	actions := []action{
+		{300, func() error { // deliver a random batch: any order
+			if len(w.net) == 0 {
+				return nil
+			}
+			i := w.rng.IntN(len(w.net))
+			p := w.net[i]
+			w.net = slices.Delete(w.net, i, i+1)
+			w.deliver(p)
+			return nil
+		}},
+		{6, func() error { // lose a batch
+			if len(w.net) > 0 {
+				i := w.rng.IntN(len(w.net))
+				w.net = slices.Delete(w.net, i, i+1)
+			}
+			return nil
+		}},
+		{6, func() error { // duplicate a batch
+			if p, ok := pick(w.rng, w.net); ok {
+				w.net = append(w.net, p)
+			}
+			return nil
+		}},
+		{150, func() error {
+			if sn, ok := pick(w.rng, w.live()); ok {
+				w.tickNode(sn)
+			}
+			return nil
+		}},
+		{250, func() error {
+			if sn, ok := pick(w.rng, w.live()); ok {
+				return w.cycle(sn)
+			}
+			return nil
+		}},
+		{60, func() error { // a client op, usually at the node that believes it leads
+			p, _ := pick(w.rng, w.pgs)
+			obj, _ := pick(w.rng, p.objs)
+			// Clients follow leadership hints, which may be stale: any
+			// node that believes it leads (a cut-off old leader too).
+			sn, ok := pick(w.rng, w.filter(func(sn *simNode) bool {
+				return sn.n != nil && sn.n.replicas[p.pg] != nil && sn.n.replicas[p.pg].isLeader()
+			}))
+			if !ok || w.rng.IntN(5) == 0 {
+				if sn, ok = pick(w.rng, w.live()); !ok {
+					return nil
+				}
+			}
+			w.startOp(sn, p, obj, w.rng.IntN(5) < 3)
+			return nil
+		}},
+		{12, func() error { // a server reads the store for a granted read
+			var granted []*simOp
+			for _, op := range w.ops {
+				if op.granted {
+					granted = append(granted, op)
+				}
+			}
+			if op, ok := pick(w.rng, granted); ok {
+				w.readStore(op)
+				w.ops = slices.DeleteFunc(w.ops, func(o *simOp) bool { return o == op })
+			}
+			return nil
+		}},
+		{80, func() error {
+			w.now = w.now.Add(time.Duration(1+w.rng.IntN(10)) * time.Millisecond)
+			return nil
+		}},
+		{1, func() error { // cut a node off
+			if sn, ok := pick(w.rng, w.filter(func(sn *simNode) bool { return !sn.cut })); ok {
+				sn.cut = true
+				w.logf("osd.%d cut off", sn.id)
+			}
+			return nil
+		}},
+		{3, func() error {
+			if sn, ok := pick(w.rng, w.filter(func(sn *simNode) bool { return sn.cut })); ok {
+				sn.cut = false
+				w.logf("osd.%d reconnected", sn.id)
+			}
+			return nil
+		}},
+		{1, func() error {
+			sn, ok := pick(w.rng, w.live())
+			if !ok {
+				return nil
+			}
+			if w.rng.IntN(2) == 0 {
+				return w.crashInCommit(sn)
+			}
+			w.crash(sn)
+			return nil
+		}},
+		{20, func() error {
+			if sn, ok := pick(w.rng, w.down()); ok {
+				return w.start(sn)
+			}
+			return nil
+		}},
+	}
+	total := 0
+	for _, a := range actions {
+		total += a.weight
+	}
+	x := w.rng.IntN(total)
+	for _, a := range actions {
+		if x < a.weight {
+			return a.do()
+		}
+		x -= a.weight
+	}
+	return nil
+}

@@ -1,0 +1,259 @@
+package storagetest
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+)
+
+// Batch collects changes to a MemStore and applies them at Commit, all at
+// once under the store's lock. Operations see the earlier ones of the same
+// batch (log bounds are tracked per batch; object changes apply in order).
+//
+// Each operation is recorded as primitive changes, the units a commit fault
+// keeps a prefix of. They follow chunkstore's key order, which is what a
+// crash in a split chunkstore batch can leave: AppendEntries deletes the
+// conflicting suffix from the top, then writes each entry; CompactLog
+// deletes entries in ascending order, then records the compaction point;
+// SetHardState, SetApplyState, Write, Truncate, Zero and Delete are one
+// change each (a torn object change is not modelled: the OSD rewrites whole
+// ranges when it re-applies its log).
+type Batch struct {
+	s    *MemStore
+	ops  []change
+	logs map[PG]bounds // log bounds of the PGs touched so far, as this batch sees them
+	done bool
+}
+
+// change is one primitive change; object names the object it changes ("" for
+// raft state).
+type change struct {
+	pg     PG
+	object string
+	apply  func(d *pgData)
+}
+
+func (b *Batch) check(op string) error {
+	if b.done {
+		return fmt.Errorf("storagetest: %s: %w: batch already committed or discarded", op, chunkstore.ErrInvalid)
+	}
+	return nil
+}
+
+func (b *Batch) add(pg PG, object string, f func(d *pgData)) {
+	b.ops = append(b.ops, change{pg: pg, object: object, apply: f})
+}
+
+func (b *Batch) bounds(pg PG) bounds {
+	if bd, ok := b.logs[pg]; ok {
+		return bd
+	}
+	b.s.mu.Lock()
+	defer b.s.mu.Unlock()
+	return b.s.boundsLocked(pg)
+}
+
+// AppendEntries stores ents as entries first, first+1, ... of pg and deletes
+// the stored entries at or after first that it does not overwrite. Entries
+// below the first index are ignored. Errors wrap chunkstore.ErrInvalid
+// (first == 0, or a gap after the last index).
+func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
+	if err := b.check("append entries"); err != nil || len(ents) == 0 {
+		return err
+	}
+	if first == 0 {
+		return fmt.Errorf("storagetest: append entries pg %s: %w: index 0", pg, chunkstore.ErrInvalid)
+	}
+	bd := b.bounds(pg)
+	if bd.first != 0 {
+		if first > bd.last+1 {
+			return fmt.Errorf("storagetest: append entries pg %s: %w: first %d leaves a gap after last %d", pg, chunkstore.ErrInvalid, first, bd.last)
+		}
+		if first < bd.first {
+			skip := bd.first - first
+			if skip >= uint64(len(ents)) {
+				return nil
+			}
+			ents, first = ents[skip:], bd.first
+		}
+		for i := bd.last; i >= first && i >= bd.first; i-- {
+			b.add(pg, "", func(d *pgData) { delete(d.ents, i) })
+		}
+	}
+	for k, e := range ents {
+		i, e := first+uint64(k), bytes.Clone(e)
+		b.add(pg, "", func(d *pgData) { d.ents[i] = e })
+	}
+	if bd.first == 0 {
+		bd.first = first
+	}
+	bd.last = first + uint64(len(ents)) - 1
+	b.logs[pg] = bd
+	return nil
+}
+
+// SetHardState stores pg's hard state.
+func (b *Batch) SetHardState(pg PG, hs []byte) error {
+	if err := b.check("set hard state"); err != nil {
+		return err
+	}
+	hs = bytes.Clone(hs)
+	b.add(pg, "", func(d *pgData) { d.hard = hs })
+	return nil
+}
+
+// SetApplyState stores pg's apply state.
+func (b *Batch) SetApplyState(pg PG, st []byte) error {
+	if err := b.check("set apply state"); err != nil {
+		return err
+	}
+	st = bytes.Clone(st)
+	b.add(pg, "", func(d *pgData) { d.apply = st })
+	return nil
+}
+
+// CompactLog deletes pg's entries below upTo; the first index becomes upTo.
+// upTo at or below the first index is a no-op.
+func (b *Batch) CompactLog(pg PG, upTo uint64) error {
+	if err := b.check("compact log"); err != nil {
+		return err
+	}
+	bd := b.bounds(pg)
+	if upTo == 0 || upTo <= bd.first {
+		return nil
+	}
+	if !bd.empty() {
+		for i := bd.first; i < upTo && i <= bd.last; i++ {
+			b.add(pg, "", func(d *pgData) { delete(d.ents, i) })
+		}
+	}
+	b.add(pg, "", func(d *pgData) { d.compact = upTo })
+	if bd.empty() || bd.last < upTo {
+		bd.last = upTo - 1
+	}
+	bd.first = upTo
+	b.logs[pg] = bd
+	return nil
+}
+
+// Write writes data at off into object, creating it; the size becomes
+// max(size, off+len(data)). Errors wrap chunkstore.ErrInvalid or ErrTooLarge.
+func (b *Batch) Write(pg PG, name string, off int64, data []byte, version uint64) error {
+	if err := b.check("write"); err != nil {
+		return err
+	}
+	if err := checkRange(name, off, int64(len(data))); err != nil {
+		return err
+	}
+	data = bytes.Clone(data)
+	b.add(pg, name, func(d *pgData) {
+		o := d.object(name)
+		o.grow(off + int64(len(data)))
+		copy(o.data[off:], data)
+		o.version = version
+	})
+	return nil
+}
+
+// Truncate sets object's size, creating it; errors as Write.
+func (b *Batch) Truncate(pg PG, name string, size int64, version uint64) error {
+	if err := b.check("truncate"); err != nil {
+		return err
+	}
+	if err := checkRange(name, size, 0); err != nil {
+		return err
+	}
+	b.add(pg, name, func(d *pgData) {
+		o := d.object(name)
+		if size < int64(len(o.data)) {
+			o.data = o.data[:size:size]
+		}
+		o.grow(size)
+		o.version = version
+	})
+	return nil
+}
+
+// Zero zeroes [off, off+length) of object, growing it to off+length if
+// smaller and creating it; errors as Write.
+func (b *Batch) Zero(pg PG, name string, off, length int64, version uint64) error {
+	if err := b.check("zero"); err != nil {
+		return err
+	}
+	if err := checkRange(name, off, length); err != nil {
+		return err
+	}
+	b.add(pg, name, func(d *pgData) {
+		o := d.object(name)
+		o.grow(off + length)
+		clear(o.data[off : off+length])
+		o.version = version
+	})
+	return nil
+}
+
+// Delete removes object; a missing object is not an error.
+func (b *Batch) Delete(pg PG, name string) error {
+	if err := b.check("delete"); err != nil {
+		return err
+	}
+	if err := validName(name); err != nil {
+		return err
+	}
+	b.add(pg, name, func(d *pgData) { delete(d.objs, name) })
+	return nil
+}
+
+// Commit applies the batch atomically, unless a fault says otherwise (see
+// MemStore.SetCommitFault and SetLoseWrites). Errors: ErrCrash (injected),
+// chunkstore.ErrInvalid (already committed or discarded).
+func (b *Batch) Commit() error {
+	if err := b.check("commit"); err != nil {
+		return err
+	}
+	b.done = true
+	s := b.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ops := b.ops
+	if s.loseWrite != nil {
+		ops = nil
+		for _, c := range b.ops {
+			if c.object == "" || !s.loseWrite(c.pg, c.object) {
+				ops = append(ops, c)
+			}
+		}
+	}
+	keep, crash := len(ops), false
+	if s.commitFault != nil {
+		keep, crash = s.commitFault(len(ops))
+		keep = max(0, min(keep, len(ops)))
+	}
+	for _, c := range ops[:keep] {
+		c.apply(s.pgLocked(c.pg))
+	}
+	if crash {
+		return ErrCrash
+	}
+	return nil
+}
+
+// Discard drops the batch; a no-op after Commit.
+func (b *Batch) Discard() { b.done = true }
+
+func (d *pgData) object(name string) *object {
+	o := d.objs[name]
+	if o == nil {
+		o = &object{}
+		d.objs[name] = o
+	}
+	return o
+}
+
+// grow extends the object with zeros to size n if it is smaller.
+func (o *object) grow(n int64) {
+	if n > int64(len(o.data)) {
+		o.data = append(o.data, make([]byte, n-int64(len(o.data)))...)
+	}
+}

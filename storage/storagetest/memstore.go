@@ -1,0 +1,322 @@
+package storagetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+)
+
+// PG names a placement group.
+type PG = chunkstore.PG
+
+// ErrCrash is what Commit returns when a commit fault crashed it: a prefix
+// of the batch may be durable, the rest is lost, as after a power cut in the
+// middle of a chunkstore batch that was split into several transactions.
+var ErrCrash = errors.New("storagetest: injected crash during commit")
+
+// MemStore is an in-memory store with the semantics of *chunkstore.Store for
+// everything an OSD uses: a raft log, hard state and apply state per PG, and
+// objects read as flat byte arrays. Everything a Commit applies is durable
+// until the MemStore is dropped; Clone copies the durable state (what a
+// restarted OSD finds).
+//
+// Its methods are safe for concurrent use. A Batch belongs to one goroutine.
+type MemStore struct {
+	mu          sync.Mutex // guards the following
+	pgs         map[PG]*pgData
+	commitFault func(ops int) (keep int, crash bool)
+	loseWrite   func(pg PG, object string) bool
+}
+
+type pgData struct {
+	hard, apply []byte            // nil if never set
+	compact     uint64            // compaction point set by CompactLog; 0 if never
+	ents        map[uint64][]byte // raft log entries by index
+	objs        map[string]*object
+}
+
+// object is an object's logical content: len(data) is its size, holes are
+// stored zeros.
+type object struct {
+	data    []byte
+	version uint64
+}
+
+// NewMemStore returns an empty store.
+func NewMemStore() *MemStore { return &MemStore{pgs: map[PG]*pgData{}} }
+
+// SetCommitFault makes every later Commit ask f what to do with its batch of
+// ops primitive changes (see Batch for what one change is): the first keep
+// are applied, the rest are lost; crash makes Commit return ErrCrash (the
+// caller must then behave as a crashed process), otherwise Commit reports
+// success (a disk that lies). keep is clamped to [0, ops]. f runs under the
+// store's lock and must not call the store. nil removes the fault.
+func (s *MemStore) SetCommitFault(f func(ops int) (keep int, crash bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commitFault = f
+}
+
+// SetLoseWrites makes later Commits silently drop every object change
+// (Write, Truncate, Zero, Delete) for which f returns true, while reporting
+// success: a disk that loses acknowledged data. It applies before the commit
+// fault. f runs under the store's lock. nil removes the fault.
+func (s *MemStore) SetLoseWrites(f func(pg PG, object string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loseWrite = f
+}
+
+// Clone returns a copy of the durable state, without the faults.
+func (s *MemStore) Clone() *MemStore {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := NewMemStore()
+	for pg, d := range s.pgs {
+		nd := &pgData{hard: bytes.Clone(d.hard), apply: bytes.Clone(d.apply), compact: d.compact,
+			ents: make(map[uint64][]byte, len(d.ents)), objs: make(map[string]*object, len(d.objs))}
+		for i, e := range d.ents {
+			nd.ents[i] = bytes.Clone(e)
+		}
+		for n, o := range d.objs {
+			nd.objs[n] = &object{data: bytes.Clone(o.data), version: o.version}
+		}
+		c.pgs[pg] = nd
+	}
+	return c
+}
+
+// pgLocked returns pg's data, creating it.
+func (s *MemStore) pgLocked(pg PG) *pgData {
+	d := s.pgs[pg]
+	if d == nil {
+		d = &pgData{ents: map[uint64][]byte{}, objs: map[string]*object{}}
+		s.pgs[pg] = d
+	}
+	return d
+}
+
+// bounds is a PG's log bounds as chunkstore reports them: first == 0 when
+// the log is empty and was never compacted; last == first-1 when empty.
+type bounds struct{ first, last uint64 }
+
+func (b bounds) empty() bool { return b.first == 0 || b.last < b.first }
+
+// boundsLocked derives pg's log bounds from its entries and compaction point
+// the way chunkstore does from disk.
+func (s *MemStore) boundsLocked(pg PG) bounds {
+	d := s.pgs[pg]
+	if d == nil {
+		return bounds{}
+	}
+	var lo, hi uint64
+	found := false
+	for i := range d.ents {
+		if i >= max(d.compact, 1) && (!found || i < lo) {
+			lo, found = i, true
+		}
+		hi = max(hi, i)
+	}
+	switch {
+	case found && hi >= lo:
+		return bounds{lo, hi}
+	case d.compact > 0:
+		return bounds{d.compact, d.compact - 1}
+	}
+	return bounds{}
+}
+
+// LoadRaft returns pg's raft state; a PG without any is a zero RaftState.
+func (s *MemStore) LoadRaft(pg PG) (chunkstore.RaftState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bd := s.boundsLocked(pg)
+	st := chunkstore.RaftState{FirstIndex: bd.first, LastIndex: bd.last}
+	if d := s.pgs[pg]; d != nil {
+		st.HardState, st.ApplyState = bytes.Clone(d.hard), bytes.Clone(d.apply)
+	}
+	return st, nil
+}
+
+// Entries returns log entries [lo, hi) of pg, stopping before the one that
+// would take the total past maxBytes but returning at least one. A missing
+// entry is an error wrapping chunkstore.ErrNotFound.
+func (s *MemStore) Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [][]byte
+	var total uint64
+	for i := lo; i < hi; i++ {
+		var e []byte
+		ok := false
+		if d := s.pgs[pg]; d != nil {
+			e, ok = d.ents[i]
+		}
+		if !ok {
+			return nil, fmt.Errorf("storagetest: entries pg %s index %d: %w", pg, i, chunkstore.ErrNotFound)
+		}
+		total += uint64(len(e))
+		if len(out) > 0 && total > maxBytes {
+			break
+		}
+		out = append(out, bytes.Clone(e))
+	}
+	return out, nil
+}
+
+// ListPGs returns the PGs with raft state or objects, sorted.
+func (s *MemStore) ListPGs() ([]PG, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []PG
+	for pg, d := range s.pgs {
+		if d.hard != nil || d.apply != nil || d.compact > 0 || len(d.ents) > 0 || len(d.objs) > 0 {
+			out = append(out, pg)
+		}
+	}
+	slices.SortFunc(out, func(a, b PG) int {
+		if a.Pool != b.Pool {
+			return cmpU32(a.Pool, b.Pool)
+		}
+		return cmpU32(a.Seq, b.Seq)
+	})
+	return out, nil
+}
+
+func cmpU32(a, b uint32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > chunkstore.MaxNameLen {
+		return fmt.Errorf("storagetest: object name length %d: %w", len(name), chunkstore.ErrInvalid)
+	}
+	return nil
+}
+
+func checkRange(name string, off, n int64) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if off < 0 || n < 0 {
+		return fmt.Errorf("storagetest: object %q range (%d, %d): %w", name, off, n, chunkstore.ErrInvalid)
+	}
+	if n > chunkstore.MaxObjectSize || off > chunkstore.MaxObjectSize-n {
+		return fmt.Errorf("storagetest: object %q range (%d, %d): %w", name, off, n, chunkstore.ErrTooLarge)
+	}
+	return nil
+}
+
+// Read fills p with object's bytes at off; past the size it reads zeros.
+// Errors wrap chunkstore.ErrNotFound (no such object) or ErrInvalid.
+func (s *MemStore) Read(pg PG, name string, off int64, p []byte) error {
+	if err := validName(name); err != nil {
+		return err
+	}
+	if off < 0 {
+		return fmt.Errorf("storagetest: read %q at %d: %w", name, off, chunkstore.ErrInvalid)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objectLocked(pg, name)
+	if o == nil {
+		return fmt.Errorf("storagetest: read pg %s object %q: %w", pg, name, chunkstore.ErrNotFound)
+	}
+	n := 0
+	if off < int64(len(o.data)) {
+		n = copy(p, o.data[off:])
+	}
+	clear(p[n:])
+	return nil
+}
+
+func (s *MemStore) objectLocked(pg PG, name string) *object {
+	if d := s.pgs[pg]; d != nil {
+		return d.objs[name]
+	}
+	return nil
+}
+
+// Stat returns object's size and version; errors as Read.
+func (s *MemStore) Stat(pg PG, name string) (chunkstore.ObjectInfo, error) {
+	if err := validName(name); err != nil {
+		return chunkstore.ObjectInfo{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objectLocked(pg, name)
+	if o == nil {
+		return chunkstore.ObjectInfo{}, fmt.Errorf("storagetest: stat pg %s object %q: %w", pg, name, chunkstore.ErrNotFound)
+	}
+	return chunkstore.ObjectInfo{Name: name, Size: int64(len(o.data)), Version: o.version}, nil
+}
+
+// List returns pg's objects named prefix... and sorting after after, in
+// name order, at most limit (<= 0: all).
+func (s *MemStore) List(pg PG, prefix, after string, limit int) ([]chunkstore.ObjectInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []chunkstore.ObjectInfo
+	if d := s.pgs[pg]; d != nil {
+		for _, name := range slices.Sorted(maps.Keys(d.objs)) {
+			if name <= after || !strings.HasPrefix(name, prefix) {
+				continue
+			}
+			o := d.objs[name]
+			out = append(out, chunkstore.ObjectInfo{Name: name, Size: int64(len(o.data)), Version: o.version})
+			if limit > 0 && len(out) >= limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// Digest hashes pg's apply state and every object's name, size, version and
+// content, in name order, with the same layout as chunkstore's Digest (so
+// equal logical content gives equal sums in both, whatever the history). It
+// returns the apply state (nil if never set) and the number of objects.
+func (s *MemStore) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := sha256.New()
+	d := s.pgs[pg]
+	if d != nil {
+		apply = bytes.Clone(d.apply)
+	}
+	h.Write([]byte("chunkstore-digest-v1"))
+	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(apply))))
+	h.Write(apply)
+	if d != nil {
+		for _, name := range slices.Sorted(maps.Keys(d.objs)) {
+			o := d.objs[name]
+			var hdr []byte
+			hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(name)))
+			hdr = append(hdr, name...)
+			hdr = binary.BigEndian.AppendUint64(hdr, uint64(len(o.data)))
+			hdr = binary.BigEndian.AppendUint64(hdr, o.version)
+			h.Write(hdr)
+			h.Write(o.data)
+			objects++
+		}
+	}
+	copy(sum[:], h.Sum(nil))
+	return apply, sum, objects, nil
+}
+
+// NewBatch returns an empty batch.
+func (s *MemStore) NewBatch() *Batch { return &Batch{s: s, logs: map[PG]bounds{}} }
