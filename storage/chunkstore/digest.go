@@ -11,15 +11,16 @@ import (
 // digestChunk is how much object content Digest reads at a time.
 const digestChunk = 1 << 20
 
-// Digest hashes, from one consistent read view, pg's apply state and every
-// object's name, size, version and logical content (holes read as zeros, so
-// a hole and stored zeros digest the same). Replicas at the same apply state
-// must have equal sums; scrub compares them. It returns the apply state
-// (nil if never set) and the number of objects. Errors: ErrCorrupt (a
+// Digest hashes, from one consistent read view, every object's name, size,
+// version and logical content (holes read as zeros, so a hole and stored
+// zeros digest the same). It also returns the apply state read in the same
+// view (nil if never set), which is not hashed: replicas record their own
+// log compaction points in it, so healthy replicas differ there. Replicas
+// at the same applied index must have equal sums; scrub compares them. It
+// also returns the number of objects. Errors: ErrCorrupt (a
 // *CorruptError naming the damaged object and block), ErrClosed.
 //
-// Layout hashed (SHA-256): "chunkstore-digest-v1", u32 len(apply), apply,
-// then per object in name order: u32 len(name), name, u64 size, u64 version,
+// Layout hashed (SHA-256): "chunkstore-digest-v2", then per object in name order: u32 len(name), name, u64 size, u64 version,
 // size content bytes.
 func (s *Store) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error) {
 	if err := s.enter(); err != nil {
@@ -36,9 +37,7 @@ func (s *Store) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err erro
 		if found {
 			apply = p
 		}
-		h.Write([]byte("chunkstore-digest-v1"))
-		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(apply))))
-		h.Write(apply)
+		h.Write([]byte("chunkstore-digest-v2"))
 		buf := make([]byte, digestChunk)
 		return scanMeta(txn, pg, "", "", bs, func(name string, m objMeta) (bool, error) {
 			objects++

@@ -74,9 +74,6 @@ type simWorld struct {
 // simStats counts what a schedule exercised, to keep the test honest.
 type simStats struct {
 	acked, unknown, refused, reads, crashes, torn, compactions, maxIndex int
-	// compactSkew counts PGs whose replicas ended equal except for their
-	// compaction point, so that their full Digest sums differ.
-	compactSkew int
 }
 
 func (s *simStats) add(o simStats) {
@@ -87,7 +84,6 @@ func (s *simStats) add(o simStats) {
 	s.crashes += o.crashes
 	s.torn += o.torn
 	s.compactions += o.compactions
-	s.compactSkew += o.compactSkew
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 

@@ -286,8 +286,8 @@ func (s *MemStore) List(pg PG, prefix, after string, limit int) ([]chunkstore.Ob
 	return out, nil
 }
 
-// Digest hashes pg's apply state and every object's name, size, version and
-// content, in name order, with the same layout as chunkstore's Digest (so
+// Digest hashes every object's name, size, version and content (not the
+// apply state, which it returns), in name order, with the same layout as chunkstore's Digest (so
 // equal logical content gives equal sums in both, whatever the history). It
 // returns the apply state (nil if never set) and the number of objects.
 func (s *MemStore) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error) {
@@ -298,9 +298,7 @@ func (s *MemStore) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err e
 	if d != nil {
 		apply = bytes.Clone(d.apply)
 	}
-	h.Write([]byte("chunkstore-digest-v1"))
-	h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(apply))))
-	h.Write(apply)
+	h.Write([]byte("chunkstore-digest-v2"))
 	if d != nil {
 		for _, name := range slices.Sorted(maps.Keys(d.objs)) {
 			o := d.objs[name]
