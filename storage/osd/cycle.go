@@ -282,11 +282,7 @@ func (n *Node) finish(x *ready) {
 		if len(rs.RequestCtx) != 8 {
 			continue
 		}
-		id := binary.BigEndian.Uint64(rs.RequestCtx)
-		if w := r.readCtx[id]; w != nil {
-			delete(r.readCtx, id)
-			r.readQ = append(r.readQ, pendingRead{rs.Index, w})
-		}
+		r.readState(binary.BigEndian.Uint64(rs.RequestCtx), rs.Index, n.newID)
 	}
 	r.grantReads()
 }

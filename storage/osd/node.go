@@ -167,10 +167,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) tick(expire bool) {
 	now := n.cfg.Clock.Now()
 	for _, r := range n.replicas {
-		r.rn.Tick()
-		if expire {
-			r.expire(now)
-		}
+		r.tick(now, expire, n.newID)
 	}
 }
 
@@ -378,13 +375,12 @@ func (n *Node) startRead(pg PG, w *waiter) {
 	case !r.isLeader():
 		w.finish(0, ErrNotLeader)
 	default:
-		id := n.nextReq.Add(1)
-		var rc [8]byte
-		binary.BigEndian.PutUint64(rc[:], id)
-		r.readCtx[id] = w
-		r.rn.ReadIndex(rc[:])
+		r.queueRead(w, n.newID)
 	}
 }
+
+// newID returns a fresh id for a read-index request.
+func (n *Node) newID() uint64 { return n.nextReq.Add(1) }
 
 // transferLeader asks pg's leader (this replica) to hand leadership to
 // target; it returns once the request is made, not when it completes.

@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -51,12 +52,15 @@ type replica struct {
 	minSize int
 	voters  []int32 // from the conf state
 
-	conf        []byte             // marshalled current pb.ConfState
-	waiters     map[uint64]*waiter // proposal ReqID → waiter
-	readCtx     map[uint64]*waiter // read-index ctx → waiter
-	readQ       []pendingRead      // read index known, waiting for apply
-	compactHint uint64             // leader: what it compacted to; follower: leader's hint
-	campaign    bool               // campaign once the configuration is applied
+	conf        []byte               // marshalled current pb.ConfState
+	waiters     map[uint64]*waiter   // proposal ReqID → waiter
+	readCtx     map[uint64][]*waiter // outstanding read-index request → its batch of reads
+	readNext    []*waiter            // reads that arrived while a request was outstanding
+	readOut     uint64               // the outstanding request's ctx id (0: none)
+	readAge     int                  // ticks since readOut was issued
+	readQ       []pendingRead        // read index known, waiting for apply
+	compactHint uint64               // leader: what it compacted to; follower: leader's hint
+	campaign    bool                 // campaign once the configuration is applied
 
 	applied atomic.Uint64 // for readers outside the loop
 	leader  atomic.Int32  // -1 unknown
@@ -65,7 +69,7 @@ type replica struct {
 func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.Logger) (*replica, error) {
 	r := &replica{
 		pg: log.pg, self: self, log: log, minSize: minSize,
-		waiters: map[uint64]*waiter{}, readCtx: map[uint64]*waiter{},
+		waiters: map[uint64]*waiter{}, readCtx: map[uint64][]*waiter{},
 	}
 	// A replica's first commit holds the bootstrap entries and then the
 	// hard state. Entries without a hard state are what a crash inside that
@@ -133,10 +137,16 @@ func (r *replica) failAll(err error) {
 		w.finish(0, err)
 		delete(r.waiters, id)
 	}
-	for id, w := range r.readCtx {
-		w.finish(0, err)
+	for id, batch := range r.readCtx {
+		for _, w := range batch {
+			w.finish(0, err)
+		}
 		delete(r.readCtx, id)
 	}
+	for _, w := range r.readNext {
+		w.finish(0, err)
+	}
+	r.readNext, r.readOut = nil, 0
 	for _, pr := range r.readQ {
 		pr.w.finish(0, err)
 	}
@@ -151,11 +161,73 @@ func (r *replica) expire(now time.Time) {
 			delete(r.waiters, id)
 		}
 	}
-	for id, w := range r.readCtx {
-		if now.After(w.deadline) {
-			w.finish(0, ErrTimeout)
-			delete(r.readCtx, id)
+	// Reads in a batch stay until the batch is answered (or given up in
+	// tick); finishing a waiter twice is harmless.
+	for _, batch := range r.readCtx {
+		for _, w := range batch {
+			if now.After(w.deadline) {
+				w.finish(0, ErrTimeout)
+			}
 		}
+	}
+}
+
+// tick advances r's raft clock; expire also drops waiters whose callers
+// gave up. A read-index request unanswered for two election timeouts is
+// given up (its reads time out and are retried by their clients) so that
+// the reads queued behind it are not stuck.
+func (r *replica) tick(now time.Time, expire bool, newID func() uint64) {
+	r.rn.Tick()
+	if r.readOut != 0 {
+		r.readAge++
+		if r.readAge > 20 {
+			for _, w := range r.readCtx[r.readOut] {
+				w.finish(0, ErrTimeout)
+			}
+			delete(r.readCtx, r.readOut)
+			r.readOut = 0
+			r.issueRead(newID)
+		}
+	}
+	if expire {
+		r.expire(now)
+	}
+}
+
+// queueRead adds w to the next read-index request, issuing it at once when
+// none is outstanding. With ReadOnlySafe each request costs a heartbeat
+// round, so all reads that arrive while one is outstanding share the next:
+// their index is still taken after they arrived, so they stay
+// linearizable.
+func (r *replica) queueRead(w *waiter, newID func() uint64) {
+	r.readNext = append(r.readNext, w)
+	if r.readOut == 0 {
+		r.issueRead(newID)
+	}
+}
+
+func (r *replica) issueRead(newID func() uint64) {
+	if len(r.readNext) == 0 {
+		return
+	}
+	id := newID()
+	r.readCtx[id], r.readNext = r.readNext, nil
+	r.readOut, r.readAge = id, 0
+	var rc [8]byte
+	binary.BigEndian.PutUint64(rc[:], id)
+	r.rn.ReadIndex(rc[:])
+}
+
+// readState takes raft's answer to read-index request id: its reads may
+// run once index is applied. The next batch, if any, is issued.
+func (r *replica) readState(id, index uint64, newID func() uint64) {
+	for _, w := range r.readCtx[id] {
+		r.readQ = append(r.readQ, pendingRead{index, w})
+	}
+	delete(r.readCtx, id)
+	if id == r.readOut {
+		r.readOut = 0
+		r.issueRead(newID)
 	}
 }
 

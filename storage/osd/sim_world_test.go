@@ -301,10 +301,7 @@ func (w *simWorld) tickNode(sn *simNode) {
 	sn.ticks++
 	for _, p := range w.pgs {
 		if r := sn.n.replicas[p.pg]; r != nil {
-			r.rn.Tick()
-			if sn.ticks%10 == 0 {
-				r.expire(w.now)
-			}
+			r.tick(w.now, sn.ticks%10 == 0, sn.n.newID)
 		}
 	}
 	w.poll(sn)
