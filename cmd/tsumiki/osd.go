@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -24,6 +25,7 @@ type osdConfig struct {
 	BlockCacheMiB    int64   `yaml:"block_cache_mib" flag:"block-cache-mib"`
 	IndexCacheMiB    int64   `yaml:"index_cache_mib" flag:"index-cache-mib"`
 	DebugAddr        string  `yaml:"debug_addr" flag:"debug-addr"`
+	MemoryLimitMiB   int64   `yaml:"memory_limit_mib" flag:"memory-limit-mib"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
@@ -43,6 +45,7 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.MemtableMiB, "memtable-mib", 8, "chunk store memtable size (MiB); two are kept")
 	f.Int64Var(&cfg.BlockCacheMiB, "block-cache-mib", 16, "chunk store block cache (MiB)")
 	f.Int64Var(&cfg.IndexCacheMiB, "index-cache-mib", 8, "chunk store index cache (MiB)")
+	f.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", 160, "soft limit of the Go heap (MiB): the garbage collector works harder near it; 0 = none")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 }
 
@@ -67,6 +70,10 @@ on start and keeps the same id across restarts on the same --data.`,
 			}
 			defer log.Sync()
 			serveDebug(cmd.Context(), cfg.DebugAddr, log)
+			if cfg.MemoryLimitMiB > 0 {
+				// One OSD per process: its heap limit is the process's.
+				debug.SetMemoryLimit(cfg.MemoryLimitMiB << 20)
+			}
 			d, err := osd.NewDaemon(osd.Config{
 				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
 				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,

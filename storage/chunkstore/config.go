@@ -42,6 +42,11 @@ type Config struct {
 	// path silently (the key looks absent), so the check at Open is on by
 	// default; it reads the LSM (keys and small values, not the value log).
 	SkipVerifyOnOpen bool
+	// ReclaimInterval and ReclaimAbove drive RunReclaim: how often it looks
+	// at the process's file-backed resident memory, and above how much it
+	// releases the store's mapped pages. Defaults 100ms and 32 MiB.
+	ReclaimInterval time.Duration
+	ReclaimAbove    int64
 	// Logger receives the store's and badger's warnings and errors. Required
 	// (use zap.NewNop in tests).
 	Logger *zap.Logger
@@ -75,6 +80,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IndexCacheSize == 0 {
 		c.IndexCacheSize = DefaultIndexCacheSize
+	}
+	if c.ReclaimInterval <= 0 {
+		c.ReclaimInterval = 100 * time.Millisecond
+	}
+	if c.ReclaimAbove <= 0 {
+		c.ReclaimAbove = 32 << 20
 	}
 	if c.ValueThreshold == 0 {
 		c.ValueThreshold = DefaultValueThreshold

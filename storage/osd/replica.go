@@ -90,6 +90,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 		MaxCommittedSizePerReady:  8 << 20,
 		MaxUncommittedEntriesSize: 128 << 20,
 		MaxInflightMsgs:           256,
+		MaxInflightBytes:          8 << 20, // per follower: bounds memory under big writes
 		CheckQuorum:               true,
 		PreVote:                   true,
 		// ReadOnlySafe: a read index is confirmed by a heartbeat round with

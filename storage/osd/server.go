@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -18,18 +19,25 @@ import (
 // maxProposal bounds one raft entry's payload; larger writes are split.
 const maxProposal = 1 << 20
 
+// maxInflightBytes bounds the request payloads an OSD works on at once,
+// across all connections: beyond it, reading more requests waits. Each
+// written byte is copied several times on its way to disk and to the
+// peers, so this is what keeps an OSD's memory flat under heavy writes.
+const maxInflightBytes = 64 << 20
+
 // Server answers client requests (public network) from the node and store.
 type Server struct {
-	node    *Node
-	store   Store
-	log     *zap.Logger
-	timeout time.Duration // per request
-	epoch   atomic.Uint64 // the newest map epoch this OSD knows
+	node     *Node
+	store    Store
+	log      *zap.Logger
+	timeout  time.Duration // per request
+	epoch    atomic.Uint64 // the newest map epoch this OSD knows
+	inflight *semaphore.Weighted
 }
 
 // NewServer returns a server for n's PGs.
 func NewServer(n *Node, store Store, log *zap.Logger) *Server {
-	return &Server{node: n, store: store, log: log, timeout: 20 * time.Second}
+	return &Server{node: n, store: store, log: log, timeout: 20 * time.Second, inflight: semaphore.NewWeighted(maxInflightBytes)}
 }
 
 // SetEpoch records the newest cluster map epoch seen by this OSD.
@@ -105,17 +113,25 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if err != nil {
 			break // a malformed frame leaves the stream unsynchronised
 		}
+		weight := int64(len(body))
+		if req.Op == wire.OpRead || req.Op == wire.OpReplicaRead {
+			weight += min(max(req.Length, 0), wire.MaxFrame) // the reply buffer
+		}
+		if err := s.inflight.Acquire(ctx, weight); err != nil {
+			break
+		}
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
+			s.inflight.Release(weight)
 			break
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
+			defer func() { <-sem; s.inflight.Release(weight) }()
 			resp := s.handle(ctx, &req)
 			select {
 			case out <- wire.AppendResponse(nil, &resp):

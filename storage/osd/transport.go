@@ -28,6 +28,9 @@ type TCPTransport struct {
 	wg    sync.WaitGroup
 }
 
+// maxBatchBytes stops coalescing queued messages into one frame.
+const maxBatchBytes = 4 << 20
+
 type peerConn struct {
 	id   int32
 	q    chan []wire.RaftMsg
@@ -135,7 +138,6 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 	if err := wire.WriteFrame(w, wire.FrameHello, hello[:]); err != nil {
 		return err
 	}
-	var buf []byte
 	for {
 		var msgs []wire.RaftMsg
 		select {
@@ -143,9 +145,9 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 			return ctx.Err()
 		case msgs = <-p.q:
 		}
-		// coalesce whatever else is queued into one frame
+		// Coalesce whatever else is queued into one frame, up to a size.
 	more:
-		for len(msgs) < 4096 {
+		for len(msgs) < 4096 && wire.RaftBatchSize(msgs) < maxBatchBytes {
 			select {
 			case m := <-p.q:
 				msgs = append(msgs, m...)
@@ -153,9 +155,8 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 				break more
 			}
 		}
-		buf = wire.AppendRaftBatch(buf[:0], t.self, msgs)
 		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if err := wire.WriteFrame(w, wire.FrameRaft, buf); err != nil {
+		if err := wire.WriteRaftBatch(w, t.self, msgs); err != nil {
 			return err
 		}
 		if len(p.q) == 0 {

@@ -1,6 +1,10 @@
 package wire
 
-import "fmt"
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+)
 
 // RaftMsg is one marshalled raft message for one PG, with the leader's
 // log-compaction hint (followers may discard log entries below it; 0 = none).
@@ -22,6 +26,42 @@ func AppendRaftBatch(b []byte, from int32, msgs []RaftMsg) []byte {
 		e.bytes(m.Msg)
 	}
 	return e.b
+}
+
+// RaftBatchSize is the body length AppendRaftBatch would produce.
+func RaftBatchSize(msgs []RaftMsg) int {
+	n := 8
+	for _, m := range msgs {
+		n += 20 + len(m.Msg)
+	}
+	return n
+}
+
+// WriteRaftBatch writes a raft batch frame straight into w, without
+// building the body in memory first (batches can carry megabytes).
+func WriteRaftBatch(w *bufio.Writer, from int32, msgs []RaftMsg) error {
+	var hdr [5 + 8]byte
+	binary.BigEndian.PutUint32(hdr[:4], uint32(RaftBatchSize(msgs)))
+	hdr[4] = FrameRaft
+	binary.BigEndian.PutUint32(hdr[5:], uint32(from))
+	binary.BigEndian.PutUint32(hdr[9:], uint32(len(msgs)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		var mh [20]byte
+		binary.BigEndian.PutUint32(mh[0:], m.Pool)
+		binary.BigEndian.PutUint32(mh[4:], m.PG)
+		binary.BigEndian.PutUint64(mh[8:], m.Compact)
+		binary.BigEndian.PutUint32(mh[16:], uint32(len(m.Msg)))
+		if _, err := w.Write(mh[:]); err != nil {
+			return err
+		}
+		if _, err := w.Write(m.Msg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DecodeRaftBatch decodes a raft batch. Msg fields alias b.

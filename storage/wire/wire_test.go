@@ -51,6 +51,20 @@ func TestResponseAndResultsRoundTrip(t *testing.T) {
 	}
 }
 
+func TestWriteRaftBatchMatchesAppend(t *testing.T) {
+	msgs := []RaftMsg{{Pool: 1, PG: 2, Compact: 3, Msg: []byte("x")}, {Pool: 4, Msg: bytes.Repeat([]byte("y"), 1000)}}
+	var buf bytes.Buffer
+	w := bufio.NewWriter(&buf)
+	if err := WriteRaftBatch(w, 7, msgs); err != nil {
+		t.Fatal(err)
+	}
+	w.Flush()
+	typ, body, err := ReadFrame(bufio.NewReader(&buf))
+	if err != nil || typ != FrameRaft || !bytes.Equal(body, AppendRaftBatch(nil, 7, msgs)) {
+		t.Fatalf("streamed batch differs from AppendRaftBatch: %v", err)
+	}
+}
+
 func TestDecodeRejectsTruncatedAndTrailing(t *testing.T) {
 	b := AppendRequest(nil, &Request{Op: OpWrite, Object: "o", Data: []byte("data")})
 	for i := 0; i < len(b); i++ {
