@@ -1,0 +1,227 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
+	"github.com/tsumiki-storage/tsumiki/storage/mon/montest"
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// fakeOSD answers wire requests with a handler; it stands for an OSD so the
+// client's retry logic can be checked answer by answer.
+type fakeOSD struct {
+	l  net.Listener
+	mu sync.Mutex
+	fn func(wire.Request) wire.Response
+	n  map[wire.Op]int // requests seen per op
+}
+
+func startFake(t *testing.T) *fakeOSD {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeOSD{l: l, n: map[wire.Op]int{}}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go f.serve(c)
+		}
+	}()
+	return f
+}
+
+func (f *fakeOSD) handle(fn func(wire.Request) wire.Response) {
+	f.mu.Lock()
+	f.fn = fn
+	f.mu.Unlock()
+}
+
+func (f *fakeOSD) count(op wire.Op) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n[op]
+}
+
+func (f *fakeOSD) serve(c net.Conn) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	for {
+		_, body, err := wire.ReadFrame(r)
+		if err != nil {
+			return
+		}
+		req, err := wire.DecodeRequest(body)
+		if err != nil {
+			return
+		}
+		f.mu.Lock()
+		f.n[req.Op]++
+		fn := f.fn
+		f.mu.Unlock()
+		resp := wire.Response{Status: wire.StatusInternal, Leader: -1}
+		if fn != nil {
+			resp = fn(req)
+		}
+		resp.ID = req.ID
+		if wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp)) != nil || w.Flush() != nil {
+			return
+		}
+	}
+}
+
+// setup registers three fake OSDs and a size-3 pool in a real control
+// plane and returns a client and the fakes by OSD id.
+func setup(t *testing.T) (*Client, map[int32]*fakeOSD) {
+	eps := montest.StartTB(t)
+	ctx := context.Background()
+	cli, err := clustermap.Dial(ctx, eps, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	st := clustermap.NewStore(cli, "/tsumiki", nil)
+	fakes := map[int32]*fakeOSD{}
+	for i := 0; i < 3; i++ {
+		f := startFake(t)
+		o, err := st.RegisterOSD(ctx, clustermap.OSD{UUID: fmt.Sprint(i), Host: fmt.Sprintf("h%d", i), Class: "hdd", Weight: 1,
+			PublicAddr: f.l.Addr().String(), ClusterAddr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fakes[o.ID] = f
+	}
+	if _, err := st.CreatePool(ctx, clustermap.Pool{Name: "p", Size: 3, MinSize: 2, PGNum: 1, FailureDomain: "host"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(ctx, Config{Etcd: cli, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, fakes
+}
+
+func TestFollowsLeaderHint(t *testing.T) {
+	c, fakes := setup(t)
+	const leader = 2
+	for id, f := range fakes {
+		if id == leader {
+			f.handle(func(r wire.Request) wire.Response { return wire.Response{Status: wire.StatusOK} })
+		} else {
+			f.handle(func(r wire.Request) wire.Response { return wire.Response{Status: wire.StatusNotLeader, Leader: leader} })
+		}
+	}
+	for i := 0; i < 3; i++ {
+		if err := c.Write(context.Background(), "p", "obj", 0, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first write may ask a non-leader once; later ones go straight to
+	// the cached leader.
+	if n := fakes[leader].count(wire.OpWrite); n != 3 {
+		t.Fatalf("leader saw %d writes, want 3", n)
+	}
+	others := 0
+	for id, f := range fakes {
+		if id != leader {
+			others += f.count(wire.OpWrite)
+		}
+	}
+	if others > 1 {
+		t.Fatalf("non-leaders were asked %d times; the leader hint is not cached", others)
+	}
+}
+
+func TestDegradedRetriesUntilDeadline(t *testing.T) {
+	c, fakes := setup(t)
+	for _, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response { return wire.Response{Status: wire.StatusDegraded} })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := c.Write(ctx, "p", "obj", 0, []byte("x"))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("write to a degraded PG: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond || d > 3*time.Second {
+		t.Fatalf("gave up after %v, want about the 500ms deadline", d)
+	}
+	total := 0
+	for _, f := range fakes {
+		total += f.count(wire.OpWrite)
+	}
+	if total < 3 {
+		t.Fatalf("only %d attempts: the client does not retry", total)
+	}
+}
+
+func TestCorruptLeaderReadServedByReplica(t *testing.T) {
+	c, fakes := setup(t)
+	good := bytes.Repeat([]byte("g"), 10)
+	const leader = 0
+	for id, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response {
+			switch {
+			case r.Op == wire.OpRead && id == leader:
+				return wire.Response{Status: wire.StatusCorrupt, A: 42, Msg: "block 0"}
+			case r.Op == wire.OpRead:
+				return wire.Response{Status: wire.StatusNotLeader, Leader: leader}
+			case r.Op == wire.OpReplicaRead && id == leader:
+				return wire.Response{Status: wire.StatusCorrupt}
+			case r.Op == wire.OpReplicaRead && r.MinIndex == 42:
+				return wire.Response{Status: wire.StatusOK, Data: good}
+			}
+			return wire.Response{Status: wire.StatusInvalid}
+		})
+	}
+	buf := make([]byte, 10)
+	if err := c.Read(context.Background(), "p", "obj", 0, buf); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf, good) {
+		t.Fatalf("read %q, want the good replica's data", buf)
+	}
+	// Every replica corrupt: the read fails as corrupt, never with data.
+	for _, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response {
+			return wire.Response{Status: wire.StatusCorrupt, A: 1}
+		})
+	}
+	if err := c.Read(context.Background(), "p", "obj", 0, buf); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("read with every copy corrupt: %v, want ErrCorrupt", err)
+	}
+}
+
+func TestBadInputIsRefusedLocally(t *testing.T) {
+	c, fakes := setup(t)
+	ctx := context.Background()
+	if err := c.Write(ctx, "p", "obj", MaxObjectSize, []byte("x")); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("write past 32 MiB: %v", err)
+	}
+	if err := c.Write(ctx, "nope", "obj", 0, []byte("x")); !errors.Is(err, ErrNoPool) {
+		t.Fatalf("write to a missing pool: %v", err)
+	}
+	if err := c.Write(ctx, "p", "", 0, []byte("x")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("write with no name: %v", err)
+	}
+	for _, f := range fakes {
+		if n := f.count(wire.OpWrite); n != 0 {
+			t.Fatalf("bad input reached an OSD (%d writes)", n)
+		}
+	}
+}
