@@ -31,6 +31,7 @@ type Batch struct {
 	done    bool              // Commit or Discard called
 	split   bool              // part of the batch is already committed
 	mutated bool              // the running op changed the transaction
+	bytes   int64             // key and value bytes in the open transaction
 }
 
 // NewBatch returns an empty batch. It never fails; a closed store makes the
@@ -121,6 +122,18 @@ func (b *Batch) abort() {
 }
 
 func (b *Batch) set(key, val []byte) error {
+	// Badger counts a value-log value in a transaction by its pointer only,
+	// but writes the whole value into the current value-log file's
+	// mapping (twice ValueLogFileSize) at commit: a transaction carrying
+	// more than that fails with EFAULT. Split well before.
+	n := int64(len(key) + len(val))
+	if b.bytes > 0 && b.bytes+n > b.s.cfg.ValueLogFileSize/2 {
+		b.mutated = true
+		if err := b.flush(); err != nil {
+			return err
+		}
+	}
+	b.bytes += n
 	return b.modify(func(t *badger.Txn) error { return t.Set(key, val) })
 }
 
@@ -150,6 +163,7 @@ func (b *Batch) modify(f func(*badger.Txn) error) error {
 func (b *Batch) flush() error {
 	err := b.txn.Commit()
 	b.txn = b.s.db.NewTransaction(true)
+	b.bytes = 0
 	b.split = true
 	if err != nil {
 		return fmt.Errorf("chunkstore: commit (batch split): %w", badgerErr(err))

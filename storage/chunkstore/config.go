@@ -29,7 +29,7 @@ type Config struct {
 	// ValueThreshold: values of at least this many bytes (object blocks,
 	// raft entries) go to the value log; default 1 KiB.
 	ValueThreshold int64
-	// ValueLogFileSize is the size of one value-log file; default 64 MiB,
+	// ValueLogFileSize is the size of one value-log file; default 16 MiB,
 	// range [1 MiB, 2 GiB). It also bounds the size of one raft entry.
 	ValueLogFileSize int64
 	// GCInterval is the value-log GC schedule of RunGC; default 1m.
@@ -42,11 +42,6 @@ type Config struct {
 	// path silently (the key looks absent), so the check at Open is on by
 	// default; it reads the LSM (keys and small values, not the value log).
 	SkipVerifyOnOpen bool
-	// ReclaimInterval and ReclaimAbove drive RunReclaim: how often it looks
-	// at the process's file-backed resident memory, and above how much it
-	// releases the store's mapped pages. Defaults 100ms and 32 MiB.
-	ReclaimInterval time.Duration
-	ReclaimAbove    int64
 	// Logger receives the store's and badger's warnings and errors. Required
 	// (use zap.NewNop in tests).
 	Logger *zap.Logger
@@ -59,7 +54,7 @@ const (
 	DefaultBlockCacheSize   = 16 << 20
 	DefaultIndexCacheSize   = 8 << 20
 	DefaultValueThreshold   = 1 << 10
-	DefaultValueLogFileSize = 64 << 20
+	DefaultValueLogFileSize = 16 << 20
 	DefaultGCInterval       = time.Minute
 	DefaultGCDiscardRatio   = 0.5
 
@@ -80,12 +75,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.IndexCacheSize == 0 {
 		c.IndexCacheSize = DefaultIndexCacheSize
-	}
-	if c.ReclaimInterval <= 0 {
-		c.ReclaimInterval = 100 * time.Millisecond
-	}
-	if c.ReclaimAbove <= 0 {
-		c.ReclaimAbove = 32 << 20
 	}
 	if c.ValueThreshold == 0 {
 		c.ValueThreshold = DefaultValueThreshold

@@ -24,7 +24,18 @@ type raftLog struct {
 	terms       []uint64 // terms[i] is the term of entry first+i
 
 	applied, appliedTerm uint64
+
+	// tail caches the newest entries [last+1-len(tail), last]: raft reads
+	// them back soon after appending, to apply them once committed and to
+	// send them to followers. Bounded by tailMaxEntries and tailMaxBytes.
+	tail      []*pb.Entry
+	tailBytes int
 }
+
+const (
+	tailMaxEntries = 64
+	tailMaxBytes   = 256 << 10 // per PG: an OSD holds hundreds of PGs
+)
 
 // applyState is persisted atomically with every applied batch.
 type applyState struct {
@@ -131,6 +142,9 @@ func (l *raftLog) Entries(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	if lo >= hi {
 		return nil, nil
 	}
+	if ents, ok := l.fromTail(lo, hi, maxSize); ok {
+		return ents, nil
+	}
 	return l.read(lo, hi, maxSize)
 }
 
@@ -199,7 +213,53 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	for _, e := range ents {
 		l.terms = append(l.terms, e.GetTerm())
 	}
+	tailStart := l.last + 1 - uint64(len(l.tail))
+	if len(l.tail) > 0 && i0 >= tailStart && i0 <= l.last+1 {
+		for _, e := range l.tail[i0-tailStart:] {
+			l.tailBytes -= len(e.GetData())
+		}
+		l.tail = l.tail[:i0-tailStart]
+	} else {
+		l.tail, l.tailBytes = nil, 0
+	}
+	for _, e := range ents {
+		l.tail = append(l.tail, e)
+		l.tailBytes += len(e.GetData())
+	}
 	l.last = l.first + uint64(len(l.terms)) - 1
+	l.trimTail(0)
+}
+
+// trimTail drops cached entries below keepFrom and beyond the bounds.
+func (l *raftLog) trimTail(keepFrom uint64) {
+	drop := 0
+	start := l.last + 1 - uint64(len(l.tail))
+	for drop < len(l.tail)-1 && (len(l.tail)-drop > tailMaxEntries || l.tailBytes > tailMaxBytes || start+uint64(drop) < keepFrom) {
+		l.tailBytes -= len(l.tail[drop].GetData())
+		drop++
+	}
+	if drop > 0 {
+		l.tail = append([]*pb.Entry(nil), l.tail[drop:]...)
+	}
+}
+
+// fromTail serves [lo, hi) from the cache if it holds lo; like Storage,
+// it returns at least one entry and stops once maxSize would be passed.
+func (l *raftLog) fromTail(lo, hi, maxSize uint64) ([]*pb.Entry, bool) {
+	start := l.last + 1 - uint64(len(l.tail))
+	if len(l.tail) == 0 || lo < start {
+		return nil, false
+	}
+	var out []*pb.Entry
+	size := uint64(0)
+	for _, e := range l.tail[lo-start : hi-start] {
+		size += uint64(len(e.GetData())) + 16
+		if len(out) > 0 && size > maxSize {
+			break
+		}
+		out = append(out, e)
+	}
+	return out, true
 }
 
 // compact drops entries below upTo from memory (after CompactLog committed).
@@ -210,6 +270,7 @@ func (l *raftLog) compact(upTo uint64) {
 	l.compactTerm = l.terms[upTo-1-l.first]
 	l.terms = append([]uint64(nil), l.terms[upTo-l.first:]...)
 	l.first = upTo
+	l.trimTail(upTo)
 }
 
 func (l *raftLog) applyStateBytes(conf []byte, compactTo uint64) []byte {

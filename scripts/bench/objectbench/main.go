@@ -218,6 +218,25 @@ func run(bin string, dur time.Duration, large, debugBase int, only string) error
 		pids = append(pids, d.cmd.Process.Pid)
 	}
 	ctx := context.Background()
+	peakAnon := make([]int64, len(pids))
+	stopSampling := make(chan struct{})
+	defer close(stopSampling)
+	go func() { // RssAnon is not kept as a high-water mark: sample it
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopSampling:
+				return
+			case <-t.C:
+			}
+			for i, p := range pids {
+				if kb := statusKB(p, "RssAnon"); kb > atomic.LoadInt64(&peakAnon[i]) {
+					atomic.StoreInt64(&peakAnon[i], kb)
+				}
+			}
+		}
+	}()
 	var c *client.Client
 	for i := 0; ; i++ {
 		c, err = client.New(ctx, client.Config{EtcdEndpoints: []string{etcd}})
@@ -297,13 +316,15 @@ func run(bin string, dur time.Duration, large, debugBase int, only string) error
 		fmt.Println(r.row())
 	}
 	fmt.Println()
-	fmt.Println("| OSD  | peak RSS (VmHWM) MiB | RSS now MiB | anon MiB | file-backed MiB |")
-	fmt.Println("|------|----------------------|-------------|----------|-----------------|")
+	fmt.Println("| OSD  | peak RSS (VmHWM) MiB | peak anon MiB | RSS now MiB | anon now MiB | file-backed now MiB |")
+	fmt.Println("|------|----------------------|---------------|-------------|--------------|---------------------|")
 	for i, p := range pids {
-		fmt.Printf("| osd%d | %20.1f | %11.1f | %8.1f | %15.1f |\n", i,
-			float64(statusKB(p, "VmHWM"))/1024, float64(statusKB(p, "VmRSS"))/1024,
-			float64(statusKB(p, "RssAnon"))/1024, float64(statusKB(p, "RssFile"))/1024)
+		fmt.Printf("| osd%d | %20.1f | %13.1f | %11.1f | %12.1f | %19.1f |\n", i,
+			float64(statusKB(p, "VmHWM"))/1024, float64(atomic.LoadInt64(&peakAnon[i]))/1024,
+			float64(statusKB(p, "VmRSS"))/1024, float64(statusKB(p, "RssAnon"))/1024, float64(statusKB(p, "RssFile"))/1024)
 	}
+	fmt.Println("\nanon: the OSD's own memory (Go heap, badger's caches); file-backed: pages of badger's")
+	fmt.Println("memory-mapped files (page cache, reclaimable by the kernel), which count in RSS.")
 	for _, r := range results {
 		if r.errs > 0 {
 			return fmt.Errorf("%s had %d errors", r.name, r.errs)
