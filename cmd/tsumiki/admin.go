@@ -45,3 +45,16 @@ func output(g *globals, v any, table func(w *tabwriter.Writer)) error {
 func opContext(cmd *cobra.Command, d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(cmd.Context(), d)
 }
+
+// withClient connects for an admin verb, bounds the operation by d and
+// runs fn; the connection is closed afterwards.
+func withClient(cmd *cobra.Command, g *globals, d time.Duration, fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := connect(cmd, g)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := opContext(cmd, d)
+	defer cancel()
+	return fn(ctx, c)
+}

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
@@ -22,18 +24,13 @@ func newFlagsCmd(g *globals) *cobra.Command {
 			Short: verb + " a cluster flag",
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				c, err := connect(cmd, g)
-				if err != nil {
-					return err
-				}
-				defer c.Close()
-				ctx, cancel := opContext(cmd, 10*time.Second)
-				defer cancel()
-				if err := c.Maps().SetFlag(ctx, args[0], on); err != nil {
-					return err
-				}
-				fmt.Printf("%s %s\n", args[0], verb)
-				return nil
+				return withClient(cmd, g, 10*time.Second, func(ctx context.Context, c *client.Client) error {
+					if err := c.Maps().SetFlag(ctx, args[0], on); err != nil {
+						return err
+					}
+					fmt.Printf("%s %s\n", args[0], verb)
+					return nil
+				})
 			},
 		})
 	}

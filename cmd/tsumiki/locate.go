@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 )
 
 // objectMap is `osd map`'s answer (like `ceph osd map POOL OBJECT`).
@@ -25,26 +27,21 @@ func newOSDMapCmd(g *globals) *cobra.Command {
 		Short: "show which PG and OSDs hold an object, and the PG's leader",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 20*time.Second)
-			defer cancel()
-			poolID, pg, up, err := c.Locate(ctx, args[0], args[1])
-			if err != nil {
-				return objectError(err, args[0], args[1])
-			}
-			om := objectMap{Pool: args[0], Object: args[1], PG: fmt.Sprintf("%d.%x", poolID, pg), Up: up, Leader: -1}
-			states, _ := c.OSDStates(ctx)
-			for _, r := range pgRows(c.Map(), states) {
-				if r.PG == om.PG {
-					om.Leader = r.Leader
+			return withClient(cmd, g, 20*time.Second, func(ctx context.Context, c *client.Client) error {
+				poolID, pg, up, err := c.Locate(ctx, args[0], args[1])
+				if err != nil {
+					return objectError(err, args[0], args[1])
 				}
-			}
-			return output(g, om, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "pool %s object %q -> pg %s -> up %v leader %s\n", om.Pool, om.Object, om.PG, om.Up, osdName(om.Leader))
+				om := objectMap{Pool: args[0], Object: args[1], PG: fmt.Sprintf("%d.%x", poolID, pg), Up: up, Leader: -1}
+				states, _ := c.OSDStates(ctx)
+				for _, r := range pgRows(c.Map(), states) {
+					if r.PG == om.PG {
+						om.Leader = r.Leader
+					}
+				}
+				return output(g, om, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "pool %s object %q -> pg %s -> up %v leader %s\n", om.Pool, om.Object, om.PG, om.Up, osdName(om.Leader))
+				})
 			})
 		},
 	}
@@ -75,21 +72,18 @@ func newPGLeadCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			if _, ok := c.Map().PoolByID(pool); !ok {
-				return fmt.Errorf("no pool with id %d (see `tsumiki pool ls`)", pool)
-			}
-			ctx, cancel := opContext(cmd, 20*time.Second)
-			defer cancel()
-			if err := c.TransferLeader(ctx, pool, pg, id); err != nil {
-				return err
-			}
-			fmt.Printf("pg %s is now led by %s\n", args[0], osdName(id))
-			return nil
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				if _, ok := c.Map().PoolByID(pool); !ok {
+					return fmt.Errorf("no pool with id %d (see `tsumiki pool ls`)", pool)
+				}
+				ctx, cancel := opContext(cmd, 20*time.Second)
+				defer cancel()
+				if err := c.TransferLeader(ctx, pool, pg, id); err != nil {
+					return err
+				}
+				fmt.Printf("pg %s is now led by %s\n", args[0], osdName(id))
+				return nil
+			})
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -62,14 +63,9 @@ func newObjectPutCmd(g *globals) *cobra.Command {
 			if off < 0 || off+int64(len(data)) > client.MaxObjectSize {
 				return fmt.Errorf("offset %d + %d bytes is past the %d MiB object limit", off, len(data), client.MaxObjectSize>>20)
 			}
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 60*time.Second)
-			defer cancel()
-			return objectError(c.Write(ctx, pool, name, off, data), pool, name)
+			return withClient(cmd, g, 60*time.Second, func(ctx context.Context, c *client.Client) error {
+				return objectError(c.Write(ctx, pool, name, off, data), pool, name)
+			})
 		},
 	}
 	cmd.Flags().Int64Var(&off, "offset", 0, "byte offset in the object")
@@ -87,25 +83,20 @@ func newObjectGetCmd(g *globals) *cobra.Command {
 			if off < 0 || length < 0 || off+length > client.MaxObjectSize {
 				return fmt.Errorf("offset %d + length %d is past the %d MiB object limit", off, length, client.MaxObjectSize>>20)
 			}
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 60*time.Second)
-			defer cancel()
-			if !cmd.Flags().Changed("length") {
-				info, err := c.Stat(ctx, pool, name)
-				if err != nil {
+			return withClient(cmd, g, 60*time.Second, func(ctx context.Context, c *client.Client) error {
+				if !cmd.Flags().Changed("length") {
+					info, err := c.Stat(ctx, pool, name)
+					if err != nil {
+						return objectError(err, pool, name)
+					}
+					length = max(0, info.Size-off)
+				}
+				buf := make([]byte, length)
+				if err := c.Read(ctx, pool, name, off, buf); err != nil {
 					return objectError(err, pool, name)
 				}
-				length = max(0, info.Size-off)
-			}
-			buf := make([]byte, length)
-			if err := c.Read(ctx, pool, name, off, buf); err != nil {
-				return objectError(err, pool, name)
-			}
-			return writeOutput(path, buf)
+				return writeOutput(path, buf)
+			})
 		},
 	}
 	cmd.Flags().Int64Var(&off, "offset", 0, "byte offset in the object")
@@ -140,19 +131,14 @@ func newObjectStatCmd(g *globals) *cobra.Command {
 		Short: "show an object's size and version",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 30*time.Second)
-			defer cancel()
-			info, err := c.Stat(ctx, args[0], args[1])
-			if err != nil {
-				return objectError(err, args[0], args[1])
-			}
-			return output(g, info, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "%s/%s size %d version %d\n", args[0], info.Name, info.Size, info.Version)
+			return withClient(cmd, g, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+				info, err := c.Stat(ctx, args[0], args[1])
+				if err != nil {
+					return objectError(err, args[0], args[1])
+				}
+				return output(g, info, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "%s/%s size %d version %d\n", args[0], info.Name, info.Size, info.Version)
+				})
 			})
 		},
 	}
@@ -164,17 +150,12 @@ func newObjectRmCmd(g *globals) *cobra.Command {
 		Short: "remove an object",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 30*time.Second)
-			defer cancel()
-			if _, err := c.Stat(ctx, args[0], args[1]); err != nil {
-				return objectError(err, args[0], args[1])
-			}
-			return objectError(c.Delete(ctx, args[0], args[1]), args[0], args[1])
+			return withClient(cmd, g, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+				if _, err := c.Stat(ctx, args[0], args[1]); err != nil {
+					return objectError(err, args[0], args[1])
+				}
+				return objectError(c.Delete(ctx, args[0], args[1]), args[0], args[1])
+			})
 		},
 	}
 }
@@ -186,21 +167,16 @@ func newObjectLsCmd(g *globals) *cobra.Command {
 		Short: "list a pool's objects",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 120*time.Second)
-			defer cancel()
-			objs, err := c.List(ctx, args[0], prefix)
-			if err != nil {
-				return objectError(err, args[0], "")
-			}
-			return output(g, objs, func(w *tabwriter.Writer) {
-				for _, o := range objs {
-					fmt.Fprintf(w, "%s\t%d\n", o.Name, o.Size)
+			return withClient(cmd, g, 120*time.Second, func(ctx context.Context, c *client.Client) error {
+				objs, err := c.List(ctx, args[0], prefix)
+				if err != nil {
+					return objectError(err, args[0], "")
 				}
+				return output(g, objs, func(w *tabwriter.Writer) {
+					for _, o := range objs {
+						fmt.Fprintf(w, "%s\t%d\n", o.Name, o.Size)
+					}
+				})
 			})
 		},
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
@@ -32,17 +34,14 @@ func newOSDLsCmd(g *globals) *cobra.Command {
 		Short: "list OSDs with host, class, weight, state and addresses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			m := c.Map()
-			return output(g, m.OSDs, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tHOST\tCLASS\tWEIGHT\tSTATUS\tPUBLIC\tCLUSTER")
-				for _, o := range m.OSDs {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%s,%s\t%s\t%s\n", osdName(o.ID), o.Host, o.Class, o.Weight, upDown(o.Up), inOut(o.In), o.PublicAddr, o.ClusterAddr)
-				}
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				m := c.Map()
+				return output(g, m.OSDs, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "ID\tHOST\tCLASS\tWEIGHT\tSTATUS\tPUBLIC\tCLUSTER")
+					for _, o := range m.OSDs {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%.3f\t%s,%s\t%s\t%s\n", osdName(o.ID), o.Host, o.Class, o.Weight, upDown(o.Up), inOut(o.In), o.PublicAddr, o.ClusterAddr)
+					}
+				})
 			})
 		},
 	}
@@ -60,39 +59,36 @@ func newOSDTreeCmd(g *globals) *cobra.Command {
 		Short: "show OSDs grouped by host (the failure domains)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			byHost := map[string]*treeHost{}
-			var hosts []*treeHost
-			for _, o := range c.Map().OSDs {
-				h := byHost[o.Host]
-				if h == nil {
-					h = &treeHost{Host: o.Host}
-					byHost[o.Host] = h
-					hosts = append(hosts, h)
-				}
-				h.OSDs = append(h.OSDs, o)
-				if o.In {
-					h.Weight += o.Weight
-				}
-			}
-			sort.Slice(hosts, func(i, j int) bool { return hosts[i].Host < hosts[j].Host })
-			return output(g, hosts, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "ID\tCLASS\tWEIGHT\tNAME\tSTATUS")
-				total := 0.0
-				for _, h := range hosts {
-					total += h.Weight
-				}
-				fmt.Fprintf(w, "-1\t\t%.3f\troot default\t\n", total)
-				for _, h := range hosts {
-					fmt.Fprintf(w, "\t\t%.3f\t  host %s\t\n", h.Weight, h.Host)
-					for _, o := range h.OSDs {
-						fmt.Fprintf(w, "%d\t%s\t%.3f\t    %s\t%s,%s\n", o.ID, o.Class, o.Weight, osdName(o.ID), upDown(o.Up), inOut(o.In))
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				byHost := map[string]*treeHost{}
+				var hosts []*treeHost
+				for _, o := range c.Map().OSDs {
+					h := byHost[o.Host]
+					if h == nil {
+						h = &treeHost{Host: o.Host}
+						byHost[o.Host] = h
+						hosts = append(hosts, h)
+					}
+					h.OSDs = append(h.OSDs, o)
+					if o.In {
+						h.Weight += o.Weight
 					}
 				}
+				sort.Slice(hosts, func(i, j int) bool { return hosts[i].Host < hosts[j].Host })
+				return output(g, hosts, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "ID\tCLASS\tWEIGHT\tNAME\tSTATUS")
+					total := 0.0
+					for _, h := range hosts {
+						total += h.Weight
+					}
+					fmt.Fprintf(w, "-1\t\t%.3f\troot default\t\n", total)
+					for _, h := range hosts {
+						fmt.Fprintf(w, "\t\t%.3f\t  host %s\t\n", h.Weight, h.Host)
+						for _, o := range h.OSDs {
+							fmt.Fprintf(w, "%d\t%s\t%.3f\t    %s\t%s,%s\n", o.ID, o.Class, o.Weight, osdName(o.ID), upDown(o.Up), inOut(o.In))
+						}
+					}
+				})
 			})
 		},
 	}
@@ -123,18 +119,13 @@ func newOSDInOutCmd(g *globals, in bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 10*time.Second)
-			defer cancel()
-			if err := c.Maps().SetOSDIn(ctx, id, in); err != nil {
-				return err
-			}
-			fmt.Printf("marked %s %s\n", osdName(id), inOut(in))
-			return nil
+			return withClient(cmd, g, 10*time.Second, func(ctx context.Context, c *client.Client) error {
+				if err := c.Maps().SetOSDIn(ctx, id, in); err != nil {
+					return err
+				}
+				fmt.Printf("marked %s %s\n", osdName(id), inOut(in))
+				return nil
+			})
 		},
 	}
 }
@@ -153,18 +144,13 @@ func newOSDReweightCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("weight %q is not a number", args[1])
 			}
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 10*time.Second)
-			defer cancel()
-			if err := c.Maps().SetOSDWeight(ctx, id, w); err != nil {
-				return err
-			}
-			fmt.Printf("reweighted %s to %g\n", osdName(id), w)
-			return nil
+			return withClient(cmd, g, 10*time.Second, func(ctx context.Context, c *client.Client) error {
+				if err := c.Maps().SetOSDWeight(ctx, id, w); err != nil {
+					return err
+				}
+				fmt.Printf("reweighted %s to %g\n", osdName(id), w)
+				return nil
+			})
 		},
 	}
 }

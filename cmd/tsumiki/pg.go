@@ -104,20 +104,15 @@ func newPGLsCmd(g *globals) *cobra.Command {
 		Short: "list placement groups with their state, replicas and leader",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 30*time.Second)
-			defer cancel()
-			states, _ := c.OSDStates(ctx)
-			rows := pgRows(c.Map(), states)
-			return output(g, rows, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "PG\tPOOL\tSTATE\tUP\tACTING\tLEADER\tTERM\tAPPLIED")
-				for _, r := range rows {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\n", r.PG, r.Pool, r.State, r.Up, r.Acting, r.Leader, r.Term, r.Applied)
-				}
+			return withClient(cmd, g, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+				states, _ := c.OSDStates(ctx)
+				rows := pgRows(c.Map(), states)
+				return output(g, rows, func(w *tabwriter.Writer) {
+					fmt.Fprintln(w, "PG\tPOOL\tSTATE\tUP\tACTING\tLEADER\tTERM\tAPPLIED")
+					for _, r := range rows {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\n", r.PG, r.Pool, r.State, r.Up, r.Acting, r.Leader, r.Term, r.Applied)
+					}
+				})
 			})
 		},
 	}
@@ -135,47 +130,44 @@ the same applied index. Exit status 0: all identical; 1: differences or
 unreadable replicas, listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			var results []client.PGVerify
-			bad := 0
-			for _, p := range c.Map().Pools {
-				for pg := uint32(0); pg < p.PGNum; pg++ {
-					ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-					v := c.VerifyPG(ctx, p.ID, pg)
-					cancel()
-					if !v.Consistent {
-						bad++
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				var results []client.PGVerify
+				bad := 0
+				for _, p := range c.Map().Pools {
+					for pg := uint32(0); pg < p.PGNum; pg++ {
+						ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+						v := c.VerifyPG(ctx, p.ID, pg)
+						cancel()
+						if !v.Consistent {
+							bad++
+						}
+						results = append(results, v)
 					}
-					results = append(results, v)
 				}
-			}
-			err = output(g, verifyJSON(results), func(w *tabwriter.Writer) {
-				for _, v := range results {
-					if v.Consistent {
-						continue
-					}
-					fmt.Fprintf(w, "pg %d.%x INCONSISTENT\n", v.Pool, v.PG)
-					for _, r := range v.Replicas {
-						if r.Err != nil {
-							fmt.Fprintf(w, "  osd.%d\terror: %v\n", r.OSD, r.Err)
-						} else {
-							fmt.Fprintf(w, "  osd.%d\tapplied %d\tobjects %d\tdigest %x\n", r.OSD, r.Digest.Applied, r.Digest.Objects, r.Digest.Sum[:8])
+				err := output(g, verifyJSON(results), func(w *tabwriter.Writer) {
+					for _, v := range results {
+						if v.Consistent {
+							continue
+						}
+						fmt.Fprintf(w, "pg %d.%x INCONSISTENT\n", v.Pool, v.PG)
+						for _, r := range v.Replicas {
+							if r.Err != nil {
+								fmt.Fprintf(w, "  osd.%d\terror: %v\n", r.OSD, r.Err)
+							} else {
+								fmt.Fprintf(w, "  osd.%d\tapplied %d\tobjects %d\tdigest %x\n", r.OSD, r.Digest.Applied, r.Digest.Objects, r.Digest.Sum[:8])
+							}
 						}
 					}
+					fmt.Fprintf(w, "%d pgs verified, %d consistent, %d inconsistent\n", len(results), len(results)-bad, bad)
+				})
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(w, "%d pgs verified, %d consistent, %d inconsistent\n", len(results), len(results)-bad, bad)
+				if bad > 0 {
+					return &exitError{code: 1, err: errors.New("replicas differ: see the listing above")}
+				}
+				return nil
 			})
-			if err != nil {
-				return err
-			}
-			if bad > 0 {
-				return &exitError{code: 1, err: errors.New("replicas differ: see the listing above")}
-			}
-			return nil
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "per PG: how long replicas may take to reach the same applied index")

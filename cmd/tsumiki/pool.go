@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
@@ -29,20 +31,15 @@ A pool that cannot be placed on the current OSDs is refused, saying why.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			p.Name, p.PGNum = args[0], pgNum
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 15*time.Second)
-			defer cancel()
-			created, err := c.Maps().CreatePool(ctx, p)
-			if err != nil {
-				return err
-			}
-			return output(g, created, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "pool %q created (id %d, size %d, min_size %d, pg_num %d, failure domain %s)\n",
-					created.Name, created.ID, created.Size, created.MinSize, created.PGNum, created.FailureDomain)
+			return withClient(cmd, g, 15*time.Second, func(ctx context.Context, c *client.Client) error {
+				created, err := c.Maps().CreatePool(ctx, p)
+				if err != nil {
+					return err
+				}
+				return output(g, created, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "pool %q created (id %d, size %d, min_size %d, pg_num %d, failure domain %s)\n",
+						created.Name, created.ID, created.Size, created.MinSize, created.PGNum, created.FailureDomain)
+				})
 			})
 		},
 	}
@@ -72,13 +69,10 @@ func newPoolLsCmd(g *globals) *cobra.Command {
 		Short: "list pools",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			pools := c.Map().Pools
-			return output(g, pools, func(w *tabwriter.Writer) { poolRows(w, pools) })
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				pools := c.Map().Pools
+				return output(g, pools, func(w *tabwriter.Writer) { poolRows(w, pools) })
+			})
 		},
 	}
 }
@@ -107,25 +101,22 @@ func newPoolGetCmd(g *globals) *cobra.Command {
 		Short: "show a pool setting (size, min_size, pg_num, device_class, failure_domain, all)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			p, ok := c.Map().PoolByName(args[0])
-			if !ok {
-				return fmt.Errorf("no pool %q (see `tsumiki pool ls`)", args[0])
-			}
-			v, err := poolValue(p, args[1])
-			if err != nil {
-				return err
-			}
-			return output(g, map[string]any{args[1]: v}, func(w *tabwriter.Writer) {
-				if args[1] == "all" {
-					poolRows(w, []clustermap.Pool{p})
-					return
+			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
+				p, ok := c.Map().PoolByName(args[0])
+				if !ok {
+					return fmt.Errorf("no pool %q (see `tsumiki pool ls`)", args[0])
 				}
-				fmt.Fprintf(w, "%s: %v\n", args[1], v)
+				v, err := poolValue(p, args[1])
+				if err != nil {
+					return err
+				}
+				return output(g, map[string]any{args[1]: v}, func(w *tabwriter.Writer) {
+					if args[1] == "all" {
+						poolRows(w, []clustermap.Pool{p})
+						return
+					}
+					fmt.Fprintf(w, "%s: %v\n", args[1], v)
+				})
 			})
 		},
 	}
@@ -137,19 +128,14 @@ func newPoolSetCmd(g *globals) *cobra.Command {
 		Short: "change a pool setting (size, min_size)",
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 15*time.Second)
-			defer cancel()
-			p, err := c.Maps().SetPool(ctx, args[0], args[1], args[2])
-			if err != nil {
-				return err
-			}
-			fmt.Printf("set pool %s %s = %s\n", p.Name, args[1], args[2])
-			return nil
+			return withClient(cmd, g, 15*time.Second, func(ctx context.Context, c *client.Client) error {
+				p, err := c.Maps().SetPool(ctx, args[0], args[1], args[2])
+				if err != nil {
+					return err
+				}
+				fmt.Printf("set pool %s %s = %s\n", p.Name, args[1], args[2])
+				return nil
+			})
 		},
 	}
 }

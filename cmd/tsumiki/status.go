@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 )
 
 // statusReport is what `tsumiki status` prints (like `ceph -s`).
@@ -31,62 +33,57 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Short: "cluster health summary; exit 0 when the control plane answers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := connect(cmd, g)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			ctx, cancel := opContext(cmd, 20*time.Second)
-			defer cancel()
-			m := c.Map()
-			rep := statusReport{Epoch: m.Epoch, Endpoints: endpoints(g), OSDs: len(m.OSDs), Pools: len(m.Pools), PGStates: map[string]int{}, Flags: m.Flags}
-			for _, o := range m.OSDs {
-				if o.Up {
-					rep.OSDsUp++
-				} else {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is down", osdName(o.ID), o.Host))
+			return withClient(cmd, g, 20*time.Second, func(ctx context.Context, c *client.Client) error {
+				m := c.Map()
+				rep := statusReport{Epoch: m.Epoch, Endpoints: endpoints(g), OSDs: len(m.OSDs), Pools: len(m.Pools), PGStates: map[string]int{}, Flags: m.Flags}
+				for _, o := range m.OSDs {
+					if o.Up {
+						rep.OSDsUp++
+					} else {
+						rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is down", osdName(o.ID), o.Host))
+					}
+					if o.In {
+						rep.OSDsIn++
+					}
 				}
-				if o.In {
-					rep.OSDsIn++
+				states, _ := c.OSDStates(ctx)
+				for _, r := range pgRows(m, states) {
+					rep.PGs++
+					rep.PGStates[r.State]++
 				}
-			}
-			states, _ := c.OSDStates(ctx)
-			for _, r := range pgRows(m, states) {
-				rep.PGs++
-				rep.PGStates[r.State]++
-			}
-			for st, n := range rep.PGStates {
-				if st != "active+clean" {
-					rep.Problems = append(rep.Problems, fmt.Sprintf("%d pgs %s", n, st))
+				for st, n := range rep.PGStates {
+					if st != "active+clean" {
+						rep.Problems = append(rep.Problems, fmt.Sprintf("%d pgs %s", n, st))
+					}
 				}
-			}
-			for _, f := range m.Flags {
-				rep.Problems = append(rep.Problems, f+" flag(s) set")
-			}
-			sort.Strings(rep.Problems)
-			rep.Health = "HEALTH_OK"
-			if len(rep.Problems) > 0 {
-				rep.Health = "HEALTH_WARN"
-			}
-			if len(m.OSDs) == 0 {
-				rep.Problems = append(rep.Problems, "no OSDs registered: start `tsumiki osd`")
-			}
-			return output(g, rep, func(w *tabwriter.Writer) {
-				fmt.Fprintf(w, "  health:\t%s\n", rep.Health)
-				for _, p := range rep.Problems {
-					fmt.Fprintf(w, "\t%s\n", p)
+				for _, f := range m.Flags {
+					rep.Problems = append(rep.Problems, f+" flag(s) set")
 				}
-				fmt.Fprintf(w, "  mon:\tetcd at %s, map epoch %d\n", strings.Join(rep.Endpoints, ","), rep.Epoch)
-				fmt.Fprintf(w, "  osd:\t%d osds: %d up, %d in\n", rep.OSDs, rep.OSDsUp, rep.OSDsIn)
-				fmt.Fprintf(w, "  pools:\t%d pools, %d pgs\n", rep.Pools, rep.PGs)
-				var sts []string
-				for st := range rep.PGStates {
-					sts = append(sts, st)
+				sort.Strings(rep.Problems)
+				rep.Health = "HEALTH_OK"
+				if len(rep.Problems) > 0 {
+					rep.Health = "HEALTH_WARN"
 				}
-				sort.Strings(sts)
-				for _, st := range sts {
-					fmt.Fprintf(w, "\t%d %s\n", rep.PGStates[st], st)
+				if len(m.OSDs) == 0 {
+					rep.Problems = append(rep.Problems, "no OSDs registered: start `tsumiki osd`")
 				}
+				return output(g, rep, func(w *tabwriter.Writer) {
+					fmt.Fprintf(w, "  health:\t%s\n", rep.Health)
+					for _, p := range rep.Problems {
+						fmt.Fprintf(w, "\t%s\n", p)
+					}
+					fmt.Fprintf(w, "  mon:\tetcd at %s, map epoch %d\n", strings.Join(rep.Endpoints, ","), rep.Epoch)
+					fmt.Fprintf(w, "  osd:\t%d osds: %d up, %d in\n", rep.OSDs, rep.OSDsUp, rep.OSDsIn)
+					fmt.Fprintf(w, "  pools:\t%d pools, %d pgs\n", rep.Pools, rep.PGs)
+					var sts []string
+					for st := range rep.PGStates {
+						sts = append(sts, st)
+					}
+					sort.Strings(sts)
+					for _, st := range sts {
+						fmt.Fprintf(w, "\t%d %s\n", rep.PGStates[st], st)
+					}
+				})
 			})
 		},
 	}
