@@ -7,6 +7,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -239,6 +240,7 @@ func (n *Node) compactTarget(r *replica) uint64 {
 		if target > r.compactHint {
 			r.compactHint = target
 		}
+		n.warnRetained(r, target)
 	} else {
 		target = min(target, r.compactHint)
 	}
@@ -246,6 +248,29 @@ func (n *Node) compactTarget(r *replica) uint64 {
 		return 0
 	}
 	return target + 1 // CompactLog keeps entries >= its argument
+}
+
+// warnRetained tells the operator when a PG's log is kept long because a
+// replica is behind (down, or slow): without snapshots the log is the only
+// way to catch it up, so it is never cut below what that replica has. It
+// warns each time the retained length doubles past 64k entries.
+func (n *Node) warnRetained(r *replica, target uint64) {
+	held := r.log.applied - min(target, r.log.applied)
+	if held < 1<<16 || held < 2*r.warnedHeld {
+		if held < r.warnedHeld/2 {
+			r.warnedHeld = 0 // caught up: warn again next time
+		}
+		return
+	}
+	r.warnedHeld = held
+	var behind []int32
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		if pr.Match <= target {
+			behind = append(behind, osdID(id))
+		}
+	})
+	n.log.Warn("raft log kept for a replica that is behind; it grows until that OSD returns (or, in a later release, is marked out)",
+		zap.Stringer("pg", r.pg), zap.Uint64("entries", held), zap.Int32s("behind", behind))
 }
 
 // finish runs after the batch is durable.
