@@ -20,7 +20,8 @@ type ready struct {
 	rd        raft.Ready
 	done      []doneProposal
 	compactTo uint64
-	early     int // rd.Messages[:early] were sent before the commit
+	compactT  uint64 // term of entry compactTo-1
+	early     int    // rd.Messages[:early] were sent before the commit
 }
 
 func (x *ready) sent(m *pb.Message) bool {
@@ -143,8 +144,16 @@ func (n *Node) stage(b Batch, x *ready) error {
 		dirty = true
 	}
 	x.compactTo = n.compactTarget(r)
+	if x.compactTo > 0 {
+		// Read before CompactLog deletes the entry.
+		t, err := r.log.Term(x.compactTo - 1)
+		if err != nil {
+			return err
+		}
+		x.compactT = t
+	}
 	if dirty || x.compactTo > 0 {
-		if err := b.SetApplyState(r.pg, r.log.applyStateBytes(r.conf, x.compactTo)); err != nil {
+		if err := b.SetApplyState(r.pg, r.log.applyStateBytes(r.conf, x.compactTo, x.compactT)); err != nil {
 			return err
 		}
 		// Compact only after the apply state that records the new first
@@ -231,7 +240,8 @@ func applyOp(b Batch, pg PG, o *op, version uint64) error {
 // followers (hint on its messages); followers never compact past the hint.
 // So no replica ever needs a snapshot to catch up.
 func (n *Node) compactTarget(r *replica) uint64 {
-	if r.log.applied < r.log.first+n.cfg.CompactEvery {
+	big := r.log.heldBytes >= n.cfg.CompactBytes
+	if r.log.applied < r.log.first+n.cfg.CompactEvery && !big {
 		return 0
 	}
 	target := r.log.applied
@@ -244,8 +254,11 @@ func (n *Node) compactTarget(r *replica) uint64 {
 	} else {
 		target = min(target, r.compactHint)
 	}
-	if target < r.log.first+n.cfg.CompactEvery/2 || target > r.log.last {
+	if (target < r.log.first+n.cfg.CompactEvery/2 && !big) || target < r.log.first || target > r.log.last {
 		return 0
+	}
+	if _, err := r.log.Term(target); err != nil {
+		return 0 // the new first-1 needs its term recorded
 	}
 	return target + 1 // CompactLog keeps entries >= its argument
 }
@@ -280,7 +293,7 @@ func (n *Node) finish(x *ready) {
 		r.log.hs = proto.CloneOf(rd.HardState)
 	}
 	if x.compactTo > 0 {
-		r.log.compact(x.compactTo)
+		r.log.compact(x.compactTo, x.compactT)
 	}
 	if rd.SoftState != nil {
 		was := r.isLeader()

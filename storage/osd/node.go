@@ -46,6 +46,9 @@ type NodeConfig struct {
 	// CompactEvery: a PG's log is compacted once this many applied entries
 	// are held by every replica. Default 1024.
 	CompactEvery uint64
+	// CompactBytes: ... or once the entries since start-up or the last
+	// compaction hold this many payload bytes. Default 64 MiB.
+	CompactBytes uint64
 }
 
 func (c NodeConfig) withDefaults() NodeConfig {
@@ -60,6 +63,9 @@ func (c NodeConfig) withDefaults() NodeConfig {
 	}
 	if c.CompactEvery == 0 {
 		c.CompactEvery = 1024
+	}
+	if c.CompactBytes == 0 {
+		c.CompactBytes = 64 << 20
 	}
 	return c
 }

@@ -11,8 +11,11 @@ import (
 )
 
 // raftLog implements raft.Storage for one PG over the Store. Entries live on
-// disk; only their terms are kept in memory (8 bytes each, bounded by log
-// compaction). It is used only from the node loop goroutine.
+// disk. The terms and sizes of the entries appended since start-up (and of
+// a short window before) are kept in memory (12 bytes each, bounded by log
+// compaction); older terms are read from the store when raft asks, so a
+// start-up does not read a long log back. It is used only from the node
+// loop goroutine.
 type raftLog struct {
 	pg    PG
 	store Store
@@ -21,7 +24,10 @@ type raftLog struct {
 	cs          *pb.ConfState
 	first, last uint64   // first available index; last index (first-1 when empty)
 	compactTerm uint64   // term of entry first-1
-	terms       []uint64 // terms[i] is the term of entry first+i
+	termBase    uint64   // first <= termBase <= last+1
+	terms       []uint64 // terms[i] is the term of entry termBase+i
+	sizes       []uint32 // sizes[i] is the payload size of entry termBase+i
+	heldBytes   uint64   // payload bytes of the entries in terms
 
 	applied, appliedTerm uint64
 
@@ -31,6 +37,9 @@ type raftLog struct {
 	tail      []*pb.Entry
 	tailBytes int
 }
+
+// loadWindow is how many entries before the end start-up reads back.
+const loadWindow = 64
 
 const (
 	tailMaxEntries = 64
@@ -94,16 +103,28 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 		l.first = st.FirstIndex
 	}
 	l.last = l.first - 1
+	l.termBase = l.first
 	if st.LastIndex >= l.first {
-		ents, err := l.read(l.first, st.LastIndex+1, math.MaxUint64)
+		// Read back the entries not applied yet (replayed next) and a
+		// short window before; older terms are read when needed.
+		from := min(l.applied+1, st.LastIndex+1)
+		if from > l.first+loadWindow {
+			from -= loadWindow
+		} else {
+			from = l.first
+		}
+		ents, err := l.read(from, st.LastIndex+1, math.MaxUint64)
 		if err != nil {
 			return nil, err
 		}
+		if uint64(len(ents)) != st.LastIndex-from+1 {
+			return nil, fmt.Errorf("%w: pg %d.%d log [%d,%d] holds %d entries", ErrBadEntry, pg.Pool, pg.Seq, from, st.LastIndex, len(ents))
+		}
+		l.termBase = from
 		for _, e := range ents {
 			l.terms = append(l.terms, e.GetTerm())
-		}
-		if uint64(len(l.terms)) != st.LastIndex-l.first+1 {
-			return nil, fmt.Errorf("%w: pg %d.%d log [%d,%d] holds %d entries", ErrBadEntry, pg.Pool, pg.Seq, l.first, st.LastIndex, len(l.terms))
+			l.sizes = append(l.sizes, uint32(len(e.GetData())))
+			l.heldBytes += uint64(len(e.GetData()))
 		}
 		l.last = st.LastIndex
 	}
@@ -157,8 +178,14 @@ func (l *raftLog) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrCompacted
 	case i > l.last:
 		return 0, raft.ErrUnavailable
+	case i >= l.termBase:
+		return l.terms[i-l.termBase], nil
 	}
-	return l.terms[i-l.first], nil
+	ents, err := l.read(i, i+1, math.MaxUint64)
+	if err != nil {
+		return 0, err
+	}
+	return ents[0].GetTerm(), nil
 }
 
 // LastIndex implements raft.Storage.
@@ -209,9 +236,17 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	if i0 < l.first {
 		panic(fmt.Sprintf("osd: append at %d below first index %d of pg %d.%d", i0, l.first, l.pg.Pool, l.pg.Seq))
 	}
-	l.terms = l.terms[:i0-l.first]
+	if i0 < l.termBase {
+		l.termBase, l.terms, l.sizes, l.heldBytes = i0, nil, nil, 0
+	}
+	for _, n := range l.sizes[i0-l.termBase:] {
+		l.heldBytes -= uint64(n)
+	}
+	l.terms, l.sizes = l.terms[:i0-l.termBase], l.sizes[:i0-l.termBase]
 	for _, e := range ents {
 		l.terms = append(l.terms, e.GetTerm())
+		l.sizes = append(l.sizes, uint32(len(e.GetData())))
+		l.heldBytes += uint64(len(e.GetData()))
 	}
 	tailStart := l.last + 1 - uint64(len(l.tail))
 	if len(l.tail) > 0 && i0 >= tailStart && i0 <= l.last+1 {
@@ -226,7 +261,7 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 		l.tail = append(l.tail, e)
 		l.tailBytes += len(e.GetData())
 	}
-	l.last = l.first + uint64(len(l.terms)) - 1
+	l.last = l.termBase + uint64(len(l.terms)) - 1
 	l.trimTail(0)
 }
 
@@ -262,21 +297,32 @@ func (l *raftLog) fromTail(lo, hi, maxSize uint64) ([]*pb.Entry, bool) {
 	return out, true
 }
 
-// compact drops entries below upTo from memory (after CompactLog committed).
-func (l *raftLog) compact(upTo uint64) {
+// compact drops entries below upTo from memory (after CompactLog
+// committed); term is the term of entry upTo-1, read before the entries
+// were deleted.
+func (l *raftLog) compact(upTo, term uint64) {
 	if upTo <= l.first || upTo > l.last+1 {
 		return
 	}
-	l.compactTerm = l.terms[upTo-1-l.first]
-	l.terms = append([]uint64(nil), l.terms[upTo-l.first:]...)
+	l.compactTerm = term
+	if upTo > l.termBase {
+		for _, n := range l.sizes[:upTo-l.termBase] {
+			l.heldBytes -= uint64(n)
+		}
+		l.terms = append([]uint64(nil), l.terms[upTo-l.termBase:]...)
+		l.sizes = append([]uint32(nil), l.sizes[upTo-l.termBase:]...)
+		l.termBase = upTo
+	}
 	l.first = upTo
 	l.trimTail(upTo)
 }
 
-func (l *raftLog) applyStateBytes(conf []byte, compactTo uint64) []byte {
+// applyStateBytes encodes the apply state, with the compaction point
+// compactTo (0: unchanged) whose entry compactTo-1 has term compactTerm.
+func (l *raftLog) applyStateBytes(conf []byte, compactTo, compactTerm uint64) []byte {
 	as := applyState{Applied: l.applied, AppliedTerm: l.appliedTerm, CompactIndex: l.first - 1, CompactTerm: l.compactTerm, Conf: conf}
 	if compactTo > l.first && compactTo <= l.last+1 {
-		as.CompactIndex, as.CompactTerm = compactTo-1, l.terms[compactTo-1-l.first]
+		as.CompactIndex, as.CompactTerm = compactTo-1, compactTerm
 	}
 	return as.encode()
 }

@@ -79,7 +79,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	// one would have a configuration to campaign with).
 	bootstrap := raft.IsEmptyHardState(log.hs) && len(log.cs.GetVoters()) == 0
 	if bootstrap {
-		log.last, log.terms = log.first-1, nil
+		log.last, log.termBase, log.terms, log.sizes, log.heldBytes = log.first-1, log.first, nil, nil, 0
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        raftID(self),

@@ -1,0 +1,97 @@
+package osd
+
+import (
+	"bytes"
+	"testing"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+
+	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
+)
+
+func entry(i, term uint64, size int) *pb.Entry {
+	return &pb.Entry{Index: new(i), Term: new(term), Type: pb.EntryNormal.Enum(), Data: bytes.Repeat([]byte{byte(i)}, size)}
+}
+
+// TestRaftLogLazyTerms: after a restart only the end of a long log is read
+// back; older terms come from the store on demand, and compaction and a
+// conflicting append below the loaded window still work.
+func TestRaftLogLazyTerms(t *testing.T) {
+	st := memStore{storagetest.NewMemStore()}
+	pg := PG{Pool: 1, Seq: 1}
+	l, err := loadRaftLog(st, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ents []*pb.Entry
+	for i := uint64(1); i <= 500; i++ {
+		ents = append(ents, entry(i, 1+i/100, 10))
+	}
+	b := st.NewBatch()
+	if err := l.stageAppend(b, ents); err != nil {
+		t.Fatal(err)
+	}
+	l.applied, l.appliedTerm = 480, 5
+	if err := b.SetApplyState(pg, l.applyStateBytes(nil, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err = loadRaftLog(st, pg) // restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.termBase != 481-loadWindow || l.last != 500 {
+		t.Fatalf("loaded window [%d, %d], want [%d, 500]", l.termBase, l.last, 481-loadWindow)
+	}
+	for _, i := range []uint64{1, 150, 416, 417, 500} {
+		if got, err := l.Term(i); err != nil || got != 1+i/100 {
+			t.Fatalf("Term(%d) = %d, %v; want %d", i, got, err, 1+i/100)
+		}
+	}
+	// Compact below the window, as the node does: the term of the new
+	// first-1 is read from the store before the entries go.
+	t199, err := l.Term(199)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = st.NewBatch()
+	if err := b.SetApplyState(pg, l.applyStateBytes(nil, 200, t199)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.CompactLog(pg, 200); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l.compact(200, t199)
+	if t199, _ := l.Term(199); l.first != 200 || t199 != 2 {
+		t.Fatalf("after compaction: first %d, Term(199) %d", l.first, t199)
+	}
+	// A conflicting append below the window replaces everything after it.
+	b = st.NewBatch()
+	repl := []*pb.Entry{entry(300, 9, 10), entry(301, 9, 10)}
+	if err := l.stageAppend(b, repl); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l.commitAppend(repl)
+	if l.last != 301 || l.termBase != 300 || l.heldBytes != 20 {
+		t.Fatalf("after conflicting append: last %d termBase %d held %d", l.last, l.termBase, l.heldBytes)
+	}
+	if got, _ := l.Term(301); got != 9 {
+		t.Fatalf("Term(301) = %d", got)
+	}
+	if got, _ := l.Term(250); got != 3 {
+		t.Fatalf("Term(250) = %d, want 3 (from the store)", got)
+	}
+	got, err := l.Entries(298, 302, 1<<20)
+	if err != nil || len(got) != 4 || got[2].GetTerm() != 9 || got[1].GetTerm() != 3 {
+		t.Fatalf("Entries across the window: %v %v", got, err)
+	}
+}
