@@ -225,3 +225,36 @@ func TestBadInputIsRefusedLocally(t *testing.T) {
 		}
 	}
 }
+
+func TestStaleEpochRefreshesTheMap(t *testing.T) {
+	c, fakes := setup(t)
+	before := c.Map().Epoch
+	// Bump the epoch behind the client's back, as another admin would.
+	if err := c.Maps().SetFlag(context.Background(), "noout", true); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var epochs []uint64
+	for _, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response {
+			mu.Lock()
+			epochs = append(epochs, r.Epoch)
+			mu.Unlock()
+			if r.Epoch <= before {
+				return wire.Response{Status: wire.StatusStaleEpoch, Epoch: before + 1}
+			}
+			return wire.Response{Status: wire.StatusOK}
+		})
+	}
+	if err := c.Write(context.Background(), "p", "obj", 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Map().Epoch; got <= before {
+		t.Fatalf("map epoch %d after a stale-epoch answer, want > %d", got, before)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(epochs) != 2 || epochs[0] != before || epochs[1] <= before {
+		t.Fatalf("request epochs %v: want one at %d, then one retry with the refreshed map", epochs, before)
+	}
+}
