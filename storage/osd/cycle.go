@@ -24,15 +24,6 @@ type ready struct {
 	early     int    // rd.Messages[:early] were sent before the commit
 }
 
-func (x *ready) sent(m *pb.Message) bool {
-	for _, e := range x.rd.Messages[:x.early] {
-		if e == m {
-			return true
-		}
-	}
-	return false
-}
-
 // sendEarly queues a leader's appends and heartbeats before its own write
 // is durable. Only a replica that was leader before this Ready and still
 // is may do so; everything else (votes, responses) waits for the commit.
@@ -302,10 +293,8 @@ func (n *Node) finish(x *ready) {
 			r.failAll(ErrNotLeader)
 		}
 	}
-	for _, m := range rd.Messages {
-		if !x.sent(m) {
-			n.queue(r, m)
-		}
+	for _, m := range rd.Messages[x.early:] { // the prefix went out before the commit
+		n.queue(r, m)
 	}
 	r.rn.Advance(rd)
 	r.applied.Store(r.log.applied)

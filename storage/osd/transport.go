@@ -146,11 +146,13 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 		case msgs = <-p.q:
 		}
 		// Coalesce whatever else is queued into one frame, up to a size.
+		size := wire.RaftBatchSize(msgs)
 	more:
-		for len(msgs) < 4096 && wire.RaftBatchSize(msgs) < maxBatchBytes {
+		for len(msgs) < 4096 && size < maxBatchBytes {
 			select {
 			case m := <-p.q:
 				msgs = append(msgs, m...)
+				size += wire.RaftBatchSize(m) - 8
 			default:
 				break more
 			}

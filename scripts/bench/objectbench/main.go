@@ -30,7 +30,7 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "per small-IO phase")
 	large := flag.Int("large-objects", 64, "4 MiB objects written and read")
 	debugBase := flag.Int("debug-port", 0, "if set, osd N serves /debug/pprof on 127.0.0.1:(port+N)")
-	only := flag.String("only", "", "run only phases whose name contains this")
+	only := flag.String("only", "", "run only phases whose name contains this (the 4 MiB write always runs: it fills the objects the other phases use)")
 	flag.BoolVar(&keep, "keep", false, "keep the cluster's data and logs (path printed)")
 	flag.Parse()
 	if err := run(*bin, *dur, *large, *debugBase, *only); err != nil {
