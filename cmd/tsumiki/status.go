@@ -59,13 +59,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 				for _, f := range m.Flags {
 					rep.Problems = append(rep.Problems, f+" flag(s) set")
 				}
+				if len(m.OSDs) == 0 {
+					rep.Problems = append(rep.Problems, "no OSDs registered: start `tsumiki osd`")
+				}
 				sort.Strings(rep.Problems)
 				rep.Health = "HEALTH_OK"
 				if len(rep.Problems) > 0 {
 					rep.Health = "HEALTH_WARN"
-				}
-				if len(m.OSDs) == 0 {
-					rep.Problems = append(rep.Problems, "no OSDs registered: start `tsumiki osd`")
 				}
 				return output(g, rep, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "  health:\t%s\n", rep.Health)
