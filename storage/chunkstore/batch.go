@@ -3,184 +3,168 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wal"
 )
 
-// Batch collects writes to apply atomically and durably. Create it with
-// Store.NewBatch, add operations, then Commit (or Discard). Operations apply
-// in call order and each sees the ones before it. Operations copy what they
-// are given: the caller may reuse its buffers once a call returns.
+// Batch collects one cycle's changes. Create it with Store.NewBatch, add
+// operations, then Commit (or Discard).
 //
-// A Batch belongs to one goroutine. It runs on a badger transaction; when the
-// next write would make that transaction larger than badger allows (about 15%
-// of MemTableSize in keys and small values; values in the value log count
-// only their pointer), the transaction so far is committed (synced) and the
-// batch goes on in a new one. Such a batch is durable in call order but not
-// atomic: a crash can leave a prefix of its operations.
+// Commit first writes the raft records (entries, hard states) to the WAL
+// with one fdatasync: those are durable when Commit returns. Then it applies
+// the object operations, in call order, to the object files and the meta;
+// these reach the disk at the next checkpoint, and SetApplyState values
+// become the durable apply state only then. After a crash the owner
+// re-applies the log from the durable apply state; re-applying is safe
+// because every operation sets the bytes, size and version it touches to
+// values that depend only on the operation (see Recover for the one
+// exception, a partial-block rewrite of a torn block).
 //
-// If an operation fails after it began changing the batch, the batch is
-// poisoned: later operations and Commit return that error and nothing more is
-// committed. Argument errors (ErrInvalid, ErrTooLarge found before any change)
-// leave the batch usable.
+// Object operations keep a reference to the data they are given until
+// Commit or Discard returns: the caller must not modify it before.
+// Argument errors (ErrInvalid, ErrTooLarge) are returned by the call and
+// leave the batch usable; errors found while applying are returned by
+// Commit.
+//
+// A Batch belongs to one goroutine.
 type Batch struct {
 	s       *Store
-	txn     *badger.Txn
-	overlay map[PG]raftBounds // log bounds of the PGs this batch touched, as of the ops so far
-	err     error             // sticky failure
-	done    bool              // Commit or Discard called
-	split   bool              // part of the batch is already committed
-	mutated bool              // the running op changed the transaction
-	bytes   int64             // key and value bytes in the open transaction
+	wal     wal.Batch
+	logs    map[PG][2]uint64 // first and last log index per PG as of the appends so far
+	ops     []queuedOp
+	apply   map[PG][]byte
+	compact map[PG]uint64
+	bytes   int64 // object bytes written, for the checkpoint trigger
+	done    bool
 }
 
-// NewBatch returns an empty batch. It never fails; a closed store makes the
-// first operation fail with ErrClosed.
+type opKind uint8
+
+const (
+	opWrite opKind = iota + 1
+	opTruncate
+	opZero
+	opDelete
+)
+
+type queuedOp struct {
+	kind    opKind
+	id      objID
+	off, n  int64
+	data    []byte
+	version uint64
+}
+
+// NewBatch returns an empty batch. It never fails; a closed store makes
+// Commit fail with ErrClosed.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s, overlay: make(map[PG]raftBounds)}
+	return &Batch{s: s}
 }
 
-// apply runs one operation.
-func (b *Batch) apply(fn func() error) error {
+func (b *Batch) usable() error {
 	if b.done {
 		return fmt.Errorf("%w: batch already committed or discarded", ErrInvalid)
 	}
-	if b.err != nil {
-		return b.err
-	}
-	if err := b.s.enter(); err != nil {
-		return err
-	}
-	defer b.s.leave()
-	if b.txn == nil {
-		b.txn = b.s.db.NewTransaction(true)
-	}
-	b.mutated = false
-	err := fn()
-	if err != nil && b.mutated {
-		b.err = err
-	}
-	return err
-}
-
-// Commit makes the batch durable: when it returns nil everything is synced
-// to disk. Committing an empty batch is a no-op. Errors: the sticky error of
-// a failed operation, ErrClosed, ErrInvalid (already committed), or badger's
-// error. After a failed Commit the state of the batch's PGs on disk is
-// unknown (see Batch about splits); the caller should treat the device as
-// failed or reload.
-func (b *Batch) Commit() error {
-	if b.done {
-		return fmt.Errorf("%w: batch already committed or discarded", ErrInvalid)
-	}
-	b.done = true
-	if b.err != nil {
-		b.abort()
-		return b.err
-	}
-	if b.txn == nil {
-		return nil
-	}
-	if err := b.s.enter(); err != nil {
-		return err
-	}
-	defer b.s.leave()
-	err := b.txn.Commit()
-	b.txn = nil
-	if err != nil {
-		b.s.forgetBounds(b.overlay)
-		return fmt.Errorf("chunkstore: commit: %w", badgerErr(err))
-	}
-	b.s.publishBounds(b.overlay)
 	return nil
 }
 
-// Discard drops the uncommitted part of the batch. It is a no-op after
-// Commit, so `defer b.Discard()` is safe. Parts already committed by a split
-// stay committed.
-func (b *Batch) Discard() {
-	if b.done {
-		return
+// Commit makes the batch's raft records durable and applies its object
+// operations (see Batch). Committing an empty batch is a no-op. Errors:
+// ErrClosed, ErrInvalid (already committed), ErrCorrupt (a block to rewrite
+// is damaged), or the WAL's, file system's or badger's error. After a failed
+// Commit the state of the batch's PGs is unknown; the caller should stop
+// and restart from the durable state.
+func (b *Batch) Commit() error {
+	if err := b.usable(); err != nil {
+		return err
 	}
 	b.done = true
-	b.abort()
-}
-
-func (b *Batch) abort() {
-	if b.txn != nil {
-		// Discarding a transaction of a closed badger DB can block on its
-		// stopped watermark goroutine; after Close the transaction is gone anyway.
-		if b.s.enter() == nil {
-			b.txn.Discard()
-			b.s.leave()
+	s := b.s
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if !b.wal.Empty() {
+		if err := s.wal.Commit(&b.wal); err != nil {
+			return walErr("commit", PG{}, err)
 		}
-		b.txn = nil
 	}
-	if b.split || b.err != nil {
-		b.s.forgetBounds(b.overlay)
-	}
-}
-
-func (b *Batch) set(key, val []byte) error {
-	// Badger counts a value-log value in a transaction by its pointer only,
-	// but writes the whole value into the current value-log file's
-	// mapping (twice ValueLogFileSize) at commit: a transaction carrying
-	// more than that fails with EFAULT. Split well before.
-	n := int64(len(key) + len(val))
-	if b.bytes > 0 && b.bytes+n > b.s.cfg.ValueLogFileSize/2 {
-		b.mutated = true
-		if err := b.flush(); err != nil {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if len(b.ops) > 0 {
+		if err := b.applyOps(); err != nil {
 			return err
 		}
 	}
-	b.bytes += n
-	return b.modify(func(t *badger.Txn) error { return t.Set(key, val) })
-}
-
-func (b *Batch) del(key []byte) error {
-	return b.modify(func(t *badger.Txn) error { return t.Delete(key) })
-}
-
-// modify applies f to the transaction, committing the transaction so far and
-// retrying in a new one if badger says it is full.
-func (b *Batch) modify(f func(*badger.Txn) error) error {
-	b.mutated = true
-	err := f(b.txn)
-	if !errors.Is(err, badger.ErrTxnTooBig) {
-		return badgerErr(err)
+	if len(b.apply) > 0 || len(b.compact) > 0 || b.bytes > 0 {
+		s.notePending(b.apply, b.compact, b.bytes)
 	}
-	if err := b.flush(); err != nil {
-		return err
-	}
-	err = f(b.txn)
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("%w: one value does not fit in an empty badger transaction", ErrTooLarge)
-	}
-	return badgerErr(err)
-}
-
-// flush commits the transaction so far and starts a new one.
-func (b *Batch) flush() error {
-	err := b.txn.Commit()
-	b.txn = b.s.db.NewTransaction(true)
-	b.bytes = 0
-	b.split = true
-	if err != nil {
-		return fmt.Errorf("chunkstore: commit (batch split): %w", badgerErr(err))
-	}
-	// The running op's PG still has its pre-op bounds in the overlay: right
-	// for a crash now, and replaced when the batch commits or forgotten if it fails.
-	b.s.publishBounds(b.overlay)
-	b.s.mu.Lock()
-	b.s.splits++
-	b.s.mu.Unlock()
 	return nil
 }
 
-// bounds returns pg's log bounds as this batch sees them.
-func (b *Batch) bounds(pg PG) (raftBounds, error) {
-	if bd, ok := b.overlay[pg]; ok {
-		return bd, nil
+// Discard drops the batch. It is a no-op after Commit, so `defer
+// b.Discard()` is safe.
+func (b *Batch) Discard() { b.done = true }
+
+// applyOps runs the object operations under their objects' locks and
+// commits their meta changes in badger transactions (not synced: the next
+// checkpoint syncs them).
+func (b *Batch) applyOps() error {
+	s := b.s
+	var stripes []int
+	for _, op := range b.ops {
+		stripes = append(stripes, op.id.stripe())
 	}
-	return b.s.bounds(pg)
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}()
+	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(true)}
+	defer func() { t.txn.Discard() }()
+	for i := range b.ops {
+		if err := s.applyOp(t, &b.ops[i]); err != nil {
+			return err
+		}
+	}
+	if err := t.txn.Commit(); err != nil {
+		return fmt.Errorf("chunkstore: commit meta: %w", badgerErr(err))
+	}
+	return nil
+}
+
+// metaTxn is a badger write transaction that commits and continues in a new
+// one when it outgrows badger's limit. Durability comes from the WAL and
+// checkpoints, so a split does not weaken anything.
+type metaTxn struct {
+	db  *badger.DB
+	txn *badger.Txn
+}
+
+func (t *metaTxn) modify(f func(*badger.Txn) error) error {
+	err := f(t.txn)
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return badgerErr(err)
+	}
+	if err := t.txn.Commit(); err != nil {
+		return fmt.Errorf("chunkstore: commit meta (split): %w", badgerErr(err))
+	}
+	t.txn = t.db.NewTransaction(true)
+	return badgerErr(f(t.txn))
+}
+
+func (t *metaTxn) set(k, v []byte) error {
+	return t.modify(func(x *badger.Txn) error { return x.Set(k, v) })
+}
+
+func (t *metaTxn) del(k []byte) error {
+	return t.modify(func(x *badger.Txn) error { return x.Delete(k) })
 }

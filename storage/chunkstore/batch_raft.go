@@ -1,119 +1,69 @@
 package chunkstore
 
-import (
-	"fmt"
-)
+import "fmt"
 
-// AppendEntries stores ents as log entries first, first+1, ... of pg and
-// deletes every stored entry at or after first that the batch does not
-// overwrite (the conflicting suffix). Entries below FirstIndex are ignored
-// (as raft's MemoryStorage does). Errors: ErrInvalid (first == 0, or first
-// past LastIndex+1: a gap), ErrTooLarge (an entry longer than the value-log
-// file size), ErrClosed, badger's error.
-//
-// Old entries are deleted from the top before the new ones are written, so
-// a crash in a split batch leaves a contiguous log, never old entries after
-// new ones.
+// AppendEntries stores ents as log entries first, first+1, ... of pg,
+// replacing any stored entries from first on (raft's conflicting suffix).
+// Errors: ErrInvalid (first == 0, a gap after the last entry, or below the
+// first stored entry).
 func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
 	if len(ents) == 0 {
 		return nil
 	}
 	if first == 0 {
 		return fmt.Errorf("chunkstore: append entries pg %s: %w: index 0", pg, ErrInvalid)
 	}
-	for i, e := range ents {
-		if int64(len(e))+4 > b.s.cfg.ValueLogFileSize {
-			return fmt.Errorf("chunkstore: append entries pg %s index %d: %w: %d bytes exceeds value-log file size %d",
-				pg, first+uint64(i), ErrTooLarge, len(e), b.s.cfg.ValueLogFileSize)
-		}
+	bd, ok := b.logs[pg]
+	if !ok {
+		_, bd[0], bd[1] = b.s.wal.State(walPG(pg)) // last is first-1 when empty
 	}
-	return b.apply(func() error {
-		bd, err := b.bounds(pg)
-		if err != nil {
-			return err
-		}
-		if bd.first != 0 {
-			if first > bd.last+1 {
-				return fmt.Errorf("chunkstore: append entries pg %s: %w: first %d leaves a gap after last %d",
-					pg, ErrInvalid, first, bd.last)
-			}
-			if first < bd.first {
-				skip := bd.first - first
-				if skip >= uint64(len(ents)) {
-					return nil
-				}
-				ents, first = ents[skip:], bd.first
-			}
-			for i := bd.last; i >= first && i >= bd.first; i-- {
-				if err := b.del(entryKey(pg, i)); err != nil {
-					return err
-				}
-			}
-		}
-		for i, e := range ents {
-			k := entryKey(pg, first+uint64(i))
-			if err := b.set(k, seal(k, e)); err != nil {
-				return err
-			}
-		}
-		if bd.first == 0 {
-			bd.first = first
-		}
-		bd.last = first + uint64(len(ents)) - 1
-		b.overlay[pg] = bd
-		return nil
-	})
+	if first > bd[1]+1 || first < bd[0] {
+		return fmt.Errorf("chunkstore: append entries pg %s: %w: first %d outside [%d, %d]", pg, ErrInvalid, first, bd[0], bd[1]+1)
+	}
+	if b.logs == nil {
+		b.logs = map[PG][2]uint64{}
+	}
+	b.logs[pg] = [2]uint64{bd[0], first + uint64(len(ents)) - 1}
+	b.wal.Append(walPG(pg), first, ents)
+	return nil
 }
 
-// SetHardState stores pg's raft hard state (opaque bytes). Errors:
-// ErrClosed, badger's error.
+// SetHardState records pg's raft hard state (opaque bytes), durable at Commit.
 func (b *Batch) SetHardState(pg PG, hs []byte) error {
-	return b.apply(func() error {
-		k := raftKey(pg, raftHard)
-		return b.set(k, seal(k, hs))
-	})
+	if err := b.usable(); err != nil {
+		return err
+	}
+	b.wal.HardState(walPG(pg), hs)
+	return nil
 }
 
-// SetApplyState stores pg's apply state (opaque bytes: applied index, term,
-// conf state). Put it last in a batch: it marks what the batch applied.
-// Errors: ErrClosed, badger's error.
+// SetApplyState records pg's apply state (opaque bytes). It becomes the
+// durable apply state that LoadRaft returns at the first checkpoint after
+// Commit, together with the object changes committed before it.
 func (b *Batch) SetApplyState(pg PG, st []byte) error {
-	return b.apply(func() error {
-		k := raftKey(pg, raftApply)
-		return b.set(k, seal(k, st))
-	})
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if b.apply == nil {
+		b.apply = map[PG][]byte{}
+	}
+	b.apply[pg] = append([]byte(nil), st...)
+	return nil
 }
 
-// CompactLog deletes pg's entries below upTo; FirstIndex becomes upTo (and
-// LastIndex upTo-1 if no entry at or above upTo remains). upTo at or below
-// FirstIndex is a no-op. Errors: ErrCorrupt (the stored compaction point),
-// ErrClosed, badger's error.
+// CompactLog declares pg's entries below upTo unneeded once the apply state
+// set in this batch (or, without one, the current one) is durable: the
+// next checkpoint deletes them. Raft reads no entry below upTo afterwards.
 func (b *Batch) CompactLog(pg PG, upTo uint64) error {
-	return b.apply(func() error {
-		bd, err := b.bounds(pg)
-		if err != nil {
-			return err
-		}
-		if upTo == 0 || upTo <= bd.first {
-			return nil
-		}
-		if !bd.empty() {
-			// Ascending, so a crash mid-way leaves a contiguous log.
-			for i := bd.first; i < upTo && i <= bd.last; i++ {
-				if err := b.del(entryKey(pg, i)); err != nil {
-					return err
-				}
-			}
-		}
-		k := raftKey(pg, raftCompact)
-		if err := b.set(k, seal(k, encodeU64(upTo))); err != nil {
-			return err
-		}
-		if bd.empty() || bd.last < upTo {
-			bd.last = upTo - 1
-		}
-		bd.first = upTo
-		b.overlay[pg] = bd
-		return nil
-	})
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if b.compact == nil {
+		b.compact = map[PG]uint64{}
+	}
+	b.compact[pg] = max(b.compact[pg], upTo)
+	return nil
 }

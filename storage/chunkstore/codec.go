@@ -45,24 +45,3 @@ func unseal(key, v []byte) ([]byte, error) {
 	}
 	return v[4:], nil
 }
-
-func encodeU64(x uint64) []byte { return binary.BigEndian.AppendUint64(nil, x) }
-
-func decodeU64(p []byte) (uint64, bool) {
-	if len(p) != 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(p), true
-}
-
-// trimZeros returns p without its trailing zero bytes.
-func trimZeros(p []byte) []byte {
-	n := len(p)
-	for n >= 8 && binary.LittleEndian.Uint64(p[n-8:n]) == 0 {
-		n -= 8
-	}
-	for n > 0 && p[n-1] == 0 {
-		n--
-	}
-	return p[:n]
-}

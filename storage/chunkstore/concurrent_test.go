@@ -81,6 +81,9 @@ func TestConcurrent(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+	if err := s.Checkpoint(); err != nil { // LoadRaft returns durable apply states
+		t.Fatal(err)
+	}
 	for w := range writers {
 		st, err := s.LoadRaft(PG{Pool: 9, Seq: uint32(w)})
 		if err != nil || st.FirstIndex != 1 || st.LastIndex != rounds || string(st.ApplyState) != fmt.Sprint(rounds-1) {

@@ -11,7 +11,9 @@ import (
 // Config configures a Store. Zero fields take the defaults listed; Logger is
 // required.
 type Config struct {
-	// Dir is the data directory; the badger files live here. Required.
+	// Dir is the data directory. Required. It holds meta/ (badger: object
+	// index and apply checkpoints), wal/ (the raft log) and objects/ (one
+	// file per object).
 	Dir string
 	// BlockSize is the object block size in bytes: a power of two from 4 KiB
 	// to 1 MiB, default 4 KiB (a 4 KiB write is then a whole-block write). It is persisted at the first Open; a later
@@ -26,12 +28,27 @@ type Config struct {
 	// IndexCacheSize bounds badger's table index and bloom filter cache;
 	// default 8 MiB.
 	IndexCacheSize int64
-	// ValueThreshold: values of at least this many bytes (object blocks,
-	// raft entries) go to the value log; default 1 KiB.
+	// ValueThreshold: badger values of at least this many bytes go to its
+	// value log; default 2 KiB, so every object meta (at most 1044 bytes with
+	// 4 KiB blocks) stays in the LSM tree.
 	ValueThreshold int64
-	// ValueLogFileSize is the size of one value-log file; default 16 MiB,
-	// range [1 MiB, 2 GiB). It also bounds the size of one raft entry.
+	// ValueLogFileSize is the size of one badger value-log file; default
+	// 16 MiB, range [1 MiB, 2 GiB).
 	ValueLogFileSize int64
+	// WALSegmentSize is the size at which the raft log starts a new
+	// segment; default 64 MiB.
+	WALSegmentSize int64
+	// CheckpointInterval is how often RunCheckpoints makes applied object
+	// changes durable (fsync of the touched object files and the meta) and
+	// records the apply states that lets the raft log be trimmed; default 1s.
+	// Between checkpoints, a crash is repaired by re-applying the log.
+	CheckpointInterval time.Duration
+	// CheckpointBytes starts a checkpoint early once this many object bytes
+	// were applied since the last one; default 128 MiB. It bounds the raft
+	// log kept for replay and the work of a restart.
+	CheckpointBytes int64
+	// OpenFiles bounds the object files kept open; default 256.
+	OpenFiles int
 	// GCInterval is the value-log GC schedule of RunGC; default 1m.
 	GCInterval time.Duration
 	// GCDiscardRatio: a value-log file is rewritten when at least this
@@ -53,8 +70,12 @@ const (
 	DefaultMemTableSize     = 8 << 20
 	DefaultBlockCacheSize   = 16 << 20
 	DefaultIndexCacheSize   = 8 << 20
-	DefaultValueThreshold   = 1 << 10
+	DefaultValueThreshold   = 2 << 10
 	DefaultValueLogFileSize = 16 << 20
+	DefaultWALSegmentSize   = 64 << 20
+	DefaultCheckpointEvery  = time.Second
+	DefaultCheckpointBytes  = 128 << 20
+	DefaultOpenFiles        = 256
 	DefaultGCInterval       = time.Minute
 	DefaultGCDiscardRatio   = 0.5
 
@@ -84,6 +105,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.GCInterval == 0 {
 		c.GCInterval = DefaultGCInterval
+	}
+	if c.WALSegmentSize == 0 {
+		c.WALSegmentSize = DefaultWALSegmentSize
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = DefaultCheckpointEvery
+	}
+	if c.CheckpointBytes == 0 {
+		c.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if c.OpenFiles == 0 {
+		c.OpenFiles = DefaultOpenFiles
 	}
 	if c.GCDiscardRatio == 0 {
 		c.GCDiscardRatio = DefaultGCDiscardRatio
@@ -123,6 +156,18 @@ func (c Config) Validate() error {
 	}
 	if c.ValueLogFileSize < 1<<20 || c.ValueLogFileSize >= 2<<30 {
 		bad("ValueLogFileSize %d must be in [1 MiB, 2 GiB)", c.ValueLogFileSize)
+	}
+	if c.WALSegmentSize < 1<<20 {
+		bad("WALSegmentSize %d must be at least 1 MiB", c.WALSegmentSize)
+	}
+	if c.CheckpointInterval < 0 {
+		bad("CheckpointInterval %v must not be negative", c.CheckpointInterval)
+	}
+	if c.CheckpointBytes < 1<<20 {
+		bad("CheckpointBytes %d must be at least 1 MiB", c.CheckpointBytes)
+	}
+	if c.OpenFiles < 8 {
+		bad("OpenFiles %d must be at least 8", c.OpenFiles)
 	}
 	if c.GCInterval < 0 {
 		bad("GCInterval %v must not be negative", c.GCInterval)

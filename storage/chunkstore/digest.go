@@ -29,14 +29,18 @@ func (s *Store) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err erro
 	defer s.leave()
 	bs := int64(s.cfg.BlockSize)
 	h := sha256.New()
+	// Digest one applied state: no batch applies meanwhile (the OSD
+	// applies in one loop, so this briefly stalls its applies).
+	s.applyMu.RLock()
+	defer s.applyMu.RUnlock()
+	s.mu.Lock()
+	apply = s.pending[pg].apply
+	if apply == nil {
+		apply = s.durable[pg]
+	}
+	apply = append([]byte(nil), apply...)
+	s.mu.Unlock()
 	err = s.db.View(func(txn *badger.Txn) error {
-		p, found, err := get(txn, raftKey(pg, raftApply), loc{op: "digest", pg: pg, block: -1})
-		if err != nil {
-			return err
-		}
-		if found {
-			apply = p
-		}
 		h.Write([]byte("chunkstore-digest-v2"))
 		buf := make([]byte, digestChunk)
 		return scanMeta(txn, pg, "", "", bs, func(name string, m objMeta) (bool, error) {
@@ -50,7 +54,11 @@ func (s *Store) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err erro
 			l := loc{op: "digest", pg: pg, object: name, block: -1}
 			for off := int64(0); off < m.size; off += digestChunk {
 				p := buf[:min(digestChunk, m.size-off)]
-				if err := readRange(txn, l, &m, off, p, bs); err != nil {
+				id := newObjID(pg, name)
+				s.locks[id.stripe()].RLock()
+				err := s.readObject(id, &m, l, off, p)
+				s.locks[id.stripe()].RUnlock()
+				if err != nil {
 					return false, err
 				}
 				h.Write(p)

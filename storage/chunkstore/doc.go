@@ -1,32 +1,46 @@
-// Package chunkstore is the per-device store of an OSD: one badger database
-// per device holding
+// Package chunkstore is the per-device store of an OSD. A store directory
+// holds
 //
-//   - object data of placement groups (PGs), cut into fixed-size blocks that
-//     each carry a CRC-32C over their identity (PG, object name, block index)
-//     and their bytes, checked on every read, and
-//   - each PG's raft log, hard state and apply state, as opaque bytes.
+//   - objects/: one file per object of each placement group (PG), cut into
+//     fixed-size blocks, each with a CRC-32C over the object's identity, the
+//     block index and its bytes, checked on every read (objfile.go);
+//   - meta/: one badger database with each object's size, version and
+//     bitmap of stored blocks, and each PG's apply state as of the last
+//     checkpoint;
+//   - wal/: the raft log and hard states of every PG (storage/wal), written
+//     with one fdatasync per batch for all PGs.
+//
+// Object data stays out of badger on purpose: badger memory-maps its value
+// log, so every byte written through it stays resident in the OSD and counts
+// towards its memory, and writing data twice (log entry, then value) through
+// badger cost most of an OSD's CPU. Files written with pwrite live in the
+// kernel's page cache instead. Badger keeps what it is good at: the small,
+// sorted, transactional metadata.
 //
 // It is the only package of the project that imports badger, and it does not
 // import raft. Only storage/osd (and tests) may import it.
 //
-// # Durability and atomicity
+// # Durability
 //
-// All writes go through a Batch. Commit returns nil only once everything in
-// the batch is on disk (badger with SyncWrites). A batch is applied as one
-// badger transaction unless it is larger than badger allows for one
-// transaction; then it is committed as several transactions in call order and
-// a crash can leave a prefix of its operations durable. Callers that need an
-// all-or-nothing effect put their commit marker (the apply state) last.
+// Batch.Commit makes the raft records durable, then applies the object
+// changes without syncing them. Checkpoint (run by RunCheckpoints, and by
+// Close) syncs the changed files and the meta, then records the apply
+// states that cover them; only then are raft log entries below the
+// compaction points deleted. After a crash, LoadRaft returns the last
+// checkpoint's apply state and the OSD re-applies the log from there over
+// whatever reached the disk; see Batch and Recover for why that is safe.
 //
 // # Concurrency
 //
 // Store methods are safe for concurrent use. A Batch belongs to one
-// goroutine. Transactions are not checked for conflicts: the caller runs at
-// most one writer per PG at a time (the OSD's single Ready loop does).
+// goroutine. The caller runs at most one Commit at a time (the OSD's single
+// Ready loop does). A read sees each object either before or after a
+// concurrent Commit's change to it, never in between.
 //
 // # Lifecycle
 //
 // Open starts no goroutines of its own (badger runs its compaction and flush
-// goroutines until Close). Value-log garbage collection runs only inside
-// RunGC, which the owner runs and stops through its context.
+// goroutines until Close). Checkpoints run inside RunCheckpoints and
+// value-log garbage collection inside RunGC, which the owner runs and stops
+// through its context.
 package chunkstore

@@ -11,28 +11,22 @@ type PG struct{ Pool, Seq uint32 }
 // String formats pg like Ceph: pool in decimal, seq in hex ("3.1f").
 func (pg PG) String() string { return fmt.Sprintf("%d.%x", pg.Pool, pg.Seq) }
 
-// Key layout. Every key starts with a kind byte; PG-scoped keys continue with
-// the pool and PG number (big-endian, so a PG is a contiguous prefix):
+// Badger key layout (meta/). Every key starts with a kind byte; PG-scoped
+// keys continue with the pool and PG number (big-endian, so a PG is a
+// contiguous prefix):
 //
-//	's' "meta"                                   store format and block size
-//	'b' pool seq nameLen:u16 name index:u32      object block (trailing zeros trimmed)
-//	'm' pool seq name                            object meta (size, version, block bitmap)
-//	'r' pool seq 'h'                             raft hard state
-//	'r' pool seq 'a'                             apply state
-//	'r' pool seq 'c'                             log compaction point (FirstIndex)
-//	'r' pool seq 'l' index:u64                   raft log entry
+//	's' "meta"                 store format and block size
+//	'm' pool seq name          object meta (size, version, block bitmap)
+//	'r' pool seq 'a'           apply state as of the last checkpoint
 //
-// Every value starts with a CRC-32C over key and payload (see seal).
+// Every value starts with a CRC-32C over key and payload (see seal). Object
+// data lives in files (objfile.go), the raft log in the WAL (storage/wal).
 const (
-	kindBlock = 'b'
 	kindMeta  = 'm'
 	kindRaft  = 'r'
 	kindStore = 's'
 
-	raftHard    = 'h'
-	raftApply   = 'a'
-	raftCompact = 'c'
-	raftEntry   = 'l'
+	raftApply = 'a'
 
 	pgPrefixLen = 9
 
@@ -46,7 +40,7 @@ const (
 var storeMetaKey = []byte{kindStore, 'm', 'e', 't', 'a'}
 
 // pgKinds are the kinds of PG-scoped keys.
-var pgKinds = []byte{kindBlock, kindMeta, kindRaft}
+var pgKinds = []byte{kindMeta, kindRaft}
 
 func pgPrefix(kind byte, pg PG, extra int) []byte {
 	k := make([]byte, pgPrefixLen, pgPrefixLen+extra)
@@ -82,33 +76,8 @@ func metaKey(pg PG, name string) []byte {
 	return append(pgPrefix(kindMeta, pg, len(name)), name...)
 }
 
-func blockPrefix(pg PG, name string) []byte {
-	k := pgPrefix(kindBlock, pg, 2+len(name)+4)
-	k = binary.BigEndian.AppendUint16(k, uint16(len(name)))
-	return append(k, name...)
-}
-
-func blockKey(prefix []byte, index int64) []byte {
-	k := make([]byte, len(prefix), len(prefix)+4)
-	copy(k, prefix)
-	return binary.BigEndian.AppendUint32(k, uint32(index))
-}
-
 func raftKey(pg PG, sub byte) []byte {
 	return append(pgPrefix(kindRaft, pg, 1), sub)
-}
-
-func entryPrefix(pg PG) []byte { return raftKey(pg, raftEntry) }
-
-func entryKey(pg PG, index uint64) []byte {
-	return binary.BigEndian.AppendUint64(append(pgPrefix(kindRaft, pg, 9), raftEntry), index)
-}
-
-func entryIndexOfKey(k []byte) (uint64, bool) {
-	if len(k) != pgPrefixLen+1+8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(k[pgPrefixLen+1:]), true
 }
 
 func validName(name string) error {

@@ -7,9 +7,8 @@ import (
 
 // objMeta is an object's meta record: size, version and a bitmap of the
 // blocks that are stored. A clear bit is a hole (reads as zeros). The bitmap
-// is the authority: a block key whose bit is clear is never read, and a set
-// bit whose key is missing is corruption (badger hides a table block that
-// fails its checksum by skipping it, so a missing key must not read as zeros).
+// is the authority: a block whose bit is clear is never read from the file,
+// and a set bit whose block fails its checksum is corruption.
 type objMeta struct {
 	size    int64
 	version uint64
@@ -24,6 +23,16 @@ func nblocks(size, bs int64) int64 { return (size + bs - 1) / bs }
 
 func (m *objMeta) has(i int64) bool {
 	return i>>3 < int64(len(m.bits)) && m.bits[i>>3]&(1<<(i&7)) != 0
+}
+
+// empty reports whether no block is stored.
+func (m *objMeta) empty() bool {
+	for _, b := range m.bits {
+		if b != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *objMeta) set(i int64)   { m.bits[i>>3] |= 1 << (i & 7) }

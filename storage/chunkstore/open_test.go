@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -103,7 +104,7 @@ func TestLocked(t *testing.T) {
 // this package (a badger tool) holds only badger's lock.
 func TestLockedByBadger(t *testing.T) {
 	cfg := testConfig(t)
-	db, err := badger.Open(badger.DefaultOptions(cfg.Dir).WithLogger(nil))
+	db, err := badger.Open(badger.DefaultOptions(filepath.Join(cfg.Dir, "meta")).WithLogger(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,8 +145,10 @@ func TestClosed(t *testing.T) {
 	_, _, _, err = s.Digest(pg1)
 	wantErr(t, err, ErrClosed)
 	b := s.NewBatch()
-	wantErr(t, b.Write(pg1, "o", 0, []byte("x"), 1), ErrClosed)
-	b.Discard()
+	if err := b.Write(pg1, "o", 0, []byte("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, b.Commit(), ErrClosed)
 	_, err = s.gcRound(context.Background())
 	wantErr(t, err, ErrClosed)
 }
@@ -199,7 +202,7 @@ func TestDeps(t *testing.T) {
 	}
 	for _, dep := range strings.Fields(string(out)) {
 		if strings.HasPrefix(dep, "go.etcd.io/raft") || strings.HasPrefix(dep, "github.com/tsumiki-storage/tsumiki/") &&
-			dep != "github.com/tsumiki-storage/tsumiki/storage/chunkstore" {
+			dep != "github.com/tsumiki-storage/tsumiki/storage/chunkstore" && dep != "github.com/tsumiki-storage/tsumiki/storage/wal" {
 			t.Errorf("chunkstore depends on %s", dep)
 		}
 	}

@@ -1,7 +1,9 @@
 package chunkstore
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -25,27 +27,48 @@ func (s *Store) Read(pg PG, object string, off int64, p []byte) error {
 	if err := validName(object); err != nil {
 		return l.wrap(err)
 	}
-	if off < 0 {
-		return l.wrap(fmt.Errorf("%w: negative offset %d", ErrInvalid, off))
+	if off < 0 || off > MaxObjectSize {
+		return l.wrap(fmt.Errorf("%w: offset %d outside [0, %d]", ErrInvalid, off, MaxObjectSize))
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
-	return s.db.View(func(txn *badger.Txn) error {
-		m, found, err := readMeta(txn, l, int64(s.cfg.BlockSize))
-		if err != nil {
-			return err
+	id := newObjID(pg, object)
+	mu := &s.locks[id.stripe()]
+	mu.RLock()
+	defer mu.RUnlock()
+	var m objMeta
+	err := s.db.View(func(txn *badger.Txn) error {
+		var found bool
+		var err error
+		m, found, err = readMeta(txn, l, int64(s.cfg.BlockSize))
+		if err == nil && !found {
+			err = l.wrap(ErrNotFound)
 		}
-		if !found {
-			return l.wrap(ErrNotFound)
-		}
-		if off >= m.size { // also keeps off+len(p) from overflowing below
-			clear(p)
-			return nil
-		}
-		return readRange(txn, l, &m, off, p, int64(s.cfg.BlockSize))
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	return s.readObject(id, &m, l, off, p)
+}
+
+// readObject reads an object whose meta is m; the caller holds its stripe lock.
+func (s *Store) readObject(id objID, m *objMeta, l loc, off int64, p []byte) error {
+	if off >= m.size || m.empty() {
+		clear(p)
+		return nil
+	}
+	of, err := s.files.get(id.rel(), false, false)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return l.corrupt("object file missing (meta says blocks are stored)", err)
+		}
+		return l.wrap(err)
+	}
+	defer s.files.put(of)
+	return s.blockIO(id, of.f, l).readRange(m, off, p)
 }
 
 // Stat returns object's size and version. Errors: ErrNotFound, ErrCorrupt,
@@ -126,6 +149,9 @@ func (s *Store) ListPGs() ([]PG, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, pg := range s.wal.PGs() {
+		seen[PG{Pool: pg.Pool, Seq: pg.Seq}] = struct{}{}
+	}
 	out := make([]PG, 0, len(seen))
 	for pg := range seen {
 		out = append(out, pg)
@@ -196,58 +222,5 @@ func scanMeta(txn *badger.Txn, pg PG, prefix, after string, bs int64, fn func(st
 			return err
 		}
 	}
-	return nil
-}
-
-// readRange fills p with the object's bytes at off.
-func readRange(txn *badger.Txn, l loc, m *objMeta, off int64, p []byte, bs int64) error {
-	end := off + int64(len(p))
-	for pos := off; pos < end; {
-		i := pos / bs
-		lo := pos - i*bs
-		n := min(bs-lo, end-pos)
-		dst := p[pos-off : pos-off+n]
-		if pos >= m.size || !m.has(i) {
-			clear(dst)
-		} else if err := readBlockPart(txn, l, i, lo, dst, bs); err != nil {
-			return err
-		}
-		pos += n
-	}
-	if m.size < end { // stored blocks are zero past size; make sure
-		clear(p[max(m.size-off, 0):])
-	}
-	return nil
-}
-
-// readBlockInto fills blk (one block) with block i's content.
-func readBlockInto(txn *badger.Txn, l loc, m *objMeta, i int64, blk []byte, bs int64) error {
-	if !m.has(i) {
-		clear(blk)
-		return nil
-	}
-	return readBlockPart(txn, l, i, 0, blk, bs)
-}
-
-// readBlockPart copies block i's bytes [lo, lo+len(dst)) into dst. The
-// caller has checked that the meta marks the block stored, so a missing key
-// is corruption.
-func readBlockPart(txn *badger.Txn, l loc, i, lo int64, dst []byte, bs int64) error {
-	bl := l.withBlock(i)
-	data, found, err := get(txn, blockKey(blockPrefix(l.pg, l.object), i), bl)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return bl.corrupt("block missing (meta says stored)", nil)
-	}
-	if int64(len(data)) > bs {
-		return bl.corrupt(fmt.Sprintf("block holds %d bytes, block size is %d", len(data), bs), nil)
-	}
-	n := 0
-	if lo < int64(len(data)) {
-		n = copy(dst, data[lo:])
-	}
-	clear(dst[n:])
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -12,26 +14,41 @@ import (
 	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/y"
 	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wal"
 )
 
 // formatVersion is the on-disk layout version stored under storeMetaKey.
-const formatVersion = 1
+// Version 1 kept object blocks and the raft log in badger, in Dir itself.
+const formatVersion = 2
 
 // Store is one device's chunk store. Its methods are safe for concurrent use;
 // see the package doc for the single-writer-per-PG rule.
 type Store struct {
-	cfg  Config
-	log  *zap.Logger
-	db   *badger.DB
-	lock *os.File // our own flock on the directory: a clean ErrLocked for a second Store
+	cfg       Config
+	log       *zap.Logger
+	db        *badger.DB // meta/: object index and durable apply states
+	wal       *wal.Log   // wal/: raft entries and hard states of every PG
+	files     *fileCache // objects/: one file per object
+	lock      *os.File   // our own flock on the directory: a clean ErrLocked for a second Store
+	table     int64      // tableSize(BlockSize)
+	zeroBlock []byte     // BlockSize zeros, read only
+
+	locks [256]sync.RWMutex // per object stripe: exclusive while an operation changes it, shared to read
 
 	closeMu sync.RWMutex // held shared by every operation, exclusively by Close; guards closed
 	closed  bool
 
-	mu   sync.Mutex // guards the following
-	raft map[PG]raftBounds
+	applyMu sync.RWMutex // held by Commit while it applies and publishes; shared by Digest
 
-	splits int64 // transactions committed early because a batch outgrew one; guarded by mu
+	ckptMu sync.Mutex    // serializes checkpoints
+	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
+
+	mu       sync.Mutex // guards the following
+	pending  map[PG]pendingState
+	since    int64         // object bytes applied since the last checkpoint
+	recovery map[PG]uint64 // see Recover
+	durable  map[PG][]byte // apply states as of the last checkpoint (also in meta)
 }
 
 // Open opens (creating if needed) the store in cfg.Dir.
@@ -53,19 +70,45 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := badger.Open(badgerOptions(cfg))
+	if _, err := os.Stat(filepath.Join(cfg.Dir, "MANIFEST")); err == nil {
+		_ = unlockDir(lock)
+		return nil, fmt.Errorf("%w: %q holds a store of format 1 (object data in badger), which this build does not read; "+
+			"move the data to a new OSD (or remove the directory if it holds nothing you need)", ErrConfig, cfg.Dir)
+	}
+	metaDir := filepath.Join(cfg.Dir, "meta")
+	db, err := badger.Open(badgerOptions(cfg, metaDir))
 	if err != nil {
 		_ = unlockDir(lock)
-		if badgerLockHeld(cfg.Dir) {
+		if badgerLockHeld(metaDir) {
 			return nil, fmt.Errorf("%w: another process uses directory %q: %w", ErrLocked, cfg.Dir, err)
 		}
 		if isBadgerChecksumErr(err) {
-			return nil, &CorruptError{Op: "open", Block: -1, Detail: "badger could not open " + cfg.Dir, Err: err}
+			return nil, &CorruptError{Op: "open", Block: -1, Detail: "badger could not open " + metaDir, Err: err}
 		}
+		return nil, fmt.Errorf("chunkstore: open %q: %w", metaDir, err)
+	}
+	s := &Store{cfg: cfg, log: cfg.Logger, db: db, lock: lock,
+		files: newFileCache(filepath.Join(cfg.Dir, "objects"), cfg.OpenFiles),
+		table: tableSize(int64(cfg.BlockSize)), zeroBlock: make([]byte, cfg.BlockSize),
+		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{}}
+	if err := s.openChecks(); err != nil {
+		_ = db.Close()
+		_ = unlockDir(lock)
+		return nil, err
+	}
+	if err := os.MkdirAll(s.files.root, 0o750); err != nil {
+		_ = db.Close()
+		_ = unlockDir(lock)
 		return nil, fmt.Errorf("chunkstore: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, log: cfg.Logger, db: db, lock: lock, raft: make(map[PG]raftBounds)}
-	if err := s.openChecks(); err != nil {
+	s.wal, err = wal.Open(wal.Config{Dir: filepath.Join(cfg.Dir, "wal"), SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger})
+	if err != nil {
+		_ = db.Close()
+		_ = unlockDir(lock)
+		return nil, walErr("open", PG{}, err)
+	}
+	if s.durable, err = s.loadApplyStates(); err != nil {
+		_ = s.wal.Close()
 		_ = db.Close()
 		_ = unlockDir(lock)
 		return nil, err
@@ -73,10 +116,12 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func badgerOptions(cfg Config) badger.Options {
-	return badger.DefaultOptions(cfg.Dir).
+// badgerOptions: the meta DB does not sync each write; the raft log (WAL)
+// is the durable record and checkpoints sync the meta (checkpoint.go).
+func badgerOptions(cfg Config, dir string) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{cfg.Logger.Sugar()}).
-		WithSyncWrites(true).
+		WithSyncWrites(false).
 		WithNumVersionsToKeep(1).
 		WithCompression(options.None).
 		WithDetectConflicts(false). // one writer per PG, see package doc
@@ -144,18 +189,29 @@ func verifyTables(db *badger.DB) (err error) {
 	return db.VerifyChecksum()
 }
 
-// Close closes the store; it waits for running operations. Later calls
-// return nil. A Batch not yet committed is lost.
+// Close takes a last checkpoint and closes the store; it waits for running
+// operations. Later calls return nil. A Batch not yet committed is lost.
 func (s *Store) Close() error {
+	cerr := s.Checkpoint()
+	if errors.Is(cerr, ErrClosed) {
+		cerr = nil
+	}
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
 		return nil
 	}
 	s.closed = true
-	err := s.db.Close()
+	s.files.closeAll()
+	err := s.wal.Close()
+	if derr := s.db.Close(); err == nil {
+		err = derr
+	}
 	if uerr := unlockDir(s.lock); err == nil {
 		err = uerr
+	}
+	if err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("chunkstore: close %q: %w", s.cfg.Dir, err)
@@ -166,24 +222,20 @@ func (s *Store) Close() error {
 // BlockSize returns the object block size in bytes.
 func (s *Store) BlockSize() int { return s.cfg.BlockSize }
 
-// UsedBytes returns the approximate space the store occupies on disk (LSM
-// tables, memtable logs and value log), counting allocated blocks so that
-// badger's preallocated sparse files do not count at their apparent size.
-// It returns 0 if the directory cannot be read.
+// UsedBytes returns the space the store occupies on disk (meta, raft log
+// and object files), counting allocated blocks so that sparse and
+// preallocated files do not count at their apparent size.
 func (s *Store) UsedBytes() int64 {
-	ents, err := os.ReadDir(s.cfg.Dir)
-	if err != nil {
-		return 0
-	}
 	var n int64
-	for _, e := range ents {
-		if !e.Type().IsRegular() {
-			continue
+	_ = filepath.WalkDir(s.cfg.Dir, func(_ string, e fs.DirEntry, err error) error {
+		if err != nil || !e.Type().IsRegular() {
+			return nil
 		}
 		if fi, err := e.Info(); err == nil {
 			n += allocatedBytes(fi)
 		}
-	}
+		return nil
+	})
 	return n
 }
 

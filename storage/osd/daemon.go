@@ -213,6 +213,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return srv.Serve(gctx, pub) })
 	g.Go(func() error { return ServeCluster(gctx, clu, node, log.Named("cluster")) })
 	g.Go(func() error { return st.RunGC(gctx) })
+	g.Go(func() error { return st.RunCheckpoints(gctx) })
 	g.Go(func() error { return cm.KeepAlive(gctx, me.ID, cfg.LeaseTTL) })
 	g.Go(func() error {
 		return cm.Watch(gctx, func(m *clustermap.Map) { applyMap(m, me.ID, node, srv, tr) })

@@ -99,6 +99,9 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 		l.applied, l.appliedTerm = as.Applied, as.AppliedTerm
 		l.first, l.compactTerm = as.CompactIndex+1, as.CompactTerm
 	}
+	// The store's apply state is its last checkpoint: committed entries
+	// after it are re-applied, over object changes that may be partly on disk.
+	store.Recover(pg, l.hs.GetCommit())
 	if st.FirstIndex > l.first {
 		l.first = st.FirstIndex
 	}

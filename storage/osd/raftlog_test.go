@@ -38,6 +38,9 @@ func TestRaftLogLazyTerms(t *testing.T) {
 	if err := b.Commit(); err != nil {
 		t.Fatal(err)
 	}
+	if err := st.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
 
 	l, err = loadRaftLog(st, pg) // restart
 	if err != nil {

@@ -156,7 +156,8 @@ func TestSimDetectsLostWrites(t *testing.T) {
 				opts := simOptsFor(seed, false)
 				opts.faults = func(w *simWorld) {
 					for _, id := range tt.osds {
-						w.nodes[id].store.SetLoseWrites(func(pg PG, object string) bool { return object == "obj1" })
+						w.nodes[id].lose = func(pg PG, object string) bool { return object == "obj1" }
+						w.nodes[id].store.SetLoseWrites(w.nodes[id].lose)
 					}
 				}
 				_, err := runSim(t, seed, opts)

@@ -94,6 +94,9 @@ type simNode struct {
 	life  int   // incarnation, bumped at every start
 	cut   bool  // partitioned: messages to and from it are lost
 	ticks int
+	// lose, if set, is the node's disk dropping acknowledged object writes
+	// (storagetest.MemStore.SetLoseWrites); it survives crashes.
+	lose func(pg PG, object string) bool
 }
 
 type simPG struct {
@@ -150,7 +153,11 @@ func newSimWorld(seed uint64, opts simOpts) *simWorld {
 	w := &simWorld{seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, 0x7375_6d69_6b69)),
 		now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), finalRead: map[string]bool{}}
 	for i := range simOSDs {
-		w.nodes = append(w.nodes, &simNode{id: int32(i), store: storagetest.NewMemStore()})
+		st := storagetest.NewMemStore()
+		// Object changes and apply states become durable only at a
+		// checkpoint (as in chunkstore); a crash loses the rest.
+		st.SetCheckpointEvery(1 + w.rng.IntN(6))
+		w.nodes = append(w.nodes, &simNode{id: int32(i), store: st})
 	}
 	for i := range opts.pgs {
 		p := simPG{pg: PG{Pool: 1, Seq: uint32(i)}}
@@ -204,12 +211,20 @@ func (w *simWorld) start(sn *simNode) error {
 	return nil
 }
 
-// crash drops sn's node; its store keeps what was committed. Its callers
+// crash drops sn's node; its store keeps what a power cut leaves (see
+// storagetest.MemStore.Clone). Its callers
 // learn nothing: their writes have unknown outcomes, their reads fail.
 func (w *simWorld) crash(sn *simNode) {
 	w.logf("osd.%d crashes", sn.id)
 	w.stats.crashes++
 	sn.n = nil
+	// A power cut: the log survives; each object keeps its checkpointed or
+	// its current content, as the kernel happened to write it back.
+	sn.store.SetCrashMix(func(PG, string) bool { return w.rng.IntN(2) == 0 })
+	sn.store = sn.store.Clone()
+	if sn.lose != nil {
+		sn.store.SetLoseWrites(sn.lose)
+	}
 	w.ops = slices.DeleteFunc(w.ops, func(op *simOp) bool {
 		if op.node != sn {
 			return false

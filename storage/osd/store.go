@@ -17,9 +17,15 @@ type Store interface {
 	Stat(pg PG, object string) (chunkstore.ObjectInfo, error)
 	List(pg PG, prefix, after string, limit int) ([]chunkstore.ObjectInfo, error)
 	Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error)
+	// Recover says that pg's entries up to through are about to be
+	// re-applied after a restart (see chunkstore.Store.Recover).
+	Recover(pg PG, through uint64)
 }
 
-// Batch is an atomic group of store changes, durable when Commit returns nil.
+// Batch is one cycle's store changes. When Commit returns nil the raft
+// records (entries, hard state) are durable and the object changes are
+// applied; the apply state becomes durable later, with the object changes
+// it covers, and after a crash the OSD re-applies the log from there.
 type Batch interface {
 	AppendEntries(pg PG, first uint64, ents [][]byte) error
 	SetHardState(pg PG, hs []byte) error

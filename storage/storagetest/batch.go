@@ -12,13 +12,12 @@ import (
 // batch (log bounds are tracked per batch; object changes apply in order).
 //
 // Each operation is recorded as primitive changes, the units a commit fault
-// keeps a prefix of. They follow chunkstore's key order, which is what a
-// crash in a split chunkstore batch can leave: AppendEntries deletes the
-// conflicting suffix from the top, then writes each entry; CompactLog
-// deletes entries in ascending order, then records the compaction point;
-// SetHardState, SetApplyState, Write, Truncate, Zero and Delete are one
-// change each (a torn object change is not modelled: the OSD rewrites whole
-// ranges when it re-applies its log).
+// keeps a prefix of (a torn write of chunkstore's raft log keeps a prefix of
+// its records): AppendEntries deletes the conflicting suffix from the top,
+// then writes each entry; SetHardState, SetApplyState, CompactLog, Write,
+// Truncate, Zero and Delete are one change each. Object changes and apply
+// states that a commit keeps are still only durable at the next checkpoint
+// (see MemStore).
 type Batch struct {
 	s    *MemStore
 	ops  []change
@@ -55,9 +54,9 @@ func (b *Batch) bounds(pg PG) bounds {
 }
 
 // AppendEntries stores ents as entries first, first+1, ... of pg and deletes
-// the stored entries at or after first that it does not overwrite. Entries
-// below the first index are ignored. Errors wrap chunkstore.ErrInvalid
-// (first == 0, or a gap after the last index).
+// the stored entries at or after first that it does not overwrite. Errors
+// wrap chunkstore.ErrInvalid (first == 0, below the first stored index, or a
+// gap after the last index).
 func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
 	if err := b.check("append entries"); err != nil || len(ents) == 0 {
 		return err
@@ -66,17 +65,14 @@ func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
 		return fmt.Errorf("storagetest: append entries pg %s: %w: index 0", pg, chunkstore.ErrInvalid)
 	}
 	bd := b.bounds(pg)
+	lo, last := max(bd.first, 1), bd.last
+	if bd.first == 0 {
+		last = 0
+	}
+	if first < lo || first > last+1 {
+		return fmt.Errorf("storagetest: append entries pg %s: %w: first %d outside [%d, %d]", pg, chunkstore.ErrInvalid, first, lo, last+1)
+	}
 	if bd.first != 0 {
-		if first > bd.last+1 {
-			return fmt.Errorf("storagetest: append entries pg %s: %w: first %d leaves a gap after last %d", pg, chunkstore.ErrInvalid, first, bd.last)
-		}
-		if first < bd.first {
-			skip := bd.first - first
-			if skip >= uint64(len(ents)) {
-				return nil
-			}
-			ents, first = ents[skip:], bd.first
-		}
 		for i := bd.last; i >= first && i >= bd.first; i-- {
 			b.add(pg, "", func(d *pgData) { delete(d.ents, i) })
 		}
@@ -113,27 +109,13 @@ func (b *Batch) SetApplyState(pg PG, st []byte) error {
 	return nil
 }
 
-// CompactLog deletes pg's entries below upTo; the first index becomes upTo.
-// upTo at or below the first index is a no-op.
+// CompactLog asks for pg's entries below upTo to be deleted at the next
+// checkpoint (after the apply state set with it is durable).
 func (b *Batch) CompactLog(pg PG, upTo uint64) error {
 	if err := b.check("compact log"); err != nil {
 		return err
 	}
-	bd := b.bounds(pg)
-	if upTo == 0 || upTo <= bd.first {
-		return nil
-	}
-	if !bd.empty() {
-		for i := bd.first; i < upTo && i <= bd.last; i++ {
-			b.add(pg, "", func(d *pgData) { delete(d.ents, i) })
-		}
-	}
-	b.add(pg, "", func(d *pgData) { d.compact = upTo })
-	if bd.empty() || bd.last < upTo {
-		bd.last = upTo - 1
-	}
-	bd.first = upTo
-	b.logs[pg] = bd
+	b.add(pg, "", func(d *pgData) { d.pendCompact = max(d.pendCompact, upTo) })
 	return nil
 }
 
@@ -235,6 +217,10 @@ func (b *Batch) Commit() error {
 	}
 	if crash {
 		return ErrCrash
+	}
+	s.commits++
+	if s.ckptEvery > 0 && s.commits%s.ckptEvery == 0 {
+		s.checkpointLocked()
 	}
 	return nil
 }

@@ -24,9 +24,13 @@ var ErrCrash = errors.New("storagetest: injected crash during commit")
 
 // MemStore is an in-memory store with the semantics of *chunkstore.Store for
 // everything an OSD uses: a raft log, hard state and apply state per PG, and
-// objects read as flat byte arrays. Everything a Commit applies is durable
-// until the MemStore is dropped; Clone copies the durable state (what a
-// restarted OSD finds).
+// objects read as flat byte arrays. As in chunkstore, the raft log and hard
+// state are durable at Commit; object changes and apply states become
+// durable at a Checkpoint (explicit, or every n commits with
+// SetCheckpointEvery), which also performs the log compactions asked for
+// before it. Clone copies what a restarted OSD finds after a power cut: the
+// log, the last checkpoint's apply states, and for each object either its
+// checkpointed or its current content (SetCrashMix chooses).
 //
 // Its methods are safe for concurrent use. A Batch belongs to one goroutine.
 type MemStore struct {
@@ -34,13 +38,20 @@ type MemStore struct {
 	pgs         map[PG]*pgData
 	commitFault func(ops int) (keep int, crash bool)
 	loseWrite   func(pg PG, object string) bool
+	crashMix    func(pg PG, object string) bool
+	ckptEvery   int // checkpoint after every ckptEvery commits; 0: only when asked
+	commits     int
 }
 
 type pgData struct {
-	hard, apply []byte            // nil if never set
-	compact     uint64            // compaction point set by CompactLog; 0 if never
+	hard, apply []byte            // nil if never set; apply is the latest, not yet durable
+	compact     uint64            // compaction point as of the last checkpoint; 0 if never
 	ents        map[uint64][]byte // raft log entries by index
 	objs        map[string]*object
+
+	ckApply     []byte             // apply state of the last checkpoint (what LoadRaft returns)
+	ckObjs      map[string]*object // objects as of the last checkpoint
+	pendCompact uint64             // compaction asked for since the last checkpoint
 }
 
 // object is an object's logical content: len(data) is its size, holes are
@@ -75,23 +86,98 @@ func (s *MemStore) SetLoseWrites(f func(pg PG, object string) bool) {
 	s.loseWrite = f
 }
 
-// Clone returns a copy of the durable state, without the faults.
+// Clone returns what a restarted OSD finds after a power cut (see
+// MemStore), without the faults.
 func (s *MemStore) Clone() *MemStore {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := NewMemStore()
-	for pg, d := range s.pgs {
-		nd := &pgData{hard: bytes.Clone(d.hard), apply: bytes.Clone(d.apply), compact: d.compact,
-			ents: make(map[uint64][]byte, len(d.ents)), objs: make(map[string]*object, len(d.objs))}
+	c.ckptEvery = s.ckptEvery
+	for _, pg := range slices.SortedFunc(maps.Keys(s.pgs), cmpPG) {
+		d := s.pgs[pg]
+		nd := &pgData{hard: bytes.Clone(d.hard), apply: bytes.Clone(d.ckApply), ckApply: bytes.Clone(d.ckApply),
+			compact: d.compact, ents: make(map[uint64][]byte, len(d.ents)), objs: map[string]*object{}}
 		for i, e := range d.ents {
 			nd.ents[i] = bytes.Clone(e)
 		}
-		for n, o := range d.objs {
-			nd.objs[n] = &object{data: bytes.Clone(o.data), version: o.version}
+		names := slices.Collect(maps.Keys(d.objs))
+		for n := range d.ckObjs {
+			if d.objs[n] == nil {
+				names = append(names, n)
+			}
 		}
+		slices.Sort(names)
+		for _, n := range names {
+			o := d.ckObjs[n]
+			if s.crashMix != nil && s.crashMix(pg, n) {
+				o = d.objs[n]
+			}
+			if o != nil {
+				nd.objs[n] = o.clone()
+			}
+		}
+		nd.ckObjs = cloneObjs(nd.objs)
 		c.pgs[pg] = nd
 	}
 	return c
+}
+
+// SetCrashMix makes Clone keep an object's current content (not yet
+// checkpointed) when f returns true, as a power cut after the kernel wrote
+// back some files but not others. f is called in a deterministic order.
+func (s *MemStore) SetCrashMix(f func(pg PG, object string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.crashMix = f
+}
+
+// SetCheckpointEvery makes every n-th Commit take a checkpoint (0: never).
+func (s *MemStore) SetCheckpointEvery(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ckptEvery = n
+}
+
+// Checkpoint makes the current objects and apply states durable and
+// performs the log compactions asked for since the last one.
+func (s *MemStore) Checkpoint() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checkpointLocked()
+	return nil
+}
+
+func (s *MemStore) checkpointLocked() {
+	for _, d := range s.pgs {
+		d.ckApply = bytes.Clone(d.apply)
+		d.ckObjs = cloneObjs(d.objs)
+		if d.pendCompact > max(d.compact, 1) {
+			for i := range d.ents {
+				if i < d.pendCompact {
+					delete(d.ents, i)
+				}
+			}
+			d.compact = d.pendCompact
+		}
+		d.pendCompact = 0
+	}
+}
+
+func (o *object) clone() *object { return &object{data: bytes.Clone(o.data), version: o.version} }
+
+func cloneObjs(m map[string]*object) map[string]*object {
+	out := make(map[string]*object, len(m))
+	for n, o := range m {
+		out[n] = o.clone()
+	}
+	return out
+}
+
+func cmpPG(a, b PG) int {
+	if a.Pool != b.Pool {
+		return cmpU32(a.Pool, b.Pool)
+	}
+	return cmpU32(a.Seq, b.Seq)
 }
 
 // pgLocked returns pg's data, creating it.
@@ -107,8 +193,6 @@ func (s *MemStore) pgLocked(pg PG) *pgData {
 // bounds is a PG's log bounds as chunkstore reports them: first == 0 when
 // the log is empty and was never compacted; last == first-1 when empty.
 type bounds struct{ first, last uint64 }
-
-func (b bounds) empty() bool { return b.first == 0 || b.last < b.first }
 
 // boundsLocked derives pg's log bounds from its entries and compaction point
 // the way chunkstore does from disk.
@@ -141,7 +225,7 @@ func (s *MemStore) LoadRaft(pg PG) (chunkstore.RaftState, error) {
 	bd := s.boundsLocked(pg)
 	st := chunkstore.RaftState{FirstIndex: bd.first, LastIndex: bd.last}
 	if d := s.pgs[pg]; d != nil {
-		st.HardState, st.ApplyState = bytes.Clone(d.hard), bytes.Clone(d.apply)
+		st.HardState, st.ApplyState = bytes.Clone(d.hard), bytes.Clone(d.ckApply)
 	}
 	return st, nil
 }
@@ -178,7 +262,7 @@ func (s *MemStore) ListPGs() ([]PG, error) {
 	defer s.mu.Unlock()
 	var out []PG
 	for pg, d := range s.pgs {
-		if d.hard != nil || d.apply != nil || d.compact > 0 || len(d.ents) > 0 || len(d.objs) > 0 {
+		if d.hard != nil || d.apply != nil || d.ckApply != nil || d.compact > 0 || len(d.ents) > 0 || len(d.objs) > 0 {
 			out = append(out, pg)
 		}
 	}
@@ -318,3 +402,7 @@ func (s *MemStore) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err e
 
 // NewBatch returns an empty batch.
 func (s *MemStore) NewBatch() *Batch { return &Batch{s: s, logs: map[PG]bounds{}} }
+
+// Recover implements the OSD's Store. A MemStore's objects are never torn
+// inside (Clone keeps whole objects), so there is nothing to tolerate.
+func (s *MemStore) Recover(PG, uint64) {}

@@ -13,12 +13,10 @@
 // record at the tail of the newest segment (a crash mid-write) is cut off;
 // damage anywhere else is ErrCorrupt.
 //
-// Status: complete and tested on its own, not yet wired into the OSD, which
-// still keeps its raft log in the chunk store. Wiring it in needs the chunk
-// store to apply without an fsync per batch, and that is only safe on power
-// loss once re-applying from the log can overwrite torn badger values (see
-// the session notes); until then the OSD does not use this package.
+// The chunk store deletes entries only after a checkpoint made the object
+// changes they produced durable, so the log always reaches back to the last
+// durable apply state.
 //
-// Who may import it: storage/osd (and tests). Standard library and
+// Who may import it: storage/chunkstore (and tests). Standard library and
 // golang.org/x/sys only; no raft types (entries are opaque bytes).
 package wal

@@ -1,0 +1,133 @@
+package chunkstore
+
+import (
+	"fmt"
+
+	"go.uber.org/zap"
+)
+
+func (k opKind) String() string {
+	switch k {
+	case opWrite:
+		return "write"
+	case opTruncate:
+		return "truncate"
+	case opZero:
+		return "zero"
+	case opDelete:
+		return "delete"
+	}
+	return fmt.Sprintf("op(%d)", k)
+}
+
+// applyOp carries out one object operation: file changes first, then the
+// meta in t. The caller holds the object's stripe lock.
+func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
+	id := op.id
+	l := loc{op: op.kind.String(), pg: id.pg, object: id.name, block: -1}
+	key := metaKey(id.pg, id.name)
+	m, found, err := readMeta(t.txn, l, int64(s.cfg.BlockSize))
+	if err != nil {
+		return err
+	}
+	if op.kind == opDelete {
+		// Remove the file even without meta: a replay after a crash may
+		// find a file whose meta never reached the disk.
+		if err := s.files.remove(id.rel()); err != nil {
+			return l.wrap(err)
+		}
+		if !found {
+			return nil
+		}
+		return t.del(key)
+	}
+	// A new object starts from an empty file: whatever an earlier
+	// incarnation left there is not described by the (empty) bitmap.
+	of, err := s.files.get(id.rel(), true, !found)
+	if err != nil {
+		return l.wrap(err)
+	}
+	defer s.files.put(of)
+	b := s.blockIO(id, of.f, l)
+	b.tolerate = op.version <= s.recoveringThrough(id.pg)
+	switch op.kind {
+	case opWrite:
+		err = b.write(&m, op.off, op.data)
+	case opTruncate:
+		err = b.truncate(&m, op.off)
+	case opZero:
+		err = b.zeroRange(&m, op.off, op.n)
+	}
+	if err != nil {
+		return err
+	}
+	if b.torn > 0 {
+		s.log.Warn("chunkstore: replay rewrote blocks that a crash left torn",
+			zap.Stringer("pg", id.pg), zap.String("object", id.name), zap.Int("blocks", b.torn))
+	}
+	s.files.markDirty(id.rel())
+	m.version = op.version
+	return t.set(key, seal(key, m.encode()))
+}
+
+func (b *blockIO) write(m *objMeta, off int64, data []byte) error {
+	end := off + int64(len(data))
+	if end > m.size {
+		m.resize(end, b.bs)
+	}
+	if len(data) == 0 {
+		return nil
+	}
+	i0, i1 := off/b.bs, (end-1)/b.bs
+	if off%b.bs == 0 && end%b.bs == 0 {
+		return b.put(m, i0, data)
+	}
+	buf := make([]byte, (i1-i0+1)*b.bs)
+	if off%b.bs != 0 || (i0 == i1 && end%b.bs != 0) {
+		if err := b.read(m, i0, buf[:b.bs]); err != nil {
+			return err
+		}
+	}
+	if i1 != i0 && end%b.bs != 0 {
+		if err := b.read(m, i1, buf[(i1-i0)*b.bs:]); err != nil {
+			return err
+		}
+	}
+	copy(buf[off-i0*b.bs:], data)
+	return b.put(m, i0, buf)
+}
+
+func (b *blockIO) truncate(m *objMeta, size int64) error {
+	if size < m.size {
+		b.drop(m, nblocks(size, b.bs), nblocks(m.size, b.bs))
+		if tail := size % b.bs; tail != 0 && m.has(size/b.bs) {
+			if err := b.modify(m, size/b.bs, func(blk []byte) { clear(blk[tail:]) }); err != nil {
+				return err
+			}
+		}
+	}
+	m.resize(size, b.bs)
+	return nil
+}
+
+func (b *blockIO) zeroRange(m *objMeta, off, length int64) error {
+	// Only blocks below the old size can be stored.
+	end := min(off+length, m.size)
+	for i := off / b.bs; off < end && i*b.bs < end; i++ {
+		lo, hi := max(off-i*b.bs, 0), min(end-i*b.bs, b.bs)
+		if !m.has(i) {
+			continue
+		}
+		if lo == 0 && hi == b.bs {
+			b.drop(m, i, i+1)
+			continue
+		}
+		if err := b.modify(m, i, func(blk []byte) { clear(blk[lo:hi]) }); err != nil {
+			return err
+		}
+	}
+	if e := off + length; e > m.size {
+		m.resize(e, b.bs)
+	}
+	return nil
+}

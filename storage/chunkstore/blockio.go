@@ -1,0 +1,161 @@
+package chunkstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"os"
+)
+
+// blockIO reads and writes one object's blocks in its file. The caller holds
+// the object's stripe lock (shared to read, exclusive to write).
+type blockIO struct {
+	id       objID
+	f        *os.File
+	l        loc
+	bs       int64
+	table    int64 // tableSize(bs)
+	zero     []byte
+	tolerate bool // replaying after a crash: a checksum mismatch may be a torn write (see Store.Recover)
+	torn     int  // blocks read with a mismatch that tolerate let through
+}
+
+func (s *Store) blockIO(id objID, f *os.File, l loc) *blockIO {
+	return &blockIO{id: id, f: f, l: l, bs: int64(s.cfg.BlockSize), table: s.table, zero: s.zeroBlock}
+}
+
+// read fills dst with blocks [i0, i0+len(dst)/bs) as m describes them:
+// holes read as zeros without touching the file, stored blocks are
+// verified. The damaged bytes of a failing block are never left in dst.
+func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
+	n := int64(len(dst)) / b.bs
+	first, last := int64(-1), int64(-1)
+	for i := i0; i < i0+n; i++ {
+		if m.has(i) {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		clear(dst)
+		return nil
+	}
+	sums := make([]byte, 4*(last-first+1))
+	if err := preadFull(b.f, sums, 4*first); err != nil {
+		return b.l.wrap(fmt.Errorf("read checksums: %w", err))
+	}
+	span := dst[(first-i0)*b.bs : (last-i0+1)*b.bs]
+	if err := preadFull(b.f, span, b.table+first*b.bs); err != nil {
+		return b.l.wrap(fmt.Errorf("read blocks: %w", err))
+	}
+	for i := i0; i < i0+n; i++ {
+		blk := dst[(i-i0)*b.bs : (i-i0+1)*b.bs]
+		if !m.has(i) {
+			clear(blk)
+			continue
+		}
+		want := binary.BigEndian.Uint32(sums[4*(i-first):])
+		if b.id.blockSum(i, blk) == want {
+			continue
+		}
+		if b.tolerate {
+			b.torn++
+			continue
+		}
+		clear(blk)
+		return b.l.withBlock(i).corrupt(fmt.Sprintf("checksum mismatch (stored %08x)", want), nil)
+	}
+	return nil
+}
+
+// readRange fills p with the object's bytes at off (any alignment); bytes
+// past the object's size read as zeros.
+func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
+	end := off + int64(len(p))
+	if off >= m.size {
+		clear(p)
+		return nil
+	}
+	if end > m.size {
+		clear(p[m.size-off:])
+		p, end = p[:m.size-off], m.size
+	}
+	i0, i1 := off/b.bs, (end-1)/b.bs
+	if off%b.bs == 0 && end%b.bs == 0 {
+		return b.read(m, i0, p)
+	}
+	buf := make([]byte, (i1-i0+1)*b.bs)
+	if err := b.read(m, i0, buf); err != nil {
+		return err
+	}
+	copy(p, buf[off-i0*b.bs:])
+	return nil
+}
+
+// put stores buf (whole blocks) as blocks i0, i0+1, ...: all-zero blocks
+// become holes, the others are written with their checksums, consecutive
+// blocks in one pwrite each.
+func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
+	n := int64(len(buf)) / b.bs
+	sums := make([]byte, 4*n)
+	runStart := int64(-1)
+	flush := func(end int64) error {
+		if runStart < 0 {
+			return nil
+		}
+		lo, hi := (runStart-i0)*b.bs, (end-i0)*b.bs
+		if _, err := b.f.WriteAt(buf[lo:hi], b.table+runStart*b.bs); err != nil {
+			return b.l.wrap(fmt.Errorf("write blocks: %w", err))
+		}
+		runStart = -1
+		return nil
+	}
+	for i := i0; i < i0+n; i++ {
+		blk := buf[(i-i0)*b.bs : (i-i0+1)*b.bs]
+		if bytes.Equal(blk, b.zero) {
+			if err := flush(i); err != nil {
+				return err
+			}
+			b.drop(m, i, i+1)
+			continue
+		}
+		binary.BigEndian.PutUint32(sums[4*(i-i0):], b.id.blockSum(i, blk))
+		m.set(i)
+		if runStart < 0 {
+			runStart = i
+		}
+	}
+	if err := flush(i0 + n); err != nil {
+		return err
+	}
+	if _, err := b.f.WriteAt(sums, 4*i0); err != nil {
+		return b.l.wrap(fmt.Errorf("write checksums: %w", err))
+	}
+	return nil
+}
+
+// drop makes blocks [i0, i1) holes and frees their space.
+func (b *blockIO) drop(m *objMeta, i0, i1 int64) {
+	any := false
+	for i := i0; i < i1; i++ {
+		if m.has(i) {
+			m.clear(i)
+			any = true
+		}
+	}
+	if any {
+		punch(b.f, b.table+i0*b.bs, (i1-i0)*b.bs)
+	}
+}
+
+// modify rewrites the partial block i: fn changes its current content.
+func (b *blockIO) modify(m *objMeta, i int64, fn func(blk []byte)) error {
+	blk := make([]byte, b.bs)
+	if err := b.read(m, i, blk); err != nil {
+		return err
+	}
+	fn(blk)
+	return b.put(m, i, blk)
+}

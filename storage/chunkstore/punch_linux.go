@@ -1,0 +1,13 @@
+package chunkstore
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// punch frees the file range [off, off+n); where the filesystem cannot punch
+// holes the bytes stay (the meta bitmap marks the blocks as holes anyway).
+func punch(f *os.File, off, n int64) {
+	_ = unix.Fallocate(int(f.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n)
+}
