@@ -1,0 +1,165 @@
+package nbd
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+
+	"go.uber.org/zap"
+	"golang.org/x/sync/semaphore"
+)
+
+// conn is one connection in the transmission phase. Three kinds of
+// goroutines share it:
+//
+//   - the reader (the ServeConn goroutine) reads requests off the socket
+//     without waiting for earlier ones to finish, validates them, and starts
+//     one goroutine per valid request, bounded by slots and budget;
+//   - request goroutines call the Export and queue one reply each;
+//   - the writer is the only one that writes to the socket, in the order
+//     replies are queued (so replies go out of request order).
+//
+// slots bounds requests from header read to reply sent (so the replies
+// channel, sized to the same bound, never blocks); budget bounds payload
+// bytes held (write data before WriteAt returns, read data until sent).
+type conn struct {
+	s    *Server
+	nc   net.Conn
+	br   *bufio.Reader // reader's
+	bw   *bufio.Writer // writer's
+	sess *session
+	log  *zap.Logger
+
+	ctx    context.Context // cancelled on shutdown and when the socket fails
+	cancel context.CancelFunc
+
+	replies chan *reply
+	slots   *semaphore.Weighted
+	budget  *semaphore.Weighted
+	ops     sync.WaitGroup // request goroutines
+	writes  barrier
+
+	scratch []byte // writer's encoding buffer
+}
+
+// op is one validated request handed to a request goroutine.
+type op struct {
+	req     request
+	payload []byte          // WRITE data, from the buffer pool
+	writeID uint64          // barrier id of a write-type request
+	waits   []chan struct{} // writes a FLUSH waits for
+}
+
+func newConn(ctx context.Context, cancel context.CancelFunc, s *Server, nc net.Conn,
+	br *bufio.Reader, bw *bufio.Writer, sess *session, log *zap.Logger) *conn {
+	return &conn{
+		s: s, nc: nc, br: br, bw: bw, sess: sess, log: log,
+		ctx: ctx, cancel: cancel,
+		replies: make(chan *reply, s.cfg.MaxInFlight),
+		slots:   semaphore.NewWeighted(int64(s.cfg.MaxInFlight)),
+		budget:  semaphore.NewWeighted(s.cfg.MaxInFlightBytes),
+	}
+}
+
+// serve runs the transmission phase until the client disconnects, breaks
+// the protocol, the socket fails or ctx is cancelled. Requests in flight
+// are always finished and their replies sent (or dropped if the socket is
+// gone) before it returns.
+func (c *conn) serve() error {
+	werr := make(chan error, 1)
+	go func() { werr <- c.writeLoop() }()
+	rerr := c.readLoop()
+	c.ops.Wait()
+	close(c.replies)
+	if err := <-werr; rerr == nil {
+		rerr = err
+	}
+	return rerr
+}
+
+// isWrite reports whether a command changes the export.
+func isWrite(cmd uint16) bool {
+	return cmd == cmdWrite || cmd == cmdTrim || cmd == cmdWriteZeroes
+}
+
+// readLoop reads requests until NBD_CMD_DISC, EOF, a protocol violation or
+// cancellation. It returns nil for a clean end.
+func (c *conn) readLoop() error {
+	var hb [requestHeaderLen]byte
+	for {
+		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
+			if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("nbd: reading request: %w", err)
+		}
+		r, err := parseRequest(hb[:])
+		if err != nil {
+			return err
+		}
+		if r.Type == cmdDisc {
+			c.log.Debug("client disconnected")
+			return nil
+		}
+		if err := c.dispatch(r); err != nil {
+			if c.ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// dispatch validates r, reads its payload, and starts it. Invalid requests
+// are answered at once; their WRITE payload is read and discarded, whatever
+// its length, so the connection stays usable. It returns an error only when
+// the connection cannot go on.
+func (c *conn) dispatch(r request) error {
+	if err := c.slots.Acquire(c.ctx, 1); err != nil {
+		return err
+	}
+	if err := c.sess.check(r); err != nil {
+		if r.Type == cmdWrite {
+			if _, derr := io.CopyN(io.Discard, c.br, int64(r.Length)); derr != nil {
+				c.slots.Release(1)
+				return fmt.Errorf("nbd: discarding write payload: %w", derr)
+			}
+		}
+		c.log.Debug("invalid request", zap.Uint16("cmd", r.Type), zap.Uint16("flags", r.CommandFlags),
+			zap.Uint64("offset", r.Offset), zap.Uint32("length", r.Length), zap.Error(err))
+		c.replies <- &reply{handle: r.Handle, cmd: r.Type, err: err}
+		return nil
+	}
+	o := &op{req: r}
+	switch r.Type {
+	case cmdWrite:
+		if err := c.budget.Acquire(c.ctx, int64(r.Length)); err != nil {
+			c.slots.Release(1)
+			return err
+		}
+		o.payload = c.s.bufs.get(int(r.Length))
+		if _, err := io.ReadFull(c.br, o.payload); err != nil {
+			c.s.bufs.put(o.payload)
+			c.budget.Release(int64(r.Length))
+			c.slots.Release(1)
+			return fmt.Errorf("nbd: reading write payload: %w", err)
+		}
+	case cmdRead:
+		if err := c.budget.Acquire(c.ctx, int64(r.Length)); err != nil {
+			c.slots.Release(1)
+			return err
+		}
+	case cmdFlush:
+		o.waits = c.writes.snapshot()
+	}
+	if isWrite(r.Type) {
+		o.writeID = c.writes.start()
+	}
+	c.ops.Add(1)
+	go c.run(o)
+	return nil
+}
