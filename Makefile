@@ -26,8 +26,10 @@ export GOFLAGS := $(strip $(filter-out -p=%,$(shell $(GO) env GOFLAGS 2>/dev/nul
 
 # Debian packages the targets need; `deps` (scripts/install-deps.sh) runs
 # apt-get update + install only when one of them is missing. gcc and
-# libc6-dev: cgo, which `go test -race` needs. Later: nbd tools, qemu, fio.
-APT_PACKAGES ?= ca-certificates gcc libc6-dev
+# libc6-dev: cgo, which `go test -race` needs. libnbd-bin (nbdinfo,
+# nbdcopy), python3-libnbd (nbdsh), qemu-utils (qemu-img, qemu-io), fio and
+# nbdkit: the real NBD clients and the peer server the tests and benches use.
+APT_PACKAGES ?= ca-certificates gcc libc6-dev libnbd-bin python3-libnbd qemu-utils fio nbdkit
 
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(GOPATH_BIN)/staticcheck
@@ -43,8 +45,9 @@ E2E_RUN := TestCluster
 SIM_PKG := ./storage/osd/
 SIM_RUN := TestSim
 # Packages with goroutines shared between requests: tested under -race.
-RACE_PKGS := ./storage/osd/ ./storage/client/ ./storage/clustermap/ ./storage/chunkstore/ ./storage/wire/
-FUZZ_PKG := ./storage/wire/
+RACE_PKGS := ./storage/osd/ ./storage/client/ ./storage/clustermap/ ./storage/chunkstore/ ./storage/wire/ \
+  ./blockdev/nbd/ ./blockdev/image/
+FUZZ_PKGS := ./storage/wire/ ./blockdev/nbd/
 FUZZ_TIME ?= 10s
 
 # Targets that need deps depend on $(DEPS); DEPS_DONE=1 skips it.
@@ -70,7 +73,7 @@ help:
 	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
 	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000)"
 	@echo "make bench        scripts/bench/object.sh"
-	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKG) for $(FUZZ_TIME)"
+	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKGS) for $(FUZZ_TIME)"
 	@echo "make clean        remove bin/"
 
 deps:
@@ -126,11 +129,11 @@ bench: $(DEPS) build
 	bash scripts/bench/object.sh
 
 fuzz-short: $(DEPS)
-	@fuzzers=$$($(GO) test -list '^Fuzz' $(FUZZ_PKG) | grep '^Fuzz' || true); \
-	if [ -z "$$fuzzers" ]; then echo "fuzz-short: no Fuzz tests in $(FUZZ_PKG)"; exit 0; fi; \
-	for f in $$fuzzers; do \
-	  echo "==> $$f for $(FUZZ_TIME)"; \
-	  $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZ_TIME) $(FUZZ_PKG); \
+	@for pkg in $(FUZZ_PKGS); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "==> $$pkg $$f for $(FUZZ_TIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZ_TIME) $$pkg || exit 1; \
+	  done; \
 	done
 
 clean:

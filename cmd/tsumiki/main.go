@@ -76,6 +76,7 @@ Every command reaches the control plane (etcd) at --etcd-endpoints
 	root.AddCommand(
 		newUpCmd(g), newMonCmd(g), newOSDCmd(g), newPoolCmd(g), newObjectCmd(g),
 		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g),
+		newImageCmd(g),
 	)
 	return root
 }

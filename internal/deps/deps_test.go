@@ -189,6 +189,26 @@ var rules = []rule{
 		reach:   transitive,
 	},
 	{
+		why:     "blockdev/stripe is pure: standard library only",
+		applies: in("blockdev/stripe"),
+		forbids: notStandard,
+		reach:   transitive,
+	},
+	{
+		why:     "blockdev/image reaches storage through storage/client and storage/clustermap only (package image's doc)",
+		applies: and(in("blockdev/image"), not(isHelper)),
+		forbids: func(path string, g graph) bool {
+			return inModule("storage")(path, g) && !inModule("storage/client", "storage/clustermap")(path, g)
+		},
+		reach: direct,
+	},
+	{
+		why:     "imports point down the data path: blockdev/image and blockdev/stripe never import the gateways above them",
+		applies: in("blockdev/image", "blockdev/stripe"),
+		forbids: inModule("blockdev/nbd", "blockdev/attach", "nfsgw", "cmd"),
+		reach:   transitive, tests: true,
+	},
+	{
 		why:     "imports point down the data path: blockdev/... never imports nfsgw/...",
 		applies: in("blockdev"),
 		forbids: inModule("nfsgw"),
@@ -463,6 +483,32 @@ func TestCheck(t *testing.T) {
 				return g
 			}(),
 			want: []string{"imports point down the data path: storage/... never imports blockdev/, nfsgw/ or cache/:\n\tstorage/osd → cache"},
+		},
+		{
+			name: "stripe imports a module package, image imports the wire protocol",
+			g: func() graph {
+				g := std("fmt")
+				add(g, m("blockdev/stripe"), "fmt", m("storage/placement"))
+				add(g, m("storage/placement"), "fmt")
+				add(g, m("blockdev/image"), m("blockdev/stripe"), m("storage/client"), m("storage/wire"))
+				add(g, m("storage/client"), m("storage/wire"))
+				add(g, m("storage/wire"), "fmt")
+				return g
+			}(),
+			want: []string{
+				"blockdev/image reaches storage through storage/client and storage/clustermap only (package image's doc):\n\tblockdev/image → storage/wire",
+				"blockdev/stripe is pure: standard library only:\n\tblockdev/stripe → storage/placement",
+			},
+		},
+		{
+			name: "the image layer imports the NBD server",
+			g: func() graph {
+				g := graph{}
+				add(g, m("blockdev/image"), m("blockdev/nbd"))
+				add(g, m("blockdev/nbd"))
+				return g
+			}(),
+			want: []string{"imports point down the data path: blockdev/image and blockdev/stripe never import the gateways above them:\n\tblockdev/image → blockdev/nbd"},
 		},
 		{
 			name: "production code imports a test helper",

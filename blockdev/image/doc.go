@@ -1,0 +1,72 @@
+// Package image provides tsumiki's block images: thin, striped byte arrays
+// stored as objects in a pool, with their header and directory in the
+// control plane (etcd) and an exclusive lock per image.
+//
+// # Control-plane keys
+//
+// Under the cluster's etcd prefix (default "/tsumiki"):
+//
+//	<prefix>/images/<pool>/<name>  the image header, JSON (Header). Created
+//	                               in one etcd transaction that refuses an
+//	                               existing key (ErrExists); changed only by
+//	                               the lock holder, with a transaction that
+//	                               checks both the header's revision and
+//	                               that the lock key is still on the
+//	                               holder's lease.
+//	<prefix>/locks/<pool>/<name>   the exclusive lock: a key on the holder's
+//	                               etcd lease whose value describes the
+//	                               holder (Holder: host, pid, address).
+//
+// # Data objects
+//
+// Image bytes are striped over objects (package stripe) named
+// "<image id>.<object number as 16 hex digits>" in the image's pool. Images
+// are thin: an object exists only once something was written to it, ranges
+// never written read as zeros and use no space, and trimming or zeroing a
+// whole object deletes it. No object holds data past the image size.
+//
+// # The exclusive lock and its limits (self-fencing)
+//
+// A writable Open takes the lock: it grants an etcd lease (Config.LockTTL)
+// and creates the lock key on it, refusing with ErrLocked (a *LockedError
+// naming the holder) if another holder has it. Image.Run keeps the lease
+// alive and watches the key. The holder fences itself: it refuses every
+// further read and write with ErrFenced, and cancels the retries of object
+// operations in flight, as soon as any of these happens:
+//   - the lock key is deleted or taken over (BreakLock, or an operator
+//     deleting it), seen through the watch;
+//   - etcd says the lease is gone;
+//   - its lease may have expired: a renewal sent at t gives a deadline of
+//     t + 4/5 of the TTL, checked before every object operation and by a
+//     timer, whether or not etcd can be reached (so a holder cut off from
+//     etcd stops within the TTL, before anyone else can take the lock).
+//
+// BreakLock deletes the holder's key and revokes its lease; Open with
+// OpenOptions.BreakLock then waits the old lease's full TTL before it takes
+// the lock, so that a holder that is alive but cut off from etcd has passed
+// its own deadline before the new holder writes.
+//
+// This is fencing by the holder's own cooperation, not by the storage: the
+// OSDs do not check a fencing token (there are no object epochs yet). What
+// it does not cover: a write the old holder sent before it fenced itself
+// and that the network delays past the wait can still land afterwards; a
+// holder whose process is frozen (SIGSTOP, a VM paused) for longer than the
+// TTL may send one more batch of operations when it resumes, before its
+// next deadline check; and clocks that run at very different rates on the
+// two hosts shorten the margin. Header changes (resize, remove) are fenced
+// by etcd itself and are safe in every case.
+//
+// # Concurrency
+//
+// A Store and an Image are safe for concurrent use. An Image bounds the
+// object operations it has in flight (Config.MaxInFlight), across all
+// calls. Overlapping concurrent writes land in no defined order, as on a
+// disk. A read-only Image takes no lock and sees the size it was opened
+// with.
+//
+// Who may import it: cmd/tsumiki (which adapts an Image to the NBD
+// server's Export), blockdev/attach, nfsgw and tests; blockdev/nbd itself
+// does not. It imports storage/client (the object store) and blockdev/stripe,
+// never storage/osd, storage/chunkstore or storage/mon (internal/deps
+// checks this).
+package image
