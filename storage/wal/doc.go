@@ -7,8 +7,11 @@
 // each rotation the new segment starts with a checkpoint of every PG's hard
 // state and first index, so older segments hold nothing else of value.
 //
-// Format: a record is [u32 body length][u32 crc32c(body)][body]; a zero
-// length ends a segment. Every entry inside a record also carries its own
+// Format: a record is [u32 body length][u32 crc32c(body)][body]. Each
+// commit starts on a 4 KiB boundary and is padded with zeros (at least a
+// record header's worth, see paddedLen); a zero length at a block boundary
+// ends a segment. Commits are written with O_DIRECT|O_DSYNC where the
+// filesystem allows it (direct.go). Every entry inside a record also carries its own
 // crc32c so a single entry can be read and verified alone. At Open a torn
 // record at the tail of the newest segment (a crash mid-write) is cut off;
 // damage anywhere else is ErrCorrupt.

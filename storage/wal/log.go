@@ -33,12 +33,14 @@ type Log struct {
 	cfg Config
 	log *zap.Logger
 
-	mu     sync.Mutex // guards the following
-	pgs    map[PG]*pgLog
-	segs   map[uint64]*os.File
-	active uint64 // sequence of the segment written to
-	off    int64  // write offset in the active segment
-	closed bool
+	mu      sync.Mutex // guards the following
+	pgs     map[PG]*pgLog
+	segs    map[uint64]*os.File
+	active  uint64   // sequence of the segment written to
+	off     int64    // write offset in the active segment, a multiple of blockAlign
+	direct  *os.File // the active segment opened O_DIRECT|O_DSYNC; nil: buffered writes
+	scratch []byte   // aligned buffer for direct writes
+	closed  bool
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("%016x.log", seq) }
@@ -71,7 +73,10 @@ func Open(cfg Config) (*Log, error) {
 			l.closeFiles()
 			return nil, err
 		}
-		l.active, l.off = seq, end
+		l.active, l.off = seq, alignUp(end)
+	}
+	if len(seqs) > 0 {
+		l.direct = openDirect(filepath.Join(cfg.Dir, segName(l.active)))
 	}
 	if len(seqs) == 0 {
 		if err := l.newSegment(1); err != nil {
@@ -117,6 +122,10 @@ func (l *Log) newSegment(seq uint64) error {
 	}
 	l.segs[seq] = f
 	l.active, l.off = seq, 0
+	if l.direct != nil {
+		l.direct.Close()
+	}
+	l.direct = openDirect(path)
 	return nil
 }
 
@@ -144,6 +153,10 @@ func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
 	for off+recHeader <= int64(len(data)) {
 		n := int64(binary.BigEndian.Uint32(data[off:]))
 		if n == 0 {
+			if off%blockAlign != 0 {
+				off = paddedLen(off) // the padding after a commit (commits start aligned)
+				continue
+			}
 			break // preallocated zeros: the end
 		}
 		sum := binary.BigEndian.Uint32(data[off+4:])
@@ -236,22 +249,18 @@ func (l *Log) Commit(b *Batch) error {
 	}
 	buf := b.buf
 	var ckpt []byte
-	if l.off > 0 && l.off+int64(len(buf)) > l.cfg.SegmentSize {
+	if l.off > 0 && l.off+paddedLen(int64(len(buf))) > l.cfg.SegmentSize {
 		if err := l.newSegment(l.active + 1); err != nil {
 			return fmt.Errorf("wal: new segment: %w", err)
 		}
 		ckpt = l.checkpoint()
 		buf = append(ckpt, buf...)
 	}
-	f := l.segs[l.active]
-	if _, err := f.WriteAt(buf, l.off); err != nil {
-		return fmt.Errorf("wal: write segment %s: %w", segName(l.active), err)
-	}
-	if err := unix.Fdatasync(int(f.Fd())); err != nil {
-		return fmt.Errorf("wal: sync segment %s: %w", segName(l.active), err)
+	if err := l.write(buf); err != nil {
+		return err
 	}
 	base := l.off + int64(len(ckpt))
-	l.off += int64(len(buf))
+	l.off += paddedLen(int64(len(buf)))
 	for _, op := range b.ops {
 		switch op.typ {
 		case recEntries:
@@ -271,6 +280,36 @@ func (l *Log) Commit(b *Batch) error {
 		}
 	}
 	l.dropOldSegments()
+	return nil
+}
+
+// write makes buf durable at l.off: one direct, synchronous write of buf
+// padded with zeros to a whole number of blocks, or a buffered write and
+// fdatasync where direct IO is not available.
+func (l *Log) write(buf []byte) error {
+	if l.direct != nil {
+		p := scratch(&l.scratch, int(paddedLen(int64(len(buf)))))
+		clear(p[copy(p, buf):])
+		_, err := l.direct.WriteAt(p, l.off)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("wal: write segment %s: %w", segName(l.active), err)
+		}
+		l.log.Warn("direct IO refused; writing the raft log through the page cache", zap.Error(err))
+		l.direct.Close()
+		l.direct = nil
+	}
+	f := l.segs[l.active]
+	p := make([]byte, paddedLen(int64(len(buf))))
+	copy(p, buf)
+	if _, err := f.WriteAt(p, l.off); err != nil {
+		return fmt.Errorf("wal: write segment %s: %w", segName(l.active), err)
+	}
+	if err := unix.Fdatasync(int(f.Fd())); err != nil {
+		return fmt.Errorf("wal: sync segment %s: %w", segName(l.active), err)
+	}
 	return nil
 }
 
@@ -374,6 +413,10 @@ func (l *Log) Close() error {
 
 func (l *Log) closeFiles() error {
 	var first error
+	if l.direct != nil {
+		l.direct.Close()
+		l.direct = nil
+	}
 	for _, f := range l.segs {
 		if err := f.Close(); err != nil && first == nil {
 			first = err
