@@ -29,7 +29,11 @@ export GOFLAGS := $(strip $(filter-out -p=%,$(shell $(GO) env GOFLAGS 2>/dev/nul
 # libc6-dev: cgo, which `go test -race` needs. libnbd-bin (nbdinfo,
 # nbdcopy), python3-libnbd (nbdsh), qemu-utils (qemu-img, qemu-io), fio and
 # nbdkit: the real NBD clients and the peer server the tests and benches use.
-APT_PACKAGES ?= ca-certificates gcc libc6-dev libnbd-bin python3-libnbd qemu-utils fio nbdkit
+# qemu-system-x86, cpio, e2fsprogs: the QEMU guest that runs a real Linux
+# kernel for the kernel-side tests (scripts/guest/build.sh fetches the
+# guest's own packages).
+APT_PACKAGES ?= ca-certificates gcc libc6-dev libnbd-bin python3-libnbd qemu-utils fio nbdkit \
+  qemu-system-x86 cpio e2fsprogs
 
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := $(GOPATH_BIN)/staticcheck

@@ -1,0 +1,82 @@
+package qemutest
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Config is one guest run.
+type Config struct {
+	// Script is the job: a busybox sh script that /init runs from /tmp with
+	// stdin from /dev/null and stdout and stderr on the console (so in
+	// Result.Console). Its exit status is Result.ExitCode. Required.
+	//
+	// The guest has every module of the build loaded (virtio, 9p, nbd,
+	// loop, ext4, xfs, sunrpc, lockd, nfs, nfsv3), eth0 up as 10.0.2.15/24
+	// with no default route (the host's loopback is 10.0.2.2), fio on PATH
+	// (from the fio disk, mounted read-only at /opt/fio), and
+	// nbd-client, mkfs.ext4, e2fsck, mkfs.xfs, xfs_repair, mount.nfs,
+	// util-linux's mount and blkid and busybox for the rest.
+	Script string
+
+	// Share is a host folder mounted read-write at /host in the guest
+	// (virtio-9p, security_model=none: files the guest creates belong to
+	// the user running the test). Empty: no share.
+	Share string
+
+	// ExtraDisk is a raw image file attached read-write as a virtio disk
+	// with serial "extra": /dev/vda, also /dev/disk/by-id/virtio-extra.
+	// Empty: none.
+	ExtraDisk string
+
+	// MemMiB is the guest's memory. Zero means 1024.
+	MemMiB int
+
+	// CPUs is the number of virtual CPUs. Zero means 1 (under TCG each one
+	// costs a host core).
+	CPUs int
+
+	// Timeout bounds the whole run, boot included; QEMU is killed when it
+	// passes. Zero means 3 minutes. A boot takes about 5-10 s under TCG.
+	Timeout time.Duration
+
+	// Log, if set, receives the console as it comes (with \r). Use
+	// LineLogger(tb) to stream it into the test log.
+	Log io.Writer
+}
+
+const (
+	defaultMemMiB  = 1024
+	defaultCPUs    = 1
+	defaultTimeout = 3 * time.Minute
+)
+
+// withDefaults returns a copy of c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.MemMiB == 0 {
+		c.MemMiB = defaultMemMiB
+	}
+	if c.CPUs == 0 {
+		c.CPUs = defaultCPUs
+	}
+	if c.Timeout == 0 {
+		c.Timeout = defaultTimeout
+	}
+	return c
+}
+
+// Validate returns an error wrapping ErrConfig for the first broken rule.
+func (c Config) Validate() error {
+	switch {
+	case c.Script == "":
+		return fmt.Errorf("%w: Script is empty", ErrConfig)
+	case c.MemMiB < 0 || (c.MemMiB > 0 && c.MemMiB < 128):
+		return fmt.Errorf("%w: MemMiB %d: want 0 (default) or at least 128", ErrConfig, c.MemMiB)
+	case c.CPUs < 0 || c.CPUs > 16:
+		return fmt.Errorf("%w: CPUs %d: want 0 (default) to 16", ErrConfig, c.CPUs)
+	case c.Timeout < 0:
+		return fmt.Errorf("%w: Timeout %s is negative", ErrConfig, c.Timeout)
+	}
+	return nil
+}
