@@ -82,8 +82,18 @@ type fileCache struct {
 type objFile struct {
 	rel  string
 	f    *os.File
+	df   *os.File // O_DIRECT writer for whole blocks; opened on first use, nil if refused
+	dtry bool     // df was tried
 	refs int
 	elem *list.Element // in idle when refs == 0
+}
+
+// close closes both descriptors.
+func (of *objFile) close() {
+	_ = of.f.Close()
+	if of.df != nil {
+		_ = of.df.Close()
+	}
 }
 
 func newFileCache(root string, max int) *fileCache {
@@ -164,7 +174,7 @@ func (c *fileCache) evictLocked() {
 		of := c.idle.Remove(c.idle.Back()).(*objFile)
 		of.elem = nil
 		delete(c.open, of.rel)
-		_ = of.f.Close() // written data is in the page cache; checkpoints fsync by path
+		of.close() // checkpoints fsync by path
 	}
 }
 
@@ -185,7 +195,7 @@ func (c *fileCache) remove(rel string) error {
 			c.idle.Remove(of.elem)
 		}
 		delete(c.open, rel)
-		_ = of.f.Close()
+		of.close()
 	}
 	delete(c.dirty, rel)
 	err := os.Remove(filepath.Join(c.root, rel))
@@ -253,10 +263,20 @@ func (c *fileCache) closeAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for rel, of := range c.open {
-		_ = of.f.Close()
+		of.close()
 		delete(c.open, rel)
 	}
 	c.idle.Init()
+}
+
+// directWriter returns of's O_DIRECT descriptor, opening it on first use;
+// nil when the filesystem refuses direct IO. The caller holds a reference.
+func (c *fileCache) directWriter(of *objFile) *os.File {
+	if !of.dtry {
+		of.dtry = true
+		of.df = openDirect(filepath.Join(c.root, of.rel))
+	}
+	return of.df
 }
 
 // preadFull reads len(p) bytes at off; bytes past the end of the file read

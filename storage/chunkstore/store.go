@@ -40,6 +40,7 @@ type Store struct {
 	closed  bool
 
 	applyMu sync.RWMutex // held by Commit while it applies and publishes; shared by Digest
+	scratch []byte       // aligned buffer for direct block writes; guarded by applyMu (exclusive)
 
 	ckptMu sync.Mutex    // serializes checkpoints
 	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
