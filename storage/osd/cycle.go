@@ -134,6 +134,9 @@ func (n *Node) stage(b Batch, x *ready) error {
 		}
 		dirty = true
 	}
+	if dirty {
+		r.log.trimTail(0) // applied entries may leave the cache now
+	}
 	x.compactTo = n.compactTarget(r)
 	if x.compactTo > 0 {
 		// Read before CompactLog deletes the entry.

@@ -268,11 +268,16 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	l.trimTail(0)
 }
 
-// trimTail drops cached entries below keepFrom and beyond the bounds.
+// trimTail drops cached entries below keepFrom, and applied entries beyond
+// the bounds. Entries not applied yet stay: raft hands them back as
+// committed entries soon, and reading them from the log would cost a disk
+// read each (the log is written with direct IO). They are bounded by the
+// writes in flight.
 func (l *raftLog) trimTail(keepFrom uint64) {
 	drop := 0
 	start := l.last + 1 - uint64(len(l.tail))
-	for drop < len(l.tail)-1 && (len(l.tail)-drop > tailMaxEntries || l.tailBytes > tailMaxBytes || start+uint64(drop) < keepFrom) {
+	over := func() bool { return len(l.tail)-drop > tailMaxEntries || l.tailBytes > tailMaxBytes }
+	for drop < len(l.tail)-1 && ((start+uint64(drop) <= l.applied && over()) || start+uint64(drop) < keepFrom) {
 		l.tailBytes -= len(l.tail[drop].GetData())
 		drop++
 	}

@@ -26,6 +26,11 @@ func (b *Batch) Append(pg PG, first uint64, ents [][]byte) {
 		return
 	}
 	op := bop{typ: recEntries, pg: pg, first: first}
+	size := recHeader + bodyHeader + 12
+	for _, e := range ents {
+		size += entryHeader + len(e)
+	}
+	b.reserve(size)
 	b.buf = appendRecord(b.buf, recEntries, pg, func(x []byte) []byte {
 		x = binary.BigEndian.AppendUint64(x, first)
 		x = binary.BigEndian.AppendUint32(x, uint32(len(ents)))
@@ -39,8 +44,22 @@ func (b *Batch) Append(pg PG, first uint64, ents [][]byte) {
 	b.ops = append(b.ops, op)
 }
 
+// reserve makes room for n more bytes plus a commit's padding without
+// moving the buffer later, keeping it aligned for a direct write.
+func (b *Batch) reserve(n int) {
+	need := len(b.buf) + n + blockAlign + recHeader
+	if cap(b.buf) >= need {
+		return
+	}
+	var nb []byte
+	nb = scratch(&nb, max(need, 2*cap(b.buf)))[:len(b.buf)]
+	copy(nb, b.buf)
+	b.buf = nb
+}
+
 // HardState records pg's raft hard state (opaque).
 func (b *Batch) HardState(pg PG, hs []byte) {
+	b.reserve(recHeader + bodyHeader + len(hs))
 	b.buf = appendRecord(b.buf, recHardState, pg, func(x []byte) []byte { return append(x, hs...) })
 	b.ops = append(b.ops, bop{typ: recHardState, pg: pg, hs: append([]byte(nil), hs...)})
 }

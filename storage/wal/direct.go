@@ -57,3 +57,8 @@ func scratch(buf *[]byte, n int) []byte {
 	*buf = raw[off : off+n : off+n]
 	return *buf
 }
+
+// aligned reports whether p starts at a blockAlign boundary.
+func aligned(p []byte) bool {
+	return cap(p) > 0 && uintptr(unsafe.Pointer(unsafe.SliceData(p)))&(blockAlign-1) == 0
+}

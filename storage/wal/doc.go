@@ -7,7 +7,8 @@
 // each rotation the new segment starts with a checkpoint of every PG's hard
 // state and first index, so older segments hold nothing else of value.
 //
-// Format: a record is [u32 body length][u32 crc32c(body)][body]. Each
+// Format: a record is [u32 body length][u32 crc32c][body]; the checksum
+// covers the body except entry payloads, which carry their own. Each
 // commit starts on a 4 KiB boundary and is padded with zeros (at least a
 // record header's worth, see paddedLen); a zero length at a block boundary
 // ends a segment. Commits are written with O_DIRECT|O_DSYNC where the

@@ -160,7 +160,7 @@ func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
 			break // preallocated zeros: the end
 		}
 		sum := binary.BigEndian.Uint32(data[off+4:])
-		if off+recHeader+n > int64(len(data)) || crc32.Checksum(data[off+recHeader:off+recHeader+n], castagnoli) != sum || n < bodyHeader {
+		if !recordOK(data, off, n, sum) {
 			if last {
 				l.log.Warn("cutting a torn record at the end of the raft log (crash during a write)",
 					zap.String("segment", segName(seq)), zap.Int64("offset", off))
@@ -174,6 +174,15 @@ func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
 		off += recHeader + n
 	}
 	return off, nil
+}
+
+// recordOK checks the record of body length n at off in data.
+func recordOK(data []byte, off, n int64, sum uint32) bool {
+	if n < bodyHeader || off+recHeader+n > int64(len(data)) {
+		return false
+	}
+	got, err := recordSum(data[off+recHeader:off+recHeader+n], true)
+	return err == nil && got == sum
 }
 
 // cutTail discards everything from off on, so a later record can never be
@@ -288,8 +297,15 @@ func (l *Log) Commit(b *Batch) error {
 // fdatasync where direct IO is not available.
 func (l *Log) write(buf []byte) error {
 	if l.direct != nil {
-		p := scratch(&l.scratch, int(paddedLen(int64(len(buf)))))
-		clear(p[copy(p, buf):])
+		n := int(paddedLen(int64(len(buf))))
+		var p []byte
+		if cap(buf) >= n && aligned(buf) {
+			p = buf[:n] // the batch kept room (Batch.reserve): no copy
+			clear(p[len(buf):])
+		} else {
+			p = scratch(&l.scratch, n)
+			clear(p[copy(p, buf):])
+		}
 		_, err := l.direct.WriteAt(p, l.off)
 		if err == nil {
 			return nil

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -35,9 +36,49 @@ func appendRecord(b []byte, typ byte, pg PG, fill func([]byte) []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, pg.Seq)
 	b = fill(b)
 	body := b[start+recHeader:]
+	sum, err := recordSum(body, false)
+	if err != nil {
+		panic("wal: malformed record built: " + err.Error()) // our own encoding
+	}
 	binary.BigEndian.PutUint32(b[start:], uint32(len(body)))
-	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(body, castagnoli))
+	binary.BigEndian.PutUint32(b[start+4:], sum)
 	return b
+}
+
+// recordSum is the checksum of a record body. For an entries record it
+// covers everything but the entry payloads, which carry their own
+// checksums (in the entry headers it does cover), so each payload byte is
+// summed once on the write path. With verify, each payload is checked
+// against its checksum too (replay). Errors: a malformed entries record, a
+// payload that does not match.
+func recordSum(body []byte, verify bool) (uint32, error) {
+	if len(body) < bodyHeader || body[0] != recEntries {
+		return crc32.Checksum(body, castagnoli), nil
+	}
+	if len(body) < bodyHeader+12 {
+		return 0, errors.New("short entries record")
+	}
+	count := int(binary.BigEndian.Uint32(body[bodyHeader+8:]))
+	pos := bodyHeader + 12
+	sum := crc32.Update(0, castagnoli, body[:pos])
+	for i := 0; i < count; i++ {
+		if pos+entryHeader > len(body) {
+			return 0, errors.New("short entry")
+		}
+		n := int(binary.BigEndian.Uint32(body[pos:]))
+		if pos+entryHeader+n > len(body) {
+			return 0, errors.New("short entry")
+		}
+		sum = crc32.Update(sum, castagnoli, body[pos:pos+entryHeader])
+		if verify && crc32.Checksum(body[pos+entryHeader:pos+entryHeader+n], castagnoli) != binary.BigEndian.Uint32(body[pos+4:]) {
+			return 0, fmt.Errorf("entry %d of the record fails its checksum", i)
+		}
+		pos += entryHeader + n
+	}
+	if pos != len(body) {
+		return 0, errors.New("trailing bytes after the entries")
+	}
+	return sum, nil
 }
 
 func appendEntry(b, ent []byte) []byte {
