@@ -77,6 +77,7 @@ Every command reaches the control plane (etcd) at --etcd-endpoints
 		newUpCmd(g), newMonCmd(g), newOSDCmd(g), newPoolCmd(g), newObjectCmd(g),
 		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g),
 		newImageCmd(g),
+		newNBDCmd(g),
 	)
 	return root
 }

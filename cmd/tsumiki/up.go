@@ -14,6 +14,8 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/tsumiki-storage/tsumiki/blockdev/image"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 	"github.com/tsumiki-storage/tsumiki/storage/mon"
 	"github.com/tsumiki-storage/tsumiki/storage/osd"
@@ -30,6 +32,10 @@ type upConfig struct {
 	AdvertiseHost string `yaml:"advertise_host" flag:"advertise-host"`
 	Pool          string `yaml:"pool" flag:"pool"`
 	PGNum         uint32 `yaml:"pg_num" flag:"pg-num"`
+	NBDListen     string `yaml:"nbd_listen" flag:"nbd-listen"`
+	DemoImage     string `yaml:"demo_image" flag:"demo-image"`
+	DemoSize      string `yaml:"demo_size" flag:"demo-size"`
+	DebugAddr     string `yaml:"debug_addr" flag:"debug-addr"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -73,6 +79,10 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.AdvertiseHost, "advertise-host", "", "address clients on other machines use to reach the OSDs (default: the listen address)")
 	f.StringVar(&cfg.Pool, "pool", "rbd", "default pool created on first start")
 	f.Uint32Var(&cfg.PGNum, "pg-num", 64, "placement groups of the default pool")
+	f.StringVar(&cfg.NBDListen, "nbd-listen", DefaultNBDListen, `NBD server address ("off": no NBD server)`)
+	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
+	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
+	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	return cmd
 }
 
@@ -96,6 +106,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		return err
 	}
 	grp, gctx := errgroup.WithContext(ctx)
+	serveDebug(gctx, cfg.DebugAddr, log)
 	monReady := make(chan []string, 1)
 	grp.Go(func() error { return m.Run(gctx, func(urls []string) { monReady <- urls }) })
 	var urls []string
@@ -137,14 +148,86 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	if err := ensurePool(gctx, urls, g.etcdPrefix, cfg, log); err != nil {
 		log.Error("cannot create the default pool", zap.Error(err))
 	}
+	demo := ""
+	if cfg.DemoImage != "" {
+		created, err := ensureDemoImage(gctx, urls, g.etcdPrefix, cfg, log)
+		if err != nil {
+			log.Error("cannot create the demo image", zap.String("image", cfg.DemoImage), zap.Error(err))
+		} else {
+			demo = cfg.DemoImage
+			if created {
+				log.Info("created the demo image", zap.String("image", demo), zap.String("size", cfg.DemoSize))
+			}
+		}
+	}
+	nbdAddr := ""
+	if cfg.NBDListen != "off" && cfg.NBDListen != "" {
+		ln, err := net.Listen("tcp", cfg.NBDListen)
+		if err != nil {
+			return fmt.Errorf("--nbd-listen %s: %w (another tsumiki up? use --nbd-listen off or another port)", cfg.NBDListen, err)
+		}
+		nbdReady := make(chan string, 1)
+		grp.Go(func() error {
+			return runNBDServe(gctx, urls, g.etcdPrefix, nbdServeConfig{}, ln, log.Named("nbd"), func(a string) { nbdReady <- a })
+		})
+		select {
+		case nbdAddr = <-nbdReady:
+		case <-gctx.Done():
+			return grp.Wait()
+		}
+	}
 	fmt.Printf("tsumiki is up (data in %s)\n  control plane (etcd): %v\n", cfg.Data, urls)
 	for _, l := range lines {
 		fmt.Println(l)
 	}
-	fmt.Printf("  pool %q: size 3, failure domain osd\nTry: tsumiki status; tsumiki object put %s hello /etc/hostname; tsumiki object get %s hello -\nCtrl-C stops everything.\n", cfg.Pool, cfg.Pool, cfg.Pool)
+	fmt.Printf("  pool %q: size 3, failure domain osd\n", cfg.Pool)
+	if nbdAddr != "" {
+		fmt.Printf("  NBD server: %s (export names POOL/NAME)\n", nbdAddr)
+	}
+	fmt.Printf("Try: tsumiki status; tsumiki object put %s hello /etc/hostname; tsumiki object get %s hello -\n", cfg.Pool, cfg.Pool)
+	if nbdAddr != "" && demo != "" {
+		host, port, _ := net.SplitHostPort(nbdAddr)
+		fmt.Printf("Attach image %s:\n  nbdinfo nbd://%s/%s\n  qemu-img info nbd://%s/%s\n  nbd-client %s %s /dev/nbd0 -N %s   (Linux, root, nbd module)\n",
+			demo, nbdAddr, demo, nbdAddr, demo, host, port, demo)
+	}
+	fmt.Println("Ctrl-C stops everything.")
 	err = grp.Wait()
 	fmt.Println("tsumiki stopped")
 	return err
+}
+
+// ensureDemoImage creates cfg.DemoImage on first start; created is false
+// when it already exists.
+func ensureDemoImage(ctx context.Context, urls []string, prefix string, cfg upConfig, log *zap.Logger) (created bool, err error) {
+	pool, name, err := parseSpec(cfg.DemoImage)
+	if err != nil {
+		return false, err
+	}
+	size, err := parseSize(cfg.DemoSize)
+	if err != nil {
+		return false, fmt.Errorf("--demo-size: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cli, err := clustermap.Dial(ctx, urls, log)
+	if err != nil {
+		return false, err
+	}
+	defer cli.Close()
+	objs, err := client.New(ctx, client.Config{Etcd: cli, EtcdPrefix: prefix, Logger: log})
+	if err != nil {
+		return false, err
+	}
+	defer objs.Close()
+	st, err := image.NewStore(image.Config{Etcd: cli, Prefix: prefix, Objects: objs, Logger: log})
+	if err != nil {
+		return false, err
+	}
+	_, err = st.Create(ctx, image.CreateOptions{Pool: pool, Name: name, Size: size})
+	if errors.Is(err, image.ErrExists) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // ensurePool creates the default pool on first start.

@@ -1,8 +1,8 @@
 package wal
 
 import (
-	"errors"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 )
