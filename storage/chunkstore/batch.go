@@ -32,7 +32,7 @@ import (
 // A Batch belongs to one goroutine.
 type Batch struct {
 	s       *Store
-	wal     wal.Batch
+	wal     *wal.Batch       // from the store's spare (see NewBatch)
 	logs    map[PG][2]uint64 // first and last log index per PG as of the appends so far
 	ops     []queuedOp
 	apply   map[PG][]byte
@@ -61,7 +61,26 @@ type queuedOp struct {
 // NewBatch returns an empty batch. It never fails; a closed store makes
 // Commit fail with ErrClosed.
 func (s *Store) NewBatch() *Batch {
-	return &Batch{s: s}
+	s.mu.Lock()
+	wb := s.spareWAL
+	s.spareWAL = nil
+	s.mu.Unlock()
+	if wb == nil {
+		wb = new(wal.Batch)
+	}
+	return &Batch{s: s, wal: wb}
+}
+
+// release hands the WAL batch back for the next Batch to reuse.
+func (b *Batch) release() {
+	if b.wal == nil {
+		return
+	}
+	b.wal.Reset()
+	b.s.mu.Lock()
+	b.s.spareWAL = b.wal
+	b.s.mu.Unlock()
+	b.wal = nil
 }
 
 func (b *Batch) usable() error {
@@ -82,13 +101,14 @@ func (b *Batch) Commit() error {
 		return err
 	}
 	b.done = true
+	defer b.release()
 	s := b.s
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
 	if !b.wal.Empty() {
-		if err := s.wal.Commit(&b.wal); err != nil {
+		if err := s.wal.Commit(b.wal); err != nil {
 			return walErr("commit", PG{}, err)
 		}
 	}
@@ -107,7 +127,12 @@ func (b *Batch) Commit() error {
 
 // Discard drops the batch. It is a no-op after Commit, so `defer
 // b.Discard()` is safe.
-func (b *Batch) Discard() { b.done = true }
+func (b *Batch) Discard() {
+	if !b.done {
+		b.done = true
+		b.release()
+	}
+}
 
 // applyOps runs the object operations under their objects' locks and
 // commits their meta changes in badger transactions (not synced: the next

@@ -46,6 +46,7 @@ type Store struct {
 	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
 
 	mu       sync.Mutex // guards the following
+	spareWAL *wal.Batch // a reset WAL batch whose buffer the next Batch reuses
 	pending  map[PG]pendingState
 	since    int64         // object bytes applied since the last checkpoint
 	recovery map[PG]uint64 // see Recover

@@ -76,5 +76,12 @@ func (b *Batch) Drop(pg PG) {
 	b.ops = append(b.ops, bop{typ: recDrop, pg: pg})
 }
 
+// Reset empties the batch and keeps its buffer for reuse: a Batch used
+// again for the next commit does not allocate and copy while it grows.
+func (b *Batch) Reset() {
+	b.buf = b.buf[:0]
+	b.ops = b.ops[:0]
+}
+
 // Empty reports whether the batch holds nothing.
 func (b *Batch) Empty() bool { return len(b.ops) == 0 }
