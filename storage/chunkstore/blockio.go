@@ -113,7 +113,7 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 		lo, hi := (runStart-i0)*b.bs, (end-i0)*b.bs
 		off := b.table + runStart*b.bs
 		runStart = -1
-		if b.df != nil {
+		if b.df != nil && hi-lo >= directMin {
 			p := alignedScratch(b.scratch, int(hi-lo))
 			copy(p, buf[lo:hi])
 			_, err := b.df.WriteAt(p, off)

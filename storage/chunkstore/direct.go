@@ -7,7 +7,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Whole blocks are written with O_DIRECT where the filesystem allows it:
+// Runs of whole blocks of at least directMin are written with O_DIRECT
+// where the filesystem allows it:
 // the data is not copied into the page cache (which costs CPU and, on
 // virtualised disks, bandwidth), and checkpoints only have to flush. The
 // checksum table is small and unaligned, so it goes through the page cache.
@@ -15,6 +16,12 @@ import (
 // direct writes.
 
 const directAlign = 4096
+
+// directMin is the smallest run of blocks written directly. A direct write
+// waits for the device; for a few blocks the copy into the page cache is
+// cheaper and lets the next operation go on at once (the checkpoint flushes
+// them).
+const directMin = 64 << 10
 
 // openDirect opens path for direct writes; nil when refused.
 func openDirect(path string) *os.File {
