@@ -71,9 +71,16 @@ func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, wal: wb}
 }
 
+// maxSpareWAL bounds the WAL batch buffer kept for reuse.
+const maxSpareWAL = 8 << 20
+
 // release hands the WAL batch back for the next Batch to reuse.
 func (b *Batch) release() {
 	if b.wal == nil {
+		return
+	}
+	if b.wal.Cap() > maxSpareWAL {
+		b.wal = nil // a rare big batch: do not hold its buffer for ever
 		return
 	}
 	b.wal.Reset()

@@ -83,5 +83,8 @@ func (b *Batch) Reset() {
 	b.ops = b.ops[:0]
 }
 
+// Cap is the capacity of the batch's buffer in bytes.
+func (b *Batch) Cap() int { return cap(b.buf) }
+
 // Empty reports whether the batch holds nothing.
 func (b *Batch) Empty() bool { return len(b.ops) == 0 }
