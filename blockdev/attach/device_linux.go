@@ -189,8 +189,11 @@ func Detach(dev string, timeout time.Duration) error {
 	if err != nil {
 		return fmt.Errorf("attach: open %s: %w", dev, err)
 	}
-	defer f.Close()
-	if err := ioctl(int(f.Fd()), nbdDisconnect, 0); err != nil {
+	err = ioctl(int(f.Fd()), nbdDisconnect, 0)
+	// Close before waiting: an open descriptor holds the device's
+	// configuration, and with it the connection we wait to see gone.
+	f.Close()
+	if err != nil {
 		return fmt.Errorf("attach: NBD_DISCONNECT on %s: %w", dev, err)
 	}
 	for end := time.Now().Add(timeout); Connected(dev); time.Sleep(50 * time.Millisecond) {

@@ -78,6 +78,9 @@ Every command reaches the control plane (etcd) at --etcd-endpoints
 		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g),
 		newImageCmd(g),
 		newNBDCmd(g),
+		newMapCmd(g),
+		newUnmapCmd(g),
+		newShowmappedCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/tsumiki-storage/tsumiki/blockdev/attach"
+	"github.com/tsumiki-storage/tsumiki/blockdev/image"
+	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
+)
+
+// mapConfig configures `tsumiki map`.
+type mapConfig struct {
+	Device     string
+	ReadOnly   bool
+	BreakLock  bool
+	Timeout    time.Duration
+	Foreground bool
+	StateDir   string
+}
+
+// readyFD is the descriptor on which a background `map` reports to its parent.
+const readyFD = 3
+
+func newMapCmd(g *globals) *cobra.Command {
+	var cfg mapConfig
+	cmd := &cobra.Command{
+		Use:   "map POOL/NAME",
+		Short: "attach an image to this Linux host as /dev/nbdX",
+		Long: `Attaches an image through the kernel's NBD client and prints the device
+(like rbd-nbd map). A background process serves the device until
+'tsumiki unmap' (or --foreground: this process, until Ctrl-C). The image's
+exclusive lock is held while it is mapped. Needs Linux, root and the nbd
+kernel module.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pool, name, err := parseSpec(args[0])
+			if err != nil {
+				return err
+			}
+			if err := attach.Check(cmd.Context()); err != nil {
+				return err
+			}
+			if !cfg.Foreground {
+				return mapInBackground(cmd.Context())
+			}
+			log, err := newLogger(g)
+			if err != nil {
+				return err
+			}
+			defer log.Sync()
+			return runMap(cmd.Context(), g, cfg, pool+"/"+name, log)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Device, "device", "", "use this /dev/nbdX (default: the first free one)")
+	f.BoolVar(&cfg.ReadOnly, "read-only", false, "map read-only (no lock taken)")
+	f.BoolVar(&cfg.BreakLock, "break-lock", false, "take the image over from its current holder, fencing it")
+	f.DurationVar(&cfg.Timeout, "io-timeout", 60*time.Second, "kernel request timeout: I/O fails after this instead of hanging")
+	f.BoolVar(&cfg.Foreground, "foreground", false, "serve the device from this process until it is unmapped or stopped")
+	f.StringVar(&cfg.StateDir, "state-dir", attach.DefaultStateDir, "where mapped devices are recorded")
+	return cmd
+}
+
+// mapInBackground re-runs this command with --foreground as a detached
+// process and waits until it reports the device (or why it failed).
+func mapInBackground(ctx context.Context) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	c := exec.Command(exe, append(os.Args[1:], "--foreground")...)
+	c.ExtraFiles = []*os.File{w} // fd 3 = readyFD
+	c.Env = append(os.Environ(), "TSUMIKI_MAP_READY_FD=3")
+	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this terminal
+	if err := c.Start(); err != nil {
+		w.Close()
+		return err
+	}
+	w.Close()
+	line, rerr := bufio.NewReader(r).ReadString('\n')
+	line = strings.TrimSpace(line)
+	switch {
+	case strings.HasPrefix(line, "OK "):
+		_ = c.Process.Release()
+		fmt.Println(strings.TrimPrefix(line, "OK "))
+		return nil
+	case strings.HasPrefix(line, "ERR "):
+		_ = c.Wait()
+		return errors.New(strings.TrimPrefix(line, "ERR "))
+	}
+	_ = c.Wait()
+	return fmt.Errorf("the mapping process ended without reporting (%v); run with --foreground to see its log", rerr)
+}
+
+// report tells a waiting parent the outcome, when there is one.
+func report(line string) {
+	if os.Getenv("TSUMIKI_MAP_READY_FD") == "" {
+		return
+	}
+	f := os.NewFile(readyFD, "ready")
+	fmt.Fprintln(f, line)
+	f.Close()
+}
+
+// runMap serves spec to the kernel until the device is disconnected or ctx
+// ends (then it disconnects the device itself).
+func runMap(ctx context.Context, g *globals, cfg mapConfig, spec string, log *zap.Logger) (err error) {
+	defer func() {
+		if err != nil {
+			report("ERR " + err.Error())
+		}
+	}()
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cli, err := clustermap.Dial(dctx, endpoints(g), log)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	objs, err := client.New(dctx, client.Config{Etcd: cli, EtcdPrefix: g.etcdPrefix, Logger: log.Named("client")})
+	if err != nil {
+		return err
+	}
+	defer objs.Close()
+	host, _ := os.Hostname()
+	st, err := image.NewStore(image.Config{Etcd: cli, Prefix: g.etcdPrefix, Objects: objs, Logger: log.Named("image"),
+		Holder: image.Holder{Program: "tsumiki map", Address: host}})
+	if err != nil {
+		return err
+	}
+	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log, cfg.BreakLock), Logger: log.Named("nbd"), ReadOnly: cfg.ReadOnly})
+	if err != nil {
+		return err
+	}
+	ks, err := srv.OpenKernel(dctx, spec)
+	if err != nil {
+		return imageMapError(err, spec)
+	}
+	dev := cfg.Device
+	if dev == "" {
+		if dev, err = attach.FreeDevice(); err != nil {
+			ks.Close()
+			return err
+		}
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		ks.Close()
+		return err
+	}
+	kernelEnd := os.NewFile(uintptr(fds[0]), "nbd-kernel")
+	ourFile := os.NewFile(uintptr(fds[1]), "nbd-server")
+	ours, err := net.FileConn(ourFile)
+	ourFile.Close()
+	if err != nil {
+		kernelEnd.Close()
+		ks.Close()
+		return err
+	}
+	sctx, stopServe := context.WithCancel(context.Background()) // outlives ctx: the kernel must be detached first
+	served := make(chan error, 1)
+	go func() { served <- ks.Serve(sctx, ours) }()
+	wait, err := attach.Attach(dev, kernelEnd, attach.Params{Size: ks.Size(), BlockSize: ks.BlockSize(),
+		Flags: uint64(ks.Flags()), Timeout: cfg.Timeout})
+	kernelEnd.Close() // the kernel holds its own reference
+	if err != nil {
+		stopServe()
+		<-served
+		return err
+	}
+	rec := attach.Record{Device: dev, Image: spec, ReadOnly: cfg.ReadOnly, PID: os.Getpid(), Since: time.Now()}
+	if err := attach.Save(cfg.StateDir, rec); err != nil {
+		log.Warn("cannot record the mapping; showmapped will not list it", zap.Error(err))
+	}
+	defer func() { _ = attach.Remove(cfg.StateDir, dev) }()
+	log.Info("mapped", zap.String("image", spec), zap.String("device", dev))
+	report("OK " + dev)
+
+	detached := make(chan error, 1)
+	go func() { detached <- wait() }()
+	select {
+	case err = <-detached:
+	case <-ctx.Done():
+		log.Info("stopping: disconnecting the device", zap.String("device", dev))
+		if derr := attach.Detach(dev, 30*time.Second); derr != nil {
+			log.Error("cannot disconnect the device", zap.String("device", dev), zap.Error(derr))
+		}
+		err = <-detached
+	}
+	stopServe()
+	if serr := <-served; err == nil {
+		err = serr
+	}
+	log.Info("unmapped", zap.String("image", spec), zap.String("device", dev))
+	return err
+}
+
+// imageMapError adds what to do to an open failure.
+func imageMapError(err error, spec string) error {
+	switch {
+	case errors.Is(err, nbd.ErrExportNotFound):
+		return fmt.Errorf("image %s does not exist (see `tsumiki image ls`): %w", spec, err)
+	case errors.Is(err, nbd.ErrRefused):
+		return fmt.Errorf("%w (or map it --read-only)", err)
+	}
+	return err
+}
+
+func newUnmapCmd(g *globals) *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "unmap /dev/nbdX|POOL/NAME",
+		Short: "detach an image mapped with 'tsumiki map'",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			recs, err := attach.Load(stateDir)
+			if err != nil {
+				return err
+			}
+			for _, r := range recs {
+				if r.Device == args[0] || r.Image == args[0] {
+					if err := attach.Detach(r.Device, 30*time.Second); err != nil {
+						return err
+					}
+					waitGone(r.PID, 30*time.Second)
+					fmt.Printf("unmapped %s (%s)\n", r.Device, r.Image)
+					return nil
+				}
+			}
+			if strings.HasPrefix(args[0], "/dev/") && attach.Connected(args[0]) {
+				return attach.Detach(args[0], 30*time.Second) // mapped by another tool
+			}
+			return fmt.Errorf("%s is not mapped (see `tsumiki showmapped`)", args[0])
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", attach.DefaultStateDir, "where mapped devices are recorded")
+	return cmd
+}
+
+// waitGone waits until pid has exited, at most d.
+func waitGone(pid int, d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if unix.Kill(pid, 0) != nil {
+			return
+		}
+	}
+}
+
+func newShowmappedCmd(g *globals) *cobra.Command {
+	var stateDir string
+	cmd := &cobra.Command{
+		Use:   "showmapped",
+		Short: "list images mapped on this host",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			recs, err := attach.Load(stateDir)
+			if err != nil {
+				return err
+			}
+			if recs == nil {
+				recs = []attach.Record{}
+			}
+			return output(g, recs, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "DEVICE\tIMAGE\tMODE\tPID\tSINCE")
+				for _, r := range recs {
+					mode := "rw"
+					if r.ReadOnly {
+						mode = "ro"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", r.Device, r.Image, mode, r.PID, r.Since.Format(time.RFC3339))
+				}
+			})
+		},
+	}
+	cmd.Flags().StringVar(&stateDir, "state-dir", attach.DefaultStateDir, "where mapped devices are recorded")
+	return cmd
+}

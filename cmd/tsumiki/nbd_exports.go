@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/blockdev/image"
+	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
+)
+
+// imageExports serves images as NBD exports named POOL/NAME. Writable
+// connections to one image share one open Image (one lock, one lease), so
+// several connections of a multi-conn client see each other's writes and a
+// FLUSH on any of them covers all; read-only connections open their own
+// read-only Image. It implements nbd.Opener.
+type imageExports struct {
+	st        *image.Store
+	log       *zap.Logger
+	breakLock bool
+	ctx       context.Context // lives as long as the server; ends the images' Run
+
+	mu   sync.Mutex // guards open
+	open map[string]*sharedImage
+}
+
+type sharedImage struct {
+	im   *image.Image
+	refs int
+	stop context.CancelFunc // ends im.Run
+	done chan struct{}      // closed when Run returned
+}
+
+func newImageExports(ctx context.Context, st *image.Store, log *zap.Logger, breakLock bool) *imageExports {
+	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, open: map[string]*sharedImage{}}
+}
+
+// List implements nbd.Opener: every image of every pool.
+func (e *imageExports) List(ctx context.Context) ([]string, error) {
+	hs, err := e.st.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Spec()
+	}
+	return out, nil
+}
+
+// Open implements nbd.Opener.
+func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nbd.Export, error) {
+	if strings.Contains(name, "@") {
+		return nil, fmt.Errorf("%w: %q: snapshots are not supported yet", nbd.ErrExportNotFound, name)
+	}
+	pool, img, err := parseSpec(name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", nbd.ErrExportNotFound, err)
+	}
+	if readOnly {
+		im, err := e.st.Open(ctx, pool, img, image.OpenOptions{ReadOnly: true})
+		if err != nil {
+			return nil, exportError(err)
+		}
+		return &imageExport{im: im, close: im.Close}, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.open[name]
+	if s == nil {
+		im, err := e.st.Open(ctx, pool, img, image.OpenOptions{BreakLock: e.breakLock,
+			OnBreak: func(old image.Holder, wait time.Duration) {
+				e.log.Warn("breaking the lock of another holder", zap.String("image", name),
+					zap.String("holder", old.String()), zap.Duration("wait", wait))
+			}})
+		if err != nil {
+			return nil, exportError(err)
+		}
+		runCtx, stop := context.WithCancel(e.ctx)
+		s = &sharedImage{im: im, stop: stop, done: make(chan struct{})}
+		go func() {
+			defer close(s.done)
+			if err := im.Run(runCtx); err != nil && runCtx.Err() == nil {
+				e.log.Error("lost the image lock: its NBD clients now get I/O errors", zap.String("image", name), zap.Error(err))
+			}
+		}()
+		e.open[name] = s
+	}
+	s.refs++
+	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}, nil
+}
+
+func (e *imageExports) release(name string, s *sharedImage) error {
+	e.mu.Lock()
+	s.refs--
+	last := s.refs == 0
+	if last {
+		delete(e.open, name)
+	}
+	e.mu.Unlock()
+	if !last {
+		return nil
+	}
+	s.stop()
+	<-s.done
+	return s.im.Close()
+}
+
+// exportError classifies an image's open error for the NBD handshake.
+func exportError(err error) error {
+	var le *image.LockedError
+	switch {
+	case errors.Is(err, image.ErrNotFound):
+		return fmt.Errorf("%w: %v", nbd.ErrExportNotFound, err)
+	case errors.As(err, &le):
+		return fmt.Errorf("%w: image %s/%s is locked by %s (stop that writer, or serve with --break-lock)",
+			nbd.ErrRefused, le.Pool, le.Name, le.Holder.String())
+	}
+	return err
+}
+
+// imageExport is one connection's view of an image.
+type imageExport struct {
+	im    *image.Image
+	close func() error
+	once  sync.Once
+}
+
+func (x *imageExport) Size() int64    { return x.im.Size() }
+func (x *imageExport) ReadOnly() bool { return x.im.ReadOnly() }
+func (x *imageExport) Description() string {
+	h := x.im.Header()
+	return fmt.Sprintf("tsumiki image %s (%s)", h.Spec(), h.Layout())
+}
+
+func (x *imageExport) ReadAt(ctx context.Context, p []byte, off int64) error {
+	return x.im.ReadAt(ctx, p, off)
+}
+
+func (x *imageExport) WriteAt(ctx context.Context, p []byte, off int64) error {
+	return x.im.WriteAt(ctx, p, off)
+}
+
+func (x *imageExport) Flush(ctx context.Context) error { return x.im.Flush(ctx) }
+
+func (x *imageExport) Trim(ctx context.Context, off, length int64) error {
+	return x.im.Trim(ctx, off, length)
+}
+
+// zeroChunk bounds the zeros written at once for a NO_HOLE zero.
+const zeroChunk = 1 << 20
+
+func (x *imageExport) Zero(ctx context.Context, off, length int64, mayTrim bool) error {
+	if mayTrim {
+		return x.im.Zero(ctx, off, length)
+	}
+	// NO_HOLE: the range must stay allocated, so write real zeros.
+	zeros := make([]byte, min(length, zeroChunk))
+	for length > 0 {
+		n := min(length, int64(len(zeros)))
+		if err := x.im.WriteAt(ctx, zeros[:n], off); err != nil {
+			return err
+		}
+		off, length = off+n, length-n
+	}
+	return nil
+}
+
+func (x *imageExport) Extents(ctx context.Context, off, length int64) ([]nbd.Extent, error) {
+	exts, err := x.im.Extents(ctx, off, length)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]nbd.Extent, len(exts))
+	for i, e := range exts {
+		out[i] = nbd.Extent{Offset: e.Offset, Length: e.Length}
+		if !e.Allocated {
+			out[i].Flags = nbd.ExtentHole | nbd.ExtentZero
+		}
+	}
+	return out, nil
+}
+
+func (x *imageExport) Close() error {
+	var err error
+	x.once.Do(func() { err = x.close() })
+	return err
+}
