@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# `make bench` (block part): the fio job set of ../shared/anchors/nbd/jobs.fio
+# against tsumiki (tsumiki up, image over NBD), nbdkit (memory and file
+# plugins, through the anchor's bench.sh) and, when ../shared/anchors/ceph is
+# present, Ceph RBD (the anchor's setup.sh/bench.sh/stop.sh), one after the
+# other in one run; then one table with IOPS, MB/s, p50/p99 latency, CPU per
+# I/O and the ratios to Ceph against issue 3's targets.
+#
+#   BENCH_RUNTIME=20 BENCH_RAMP=2   seconds per job (the anchors' defaults)
+#   BENCH_SIZE=4G                   working set / image size (as the anchors)
+#   BENCH_CEPH=0                    skip Ceph; BENCH_NBDKIT=0 skip nbdkit
+#   BENCH_OUT=DIR                   results (default /tmp/tsumiki-nbdbench-DATE)
+#   BENCH_PORT_BASE=11800           tsumiki's etcd, peer and NBD ports: +0 +1 +2
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
+OUT="${BENCH_OUT:-/tmp/tsumiki-nbdbench-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+export RUNTIME="${BENCH_RUNTIME:-20}" RAMP="${BENCH_RAMP:-2}"
+SIZE="${BENCH_SIZE:-4G}"
+PB="${BENCH_PORT_BASE:-11800}"
+ANCHORS="$(cd .. && pwd)/shared/anchors"
+JOBFILE="$ANCHORS/nbd/jobs.fio"
+JOBS="randwrite-4k-qd32 randread-4k-qd32 syncwrite-4k-qd1 seqwrite-1M-qd16 seqread-1M-qd16"
+[[ -f "$JOBFILE" ]] || { echo "missing $JOBFILE (the shared anchors)"; exit 1; }
+log() { echo "[$(date +%T)] $*" >&2; }
+
+go build -o bin/tsumiki ./cmd/tsumiki
+
+# ---- tsumiki: one `tsumiki up` process (mon, 3 OSDs, NBD gateway) ----
+log "tsumiki: starting tsumiki up in $OUT/data"
+bin/tsumiki up --data "$OUT/data" --listen-client "http://127.0.0.1:$PB" --listen-peer "http://127.0.0.1:$((PB + 1))" \
+	--osd-port 0 --cluster-port 0 --nbd-listen "127.0.0.1:$((PB + 2))" --demo-image "" > "$OUT/up.log" 2>&1 &
+UP=$!
+stop_up() {
+	if kill -0 "$UP" 2>/dev/null; then kill "$UP"; wait "$UP" 2>/dev/null || true; fi
+}
+trap stop_up EXIT
+export TSUMIKI_ETCD_ENDPOINTS="http://127.0.0.1:$PB"
+for _ in $(seq 120); do
+	bin/tsumiki pool ls 2>/dev/null | grep -q rbd && break
+	kill -0 "$UP" || { echo "tsumiki up died; see $OUT/up.log"; exit 1; }
+	sleep 0.5
+done
+bin/tsumiki image create rbd/bench --size "$SIZE" > /dev/null
+URI="nbd://127.0.0.1:$((PB + 2))/rbd/bench"
+cpu() { awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$UP/stat"; }
+log "tsumiki: prefill $SIZE (1 MiB writes, qd 16)"
+fio --name=prefill --ioengine=nbd --uri="$URI" --rw=write --bs=1M --iodepth=16 --size="$SIZE" --output=/dev/null
+: > "$OUT/tsumiki-cpu.tsv"
+for job in $JOBS; do
+	log "tsumiki: $job"
+	c0=$(cpu); t0=$(date +%s.%N)
+	fio --ioengine=nbd --uri="$URI" --section="$job" --output-format=json "$JOBFILE" > "$OUT/tsumiki-$job.json"
+	c1=$(cpu); t1=$(date +%s.%N)
+	echo -e "$job\t$(echo "$c1 - $c0" | bc -l)\t$(echo "$t1 - $t0" | bc -l)" >> "$OUT/tsumiki-cpu.tsv"
+done
+awk '/^VmHWM/ { print $2 / 1024 }' "/proc/$UP/status" > "$OUT/tsumiki-hwm-mib"
+stop_up
+trap - EXIT
+
+# ---- nbdkit (memory and file plugins), through the anchor's runner ----
+if [[ "${BENCH_NBDKIT:-1}" == 1 ]]; then
+	log "nbdkit: anchors/nbd/bench.sh nbdkit-memory nbdkit-file"
+	ANCHOR_WORK="$OUT/anchors-nbd" SIZE="$SIZE" bash "$ANCHORS/nbd/bench.sh" nbdkit-memory nbdkit-file \
+		> "$OUT/nbdkit.txt" 2> "$OUT/nbdkit.log" || log "nbdkit runner failed; see $OUT/nbdkit.log"
+fi
+
+# ---- Ceph RBD anchor ----
+CEPH_SUM=""
+if [[ "${BENCH_CEPH:-1}" == 1 && -x "$ANCHORS/ceph/setup.sh" ]]; then
+	export CEPH_WORK="${CEPH_WORK:-$OUT/ceph-work}"
+	log "ceph: setup ($CEPH_WORK)"
+	trap 'bash "$ANCHORS/ceph/stop.sh" > /dev/null 2>&1 || true' EXIT
+	if bash "$ANCHORS/ceph/setup.sh" > "$OUT/ceph-setup.log" 2>&1; then
+		log "ceph: bench"
+		BENCH_OUT="$OUT/ceph" FIO_RUNTIME="$RUNTIME" bash "$ANCHORS/ceph/bench.sh" > "$OUT/ceph-bench.log" 2>&1 &&
+			CEPH_SUM="$OUT/ceph/summary.tsv" || log "ceph bench failed; see $OUT/ceph-bench.log"
+	else
+		log "ceph setup failed; see $OUT/ceph-setup.log"
+	fi
+	bash "$ANCHORS/ceph/stop.sh" > /dev/null 2>&1 || true
+	trap - EXIT
+else
+	log "ceph skipped (BENCH_CEPH=${BENCH_CEPH:-1}; anchor $([[ -d $ANCHORS/ceph ]] && echo present || echo absent))"
+fi
+
+python3 scripts/bench/nbdtable.py "$OUT" "$CEPH_SUM" | tee "$OUT/table.md"
+echo "results in $OUT"
