@@ -76,7 +76,7 @@ help:
 	@echo "make unit | race  the unit stage, the race stage"
 	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
 	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000)"
-	@echo "make bench        scripts/bench/object.sh"
+	@echo "make bench        scripts/bench/object.sh, then scripts/bench/nbd.sh"
 	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKGS) for $(FUZZ_TIME)"
 	@echo "make clean        remove bin/"
 
@@ -131,6 +131,7 @@ chaos: $(DEPS)
 
 bench: $(DEPS) build
 	bash scripts/bench/object.sh
+	bash scripts/bench/nbd.sh
 
 fuzz-short: $(DEPS)
 	@for pkg in $(FUZZ_PKGS); do \
