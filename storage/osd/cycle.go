@@ -235,7 +235,12 @@ func applyOp(b Batch, pg PG, o *op, version uint64) error {
 // So no replica ever needs a snapshot to catch up.
 func (n *Node) compactTarget(r *replica) uint64 {
 	big := r.log.heldBytes >= n.cfg.CompactBytes
-	if r.log.applied < r.log.first+n.cfg.CompactEvery && !big {
+	// settled: everything in the log is applied, so once every replica has
+	// it too the whole log can go. Without this a quiet PG would keep its
+	// few entries for ever, and with them every raft log segment written
+	// since (the log is shared by all PGs of the OSD).
+	settled := r.log.applied == r.log.last && r.log.applied >= r.log.first
+	if r.log.applied < r.log.first+n.cfg.CompactEvery && !big && !settled {
 		return 0
 	}
 	target := r.log.applied
@@ -248,7 +253,8 @@ func (n *Node) compactTarget(r *replica) uint64 {
 	} else {
 		target = min(target, r.compactHint)
 	}
-	if (target < r.log.first+n.cfg.CompactEvery/2 && !big) || target < r.log.first || target > r.log.last {
+	whole := settled && target == r.log.applied
+	if (target < r.log.first+n.cfg.CompactEvery/2 && !big && !whole) || target < r.log.first || target > r.log.last {
 		return 0
 	}
 	if _, err := r.log.Term(target); err != nil {

@@ -47,7 +47,8 @@ type NodeConfig struct {
 	// are held by every replica. Default 1024.
 	CompactEvery uint64
 	// CompactBytes: ... or once the entries since start-up or the last
-	// compaction hold this many payload bytes. Default 64 MiB.
+	// compaction hold this many payload bytes. Default 8 MiB. A settled PG
+	// (all applied, every replica has it all) compacts its whole log.
 	CompactBytes uint64
 }
 
@@ -65,7 +66,7 @@ func (c NodeConfig) withDefaults() NodeConfig {
 		c.CompactEvery = 1024
 	}
 	if c.CompactBytes == 0 {
-		c.CompactBytes = 64 << 20
+		c.CompactBytes = 8 << 20
 	}
 	return c
 }

@@ -44,6 +44,9 @@ const loadWindow = 64
 const (
 	tailMaxEntries = 64
 	tailMaxBytes   = 256 << 10 // per PG: an OSD holds hundreds of PGs
+	// tailMaxPending bounds the cached entries not applied yet; past it
+	// the oldest are read back from the log when raft asks for them.
+	tailMaxPending = 16 << 20
 )
 
 // applyState is persisted atomically with every applied batch.
@@ -272,12 +275,12 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 // the bounds. Entries not applied yet stay: raft hands them back as
 // committed entries soon, and reading them from the log would cost a disk
 // read each (the log is written with direct IO). They are bounded by the
-// writes in flight.
+// writes in flight and by tailMaxPending.
 func (l *raftLog) trimTail(keepFrom uint64) {
 	drop := 0
 	start := l.last + 1 - uint64(len(l.tail))
 	over := func() bool { return len(l.tail)-drop > tailMaxEntries || l.tailBytes > tailMaxBytes }
-	for drop < len(l.tail)-1 && ((start+uint64(drop) <= l.applied && over()) || start+uint64(drop) < keepFrom) {
+	for drop < len(l.tail)-1 && ((start+uint64(drop) <= l.applied && over()) || start+uint64(drop) < keepFrom || l.tailBytes > tailMaxPending) {
 		l.tailBytes -= len(l.tail[drop].GetData())
 		drop++
 	}

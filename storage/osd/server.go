@@ -23,7 +23,7 @@ const maxProposal = 1 << 20
 // across all connections: beyond it, reading more requests waits. Each
 // written byte is copied several times on its way to disk and to the
 // peers, so this is what keeps an OSD's memory flat under heavy writes.
-const maxInflightBytes = 64 << 20
+const maxInflightBytes = 32 << 20
 
 // Server answers client requests (public network) from the node and store.
 type Server struct {
