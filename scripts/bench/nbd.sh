@@ -11,6 +11,9 @@
 #   BENCH_CEPH=0                    skip Ceph; BENCH_NBDKIT=0 skip nbdkit
 #   BENCH_OUT=DIR                   results (default /tmp/tsumiki-nbdbench-DATE)
 #   BENCH_PORT_BASE=11800           tsumiki's etcd, peer and NBD ports: +0 +1 +2
+#   BENCH_KEEP=1                    keep the systems' data (default: deleted after
+#                                   each system, results kept; the three together
+#                                   would need about 35 GiB with the default size)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="/usr/local/go/bin:$HOME/go/bin:$PATH"
@@ -56,14 +59,18 @@ for job in $JOBS; do
 	echo -e "$job\t$(echo "$c1 - $c0" | bc -l)\t$(echo "$t1 - $t0" | bc -l)" >> "$OUT/tsumiki-cpu.tsv"
 done
 awk '/^VmHWM/ { print $2 / 1024 }' "/proc/$UP/status" > "$OUT/tsumiki-hwm-mib"
+bin/tsumiki pg verify > "$OUT/tsumiki-pg-verify.txt" 2>&1 || log "pg verify failed; see $OUT/tsumiki-pg-verify.txt"
+du -sh "$OUT/data"/osd.*/store/* > "$OUT/tsumiki-disk.txt" 2>&1 || true
 stop_up
 trap - EXIT
+[[ "${BENCH_KEEP:-0}" == 1 ]] || rm -rf "$OUT/data"
 
 # ---- nbdkit (memory and file plugins), through the anchor's runner ----
 if [[ "${BENCH_NBDKIT:-1}" == 1 ]]; then
 	log "nbdkit: anchors/nbd/bench.sh nbdkit-memory nbdkit-file"
 	ANCHOR_WORK="$OUT/anchors-nbd" SIZE="$SIZE" bash "$ANCHORS/nbd/bench.sh" nbdkit-memory nbdkit-file \
 		> "$OUT/nbdkit.txt" 2> "$OUT/nbdkit.log" || log "nbdkit runner failed; see $OUT/nbdkit.log"
+	[[ "${BENCH_KEEP:-0}" == 1 ]] || rm -f "$OUT/anchors-nbd/disk.img"
 fi
 
 # ---- Ceph RBD anchor ----
@@ -81,6 +88,7 @@ if [[ "${BENCH_CEPH:-1}" == 1 && -x "$ANCHORS/ceph/setup.sh" ]]; then
 	fi
 	bash "$ANCHORS/ceph/stop.sh" > /dev/null 2>&1 || true
 	trap - EXIT
+	if [[ "${BENCH_KEEP:-0}" != 1 && "$CEPH_WORK" == "$OUT"/* ]]; then rm -rf "$CEPH_WORK"; fi
 else
 	log "ceph skipped (BENCH_CEPH=${BENCH_CEPH:-1}; anchor $([[ -d $ANCHORS/ceph ]] && echo present || echo absent))"
 fi
