@@ -21,12 +21,13 @@ func (k opKind) String() string {
 }
 
 // applyOp carries out one object operation: file changes first, then the
-// meta in t. The caller holds the object's stripe lock.
+// meta in t (and in t.metas, published to the cache once t commits). The
+// caller holds the object's stripe lock.
 func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	id := op.id
 	l := loc{op: op.kind.String(), pg: id.pg, object: id.name, block: -1}
 	key := metaKey(id.pg, id.name)
-	m, found, err := readMeta(t.txn, l, int64(s.cfg.BlockSize))
+	m, found, err := s.txnMeta(t, l)
 	if err != nil {
 		return err
 	}
@@ -36,6 +37,7 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 		if err := s.files.remove(id.rel()); err != nil {
 			return l.wrap(err)
 		}
+		t.metas[metaKeyT{id.pg, id.name}] = metaItem{}
 		if !found {
 			return nil
 		}
@@ -68,7 +70,20 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	}
 	s.files.markDirty(id.rel())
 	m.version = op.version
+	t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
 	return t.set(key, seal(key, m.encode()))
+}
+
+// txnMeta is l's meta as the batch sees it: its own earlier changes, then
+// the cache, then badger.
+func (s *Store) txnMeta(t *metaTxn, l loc) (objMeta, bool, error) {
+	if it, ok := t.metas[metaKeyT{l.pg, l.object}]; ok {
+		return it.m.clone(), it.found, nil
+	}
+	if m, found, ok := s.metas.get(l.pg, l.object); ok {
+		return m, found, nil
+	}
+	return readMeta(t.txn, l, int64(s.cfg.BlockSize))
 }
 
 func (b *blockIO) write(m *objMeta, off int64, data []byte) error {

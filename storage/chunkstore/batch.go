@@ -160,15 +160,20 @@ func (b *Batch) applyOps() error {
 			s.locks[i].Unlock()
 		}
 	}()
-	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(true)}
+	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(true), metas: map[metaKeyT]metaItem{}}
 	defer func() { t.txn.Discard() }()
 	for i := range b.ops {
 		if err := s.applyOp(t, &b.ops[i]); err != nil {
+			s.forgetMetas(t)
 			return err
 		}
 	}
 	if err := t.txn.Commit(); err != nil {
+		s.forgetMetas(t)
 		return fmt.Errorf("chunkstore: commit meta: %w", badgerErr(err))
+	}
+	for k, it := range t.metas { // still under the stripe locks
+		s.metas.put(k.pg, k.name, it.m, it.found)
 	}
 	return nil
 }
@@ -177,8 +182,17 @@ func (b *Batch) applyOps() error {
 // one when it outgrows badger's limit. Durability comes from the WAL and
 // checkpoints, so a split does not weaken anything.
 type metaTxn struct {
-	db  *badger.DB
-	txn *badger.Txn
+	db    *badger.DB
+	txn   *badger.Txn
+	metas map[metaKeyT]metaItem // metas this batch set, for the cache
+}
+
+// forgetMetas drops from the cache what a failed batch touched (part of
+// it may be committed by a split).
+func (s *Store) forgetMetas(t *metaTxn) {
+	for k := range t.metas {
+		s.metas.drop(k.pg, k.name)
+	}
 }
 
 func (t *metaTxn) modify(f func(*badger.Txn) error) error {

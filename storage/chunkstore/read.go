@@ -38,18 +38,12 @@ func (s *Store) Read(pg PG, object string, off int64, p []byte) error {
 	mu := &s.locks[id.stripe()]
 	mu.RLock()
 	defer mu.RUnlock()
-	var m objMeta
-	err := s.db.View(func(txn *badger.Txn) error {
-		var found bool
-		var err error
-		m, found, err = readMeta(txn, l, int64(s.cfg.BlockSize))
-		if err == nil && !found {
-			err = l.wrap(ErrNotFound)
-		}
-		return err
-	})
+	m, found, err := s.cachedMeta(l)
 	if err != nil {
 		return err
+	}
+	if !found {
+		return l.wrap(ErrNotFound)
 	}
 	return s.readObject(id, &m, l, off, p)
 }
@@ -82,19 +76,17 @@ func (s *Store) Stat(pg PG, object string) (ObjectInfo, error) {
 		return ObjectInfo{}, err
 	}
 	defer s.leave()
-	var info ObjectInfo
-	err := s.db.View(func(txn *badger.Txn) error {
-		m, found, err := readMeta(txn, l, int64(s.cfg.BlockSize))
-		if err != nil {
-			return err
-		}
-		if !found {
-			return l.wrap(ErrNotFound)
-		}
-		info = ObjectInfo{Name: object, Size: m.size, Version: m.version}
-		return nil
-	})
-	return info, err
+	mu := &s.locks[newObjID(pg, object).stripe()]
+	mu.RLock()
+	defer mu.RUnlock()
+	m, found, err := s.cachedMeta(l)
+	if err != nil {
+		return ObjectInfo{}, err
+	}
+	if !found {
+		return ObjectInfo{}, l.wrap(ErrNotFound)
+	}
+	return ObjectInfo{Name: object, Size: m.size, Version: m.version}, nil
 }
 
 // List returns pg's objects whose names start with prefix and sort after
@@ -173,6 +165,26 @@ func cmpU32(a, b uint32) int {
 		return 1
 	}
 	return 0
+}
+
+// cachedMeta returns l's object meta from the cache or badger (filling the
+// cache). The caller holds the object's stripe lock.
+func (s *Store) cachedMeta(l loc) (objMeta, bool, error) {
+	if m, found, ok := s.metas.get(l.pg, l.object); ok {
+		return m, found, nil
+	}
+	var m objMeta
+	var found bool
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		m, found, err = readMeta(txn, l, int64(s.cfg.BlockSize))
+		return err
+	})
+	if err != nil {
+		return objMeta{}, false, err
+	}
+	s.metas.put(l.pg, l.object, m, found)
+	return m, found, nil
 }
 
 // readMeta reads l's object meta in txn; found=false if there is none.

@@ -35,6 +35,7 @@ type Store struct {
 	zeroBlock []byte     // BlockSize zeros, read only
 
 	locks [256]sync.RWMutex // per object stripe: exclusive while an operation changes it, shared to read
+	metas *metaCache        // recently used object metas; see metacache.go
 
 	closeMu sync.RWMutex // held shared by every operation, exclusively by Close; guards closed
 	closed  bool
@@ -92,7 +93,8 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, log: cfg.Logger, db: db, lock: lock,
 		files: newFileCache(filepath.Join(cfg.Dir, "objects"), cfg.OpenFiles),
 		table: tableSize(int64(cfg.BlockSize)), zeroBlock: make([]byte, cfg.BlockSize),
-		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{}}
+		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{},
+		metas: newMetaCache(defaultMetaCacheEntries)}
 	if err := s.openChecks(); err != nil {
 		_ = db.Close()
 		_ = unlockDir(lock)
