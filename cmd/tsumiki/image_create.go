@@ -66,14 +66,7 @@ ranges read as zeros and take no space. --object-size, --stripe-unit and
 --stripe-count set the striping, as in RBD.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := parseSpec(args[0])
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("size") {
-				return fmt.Errorf("--size is required, e.g. tsumiki image create %s --size 10G", args[0])
-			}
-			n, err := parseImageSize("--size", size)
+			pool, name, n, err := specAndSize(cmd, args[0], size, "create", "10G")
 			if err != nil {
 				return err
 			}

@@ -22,14 +22,7 @@ unless --allow-shrink is given; shrink the filesystem on the image first.
 The image must not be in use elsewhere (it takes the image's lock).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pool, name, err := parseSpec(args[0])
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("size") {
-				return fmt.Errorf("--size is required, e.g. tsumiki image resize %s --size 20G", args[0])
-			}
-			n, err := parseImageSize("--size", size)
+			pool, name, n, err := specAndSize(cmd, args[0], size, "resize", "20G")
 			if err != nil {
 				return err
 			}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/tsumiki-storage/tsumiki/blockdev/image"
 )
 
@@ -79,4 +81,17 @@ func formatSize(n int64) string {
 	s := strconv.FormatFloat(v, 'f', 1, 64)
 	s = strings.TrimSuffix(s, ".0")
 	return s + " " + units[u]
+}
+
+// specAndSize parses a verb's POOL/NAME argument and its required --size
+// flag (raw value size); example is a size to suggest when it is missing.
+func specAndSize(cmd *cobra.Command, arg, size, verb, example string) (pool, name string, n int64, err error) {
+	if pool, name, err = parseSpec(arg); err != nil {
+		return "", "", 0, err
+	}
+	if !cmd.Flags().Changed("size") {
+		return "", "", 0, fmt.Errorf("--size is required, e.g. tsumiki image %s %s --size %s", verb, arg, example)
+	}
+	n, err = parseImageSize("--size", size)
+	return pool, name, n, err
 }
