@@ -2,7 +2,7 @@
 # (Debian, as root; scripts/install-deps.sh uses sudo when not root).
 #
 #   make run       deps + build, then `bin/tsumiki up --data $(DATA)`
-#   make test      deps, lint, unit, race, e2e-short, chaos-short
+#   make test      deps, lint, unit, race, e2e-short, chaos-short, bench-short
 #   make help      the list of targets
 #
 # Sized for 2 cores: JOBS=2 limits go build/test parallelism (GOFLAGS=-p=2).
@@ -65,11 +65,11 @@ define stage
 	else echo "==> $(1): FAILED after $$(( $$(date +%s) - s ))s"; exit 1; fi
 endef
 
-.PHONY: help deps build run lint test unit race e2e e2e-short chaos chaos-short bench fuzz-short clean
+.PHONY: help deps build run lint test unit race e2e e2e-short chaos chaos-short bench bench-short fuzz-short clean
 
 help:
 	@echo "make run          install deps, build, start 'tsumiki up --data $(DATA)' (DATA=..., ARGS=...)"
-	@echo "make test         deps + lint + unit + race + e2e-short + chaos-short (what CI runs)"
+	@echo "make test         deps + lint + unit + race + e2e-short + chaos-short + bench-short (what CI runs)"
 	@echo "make deps         install apt packages ($(APT_PACKAGES)), Go modules, staticcheck $(STATICCHECK_VERSION)"
 	@echo "make build        bin/tsumiki"
 	@echo "make lint         gofmt, go vet, staticcheck"
@@ -77,6 +77,7 @@ help:
 	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
 	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000)"
 	@echo "make bench        scripts/bench/object.sh, then scripts/bench/nbd.sh"
+	@echo "make bench-short  both scripts, seconds long and without peers (part of make test)"
 	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKGS) for $(FUZZ_TIME)"
 	@echo "make clean        remove bin/"
 
@@ -103,6 +104,7 @@ test:
 	$(call stage,race,$(MAKE) race DEPS_DONE=1)
 	$(call stage,e2e-short,$(MAKE) e2e-short DEPS_DONE=1)
 	$(call stage,chaos-short,$(MAKE) chaos-short DEPS_DONE=1)
+	$(call stage,bench-short,$(MAKE) bench-short DEPS_DONE=1)
 	@echo "==> make test: all stages passed in $$(( $$(date +%s) - $(TEST_START) ))s"
 
 # Every package with -short, except the tests the e2e and chaos stages run.
@@ -132,6 +134,12 @@ chaos: $(DEPS)
 bench: $(DEPS) build
 	bash scripts/bench/object.sh
 	bash scripts/bench/nbd.sh
+
+# The benchmark scripts end to end, tiny and without the peers: that they
+# run and print their tables (figures this short mean nothing).
+bench-short: $(DEPS) build
+	BENCH_DURATION=2s BENCH_CEPH=0 bash scripts/bench/object.sh
+	BENCH_RUNTIME=2 BENCH_RAMP=1 BENCH_SIZE=256M BENCH_CEPH=0 BENCH_NBDKIT=0 bash scripts/bench/nbd.sh
 
 fuzz-short: $(DEPS)
 	@for pkg in $(FUZZ_PKGS); do \
