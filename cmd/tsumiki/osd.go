@@ -26,6 +26,7 @@ type osdConfig struct {
 	IndexCacheMiB    int64   `yaml:"index_cache_mib" flag:"index-cache-mib"`
 	DebugAddr        string  `yaml:"debug_addr" flag:"debug-addr"`
 	MemoryLimitMiB   int64   `yaml:"memory_limit_mib" flag:"memory-limit-mib"`
+	FullRatio        float64 `yaml:"full_ratio" flag:"full-ratio"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
@@ -47,6 +48,7 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.IndexCacheMiB, "index-cache-mib", 8, "chunk store index cache (MiB)")
 	f.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", 160, "soft limit of the Go heap (MiB): the garbage collector works harder near it; 0 = none")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
 }
 
 func newOSDCmd(g *globals) *cobra.Command {
@@ -64,6 +66,9 @@ on start and keeps the same id across restarts on the same --data.`,
 			if err := loadConfig(cmd, cfgPath, &cfg); err != nil {
 				return err
 			}
+			if !(cfg.FullRatio > 0 && cfg.FullRatio <= 1) {
+				return fmt.Errorf("--full-ratio %v: give the share of the device, above 0 and at most 1 (e.g. 0.95)", cfg.FullRatio)
+			}
 			log, err := newLogger(g)
 			if err != nil {
 				return err
@@ -78,6 +83,7 @@ on start and keeps the same id across restarts on the same --data.`,
 				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
 				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,
 				EtcdEndpoints: endpoints(g), EtcdPrefix: g.etcdPrefix, Store: cfg.store(), Logger: log,
+				FullRatio: cfg.FullRatio,
 			})
 			if err != nil {
 				return err

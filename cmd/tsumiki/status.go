@@ -36,6 +36,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 			return withClient(cmd, g, 20*time.Second, func(ctx context.Context, c *client.Client) error {
 				m := c.Map()
 				rep := statusReport{Epoch: m.Epoch, Endpoints: endpoints(g), OSDs: len(m.OSDs), Pools: len(m.Pools), PGStates: map[string]int{}, Flags: m.Flags}
+				full := false
 				for _, o := range m.OSDs {
 					if o.Up {
 						rep.OSDsUp++
@@ -44,6 +45,10 @@ func newStatusCmd(g *globals) *cobra.Command {
 					}
 					if o.In {
 						rep.OSDsIn++
+					}
+					if o.Up && o.Full {
+						rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is full: writes are refused", osdName(o.ID), o.Host))
+						full = true
 					}
 				}
 				states, _ := c.OSDStates(ctx)
@@ -66,6 +71,9 @@ func newStatusCmd(g *globals) *cobra.Command {
 				rep.Health = "HEALTH_OK"
 				if len(rep.Problems) > 0 {
 					rep.Health = "HEALTH_WARN"
+				}
+				if full {
+					rep.Health = "HEALTH_ERR"
 				}
 				return output(g, rep, func(w *tabwriter.Writer) {
 					fmt.Fprintf(w, "  health:\t%s\n", rep.Health)

@@ -3,6 +3,7 @@ package client
 import (
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
@@ -20,6 +21,9 @@ var (
 	ErrInvalid = errors.New("client: invalid request")
 	// ErrUnavailable: the PG could not serve the request before the deadline.
 	ErrUnavailable = errors.New("client: placement group unavailable")
+	// ErrNoSpace: an OSD of the cluster is full, so writes are refused. It
+	// matches syscall.ENOSPC too, so block protocols answer "no space".
+	ErrNoSpace = fmt.Errorf("client: no space left in the cluster: %w", syscall.ENOSPC)
 )
 
 // statusError is an OSD's answer that ends a request.
@@ -45,6 +49,8 @@ func (e *statusError) Unwrap() error {
 		return ErrTooLarge
 	case wire.StatusInvalid:
 		return ErrInvalid
+	case wire.StatusNoSpace:
+		return ErrNoSpace
 	}
 	return nil
 }

@@ -60,7 +60,16 @@ func (s *Store) keepAliveOnce(ctx context.Context, id int32, ttlSecs int64, log 
 	defer cancel()
 	defer s.revoke(lease.ID, key, log)
 
-	if _, err := s.cli.Put(kctx, key, strconv.FormatInt(int64(id), 10), clientv3.WithLease(lease.ID)); err != nil {
+	s.mu.Lock()
+	s.leases[id] = lease.ID
+	full := s.full[id]
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.leases, id)
+		s.mu.Unlock()
+	}()
+	if _, err := s.cli.Put(kctx, key, livenessValue(id, full), clientv3.WithLease(lease.ID)); err != nil {
 		return fmt.Errorf("clustermap: put %s: %w", key, err)
 	}
 	ch, err := s.cli.KeepAlive(kctx, lease.ID)
@@ -73,6 +82,33 @@ func (s *Store) keepAliveOnce(ctx context.Context, id int32, ttlSecs int64, log 
 		// expired without a renewal, or when kctx ends.
 	}
 	return fmt.Errorf("%w: %s", errLeaseLost, key)
+}
+
+// livenessValue is what an OSD's liveness key holds.
+func livenessValue(id int32, full bool) string {
+	v := strconv.FormatInt(int64(id), 10)
+	if full {
+		v += fullSuffix
+	}
+	return v
+}
+
+// SetFull records whether OSD id's device is full; the OSD's liveness key
+// (kept by KeepAlive in this Store) carries it to every map watcher. While
+// the OSD has no live lease it is remembered for the next one. Errors:
+// etcd's, from rewriting the key.
+func (s *Store) SetFull(ctx context.Context, id int32, full bool) error {
+	s.mu.Lock()
+	s.full[id] = full
+	lease, ok := s.leases[id]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	if _, err := s.cli.Put(ctx, s.upKey(id), livenessValue(id, full), clientv3.WithLease(lease)); err != nil {
+		return fmt.Errorf("clustermap: put %s: %w", s.upKey(id), err)
+	}
+	return nil
 }
 
 // revoke drops the lease (and with it the up key), best effort, without

@@ -114,3 +114,35 @@ func TestSurvivesControlPlaneRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSetFull: fullness rides on the liveness key: Load and Watch see it,
+// it survives a lease renewal, and it clears.
+func TestSetFull(t *testing.T) {
+	s, _ := newStore(t)
+	o := mustRegister(t, s, osd("f0", "h0"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.SetFull(ctx, o.ID, true); err != nil { // before the lease: remembered
+		t.Fatal(err)
+	}
+	go s.KeepAlive(ctx, o.ID, 2*time.Second)
+	isFull := func() bool { x, ok := mustLoad(t, s).OSD(o.ID); return ok && x.Up && x.Full }
+	waitFor(t, "osd up and full", isFull)
+	watched := make(chan bool, 16)
+	go s.Watch(ctx, func(m *clustermap.Map) {
+		x, _ := m.OSD(o.ID)
+		watched <- x.Full
+	})
+	if !<-watched {
+		t.Fatal("watch does not show the osd full")
+	}
+	if err := s.SetFull(ctx, o.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "osd not full", func() bool { return !isFull() })
+	for full := range watched {
+		if !full {
+			break // the watch saw it clear
+		}
+	}
+}

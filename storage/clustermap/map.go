@@ -22,6 +22,10 @@ type OSD struct {
 	// map value: Load and Watch fill it from the <prefix>/up/ keys, and maps
 	// returned by mutations leave it false.
 	Up bool `json:"-"`
+	// Full means the OSD reports its device past its full ratio (in the
+	// value of its liveness key); while any OSD is full, writes are refused.
+	// Like Up it is not stored in the map value.
+	Full bool `json:"-"`
 }
 
 // Pool is a set of objects with one replication rule.

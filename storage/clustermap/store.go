@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -32,6 +33,10 @@ type Store struct {
 	log      *zap.Logger
 	mapKey   string // <prefix>/map
 	upPrefix string // <prefix>/up/
+
+	mu     sync.Mutex                 // guards the following
+	leases map[int32]clientv3.LeaseID // liveness leases KeepAlive holds now
+	full   map[int32]bool             // what SetFull last said, per OSD
 }
 
 // NewStore returns a Store using cli under prefix ("" means DefaultPrefix).
@@ -44,7 +49,8 @@ func NewStore(cli *clientv3.Client, prefix string, log *zap.Logger) *Store {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Store{cli: cli, log: log, mapKey: prefix + "/map", upPrefix: prefix + "/up/"}
+	return &Store{cli: cli, log: log, mapKey: prefix + "/map", upPrefix: prefix + "/up/",
+		leases: map[int32]clientv3.LeaseID{}, full: map[int32]bool{}}
 }
 
 // Load returns the current map with OSD.Up filled in, read at one etcd
@@ -60,7 +66,7 @@ func (s *Store) Load(ctx context.Context) (*Map, error) {
 func (s *Store) load(ctx context.Context) (*Map, int64, error) {
 	resp, err := s.cli.Txn(ctx).Then(
 		clientv3.OpGet(s.mapKey),
-		clientv3.OpGet(s.upPrefix, clientv3.WithPrefix(), clientv3.WithKeysOnly()),
+		clientv3.OpGet(s.upPrefix, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
 		return nil, 0, fmt.Errorf("clustermap: load %s: %w", s.mapKey, err)
@@ -73,22 +79,28 @@ func (s *Store) load(ctx context.Context) (*Map, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	up := make(map[int32]bool)
+	up := make(map[int32]string)
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		if id, ok := s.upID(kv.Key); ok {
-			up[id] = true
+			up[id] = string(kv.Value)
 		}
 	}
 	applyUp(m, up)
 	return m, resp.Header.Revision, nil
 }
 
-// applyUp sets OSD.Up from the set of live ids.
-func applyUp(m *Map, up map[int32]bool) {
+// applyUp sets OSD.Up and OSD.Full from the live ids and their liveness
+// values.
+func applyUp(m *Map, up map[int32]string) {
 	for i := range m.OSDs {
-		m.OSDs[i].Up = up[m.OSDs[i].ID]
+		v, ok := up[m.OSDs[i].ID]
+		m.OSDs[i].Up = ok
+		m.OSDs[i].Full = ok && strings.HasSuffix(v, fullSuffix)
 	}
 }
+
+// fullSuffix ends the liveness value of an OSD that reports itself full.
+const fullSuffix = " full"
 
 // upKey is the liveness key of OSD id.
 func (s *Store) upKey(id int32) string { return s.upPrefix + strconv.FormatInt(int64(id), 10) }

@@ -54,10 +54,10 @@ func (s *Store) watchFrom(ctx context.Context, cur *Map, rev int64, fn func(*Map
 	mapCh := s.cli.Watch(wctx, s.mapKey, clientv3.WithRev(rev+1))
 	upCh := s.cli.Watch(wctx, s.upPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
 
-	up := make(map[int32]bool)
+	up := make(map[int32]string)
 	for _, o := range cur.OSDs {
 		if o.Up {
-			up[o.ID] = true
+			up[o.ID] = livenessValue(o.ID, o.Full)
 		}
 	}
 	var flush <-chan time.Time // non-nil while a change waits to be delivered
@@ -92,7 +92,7 @@ func (s *Store) watchFrom(ctx context.Context, cur *Map, rev int64, fn func(*Map
 			for _, ev := range resp.Events {
 				if id, ok := s.upID(ev.Kv.Key); ok {
 					if ev.Type == mvccpb.PUT {
-						up[id] = true
+						up[id] = string(ev.Kv.Value)
 					} else {
 						delete(up, id)
 					}

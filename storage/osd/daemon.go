@@ -37,6 +37,10 @@ type Config struct {
 	EtcdPrefix    string   // default "/tsumiki"
 	LeaseTTL      time.Duration
 
+	// FullRatio: the OSD reports its device full once this share of it is
+	// used; while any OSD is full the cluster refuses writes. Default 0.95.
+	FullRatio float64
+
 	Store  chunkstore.Config // Dir and Logger are filled in
 	Logger *zap.Logger       // required
 
@@ -50,6 +54,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Weight == 0 {
 		c.Weight = 1
+	}
+	if c.FullRatio == 0 {
+		c.FullRatio = 0.95
 	}
 	if c.Listen == "" {
 		c.Listen = "127.0.0.1:0"
@@ -215,6 +222,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return st.RunGC(gctx) })
 	g.Go(func() error { return st.RunCheckpoints(gctx) })
 	g.Go(func() error { return cm.KeepAlive(gctx, me.ID, cfg.LeaseTTL) })
+	g.Go(func() error { return watchFullness(gctx, cfg.DataDir, cfg.FullRatio, me.ID, cm, log) })
 	g.Go(func() error {
 		return cm.Watch(gctx, func(m *clustermap.Map) { applyMap(m, me.ID, node, srv, tr) })
 	})
@@ -250,9 +258,14 @@ func advertised(adv string, bound net.Addr) string {
 // the epoch, and a replica for every PG this OSD belongs to.
 func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTransport) {
 	addrs := make(map[int32]string, len(m.OSDs))
+	var full []string
 	for _, o := range m.OSDs {
 		addrs[o.ID] = o.ClusterAddr
+		if o.Up && o.Full {
+			full = append(full, fmt.Sprintf("osd.%d", o.ID))
+		}
 	}
+	srv.SetFull(strings.Join(full, ", "))
 	tr.SetAddrs(addrs)
 	srv.SetEpoch(m.Epoch)
 	for _, p := range m.Pools {

@@ -17,6 +17,9 @@ var (
 	ErrBadEntry = errors.New("osd: undecodable raft entry")
 	// ErrLocked: another daemon uses the data directory.
 	ErrLocked = errors.New("osd: data directory in use")
+	// ErrFull: an OSD of the cluster reports its device full; writes are
+	// refused until it is not (deletes and discards, which free space, go on).
+	ErrFull = errors.New("osd: cluster full")
 	// ErrConfig: the configuration is invalid.
 	ErrConfig = errors.New("osd: invalid config")
 )

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,18 @@ type Server struct {
 	timeout  time.Duration // per request
 	epoch    atomic.Uint64 // the newest map epoch this OSD knows
 	inflight *semaphore.Weighted
+	full     atomic.Pointer[string] // non-nil: which OSDs are full (writes refused)
+}
+
+// SetFull records which OSDs of the cluster report their device full ("":
+// none). While one does, writes are refused with ErrFull: a replica that
+// cannot write its log stops, and three of them stop a PG.
+func (s *Server) SetFull(osds string) {
+	if osds == "" {
+		s.full.Store(nil)
+		return
+	}
+	s.full.Store(&osds)
 }
 
 // NewServer returns a server for n's PGs.
@@ -214,6 +227,9 @@ func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request) (uint64, 
 	o := op{Object: req.Object, Offset: req.Offset}
 	switch req.Op {
 	case wire.OpWrite:
+		if full := s.full.Load(); full != nil {
+			return 0, fmt.Errorf("%w: %s full; free space (delete or trim) or add capacity", ErrFull, *full)
+		}
 		if err := checkRange(req.Offset, int64(len(req.Data))); err != nil {
 			return 0, err
 		}
@@ -355,6 +371,8 @@ func statusOf(err error) (wire.Status, string) {
 		return wire.StatusTimeout, ""
 	case errors.Is(err, ErrClosing):
 		return wire.StatusClosing, ""
+	case errors.Is(err, ErrFull):
+		return wire.StatusNoSpace, err.Error()
 	}
 	return wire.StatusInternal, err.Error()
 }

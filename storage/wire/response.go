@@ -20,6 +20,7 @@ const (
 	StatusInternal   Status = 9
 	StatusTimeout    Status = 10 // the OSD could not finish in time; outcome unknown
 	StatusClosing    Status = 11 // the OSD is shutting down
+	StatusNoSpace    Status = 12 // an OSD of the cluster is full: writes are refused
 )
 
 var statusNames = map[Status]string{
@@ -27,6 +28,7 @@ var statusNames = map[Status]string{
 	StatusStaleEpoch: "stale epoch", StatusNoPG: "no such pg here", StatusCorrupt: "corrupt",
 	StatusDegraded: "degraded", StatusTooLarge: "too large", StatusInvalid: "invalid",
 	StatusInternal: "internal error", StatusTimeout: "timeout", StatusClosing: "closing",
+	StatusNoSpace: "no space (an osd is full)",
 }
 
 func (s Status) String() string {
