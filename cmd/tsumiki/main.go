@@ -78,6 +78,7 @@ Every command reaches the control plane (etcd) at --etcd-endpoints
 		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g),
 		newImageCmd(g),
 		newNBDCmd(g),
+		newNFSCmd(g),
 		newMapCmd(g),
 		newUnmapCmd(g),
 		newShowmappedCmd(g),
