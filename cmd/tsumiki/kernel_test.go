@@ -110,8 +110,11 @@ echo "kernel saw no I/O error"
 }
 
 // TestClusterKernelMap: `tsumiki map` inside a guest that runs the whole
-// cluster itself (`tsumiki up`), then mkfs, mount, write, verify, fsck,
-// unmap; showmapped lists the device while it is mapped.
+// cluster itself (a mon and three OSD processes, hosts h0-h2): map, mkfs,
+// mount, write files, then fio writes and verifies while one OSD is killed
+// with SIGKILL (no I/O error may reach the kernel), remount, verify, fsck,
+// unmap; showmapped lists the device while it is mapped and a second map
+// is refused because of the image lock.
 func TestClusterKernelMap(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := t.TempDir()
@@ -121,13 +124,24 @@ func TestClusterKernelMap(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("static build: %v\n%s", err, out)
 	}
-	script := `set -eu
+	mib := 24
+	if longE2E() {
+		mib = 256
+	}
+	script := fmt.Sprintf(`set -eu
 export PATH=/host:$PATH
-tsumiki up --data /tmp/d --nbd-listen off --demo-image "" --pg-num 16 > /tmp/up.log 2>&1 &
-i=0
-until tsumiki status >/dev/null 2>&1 && tsumiki osd ls | grep -c "up,in" | grep -q 3; do
-  i=$((i+1)); if [ $i -gt 300 ]; then cat /tmp/up.log; exit 3; fi; sleep 1
+tsumiki mon --data /tmp/mon > /tmp/mon.log 2>&1 &
+for n in 0 1 2; do
+  until tsumiki status >/dev/null 2>&1; do sleep 0.5; done
+  tsumiki osd --data /tmp/osd$n --host h$n --listen 127.0.0.1:680$n --cluster-listen 127.0.0.1:690$n > /tmp/osd$n.log 2>&1 &
+  eval osd$n=$!
+  sleep 1
 done
+i=0
+until tsumiki osd ls | grep -c "up,in" | grep -q 3; do
+  i=$((i+1)); if [ $i -gt 300 ]; then cat /tmp/osd*.log; exit 3; fi; sleep 1
+done
+tsumiki pool create rbd --size 3 --pg-num 16
 tsumiki image create rbd/m --size 512M
 dev=$(tsumiki map rbd/m)
 echo "mapped at $dev"
@@ -137,8 +151,16 @@ grep -q "locked" /tmp/err
 mkfs.ext4 -q "$dev"
 mkdir -p /mnt
 mount "$dev" /mnt
-dd if=/dev/urandom of=/mnt/data bs=1M count=24 status=none
+dd if=/dev/urandom of=/mnt/data bs=1M count=%d status=none
 sum=$(sha256sum /mnt/data | cut -d' ' -f1)
+fio --name=verify --filename=/mnt/fio.dat --size=48M --rw=randwrite --bs=4k-128k --ioengine=psync --direct=1 \
+  --verify=crc32c --verify_fatal=1 --do_verify=1 --output=/tmp/fio.txt &
+fio=$!
+sleep 3
+kill -9 $osd1
+echo "killed osd.1 (pid $osd1) while fio wrote"
+wait $fio
+echo "fio verified while an OSD died"
 umount /mnt
 e2fsck -fn "$dev"
 mount "$dev" /mnt
@@ -146,8 +168,9 @@ mount "$dev" /mnt
 umount /mnt
 tsumiki unmap "$dev"
 if tsumiki showmapped | grep -q rbd/m; then echo "still listed after unmap"; exit 5; fi
+if dmesg | grep -qi "I/O error"; then dmesg | grep -i "I/O error"; exit 9; fi
 echo "map, mkfs, mount, verify, unmap: ok"
-`
+`, mib)
 	res, err := qemutest.Run(context.Background(), t, qemutest.Config{Script: script, Share: share, MemMiB: 2048,
 		Timeout: 10 * time.Minute, Log: qemutest.LineLogger(t)})
 	if err != nil {
