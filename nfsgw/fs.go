@@ -1,0 +1,441 @@
+package nfsgw
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unsafe"
+
+	billy "github.com/go-git/go-billy/v5"
+	"golang.org/x/sys/unix"
+)
+
+// FS is the billy filesystem the gateway serves: a folder of a mounted
+// kernel filesystem (the image's ext4/xfs, or any folder with --dir).
+//
+// Paths are slash-separated and relative to the folder; ".." never leaves
+// it. Stat does not follow a final symlink (an NFS server never follows
+// symlinks for the client), and files are opened with openat2
+// RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so a symlink stored in the export
+// cannot make the gateway read or write outside it. Symlink targets are
+// stored exactly as given (absolute ones too).
+//
+// Durability: a file written through FS is fsynced before Close returns,
+// and every call that changes a directory (create, mkdir, remove, rename,
+// link, symlink, mknod) fsyncs the directories it changed before it
+// returns, so an NFS reply sent after the call acknowledges durable state.
+// Chmod, chown and utimes fsync the file's directory: on ext4 and xfs
+// that commits the journal, and with it the inode change (a portable
+// fsync of the inode itself would need to open fifos and symlinks).
+//
+// FS also implements billy.Change and go-nfs's UnixChange (Mknod, Mkfifo,
+// Socket, Link). It is safe for concurrent use; it holds one open
+// descriptor of the folder, released by Close.
+type FS struct {
+	root       string // absolute, symlinks resolved
+	rootFD     int
+	readOnly   bool
+	cred       *Cred    // nil: operations run as the gateway
+	rootGroups []uint32 // the gateway's groups, restored after a Cred call
+}
+
+// OpenFS opens the folder dir as an FS. readOnly makes every change fail
+// with ErrReadOnly.
+func OpenFS(dir string, readOnly bool) (*FS, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("nfsgw: open %s: %w", dir, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return nil, fmt.Errorf("nfsgw: open %s: %w", dir, err)
+	}
+	fd, err := unix.Open(real, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("nfsgw: open %s: %w", real, err)
+	}
+	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups()}, nil
+}
+
+// Close releases the folder's descriptor.
+func (f *FS) Close() error { return unix.Close(f.rootFD) }
+
+// Dir returns the absolute folder served.
+func (f *FS) Dir() string { return f.root }
+
+// rel cleans name into a path relative to the root ("." for the root).
+func rel(name string) string {
+	c := path.Clean("/" + filepath.ToSlash(name))
+	if c == "/" {
+		return "."
+	}
+	return c[1:]
+}
+
+func (f *FS) checkWrite(op, name string) error {
+	if f.readOnly {
+		return fmt.Errorf("%w: %s %s", ErrReadOnly, op, name)
+	}
+	return nil
+}
+
+// syncDir fsyncs the directory holding name.
+func (f *FS) syncDir(name string) error {
+	dir := path.Dir(rel(name))
+	fd, err := unix.Openat2(f.rootFD, dir, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err != nil {
+		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+func pathErr(op, name string, err error) error {
+	return &os.PathError{Op: op, Path: name, Err: err}
+}
+
+// Create creates or truncates name for reading and writing.
+func (f *FS) Create(name string) (billy.File, error) {
+	return f.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o666)
+}
+
+// Open opens name read-only.
+func (f *FS) Open(name string) (billy.File, error) { return f.OpenFile(name, os.O_RDONLY, 0) }
+
+// OpenFile opens name with flag and perm, never following a symlink and
+// never leaving the folder. A file opened for writing is fsynced on Close.
+func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (billy.File, error) {
+	writes := flag&(os.O_WRONLY|os.O_RDWR|os.O_CREATE|os.O_TRUNC|os.O_APPEND) != 0
+	if writes {
+		if err := f.checkWrite("open", name); err != nil {
+			return nil, err
+		}
+	}
+	if flag&os.O_CREATE == 0 {
+		flag &^= os.O_EXCL // go-nfs's truncate passes O_EXCL alone
+	}
+	how := &unix.OpenHow{
+		Flags:   uint64(flag) | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	}
+	if flag&os.O_CREATE != 0 {
+		how.Mode = uint64(perm.Perm()) // openat2 refuses a mode without O_CREAT
+	}
+	var fd int
+	err := f.do(func() (err error) {
+		fd, err = unix.Openat2(f.rootFD, rel(name), how)
+		return err
+	})
+	if err != nil {
+		return nil, pathErr("open", name, err)
+	}
+	file := &File{File: os.NewFile(uintptr(fd), name), name: name, dirty: flag&os.O_TRUNC != 0}
+	if flag&os.O_CREATE != 0 {
+		if err := f.syncDir(name); err != nil {
+			_ = file.File.Close()
+			return nil, err
+		}
+	}
+	return file, nil
+}
+
+// Stat returns name's attributes without following a final symlink.
+func (f *FS) Stat(name string) (os.FileInfo, error) { return f.Lstat(name) }
+
+// Lstat returns name's attributes without following a final symlink.
+func (f *FS) Lstat(name string) (os.FileInfo, error) {
+	r := rel(name)
+	fi := &statInfo{name: path.Base(r)}
+	if r == "." {
+		fi.name = "/"
+	}
+	err := f.do(func() error {
+		return unix.Fstatat(f.rootFD, r, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW)
+	})
+	if err != nil {
+		return nil, pathErr("lstat", name, err)
+	}
+	return fi, nil
+}
+
+// Rename renames oldpath to newpath (rename(2): a directory may replace
+// an empty directory, a file a file).
+func (f *FS) Rename(oldpath, newpath string) error {
+	if err := f.checkWrite("rename", oldpath); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Renameat(f.rootFD, rel(oldpath), f.rootFD, rel(newpath)) }); err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	if err := f.syncDir(oldpath); err != nil {
+		return err
+	}
+	if path.Dir(rel(oldpath)) != path.Dir(rel(newpath)) {
+		return f.syncDir(newpath)
+	}
+	return nil
+}
+
+// Remove removes a file or an empty directory.
+func (f *FS) Remove(name string) error {
+	if err := f.checkWrite("remove", name); err != nil {
+		return err
+	}
+	r := rel(name)
+	if r == "." {
+		return pathErr("remove", name, unix.EBUSY)
+	}
+	err := f.do(func() error {
+		err := unix.Unlinkat(f.rootFD, r, 0)
+		if err == unix.EISDIR || err == unix.EPERM {
+			if fi, serr := f.lstatLocked(r); serr == nil && fi.IsDir() {
+				err = unix.Unlinkat(f.rootFD, r, unix.AT_REMOVEDIR)
+			}
+		}
+		return err
+	})
+	if err != nil {
+		return pathErr("remove", name, err)
+	}
+	return f.syncDir(name)
+}
+
+// Join joins path elements with slashes.
+func (f *FS) Join(elem ...string) string { return path.Join(elem...) }
+
+// TempFile creates a new temporary file in dir.
+func (f *FS) TempFile(dir, prefix string) (billy.File, error) {
+	for i := 0; i < 100; i++ {
+		name := path.Join(dir, prefix+strconv.FormatInt(time.Now().UnixNano()+int64(i), 36))
+		file, err := f.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil || !os.IsExist(err) {
+			return file, err
+		}
+	}
+	return nil, pathErr("tempfile", dir, unix.EEXIST)
+}
+
+// ReadDir lists the directory name, sorted by name.
+func (f *FS) ReadDir(name string) ([]os.FileInfo, error) {
+	var out []os.FileInfo
+	err := f.do(func() error {
+		fd, err := unix.Openat2(f.rootFD, rel(name), &unix.OpenHow{
+			Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
+			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+		})
+		if err != nil {
+			return err
+		}
+		d := os.NewFile(uintptr(fd), name)
+		defer d.Close()
+		names, err := d.Readdirnames(-1)
+		if err != nil {
+			return err
+		}
+		sort.Strings(names)
+		out = make([]os.FileInfo, 0, len(names))
+		for _, n := range names {
+			fi := &statInfo{name: n}
+			if err := unix.Fstatat(fd, n, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				continue // removed since the listing
+			}
+			out = append(out, fi)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, pathErr("readdir", name, err)
+	}
+	return out, nil
+}
+
+// MkdirAll creates name and any missing parents.
+func (f *FS) MkdirAll(name string, perm os.FileMode) error {
+	if err := f.checkWrite("mkdir", name); err != nil {
+		return err
+	}
+	r := rel(name)
+	if r == "." {
+		return nil
+	}
+	parts := strings.Split(r, "/")
+	for i := range parts {
+		p := strings.Join(parts[:i+1], "/")
+		err := f.do(func() error { return unix.Mkdirat(f.rootFD, p, uint32(perm.Perm())) })
+		if err == unix.EEXIST {
+			fi, serr := f.Lstat(p)
+			if serr == nil && fi.IsDir() {
+				continue
+			}
+			return pathErr("mkdir", p, unix.EEXIST)
+		}
+		if err != nil {
+			return pathErr("mkdir", p, err)
+		}
+		if err := f.syncDir(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Symlink creates link pointing at target; target is stored as given.
+func (f *FS) Symlink(target, link string) error {
+	if err := f.checkWrite("symlink", link); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Symlinkat(target, f.rootFD, rel(link)) }); err != nil {
+		return &os.LinkError{Op: "symlink", Old: target, New: link, Err: err}
+	}
+	return f.syncDir(link)
+}
+
+// Readlink returns the target of the symlink link, as stored.
+func (f *FS) Readlink(link string) (string, error) {
+	var target string
+	err := f.do(func() error {
+		buf := make([]byte, unix.PathMax)
+		n, err := unix.Readlinkat(f.rootFD, rel(link), buf)
+		target = string(buf[:max(n, 0)])
+		return err
+	})
+	if err != nil {
+		return "", pathErr("readlink", link, err)
+	}
+	return target, nil
+}
+
+// Chroot is not supported: the gateway serves one folder.
+func (f *FS) Chroot(p string) (billy.Filesystem, error) {
+	return nil, fmt.Errorf("%w: chroot %s", ErrNotSupported, p)
+}
+
+// Root returns "/": paths are relative to the served folder.
+func (f *FS) Root() string { return "/" }
+
+// Capabilities reports what FS can do.
+func (f *FS) Capabilities() billy.Capability {
+	c := billy.ReadCapability | billy.SeekCapability | billy.ReadAndWriteCapability | billy.TruncateCapability
+	if !f.readOnly {
+		c |= billy.WriteCapability
+	}
+	return c
+}
+
+// Chmod changes name's permission bits. Symlinks have none; chmod of a
+// symlink is a no-op, as on Linux.
+func (f *FS) Chmod(name string, mode os.FileMode) error {
+	if err := f.checkWrite("chmod", name); err != nil {
+		return err
+	}
+	fi, err := f.Lstat(name)
+	if err != nil {
+		return err
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		return nil
+	}
+	m := uint32(mode.Perm())
+	if mode&os.ModeSetuid != 0 {
+		m |= unix.S_ISUID
+	}
+	if mode&os.ModeSetgid != 0 {
+		m |= unix.S_ISGID
+	}
+	if mode&os.ModeSticky != 0 {
+		m |= unix.S_ISVTX
+	}
+	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m, 0) }); err != nil {
+		return pathErr("chmod", name, err)
+	}
+	return f.syncDir(name)
+}
+
+// Lchown changes the owner of name without following a symlink.
+func (f *FS) Lchown(name string, uid, gid int) error {
+	if err := f.checkWrite("chown", name); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Fchownat(f.rootFD, rel(name), uid, gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return pathErr("chown", name, err)
+	}
+	return f.syncDir(name)
+}
+
+// Chown changes the owner of name; like Lchown (the gateway never follows
+// symlinks).
+func (f *FS) Chown(name string, uid, gid int) error { return f.Lchown(name, uid, gid) }
+
+// Chtimes sets name's access and modification times without following a
+// symlink.
+func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
+	if err := f.checkWrite("utimes", name); err != nil {
+		return err
+	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	if err := f.do(func() error { return unix.UtimesNanoAt(f.rootFD, rel(name), ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+		return pathErr("utimes", name, err)
+	}
+	return f.syncDir(name)
+}
+
+// Mknod creates a special file; mode carries the type bits (S_IFCHR,
+// S_IFBLK, S_IFIFO, S_IFSOCK) and the permissions.
+func (f *FS) Mknod(name string, mode uint32, major uint32, minor uint32) error {
+	if err := f.checkWrite("mknod", name); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Mknodat(f.rootFD, rel(name), mode, int(unix.Mkdev(major, minor))) }); err != nil {
+		return pathErr("mknod", name, err)
+	}
+	return f.syncDir(name)
+}
+
+// Mkfifo creates a named pipe with the permission bits of mode.
+func (f *FS) Mkfifo(name string, mode uint32) error {
+	return f.Mknod(name, unix.S_IFIFO|(mode&0o7777), 0, 0)
+}
+
+// Socket creates a socket special file.
+func (f *FS) Socket(name string) error {
+	return f.Mknod(name, unix.S_IFSOCK|0o755, 0, 0)
+}
+
+// Link creates the hard link link to the existing file path.
+func (f *FS) Link(existing string, link string) error {
+	if err := f.checkWrite("link", link); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Linkat(f.rootFD, rel(existing), f.rootFD, rel(link), 0) }); err != nil {
+		return &os.LinkError{Op: "link", Old: existing, New: link, Err: err}
+	}
+	return f.syncDir(link)
+}
+
+// lstatLocked stats the root-relative path r as the calling thread is.
+func (f *FS) lstatLocked(r string) (*statInfo, error) {
+	fi := &statInfo{name: path.Base(r)}
+	if err := unix.Fstatat(f.rootFD, r, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return nil, err
+	}
+	return fi, nil
+}
+
+// access checks, as f's identity, whether name allows mode (R_OK, W_OK,
+// X_OK), without following a final symlink.
+func (f *FS) access(name string, mode uint32) error {
+	return f.do(func() error {
+		return unix.Faccessat2(f.rootFD, rel(name), mode, unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW)
+	})
+}

@@ -1,0 +1,276 @@
+package nfsgw
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	nfs "github.com/willscott/go-nfs"
+	"golang.org/x/sys/unix"
+)
+
+func newTestFS(t testing.TB) (*FS, string) {
+	t.Helper()
+	dir := t.TempDir()
+	fs, err := OpenFS(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fs.Close() })
+	return fs, fs.Dir()
+}
+
+func writeFile(t testing.TB, fs *FS, name, data string) {
+	t.Helper()
+	f, err := fs.Create(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFSChange(t *testing.T) {
+	fs, dir := newTestFS(t)
+	writeFile(t, fs, "a", "hello")
+	if err := fs.Chmod("a", 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Lchown("a", 1234, 5678); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Unix(1_000_000_000, 123)
+	if err := fs.Chtimes("a", mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(filepath.Join(dir, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fi.Mode().Perm() != 0o600 || st.Uid != 1234 || st.Gid != 5678 || !fi.ModTime().Equal(mt) {
+		t.Fatalf("got mode %v uid %d gid %d mtime %v", fi.Mode(), st.Uid, st.Gid, fi.ModTime())
+	}
+	// truncate the way go-nfs's SETATTR does it
+	f, err := fs.OpenFile("a", os.O_WRONLY|os.O_EXCL, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(2); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != "he" {
+		t.Fatalf("after truncate: %q", b)
+	}
+}
+
+func TestFSRenameLinkSpecial(t *testing.T) {
+	fs, dir := newTestFS(t)
+	for _, d := range []string{"d1/sub", "d2"} {
+		if err := fs.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeFile(t, fs, "d1/sub/f", "x")
+	if err := fs.Rename("d1", "d2"); err != nil { // directory over an empty directory
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d2/sub/f")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "g", "y")
+	if err := fs.Rename("g", "d2/sub/f"); err != nil { // file over file
+		t.Fatal(err)
+	}
+	if err := fs.Link("d2/sub/f", "hard"); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := os.Stat(filepath.Join(dir, "hard"))
+	b, _ := os.Stat(filepath.Join(dir, "d2/sub/f"))
+	if !os.SameFile(a, b) || a.Sys().(*syscall.Stat_t).Nlink != 2 {
+		t.Fatal("hard link is not the same inode with nlink 2")
+	}
+	if err := fs.Symlink("/etc/passwd", "abs"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := fs.Readlink("abs"); got != "/etc/passwd" {
+		t.Fatalf("symlink target %q", got)
+	}
+	// a symlink in the export never leads the gateway outside it
+	if _, err := fs.Open("abs"); err == nil {
+		t.Fatal("opened a symlink pointing outside the folder")
+	}
+	if fi, err := fs.Stat("abs"); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("Stat followed the symlink: %v %v", fi, err)
+	}
+	if err := fs.Mkfifo("fifo", 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Mknod("chr", unix.S_IFCHR|0o600, 1, 3); err != nil {
+		t.Fatal(err)
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "fifo"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO || st.Mode&0o777 != 0o640 {
+		t.Fatalf("fifo: %o %v", st.Mode, err)
+	}
+	if err := unix.Lstat(filepath.Join(dir, "chr"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || unix.Major(st.Rdev) != 1 || unix.Minor(st.Rdev) != 3 {
+		t.Fatalf("chr: %o %v", st.Mode, err)
+	}
+	if _, err := fs.Open("../../etc/passwd"); err == nil {
+		t.Fatal(".. left the folder")
+	}
+}
+
+func TestFSReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := OpenFS(dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	if _, err := fs.Create("x"); !errors.Is(err, ErrReadOnly) || nfsStatus(err) != nfs.NFSStatusROFS {
+		t.Fatalf("create on ro: %v", err)
+	}
+	if err := fs.MkdirAll("d", 0o755); !errors.Is(err, ErrReadOnly) {
+		t.Fatalf("mkdir on ro: %v", err)
+	}
+}
+
+func TestHandles(t *testing.T) {
+	fs, dir := newTestFS(t)
+	h := NewHandler(fs)
+	if err := fs.MkdirAll("a/b/c", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "a/b/c/f", "data")
+	fh := h.ToHandle(fs, []string{"a", "b", "c", "f"})
+	dh := h.ToHandle(fs, []string{"a", "b"})
+	root := h.ToHandle(fs, nil)
+	for _, x := range [][]byte{fh, dh, root} {
+		if len(x) == 0 || len(x)%4 != 0 || len(x) > 64 {
+			t.Fatalf("handle length %d", len(x))
+		}
+	}
+	if _, p, err := h.FromHandle(root); err != nil || len(p) != 0 {
+		t.Fatalf("root: %v %v", p, err)
+	}
+	// rename a parent: both handles still resolve, to the new paths
+	if err := fs.Rename("a", "z"); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := h.FromHandle(fh); err != nil || fs.Join(p...) != "z/b/c/f" {
+		t.Fatalf("file after parent rename: %v %v", p, err)
+	}
+	// a restart: a new FS and Handler on the same folder
+	fs2, err := OpenFS(dir, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs2.Close()
+	h2 := NewHandler(fs2)
+	if _, p, err := h2.FromHandle(dh); err != nil || fs.Join(p...) != "z/b" {
+		t.Fatalf("dir after restart: %v %v", p, err)
+	}
+	// a deleted file is stale, even while it is still open
+	f, err := fs.Open("z/b/c/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := fs.Remove("z/b/c/f"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := h.FromHandle(fh); !errors.Is(err, ErrStale) || nfsStatus(err) != nfs.NFSStatusStale {
+		t.Fatalf("deleted file: %v", err)
+	}
+	// a handle of a file outside the folder is stale
+	outside := t.TempDir()
+	if err := os.WriteFile(filepath.Join(outside, "o"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, filepath.Join(outside, "o"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oh, _ := encodeHandle(fileHandle{file: kh})
+	if _, _, err := h.FromHandle(oh); !errors.Is(err, ErrStale) {
+		t.Fatalf("outside file: %v", err)
+	}
+	if _, _, err := h.FromHandle([]byte{1, 2, 3}); !errors.Is(err, ErrBadHandle) {
+		t.Fatalf("garbage handle: %v", err)
+	}
+}
+
+func TestFSStat(t *testing.T) {
+	fs, _ := newTestFS(t)
+	var s nfs.FSStat
+	if err := NewHandler(fs).FSStat(t.Context(), fs, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.TotalSize == 0 || s.TotalSize >= 1<<62 || s.FreeSize > s.TotalSize {
+		t.Fatalf("fsstat %+v", s)
+	}
+}
+
+// TestHandleAfterDentryEviction: a file whose dentry left the kernel's
+// cache comes back from open_by_handle_at disconnected; the handle's
+// parent part finds it again (without it the gateway would answer STALE
+// for a live file). Needs root to drop the caches.
+func TestHandleAfterDentryEviction(t *testing.T) {
+	fs, _ := newTestFS(t)
+	h := NewHandler(fs)
+	if err := fs.MkdirAll("a/b/c", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "a/b/c/f", "data")
+	writeFile(t, fs, "top", "data")
+	fh := h.ToHandle(fs, []string{"a", "b", "c", "f"})
+	th := h.ToHandle(fs, []string{"top"})
+	if err := fs.Rename("a/b", "a/B"); err != nil { // a parent renamed: the directory part still resolves
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0o200); err != nil {
+		t.Skipf("cannot drop the dentry cache: %v", err)
+	}
+	if _, p, err := h.FromHandle(fh); err != nil || fs.Join(p...) != "a/B/c/f" {
+		t.Fatalf("after eviction: %v %v", p, err)
+	}
+	if _, p, err := h.FromHandle(th); err != nil || fs.Join(p...) != "top" {
+		t.Fatalf("top-level file after eviction: %v %v", p, err)
+	}
+	// moved to another directory, then evicted: found by the tree search
+	if err := fs.Rename("a/B/c/f", "moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0o200); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := h.FromHandle(fh); err != nil || fs.Join(p...) != "moved" {
+		t.Fatalf("moved file after eviction: %v %v", p, err)
+	}
+}
+
+func FuzzDecodeHandle(f *testing.F) {
+	f.Add([]byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Add([]byte{2, 5, 8, 0, 0, 1, 0, 1, 1, 2, 3, 4, 5, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kh, err := decodeHandle(b)
+		if err != nil {
+			return
+		}
+		again, err := encodeHandle(kh)
+		if err != nil || string(again) != string(b) {
+			t.Fatalf("round trip %x -> %x (%v)", b, again, err)
+		}
+	})
+}

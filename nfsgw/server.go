@@ -1,0 +1,474 @@
+package nfsgw
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+
+	nfs "github.com/willscott/go-nfs"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+)
+
+// Config configures a Server.
+type Config struct {
+	// FS is the folder served. Required; the Server does not close it.
+	FS *FS
+	// Exports are the export rules, in match order. Required (at least one).
+	Exports []Export
+	// Listen is the TCP (and UDP, for MOUNT) address of the NFS and MOUNT
+	// services, e.g. "127.0.0.1:2049". Zero means ":2049"; port 0 picks one.
+	Listen string
+	// PortmapListen is the TCP and UDP address of the portmapper, e.g.
+	// "127.0.0.1:111". Empty: no portmapper.
+	PortmapListen string
+	// Logger receives connection-level events. Nil: no logging.
+	Logger *zap.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = ":2049"
+	}
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	return c
+}
+
+// Validate returns an error wrapping ErrConfig for the first broken rule.
+func (c Config) Validate() error {
+	if c.FS == nil {
+		return fmt.Errorf("%w: FS is nil", ErrConfig)
+	}
+	if len(c.Exports) == 0 {
+		return fmt.Errorf("%w: no exports", ErrConfig)
+	}
+	for _, e := range c.Exports {
+		if err := e.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Server is the NFS gateway's network side: an RPC front on the NFS port
+// that answers the portmapper, MOUNT and the NFS procedures go-nfs gets
+// wrong, and hands every other NFS call to go-nfs (see the package doc).
+// NewServer binds the sockets; Run serves until its context ends.
+type Server struct {
+	cfg      Config
+	fs       *FS
+	log      *zap.Logger
+	verifier [8]byte
+
+	tcp     net.Listener
+	udp     net.PacketConn
+	pmapTCP net.Listener
+	pmapUDP net.PacketConn
+
+	wg sync.WaitGroup // go-nfs servers started by innerFor
+
+	mu        sync.Mutex // guards the following
+	mountList map[mountEntry]bool
+	conns     map[net.Conn]bool
+	inners    map[credKey]*pipeListener // one go-nfs server per identity
+	closed    bool
+}
+
+// NewServer validates cfg and binds its sockets. It starts no goroutine;
+// call Run, or Close if Run is never called.
+func NewServer(cfg Config) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
+	if _, err := rand.Read(s.verifier[:]); err != nil {
+		return nil, fmt.Errorf("nfsgw: verifier: %w", err)
+	}
+	var err error
+	if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("nfsgw: listen %s: %w", cfg.Listen, err)
+	}
+	// MOUNT over UDP on the same port number.
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	udpAddr := net.JoinHostPort(host, strconv.Itoa(s.nfsPort()))
+	if s.udp, err = net.ListenPacket("udp", udpAddr); err != nil {
+		s.udp = nil
+		s.log.Warn("no MOUNT over UDP", zap.Error(err))
+	}
+	if cfg.PortmapListen != "" {
+		if s.pmapTCP, err = net.Listen("tcp", cfg.PortmapListen); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("nfsgw: portmapper listen %s: %w", cfg.PortmapListen, err)
+		}
+		if s.pmapUDP, err = net.ListenPacket("udp", s.pmapTCP.Addr().String()); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("nfsgw: portmapper listen udp %s: %w", cfg.PortmapListen, err)
+		}
+	}
+	return s, nil
+}
+
+// Addr is the NFS service's TCP address.
+func (s *Server) Addr() net.Addr { return s.tcp.Addr() }
+
+// PortmapAddr is the portmapper's TCP address, or nil.
+func (s *Server) PortmapAddr() net.Addr {
+	if s.pmapTCP == nil {
+		return nil
+	}
+	return s.pmapTCP.Addr()
+}
+
+func (s *Server) nfsPort() int { return s.tcp.Addr().(*net.TCPAddr).Port }
+
+func (s *Server) portmapPort() int {
+	if s.pmapTCP == nil {
+		return 0
+	}
+	return s.pmapTCP.Addr().(*net.TCPAddr).Port
+}
+
+// Close closes the sockets. Run calls it when its context ends.
+func (s *Server) Close() {
+	for _, l := range []net.Listener{s.tcp, s.pmapTCP} {
+		if l != nil {
+			_ = l.Close()
+		}
+	}
+	for _, p := range []net.PacketConn{s.udp, s.pmapUDP} {
+		if p != nil {
+			_ = p.Close()
+		}
+	}
+	s.mu.Lock()
+	s.closed = true
+	for c := range s.conns {
+		_ = c.Close()
+	}
+	for _, l := range s.inners {
+		_ = l.Close()
+	}
+	s.mu.Unlock()
+}
+
+// innerFor returns the listener of the go-nfs server that runs calls as
+// cred (nil: as the gateway), starting that server on first use. Each
+// go-nfs server has a Handler over an FS view made with FS.As, since
+// go-nfs passes no per-call context to the filesystem.
+func (s *Server) innerFor(ctx context.Context, cred *Cred) (*pipeListener, error) {
+	var k credKey
+	fs := s.fs
+	if cred != nil {
+		k = cred.key()
+		fs = s.fs.As(*cred)
+	} else {
+		k = credKey{groups: "gateway"}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, net.ErrClosed
+	}
+	if l, ok := s.inners[k]; ok {
+		return l, nil
+	}
+	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	s.inners[k] = l
+	srv := &nfs.Server{Handler: NewHandler(fs), ID: s.verifier, Context: ctx}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = srv.Serve(l) // returns net.ErrClosed when Close closes l
+	}()
+	return l, nil
+}
+
+// Run serves until ctx ends, then closes every socket and connection and
+// returns nil; it returns an error if a listener fails otherwise.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-gctx.Done()
+		s.Close()
+		return nil
+	})
+	defer s.wg.Wait()
+	accept := func(l net.Listener) func() error {
+		return func() error {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					if gctx.Err() != nil {
+						return nil
+					}
+					return fmt.Errorf("nfsgw: accept: %w", err)
+				}
+				g.Go(func() error {
+					s.serveConn(gctx, c)
+					return nil
+				})
+			}
+		}
+	}
+	g.Go(accept(s.tcp))
+	if s.pmapTCP != nil {
+		g.Go(accept(s.pmapTCP))
+	}
+	for _, p := range []net.PacketConn{s.udp, s.pmapUDP} {
+		if p != nil {
+			g.Go(func() error {
+				s.serveUDP(gctx, p)
+				return nil
+			})
+		}
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// pipeListener hands go-nfs the inner ends of the front's pipes.
+type pipeListener struct {
+	conns    chan net.Conn
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.doneOnce.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{} }
+
+// clientAddr returns the address of a connection's peer.
+func clientAddr(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap()
+	}
+	return netip.Addr{}
+}
+
+// serveConn runs the front for one TCP connection: each call is answered
+// here or passed to the go-nfs server of the caller's identity over a pipe
+// (one per identity seen on this connection); replies (ours and go-nfs's)
+// go back as they come, matched by XID as RPC over TCP allows.
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	s.mu.Lock()
+	s.conns[c] = true
+	s.mu.Unlock()
+	var copiers sync.WaitGroup
+	pipes := map[credKey]net.Conn{}
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		_ = c.Close()
+		for _, p := range pipes {
+			_ = p.Close()
+		}
+		copiers.Wait()
+	}()
+	client := clientAddr(c.RemoteAddr())
+	var wmu sync.Mutex
+	send := func(rec []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, err := c.Write(frame(rec))
+		return err
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	for {
+		rec, err := readRecord(br)
+		if err != nil {
+			return
+		}
+		reply, fwd := s.dispatch(rec, client, true)
+		if fwd == nil {
+			if reply == nil {
+				return // not an RPC call: drop the connection
+			}
+			if send(reply) != nil {
+				return
+			}
+			continue
+		}
+		k := credKey{groups: "gateway"}
+		if fwd.cred != nil {
+			k = fwd.cred.key()
+		}
+		outer, ok := pipes[k]
+		if !ok {
+			inner, err := s.innerFor(ctx, fwd.cred)
+			if err != nil {
+				return
+			}
+			a, b := net.Pipe()
+			select {
+			case inner.conns <- &remoteConn{Conn: b, remote: c.RemoteAddr()}:
+			case <-inner.done:
+				return
+			case <-ctx.Done():
+				return
+			}
+			outer = a
+			pipes[k] = a
+			copiers.Add(1)
+			go func() {
+				defer copiers.Done()
+				rb := bufio.NewReader(a)
+				for {
+					r, err := readRecord(rb)
+					if err != nil {
+						_ = c.Close()
+						return
+					}
+					if send(r) != nil {
+						return
+					}
+				}
+			}()
+		}
+		if _, err := outer.Write(frame(rec)); err != nil {
+			return
+		}
+	}
+}
+
+// remoteConn is a pipe end that reports the real client's address.
+type remoteConn struct {
+	net.Conn
+	remote net.Addr
+}
+
+func (r *remoteConn) RemoteAddr() net.Addr { return r.remote }
+
+// serveUDP answers portmapper and MOUNT calls over UDP (NFS itself is TCP
+// only here).
+func (s *Server) serveUDP(ctx context.Context, p net.PacketConn) {
+	buf := make([]byte, 64<<10)
+	for ctx.Err() == nil {
+		n, from, err := p.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		reply, _ := s.dispatch(append([]byte(nil), buf[:n]...), clientAddr(from), false)
+		if reply != nil {
+			_, _ = p.WriteTo(reply, from)
+		}
+	}
+}
+
+// forward says to pass a call to go-nfs, run as cred (nil: the gateway).
+type forward struct {
+	cred *Cred
+}
+
+// dispatch decides what to do with one RPC record: it returns the reply
+// to send, or a forward to pass the call to go-nfs. A nil reply without
+// forward means the record is not an answerable call.
+func (s *Server) dispatch(rec []byte, client netip.Addr, stream bool) (reply []byte, fwd *forward) {
+	c, err := decodeCall(rec)
+	if err != nil {
+		if len(rec) >= 8 && c.RPCVersion == rpcVersion {
+			return acceptedReply(c.XID, acceptGarbageArgs, nil), nil
+		}
+		return nil, nil
+	}
+	if c.RPCVersion != rpcVersion {
+		return rpcMismatchReply(c.XID), nil
+	}
+	switch c.Prog {
+	case progPortmap:
+		return s.portmap(c), nil
+	case progMount:
+		return s.mount(c, client), nil
+	case progNFS:
+		if !stream {
+			return acceptedReply(c.XID, acceptProgUnavail, nil), nil
+		}
+		return s.nfs(c, client)
+	}
+	return acceptedReply(c.XID, acceptProgUnavail, nil), nil
+}
+
+// nfs answers the NFS calls the front handles itself and forwards the rest.
+func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
+	if c.Vers != nfsVers {
+		return progMismatchReply(c.XID, nfsVers, nfsVers), nil
+	}
+	if c.Proc > nfsProcMax {
+		return acceptedReply(c.XID, acceptProcUnavail, nil), nil
+	}
+	if c.Proc == nfsProcNull {
+		return acceptedReply(c.XID, acceptSuccess, nil), nil
+	}
+	exp, ok, _ := exportFor(s.cfg.Exports, "", client)
+	if !ok {
+		return authErrorReply(c.XID, authTooWeak), nil
+	}
+	var a authSysCred
+	switch c.CredFlavor {
+	case authNull:
+	case authSys:
+		var err error
+		if a, err = decodeAuthSys(c.Cred); err != nil {
+			return authErrorReply(c.XID, authBadCred), nil
+		}
+	default:
+		return authErrorReply(c.XID, authTooWeak), nil
+	}
+	cred := exp.credFor(c.CredFlavor, a)
+	if exp.ReadOnly && changeProcWords(c.Proc) >= 0 && c.Proc != nfsProcCommit {
+		return acceptedReply(c.XID, acceptSuccess, nfsFailure(c.Proc, nfsStatus(ErrReadOnly))), nil
+	}
+	fs := s.fs
+	if cred != nil {
+		fs = s.fs.As(*cred)
+	}
+	switch c.Proc {
+	case nfsProcAccess:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsAccess(fs, exp.ReadOnly, c.Args)), nil
+	case nfsProcRemove:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsRemove(fs, c.Args, false)), nil
+	case nfsProcRmdir:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsRemove(fs, c.Args, true)), nil
+	case nfsProcRename:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsRename(fs, c.Args)), nil
+	case nfsProcLink:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsLink(fs, c.Args)), nil
+	case nfsProcMknod:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsMknod(fs, c.Args)), nil
+	case nfsProcCommit:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsCommit(c.Args)), nil
+	}
+	return nil, &forward{cred: cred}
+}
+
+// dispatchNoNet is dispatch for a server without sockets (fuzzing): the
+// portmapper table needs the NFS port, so portmapper calls are skipped.
+func (s *Server) dispatchNoNet(rec []byte, client netip.Addr) ([]byte, *forward) {
+	if c, err := decodeCall(rec); err == nil && c.Prog == progPortmap {
+		return nil, nil
+	}
+	return s.dispatch(rec, client, true)
+}
