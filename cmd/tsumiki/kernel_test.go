@@ -145,9 +145,10 @@ tsumiki pool create rbd --size 3 --pg-num 16
 tsumiki image create rbd/m --size 512M
 dev=$(tsumiki map rbd/m)
 echo "mapped at $dev"
-tsumiki showmapped | grep -q "$dev.*rbd/m"
+tsumiki showmapped > /tmp/mapped
+grep -q "$dev.*rbd/m" /tmp/mapped || { echo "showmapped:"; cat /tmp/mapped; exit 6; }
 if tsumiki map rbd/m 2>/tmp/err; then echo "second map succeeded"; exit 4; fi
-grep -q "locked" /tmp/err
+grep -q "locked" /tmp/err || { echo "second map:"; cat /tmp/err; exit 7; }
 mkfs.ext4 -q "$dev"
 mkdir -p /mnt
 mount "$dev" /mnt

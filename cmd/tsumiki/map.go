@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -18,10 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/attach"
-	"github.com/tsumiki-storage/tsumiki/blockdev/image"
 	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
-	"github.com/tsumiki-storage/tsumiki/storage/client"
-	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
 // mapConfig configures `tsumiki map`.
@@ -131,88 +127,26 @@ func runMap(ctx context.Context, g *globals, cfg mapConfig, spec string, log *za
 			report("ERR " + err.Error())
 		}
 	}()
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cli, err := clustermap.Dial(dctx, endpoints(g), log)
+	k, err := attachKernel(ctx, g, spec, attachOpts{Device: cfg.Device, ReadOnly: cfg.ReadOnly, BreakLock: cfg.BreakLock,
+		Timeout: cfg.Timeout, Program: "tsumiki map"}, log)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	objs, err := client.New(dctx, client.Config{Etcd: cli, EtcdPrefix: g.etcdPrefix, Logger: log.Named("client")})
-	if err != nil {
-		return err
-	}
-	defer objs.Close()
-	host, _ := os.Hostname()
-	st, err := image.NewStore(image.Config{Etcd: cli, Prefix: g.etcdPrefix, Objects: objs, Logger: log.Named("image"),
-		Holder: image.Holder{Program: "tsumiki map", Address: host}})
-	if err != nil {
-		return err
-	}
-	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log, cfg.BreakLock), Logger: log.Named("nbd"), ReadOnly: cfg.ReadOnly})
-	if err != nil {
-		return err
-	}
-	ks, err := srv.OpenKernel(dctx, spec)
-	if err != nil {
-		return imageMapError(err, spec)
-	}
-	dev := cfg.Device
-	if dev == "" {
-		if dev, err = attach.FreeDevice(); err != nil {
-			ks.Close()
-			return err
-		}
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		ks.Close()
-		return err
-	}
-	kernelEnd := os.NewFile(uintptr(fds[0]), "nbd-kernel")
-	ourFile := os.NewFile(uintptr(fds[1]), "nbd-server")
-	ours, err := net.FileConn(ourFile)
-	ourFile.Close()
-	if err != nil {
-		kernelEnd.Close()
-		ks.Close()
-		return err
-	}
-	sctx, stopServe := context.WithCancel(context.Background()) // outlives ctx: the kernel must be detached first
-	served := make(chan error, 1)
-	go func() { served <- ks.Serve(sctx, ours) }()
-	wait, err := attach.Attach(dev, kernelEnd, attach.Params{Size: ks.Size(), BlockSize: ks.BlockSize(),
-		Flags: uint64(ks.Flags()), Timeout: cfg.Timeout})
-	kernelEnd.Close() // the kernel holds its own reference
-	if err != nil {
-		stopServe()
-		<-served
-		return err
-	}
-	rec := attach.Record{Device: dev, Image: spec, ReadOnly: cfg.ReadOnly, PID: os.Getpid(), Since: time.Now()}
+	rec := attach.Record{Device: k.Dev, Image: spec, ReadOnly: cfg.ReadOnly, PID: os.Getpid(), Since: time.Now()}
 	if err := attach.Save(cfg.StateDir, rec); err != nil {
-		log.Warn("cannot record the mapping; showmapped will not list it", zap.Error(err))
+		log.Warn("cannot record the mapping; showmapped will not list it", zap.String("dir", cfg.StateDir), zap.Error(err))
 	}
-	defer func() { _ = attach.Remove(cfg.StateDir, dev) }()
-	log.Info("mapped", zap.String("image", spec), zap.String("device", dev))
-	report("OK " + dev)
-
-	detached := make(chan error, 1)
-	go func() { detached <- wait() }()
+	defer func() { _ = attach.Remove(cfg.StateDir, k.Dev) }()
+	report("OK " + k.Dev)
 	select {
-	case err = <-detached:
-	case <-ctx.Done():
-		log.Info("stopping: disconnecting the device", zap.String("device", dev))
-		if derr := attach.Detach(dev, 30*time.Second); derr != nil {
-			log.Error("cannot disconnect the device", zap.String("device", dev), zap.Error(derr))
+	case err = <-k.Disconnected():
+		if derr := k.Detach(true); err == nil {
+			err = derr
 		}
-		err = <-detached
+	case <-ctx.Done():
+		log.Info("stopping: disconnecting the device", zap.String("device", k.Dev))
+		err = k.Detach(false)
 	}
-	stopServe()
-	if serr := <-served; err == nil {
-		err = serr
-	}
-	log.Info("unmapped", zap.String("image", spec), zap.String("device", dev))
 	return err
 }
 

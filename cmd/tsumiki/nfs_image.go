@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,10 +14,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/attach"
-	"github.com/tsumiki-storage/tsumiki/blockdev/image"
-	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
-	"github.com/tsumiki-storage/tsumiki/storage/client"
-	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
 // nfsMountRoot is where `nfs serve --image` mounts images.
@@ -74,76 +69,16 @@ func fsTypeOf(ctx context.Context, dev string) (string, error) {
 // serve with the mount point. When serve returns (ctx ended), it syncs,
 // unmounts, detaches and releases the lock, in that order.
 func runNFSImage(ctx context.Context, g *globals, spec, fsType string, log *zap.Logger, serve func(dir string) error) (err error) {
-	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	cli, err := clustermap.Dial(dctx, endpoints(g), log)
+	k, err := attachKernel(ctx, g, spec, attachOpts{Timeout: 60 * time.Second, Program: "tsumiki nfs serve"}, log)
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-	objs, err := client.New(dctx, client.Config{Etcd: cli, EtcdPrefix: g.etcdPrefix, Logger: log.Named("client")})
-	if err != nil {
-		return err
-	}
-	defer objs.Close()
-	host, _ := os.Hostname()
-	st, err := image.NewStore(image.Config{Etcd: cli, Prefix: g.etcdPrefix, Objects: objs, Logger: log.Named("image"),
-		Holder: image.Holder{Program: "tsumiki nfs serve", Address: host}})
-	if err != nil {
-		return err
-	}
-	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log, false), Logger: log.Named("nbd")})
-	if err != nil {
-		return err
-	}
-	ks, err := srv.OpenKernel(dctx, spec) // takes the image's exclusive lock
-	if err != nil {
-		return imageMapError(err, spec)
-	}
-	dev, err := attach.FreeDevice()
-	if err != nil {
-		ks.Close()
-		return err
-	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		ks.Close()
-		return err
-	}
-	kernelEnd := os.NewFile(uintptr(fds[0]), "nbd-kernel")
-	ourFile := os.NewFile(uintptr(fds[1]), "nbd-server")
-	ours, err := net.FileConn(ourFile)
-	ourFile.Close()
-	if err != nil {
-		kernelEnd.Close()
-		ks.Close()
-		return err
-	}
-	sctx, stopServe := context.WithCancel(context.Background()) // outlives ctx: detach first
-	served := make(chan error, 1)
-	go func() { served <- ks.Serve(sctx, ours) }()
-	wait, err := attach.Attach(dev, kernelEnd, attach.Params{Size: ks.Size(), BlockSize: ks.BlockSize(),
-		Flags: uint64(ks.Flags()), Timeout: 60 * time.Second})
-	kernelEnd.Close()
-	if err != nil {
-		stopServe()
-		<-served
-		return err
-	}
-	detached := make(chan error, 1)
-	go func() { detached <- wait() }()
 	defer func() {
-		if derr := attach.Detach(dev, 30*time.Second); derr != nil {
-			log.Error("cannot disconnect the device", zap.String("device", dev), zap.Error(derr))
+		if derr := k.Detach(false); err == nil {
+			err = derr
 		}
-		<-detached
-		stopServe()
-		if serr := <-served; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
-			err = serr
-		}
-		log.Info("detached; image lock released", zap.String("image", spec), zap.String("device", dev))
 	}()
-	log.Info("attached", zap.String("image", spec), zap.String("device", dev))
+	dev := k.Dev
 
 	found, err := fsTypeOf(ctx, dev)
 	if err != nil {
