@@ -124,9 +124,12 @@ func TestClusterKernelMap(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("static build: %v\n%s", err, out)
 	}
-	mib := 24
+	// The OSDs keep their data on the guest's RAM-backed /tmp (half the
+	// guest's memory): three replicas of the files must stay well under the
+	// OSDs' full ratio.
+	mib, mem := 24, 2048
 	if longE2E() {
-		mib = 256
+		mib, mem = 256, 4096
 	}
 	script := fmt.Sprintf(`set -eu
 export PATH=/host:$PATH
@@ -160,7 +163,7 @@ fio=$!
 sleep 3
 kill -9 $osd1
 echo "killed osd.1 (pid $osd1) while fio wrote"
-wait $fio
+wait $fio || { cat /run/tsumiki/mapped/map-rbd-m.log; exit 8; }
 echo "fio verified while an OSD died"
 umount /mnt
 e2fsck -fn "$dev"
@@ -172,7 +175,7 @@ if tsumiki showmapped | grep -q rbd/m; then echo "still listed after unmap"; exi
 if dmesg | grep -qi "I/O error"; then dmesg | grep -i "I/O error"; exit 9; fi
 echo "map, mkfs, mount, verify, unmap: ok"
 `, mib)
-	res, err := qemutest.Run(context.Background(), t, qemutest.Config{Script: script, Share: share, MemMiB: 2048,
+	res, err := qemutest.Run(context.Background(), t, qemutest.Config{Script: script, Share: share, MemMiB: mem,
 		Timeout: 10 * time.Minute, Log: qemutest.LineLogger(t)})
 	if err != nil {
 		t.Fatal(err)

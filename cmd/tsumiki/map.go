@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -53,7 +54,7 @@ kernel module.`,
 				return err
 			}
 			if !cfg.Foreground {
-				return mapInBackground(cmd.Context())
+				return mapInBackground(cmd.Context(), filepath.Join(cfg.StateDir, "map-"+pool+"-"+name+".log"))
 			}
 			log, err := newLogger(g)
 			if err != nil {
@@ -74,12 +75,21 @@ kernel module.`,
 }
 
 // mapInBackground re-runs this command with --foreground as a detached
-// process and waits until it reports the device (or why it failed).
-func mapInBackground(ctx context.Context) error {
+// process, its log appended to logPath, and waits until it reports the
+// device (or why it failed).
+func mapInBackground(ctx context.Context, logPath string) error {
 	exe, err := os.Executable()
 	if err != nil {
 		return err
 	}
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return fmt.Errorf("map log: %w", err)
+	}
+	defer logf.Close()
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -87,6 +97,7 @@ func mapInBackground(ctx context.Context) error {
 	defer r.Close()
 	c := exec.Command(exe, append(os.Args[1:], "--foreground")...)
 	c.ExtraFiles = []*os.File{w} // fd 3 = readyFD
+	c.Stdout, c.Stderr = logf, logf
 	c.Env = append(os.Environ(), "TSUMIKI_MAP_READY_FD=3")
 	c.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // outlive this terminal
 	if err := c.Start(); err != nil {
@@ -106,7 +117,7 @@ func mapInBackground(ctx context.Context) error {
 		return errors.New(strings.TrimPrefix(line, "ERR "))
 	}
 	_ = c.Wait()
-	return fmt.Errorf("the mapping process ended without reporting (%v); run with --foreground to see its log", rerr)
+	return fmt.Errorf("the mapping process ended without reporting (%v); its log: %s", rerr, logPath)
 }
 
 // report tells a waiting parent the outcome, when there is one.
