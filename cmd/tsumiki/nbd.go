@@ -75,11 +75,17 @@ func runNBDServe(ctx context.Context, etcd []string, prefix string, cfg nbdServe
 	defer cancel()
 	cli, err := clustermap.Dial(dctx, etcd, log)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while still connecting
+		}
 		return err
 	}
 	defer cli.Close()
 	objs, err := client.New(dctx, client.Config{Etcd: cli, EtcdPrefix: prefix, Logger: log.Named("client")})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return err
 	}
 	defer objs.Close()

@@ -223,6 +223,9 @@ func ensureDemoImage(ctx context.Context, urls []string, prefix string, cfg upCo
 	if err != nil {
 		return false, err
 	}
+	if _, err := st.Info(ctx, pool, name); err == nil {
+		return false, nil // a restart: it is there (this needs no OSD)
+	}
 	_, err = st.Create(ctx, image.CreateOptions{Pool: pool, Name: name, Size: size})
 	if errors.Is(err, image.ErrExists) {
 		return false, nil
