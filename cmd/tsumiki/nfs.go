@@ -67,12 +67,14 @@ func loadNFSConfig(path string) (nfsFileConfig, error) {
 }
 
 // nfsExports turns the YAML rules into nfsgw exports. Without rules, it
-// exports exportPath to everyone, read-write (the debug/benchmark default).
+// exports exportPath read-write to this machine's own clients only
+// (loopback, which includes QEMU guests on user networking): a safe default;
+// other networks must be named in --config.
 func nfsExports(rules []nfsExportConfig, exportPath string) ([]nfsgw.Export, error) {
 	if len(rules) == 0 {
 		return []nfsgw.Export{{
 			Path:     exportPath,
-			Networks: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0"), netip.MustParsePrefix("::/0")},
+			Networks: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		}}, nil
 	}
 	var out []nfsgw.Export
@@ -125,7 +127,8 @@ serving, syncs, unmounts, detaches and releases the lock.
 file handles are the kernel's own (open_by_handle_at needs
 CAP_DAC_READ_SEARCH) and the portmapper's port 111 is privileged.
 Export rules (client networks, read-only) come from --config (see
-configs/nfsgw.yaml); without one, --export is served read-write to everyone.
+configs/nfsgw.yaml); without one, --export is served read-write to clients on this
+machine only (loopback; QEMU guests on user networking count as local).
 SIGTERM or Ctrl-C stops serving.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
