@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"net"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -42,18 +41,7 @@ func TestClusterFull(t *testing.T) {
 
 	// Through NBD the refusal is ENOSPC.
 	c.mustCLI("image", "create", "data/img", "--size", "16M")
-	port := freePort(t)
-	srv := &proc{name: "nbd", log: filepath.Join(c.dir, "nbd.log"), args: []string{"nbd", "serve",
-		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--etcd-endpoints", c.etcd}}
-	srv.start(t)
-	t.Cleanup(func() { srv.kill9(t) })
-	c.eventually(30*time.Second, "nbd server listening", func() error {
-		nc, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			nc.Close()
-		}
-		return err
-	})
+	port := c.startNBDServe()
 	if _, err := exec.LookPath("qemu-io"); err == nil {
 		out, _ := exec.Command("qemu-io", "-f", "raw", "-c", "write -P 0xab 0 64k",
 			fmt.Sprintf("nbd://127.0.0.1:%d/data/img", port)).CombinedOutput()

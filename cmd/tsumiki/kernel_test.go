@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,18 +26,7 @@ func TestClusterKernelNBD(t *testing.T) {
 	c.startAll()
 	c.mustCLI("pool", "create", "rbd", "--size", "3", "--pg-num", "32")
 	c.mustCLI("image", "create", "rbd/kern", "--size", "2G")
-	port := freePort(t)
-	srv := &proc{name: "nbd", log: filepath.Join(c.dir, "nbd.log"), args: []string{"nbd", "serve",
-		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--etcd-endpoints", c.etcd}}
-	srv.start(t)
-	t.Cleanup(func() { srv.kill9(t) })
-	c.eventually(30*time.Second, "nbd server listening", func() error {
-		nc, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
-		if err == nil {
-			nc.Close()
-		}
-		return err
-	})
+	port := c.startNBDServe()
 
 	files, fileMiB := 3, 16
 	if longE2E() {

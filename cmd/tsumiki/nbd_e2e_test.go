@@ -39,11 +39,7 @@ func upCluster(t *testing.T) (c *cluster, nbdAddr string) {
 		if _, err := c.cli("image", "info", "rbd/demo"); err != nil {
 			return err
 		}
-		nc, err := net.DialTimeout("tcp", nbdAddr, time.Second)
-		if err == nil {
-			nc.Close()
-		}
-		return err
+		return dialable(nbdAddr)
 	})
 	return c, nbdAddr
 }
@@ -223,4 +219,28 @@ func TestClusterNBDClients(t *testing.T) {
 		t.Fatalf("fio verify: %v\n%s", err, outb)
 	}
 	c.mustCLI("pg", "verify")
+}
+
+// dialable reports whether something accepts TCP connections at addr.
+func dialable(addr string) error {
+	nc, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		nc.Close()
+	}
+	return err
+}
+
+// startNBDServe starts `tsumiki nbd serve` against c on a free port, waits
+// until it listens, and returns the port; the process dies with the test.
+func (c *cluster) startNBDServe() int {
+	c.t.Helper()
+	port := freePort(c.t)
+	srv := &proc{name: "nbd", log: filepath.Join(c.dir, "nbd.log"), args: []string{"nbd", "serve",
+		"--listen", fmt.Sprintf("127.0.0.1:%d", port), "--etcd-endpoints", c.etcd}}
+	srv.start(c.t)
+	c.t.Cleanup(func() { srv.kill9(c.t) })
+	c.eventually(30*time.Second, "nbd server listening", func() error {
+		return dialable(fmt.Sprintf("127.0.0.1:%d", port))
+	})
+	return port
 }
