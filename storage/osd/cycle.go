@@ -112,7 +112,12 @@ func (n *Node) stage(b Batch, x *ready) error {
 	if err := r.log.stageAppend(b, rd.Entries); err != nil {
 		return err
 	}
-	if !raft.IsEmptyHardState(rd.HardState) {
+	// A hard state whose term and vote are unchanged only moves the commit
+	// index, which raft does not need durable (raft.MustSync): writing it
+	// would cost a synchronous log write per commit, on the path between
+	// the quorum's ack and the reply. After a restart the commit index is
+	// at least the applied index (loadRaftLog), and the leader re-sends it.
+	if !raft.IsEmptyHardState(rd.HardState) && raft.MustSync(rd.HardState, r.log.hs, len(rd.Entries)) {
 		hs, err := proto.Marshal(rd.HardState)
 		if err != nil {
 			return err

@@ -102,9 +102,17 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 		l.applied, l.appliedTerm = as.Applied, as.AppliedTerm
 		l.first, l.compactTerm = as.CompactIndex+1, as.CompactTerm
 	}
-	// The store's apply state is its last checkpoint: committed entries
-	// after it are re-applied, over object changes that may be partly on disk.
-	store.Recover(pg, l.hs.GetCommit())
+	// Commit-only hard states are not written (Node.stage), so the stored
+	// commit index may be behind what was applied: entries up to the
+	// applied index were committed, and raft needs applied <= commit.
+	if l.hs.GetCommit() < l.applied {
+		l.hs.Commit = proto.Uint64(l.applied)
+	}
+	// The store's apply state is its last checkpoint: entries after it are
+	// re-applied, over object changes that may be partly on disk. Any entry
+	// in the log may have been applied before the crash (the commit index
+	// on disk no longer bounds that), so the whole log is replayed leniently.
+	store.Recover(pg, max(l.hs.GetCommit(), st.LastIndex))
 	if st.FirstIndex > l.first {
 		l.first = st.FirstIndex
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 )
@@ -96,5 +97,67 @@ func TestRaftLogLazyTerms(t *testing.T) {
 	got, err := l.Entries(298, 302, 1<<20)
 	if err != nil || len(got) != 4 || got[2].GetTerm() != 9 || got[1].GetTerm() != 3 {
 		t.Fatalf("Entries across the window: %v %v", got, err)
+	}
+}
+
+// recoverStore records the Recover call loadRaftLog makes.
+type recoverStore struct {
+	memStore
+	through uint64
+}
+
+func (s *recoverStore) Recover(_ PG, through uint64) { s.through = through }
+
+// TestRaftLogCommitBehindApplied: commit-only hard states are not written,
+// so after a restart the stored commit index may be below the applied
+// index; the log then starts at the applied index (raft refuses applied >
+// commit) and the whole log is replayed leniently (any of it may have been
+// applied before the crash).
+func TestRaftLogCommitBehindApplied(t *testing.T) {
+	st := &recoverStore{memStore: memStore{storagetest.NewMemStore()}}
+	pg := PG{Pool: 1, Seq: 2}
+	l, err := loadRaftLog(st, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ents []*pb.Entry
+	for i := uint64(1); i <= 10; i++ {
+		ents = append(ents, entry(i, 1, 10))
+	}
+	b := st.NewBatch()
+	if err := l.stageAppend(b, ents); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := proto.Marshal(&pb.HardState{Term: new(uint64(1)), Vote: new(uint64(1)), Commit: new(uint64(3))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetHardState(pg, hs); err != nil {
+		t.Fatal(err)
+	}
+	l.applied, l.appliedTerm = 8, 1
+	if err := b.SetApplyState(pg, l.applyStateBytes(nil, 0, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+
+	l, err = loadRaftLog(st, pg) // restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := l.InitialState()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetCommit() != 8 || got.GetTerm() != 1 || got.GetVote() != 1 {
+		t.Fatalf("hard state after restart: %v, want commit 8 (the applied index), term 1, vote 1", got)
+	}
+	if st.through != 10 {
+		t.Fatalf("Recover through %d, want 10 (the last log index)", st.through)
 	}
 }
