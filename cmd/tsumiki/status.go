@@ -10,7 +10,20 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/tsumiki-storage/tsumiki/storage/client"
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
+
+// gatewayLine is one gateway's line in `tsumiki status`.
+func gatewayLine(s clustermap.Service) string {
+	if !s.Running {
+		return fmt.Sprintf("%s on %s: not running: %s", s.Kind, s.Host, s.Reason)
+	}
+	line := fmt.Sprintf("%s on %s at %s", s.Kind, s.Host, s.Addr)
+	if s.Serves != "" {
+		line += ", " + s.Serves
+	}
+	return line
+}
 
 // statusReport is what `tsumiki status` prints (like `ceph -s`).
 type statusReport struct {
@@ -25,6 +38,9 @@ type statusReport struct {
 	PGs       int            `json:"pgs"`
 	PGStates  map[string]int `json:"pg_states"`
 	Flags     []string       `json:"flags,omitempty"`
+	// Gateways are the NBD and NFS gateways' announcements: where each
+	// runs, or why it does not (see clustermap.Service).
+	Gateways []clustermap.Service `json:"gateways"`
 }
 
 func newStatusCmd(g *globals) *cobra.Command {
@@ -67,6 +83,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 				if len(m.OSDs) == 0 {
 					rep.Problems = append(rep.Problems, "no OSDs registered: start `tsumiki osd`")
 				}
+				if svcs, err := c.Maps().Services(ctx); err == nil {
+					rep.Gateways = svcs
+				} else {
+					rep.Problems = append(rep.Problems, fmt.Sprintf("cannot list gateways: %v", err))
+				}
 				sort.Strings(rep.Problems)
 				rep.Health = "HEALTH_OK"
 				if len(rep.Problems) > 0 {
@@ -90,6 +111,16 @@ func newStatusCmd(g *globals) *cobra.Command {
 					sort.Strings(sts)
 					for _, st := range sts {
 						fmt.Fprintf(w, "\t%d %s\n", rep.PGStates[st], st)
+					}
+					if len(rep.Gateways) == 0 {
+						fmt.Fprintf(w, "  gateways:\tnone announced\n")
+					}
+					for i, gw := range rep.Gateways {
+						label := ""
+						if i == 0 {
+							label = "gateways:"
+						}
+						fmt.Fprintf(w, "  %s\t%s\n", label, gatewayLine(gw))
 					}
 				})
 			})

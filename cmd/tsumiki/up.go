@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,6 +37,11 @@ type upConfig struct {
 	DemoImage     string `yaml:"demo_image" flag:"demo-image"`
 	DemoSize      string `yaml:"demo_size" flag:"demo-size"`
 	DebugAddr     string `yaml:"debug_addr" flag:"debug-addr"`
+	NFSImage      string `yaml:"nfs_image" flag:"nfs-image"`
+	NFSSize       string `yaml:"nfs_size" flag:"nfs-size"`
+	NFSExport     string `yaml:"nfs_export" flag:"nfs-export"`
+	NFSListen     string `yaml:"nfs_listen" flag:"nfs-listen"`
+	NFSPortmap    string `yaml:"nfs_portmap_listen" flag:"nfs-portmap-listen"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -46,8 +52,11 @@ func newUpCmd(g *globals) *cobra.Command {
 		Short: "run a whole cluster on this machine: a mon, 3 OSDs and a default pool",
 		Long: `Starts everything on one machine, with all data under --data: an embedded
 control plane (DIR/mon), --osds storage daemons on DIR/osd.N (failure domain
-osd, so one machine is enough) and a pool "rbd" of size 3. Prints where
-everything listens. Stops cleanly on Ctrl-C or SIGTERM; starting it again on
+osd, so one machine is enough), a pool "rbd" of size 3, the NBD server and,
+where this host allows it (root, the nbd kernel module), the NFS gateway for
+--nfs-image (clients on this machine only; ` + "`tsumiki nfs serve --config`" + ` for
+more). Prints where everything listens; ` + "`tsumiki status`" + ` lists the
+gateways, or why one is not running. Stops cleanly on Ctrl-C or SIGTERM; starting it again on
 the same DIR brings every object back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -83,6 +92,11 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
 	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.StringVar(&cfg.NFSImage, "nfs-image", "rbd/share", `image the NFS gateway serves, created on first start ("off": no gateway); needs root and the nbd module, else status says why it is not running`)
+	f.StringVar(&cfg.NFSSize, "nfs-size", "10G", "size of that image when it is created (thin)")
+	f.StringVar(&cfg.NFSExport, "nfs-export", "/data", "the path NFS clients mount")
+	f.StringVar(&cfg.NFSListen, "nfs-listen", "127.0.0.1:2049", "NFS and MOUNT address of the gateway")
+	f.StringVar(&cfg.NFSPortmap, "nfs-portmap-listen", "127.0.0.1:111", `portmapper address of the gateway ("": none)`)
 	return cmd
 }
 
@@ -97,10 +111,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	if host == "" {
-		host = "localhost"
-	}
+	host := upHost()
 	m, err := mon.New(mon.Config{DataDir: filepath.Join(cfg.Data, "mon"), ListenClient: cfg.ListenClient, ListenPeer: cfg.ListenPeer, Logger: log.Named("mon")})
 	if err != nil {
 		return err
@@ -150,7 +161,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	}
 	demo := ""
 	if cfg.DemoImage != "" {
-		created, err := ensureDemoImage(gctx, urls, g.etcdPrefix, cfg, log)
+		created, err := ensureImage(gctx, urls, g.etcdPrefix, cfg.DemoImage, cfg.DemoSize, log)
 		if err != nil {
 			log.Error("cannot create the demo image", zap.String("image", cfg.DemoImage), zap.Error(err))
 		} else {
@@ -176,6 +187,17 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			return grp.Wait()
 		}
 	}
+	ann, closeAnn, err := dialAnnouncer(gctx, urls, g.etcdPrefix, log.Named("gateways"))
+	if err != nil {
+		return fmt.Errorf("connect to the control plane: %w", err)
+	}
+	defer closeAnn()
+	if nbdAddr != "" {
+		ann.set(clustermap.Service{Kind: "nbd", Running: true, Addr: nbdAddr, Serves: "every image as POOL/NAME"})
+	}
+	var nfsWG sync.WaitGroup
+	defer nfsWG.Wait()
+	nfsLine := startUpNFS(gctx, &nfsWG, cfg, g, urls, ann, log)
 	fmt.Printf("tsumiki is up (data in %s)\n  control plane (etcd): %v\n", cfg.Data, urls)
 	for _, l := range lines {
 		fmt.Println(l)
@@ -183,6 +205,9 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	fmt.Printf("  pool %q: size 3, failure domain osd\n", cfg.Pool)
 	if nbdAddr != "" {
 		fmt.Printf("  NBD server: %s (export names POOL/NAME)\n", nbdAddr)
+	}
+	if nfsLine != "" {
+		fmt.Println(nfsLine)
 	}
 	fmt.Printf("Try: tsumiki status; tsumiki object put %s hello /etc/hostname; tsumiki object get %s hello -\n", cfg.Pool, cfg.Pool)
 	if nbdAddr != "" && demo != "" {
@@ -196,16 +221,16 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	return err
 }
 
-// ensureDemoImage creates cfg.DemoImage on first start; created is false
-// when it already exists.
-func ensureDemoImage(ctx context.Context, urls []string, prefix string, cfg upConfig, log *zap.Logger) (created bool, err error) {
-	pool, name, err := parseSpec(cfg.DemoImage)
+// ensureImage creates image spec (POOL/NAME) of sizeArg on first start;
+// created is false when it already exists.
+func ensureImage(ctx context.Context, urls []string, prefix, spec, sizeArg string, log *zap.Logger) (created bool, err error) {
+	pool, name, err := parseSpec(spec)
 	if err != nil {
 		return false, err
 	}
-	size, err := parseSize(cfg.DemoSize)
+	size, err := parseSize(sizeArg)
 	if err != nil {
-		return false, fmt.Errorf("--demo-size: %w", err)
+		return false, fmt.Errorf("size of %s: %w", spec, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

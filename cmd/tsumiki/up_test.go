@@ -18,7 +18,8 @@ func TestUpRestart(t *testing.T) {
 	c := &cluster{t: t, dir: dir, etcd: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
 	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
 		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		"--osd-port", "0", "--cluster-port", "0"}}
+		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", "127.0.0.1:0",
+		"--nfs-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--nfs-portmap-listen", ""}}
 	t.Cleanup(func() {
 		up.kill9(t)
 		if t.Failed() {
@@ -33,6 +34,25 @@ func TestUpRestart(t *testing.T) {
 			err = fmt.Errorf("no rbd pool:\n%s", out)
 		}
 		return err
+	})
+	// status lists the gateways: the NBD server, and the NFS gateway or
+	// why it does not run (here: no nbd module or not root).
+	c.eventually(30*time.Second, "gateways in status", func() error {
+		out, err := c.cli("status")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, "gateways:") || !strings.Contains(out, "nbd on ") {
+			return fmt.Errorf("no NBD gateway in status:\n%s", out)
+		}
+		i := strings.Index(out, "nfs on ")
+		if i < 0 {
+			return fmt.Errorf("no NFS gateway in status:\n%s", out)
+		}
+		if nfs := out[i:]; strings.Contains(nfs, "not running:") && !strings.Contains(nfs, "nbd") && !strings.Contains(nfs, "root") {
+			return fmt.Errorf("the NFS gateway does not run and status does not say it lacks root or the nbd module:\n%s", out)
+		}
+		return nil
 	})
 	want := bytes.Repeat([]byte("tsumiki up "), 10000)
 	in := filepath.Join(dir, "obj.in")

@@ -29,10 +29,11 @@ const maxRetryBackoff = 5 * time.Second
 // Store reads and changes the cluster map in etcd. It is safe for
 // concurrent use. It does not own the client: closing it is the caller's job.
 type Store struct {
-	cli      *clientv3.Client
-	log      *zap.Logger
-	mapKey   string // <prefix>/map
-	upPrefix string // <prefix>/up/
+	cli       *clientv3.Client
+	log       *zap.Logger
+	mapKey    string // <prefix>/map
+	upPrefix  string // <prefix>/up/
+	svcPrefix string // <prefix>/services/
 
 	mu     sync.Mutex                 // guards the following
 	leases map[int32]clientv3.LeaseID // liveness leases KeepAlive holds now
@@ -49,7 +50,7 @@ func NewStore(cli *clientv3.Client, prefix string, log *zap.Logger) *Store {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Store{cli: cli, log: log, mapKey: prefix + "/map", upPrefix: prefix + "/up/",
+	return &Store{cli: cli, log: log, mapKey: prefix + "/map", upPrefix: prefix + "/up/", svcPrefix: prefix + "/services/",
 		leases: map[int32]clientv3.LeaseID{}, full: map[int32]bool{}}
 }
 
