@@ -312,10 +312,7 @@ func (n *Node) finish(x *ready) {
 	}
 	r.rn.Advance(rd)
 	r.applied.Store(r.log.applied)
-	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() {
-		r.campaign = false
-		_ = r.rn.Campaign()
-	}
+	n.maybeCampaign(r)
 	for _, d := range x.done {
 		d.w.finish(d.idx, nil)
 	}
@@ -323,7 +320,7 @@ func (n *Node) finish(x *ready) {
 		if len(rs.RequestCtx) != 8 {
 			continue
 		}
-		r.readState(binary.BigEndian.Uint64(rs.RequestCtx), rs.Index, n.newID)
+		r.readState(n.cfg.Clock.Now(), binary.BigEndian.Uint64(rs.RequestCtx), rs.Index, n.newID)
 	}
 	r.grantReads()
 }

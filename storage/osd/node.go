@@ -50,6 +50,10 @@ type NodeConfig struct {
 	// compaction hold this many payload bytes. Default 8 MiB. A settled PG
 	// (all applied, every replica has it all) compacts its whole log.
 	CompactBytes uint64
+	// NoLeaseReads makes every read pay a heartbeat round (ReadIndex)
+	// instead of using the leader lease (lease.go). For comparison and
+	// debugging.
+	NoLeaseReads bool
 }
 
 func (c NodeConfig) withDefaults() NodeConfig {
@@ -107,6 +111,10 @@ type Node struct {
 	// owned by the loop goroutine
 	replicas map[PG]*replica
 	outbox   map[int32][]wire.RaftMsg
+	// votesAfter: until an election timeout after start, vote requests are
+	// dropped and no replica campaigns early (lease.go).
+	votesAfter time.Time
+	leaseReads uint64 // reads granted under the lease (tests look)
 }
 
 // NewNode returns a node; Run starts it.
@@ -175,10 +183,12 @@ func (n *Node) tick(expire bool) {
 	now := n.cfg.Clock.Now()
 	for _, r := range n.replicas {
 		r.tick(now, expire, n.newID)
+		n.maybeCampaign(r)
 	}
 }
 
 func (n *Node) loadAll() error {
+	n.votesAfter = n.cfg.Clock.Now().Add(electionTick * n.cfg.TickInterval)
 	pgs, err := n.cfg.Store.ListPGs()
 	if err != nil {
 		return fmt.Errorf("list pgs: %w", err)
@@ -205,6 +215,9 @@ func (n *Node) addReplica(l *raftLog, voters []int32, minSize int) (*replica, er
 	r, err := newReplica(n.cfg.ID, l, voters, minSize, n.rlog)
 	if err != nil {
 		return nil, err
+	}
+	if !n.cfg.NoLeaseReads {
+		r.leaseDur = leaseFor(n.cfg.TickInterval)
 	}
 	n.replicas[l.pg] = r
 	n.mu.Lock()
@@ -275,6 +288,9 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 				// and moves a probing follower to replicate from index 1, below
 				// the compacted log: without snapshots it never catches up.
 				continue
+			}
+			if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && n.cfg.Clock.Now().Before(n.votesAfter) {
+				continue // just started: see votesAfter
 			}
 			_ = r.rn.Step(m)
 		}
@@ -382,7 +398,31 @@ func (n *Node) startRead(pg PG, w *waiter) {
 	case !r.isLeader():
 		w.finish(0, ErrNotLeader)
 	default:
-		r.queueRead(w, n.newID)
+		now := n.cfg.Clock.Now()
+		if idx, ok := r.leaseRead(now); ok {
+			n.leaseReads++
+			if idx <= r.log.applied {
+				w.finish(idx, nil)
+			} else {
+				r.readQ = append(r.readQ, pendingRead{idx, w})
+			}
+			if r.renewDue(now) {
+				r.issueRead(now, n.newID, true)
+			}
+			return
+		}
+		r.queueRead(now, w, n.newID)
+	}
+}
+
+// maybeCampaign makes r campaign once its configuration is applied, if it
+// is to (addReplica), but not within an election timeout of this node's
+// start: it may have acknowledged a leader's heartbeat just before a crash,
+// and that leader's lease counts on it not electing anyone else (lease.go).
+func (n *Node) maybeCampaign(r *replica) {
+	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() && !n.cfg.Clock.Now().Before(n.votesAfter) {
+		r.campaign = false
+		_ = r.rn.Campaign()
 	}
 }
 
@@ -403,6 +443,7 @@ func (n *Node) transferLeader(ctx context.Context, pg PG, target int32) error {
 		case !slices.Contains(r.voters, target):
 			w.finish(0, errInvalid(fmt.Sprintf("osd.%d is not a member of pg %d.%x", target, pg.Pool, pg.Seq)))
 		default:
+			r.endLease() // the target campaigns past the followers' leases
 			r.rn.TransferLeader(raftID(target))
 			w.finish(0, nil)
 		}

@@ -58,6 +58,10 @@ type replica struct {
 	readNext    []*waiter            // reads that arrived while a request was outstanding
 	readOut     uint64               // the outstanding request's ctx id (0: none)
 	readAge     int                  // ticks since readOut was issued
+	readOutAt   time.Time            // when readOut was issued
+	leaseDur    time.Duration        // leader lease per acknowledged round (lease.go); 0: none
+	leaseUntil  time.Time            // lease reads are served until then
+	noLeaseTerm uint64               // a transfer was asked in this term: no lease reads
 	readQ       []pendingRead        // read index known, waiting for apply
 	compactHint uint64               // leader: what it compacted to; follower: leader's hint
 	campaign    bool                 // campaign once the configuration is applied
@@ -83,8 +87,8 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	}
 	rn, err := raft.NewRawNode(&raft.Config{
 		ID:                        raftID(self),
-		ElectionTick:              10,
-		HeartbeatTick:             1,
+		ElectionTick:              electionTick,
+		HeartbeatTick:             heartbeatTick,
 		Storage:                   log,
 		Applied:                   log.applied,
 		MaxSizePerMsg:             1 << 20,
@@ -188,7 +192,7 @@ func (r *replica) tick(now time.Time, expire bool, newID func() uint64) {
 			}
 			delete(r.readCtx, r.readOut)
 			r.readOut = 0
-			r.issueRead(newID)
+			r.issueRead(now, newID, false)
 		}
 	}
 	if expire {
@@ -201,20 +205,22 @@ func (r *replica) tick(now time.Time, expire bool, newID func() uint64) {
 // round, so all reads that arrive while one is outstanding share the next:
 // their index is still taken after they arrived, so they stay
 // linearizable.
-func (r *replica) queueRead(w *waiter, newID func() uint64) {
+func (r *replica) queueRead(now time.Time, w *waiter, newID func() uint64) {
 	r.readNext = append(r.readNext, w)
 	if r.readOut == 0 {
-		r.issueRead(newID)
+		r.issueRead(now, newID, false)
 	}
 }
 
-func (r *replica) issueRead(newID func() uint64) {
-	if len(r.readNext) == 0 {
+// issueRead sends the queued reads' read-index request; renew sends one
+// even with no reads queued (a lease renewal, lease.go).
+func (r *replica) issueRead(now time.Time, newID func() uint64, renew bool) {
+	if len(r.readNext) == 0 && !renew {
 		return
 	}
 	id := newID()
 	r.readCtx[id], r.readNext = r.readNext, nil
-	r.readOut, r.readAge = id, 0
+	r.readOut, r.readAge, r.readOutAt = id, 0, now
 	var rc [8]byte
 	binary.BigEndian.PutUint64(rc[:], id)
 	r.rn.ReadIndex(rc[:])
@@ -222,14 +228,15 @@ func (r *replica) issueRead(newID func() uint64) {
 
 // readState takes raft's answer to read-index request id: its reads may
 // run once index is applied. The next batch, if any, is issued.
-func (r *replica) readState(id, index uint64, newID func() uint64) {
+func (r *replica) readState(now time.Time, id, index uint64, newID func() uint64) {
 	for _, w := range r.readCtx[id] {
 		r.readQ = append(r.readQ, pendingRead{index, w})
 	}
 	delete(r.readCtx, id)
 	if id == r.readOut {
+		r.extendLease(r.readOutAt)
 		r.readOut = 0
-		r.issueRead(newID)
+		r.issueRead(now, newID, false)
 	}
 }
 

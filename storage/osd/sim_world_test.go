@@ -74,6 +74,7 @@ type simWorld struct {
 // simStats counts what a schedule exercised, to keep the test honest.
 type simStats struct {
 	acked, unknown, refused, reads, crashes, torn, compactions, maxIndex int
+	leased                                                               int // reads granted at once under a lease
 }
 
 func (s *simStats) add(o simStats) {
@@ -84,6 +85,7 @@ func (s *simStats) add(o simStats) {
 	s.crashes += o.crashes
 	s.torn += o.torn
 	s.compactions += o.compactions
+	s.leased += o.leased
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -94,6 +96,11 @@ type simNode struct {
 	life  int   // incarnation, bumped at every start
 	cut   bool  // partitioned: messages to and from it are lost
 	ticks int
+	// The node's time.Ticker: a tick is made at every simTick boundary of
+	// the clock and held in a buffer of one until the node takes it, so a
+	// node never ticks faster than the clock (leader leases rely on it).
+	tickSlot    int64 // the clock's last simTick boundary seen
+	tickPending bool
 	// lose, if set, is the node's disk dropping acknowledged object writes
 	// (storagetest.MemStore.SetLoseWrites); it survives crashes.
 	lose func(pg PG, object string) bool
@@ -313,13 +320,25 @@ func (w *simWorld) cycle(sn *simNode) error {
 // schedule), so which replica gets which draw must not depend on map
 // iteration, or a seed would not replay. Keep it in step with Node.tick.
 func (w *simWorld) tickNode(sn *simNode) {
+	w.takeTick(sn) // the fair rounds tick after moving the clock one tick
 	sn.ticks++
 	for _, p := range w.pgs {
 		if r := sn.n.replicas[p.pg]; r != nil {
 			r.tick(w.now, sn.ticks%10 == 0, sn.n.newID)
+			sn.n.maybeCampaign(r)
 		}
 	}
 	w.poll(sn)
+}
+
+// takeTick says whether sn's ticker holds a tick now, and takes it.
+func (w *simWorld) takeTick(sn *simNode) bool {
+	if slot := w.now.UnixNano() / int64(simTick); slot > sn.tickSlot {
+		sn.tickSlot, sn.tickPending = slot, true
+	}
+	ok := sn.tickPending
+	sn.tickPending = false
+	return ok
 }
 
 // crashInCommit crashes sn in the middle of its next commit, keeping a
@@ -417,7 +436,13 @@ func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
 		sn.n.startRead(p.pg, o.w)
 	}
 	select {
-	case res := <-o.w.done: // refused before proposing: certainly not applied
+	case res := <-o.w.done:
+		if !write && res.err == nil {
+			o.w.done <- res // a read granted at once under the leader's lease: poll takes it
+			w.stats.leased++
+			break
+		}
+		// refused before proposing: certainly not applied
 		w.logf("osd.%d: %s %s refused: %v", sn.id, kind, simKey(p.pg, obj), res.err)
 		w.stats.refused++
 		return
@@ -479,7 +504,7 @@ func (w *simWorld) step() error {
 			return nil
 		}},
 		{150, func() error {
-			if sn, ok := pick(w.rng, w.live()); ok {
+			if sn, ok := pick(w.rng, w.live()); ok && w.takeTick(sn) {
 				w.tickNode(sn)
 			}
 			return nil
