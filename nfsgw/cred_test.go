@@ -134,7 +134,7 @@ func TestAuthSysThroughFront(t *testing.T) {
 	if got := x.u32(); got != access3Read {
 		t.Fatalf("ACCESS granted %#x, want READ only", got)
 	}
-	// WRITE by a non-owner through go-nfs is refused.
+	// WRITE by a non-owner is refused.
 	w = &xdrWriter{}
 	w.opaque(fh)
 	w.u32(0)

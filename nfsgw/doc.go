@@ -24,19 +24,40 @@
 //     real size and free space.
 //   - Server: the RPC front on the NFS port (TCP; MOUNT also over UDP), a
 //     MOUNT v1-3 service, and a portmapper (PMAP v2 GETPORT and DUMP over
-//     TCP and UDP) on its own port (111 for a plain `mount -t nfs`).
+//     TCP and UDP) on its own port (111 for a plain `mount -t nfs`). It
+//     serves the data path itself (READ, WRITE, COMMIT) from an open-file
+//     cache (openfiles.go): descriptors opened by file handle
+//     (open_by_handle_at) and kept between calls, at most 256, each closed
+//     after 5 s unused and all on Close. go-nfs v0.0.4 opened and closed
+//     the file around every READ and WRITE (and FS's File fsynced on each
+//     close) and encoded replies with reflection.
 //
 // # Durability
 //
-// Every WRITE that the gateway acknowledges is durable before the reply:
-// go-nfs opens and closes the file around each WRITE and answers
-// FILE_SYNC; FS's File fsyncs on Close, so the reply is only sent after
-// the fsync (an fsync error fails the WRITE). Directory changes (create,
-// mkdir, remove, rename, link, symlink, mknod) fsync the directories they
-// change before returning, as NFSv3 requires of metadata operations;
-// chmod, chown and utimes fsync the directory, which on ext4 and xfs
-// commits the journal holding the inode change. COMMIT fsyncs the file. The write verifier is random per process, so a
-// client that did send UNSTABLE writes resends them after a restart.
+// The acknowledgment contract is NFSv3's:
+//
+//   - A WRITE answered FILE_SYNC is on disk: asked FILE_SYNC, the gateway
+//     fsyncs the file before the reply. Asked DATA_SYNC, it fdatasyncs
+//     (the data and what is needed to read it back, e.g. the size) and
+//     answers DATA_SYNC. The reply never claims more than was done.
+//   - A WRITE asked UNSTABLE is written to the page cache and answered
+//     UNSTABLE with the write verifier; the client keeps the data until a
+//     COMMIT succeeds with the same verifier. COMMIT fsyncs the file
+//     (through the descriptor the WRITEs used, if still cached) and
+//     answers that verifier.
+//   - The verifier is random per gateway process, so after a restart every
+//     client sees a new one and resends what it had not committed. A
+//     failed fsync (WRITE or COMMIT) fails the call (NFS3ERR_IO for EIO;
+//     NOSPC and DQUOT for those errnos) and also changes the verifier: the
+//     kernel may have dropped the dirty pages and reports the error only
+//     once per descriptor, so a later COMMIT could otherwise succeed
+//     without them.
+//
+// Directory changes (create, mkdir, remove, rename, link, symlink, mknod)
+// fsync the directories they change before returning, as NFSv3 requires
+// of metadata operations; chmod, chown and utimes fsync the directory,
+// which on ext4 and xfs commits the journal holding the inode change.
+// SETATTR of the size (go-nfs, through FS's File) fsyncs the file.
 //
 // # What the front answers instead of go-nfs, and why
 //
@@ -66,7 +87,17 @@
 //     first), so every hard link fails with EIO.
 //   - MKNOD: go-nfs v0.0.4 answers OK to a character device and creates
 //     nothing (an empty switch case).
-//   - COMMIT: go-nfs answers OK without syncing; ours fsyncs the file.
+//   - READ, WRITE, COMMIT: the data path (see Pieces and Durability):
+//     go-nfs opens and closes the file on every call, answers every WRITE
+//     FILE_SYNC whatever was asked, and its COMMIT does not sync. Replies
+//     are encoded with the package's own XDR (attr.go writes the same
+//     attribute bytes as go-nfs, which the Linux client compares across
+//     replies). These calls run in goroutines of their own, up to 16 per
+//     connection, so that a COMMIT's fsync does not hold up the calls
+//     behind it; the rest are answered in order.
+//   - FSINFO: go-nfs advertises 1 GiB reads and writes (rtmax, wtmax);
+//     ours advertises 1 MiB (what the Linux client and libnfs use), which
+//     fits in the front's largest RPC record (4 MiB).
 //   - REMOVE, RMDIR, RENAME: go-nfs v0.0.4 answers NFS3ERR_IO for most
 //     failures (a non-empty directory, a directory given to REMOVE, a
 //     directory renamed over a non-empty one) and REMOVE removes
@@ -87,13 +118,39 @@
 // without squashing runs as the gateway itself. File handles are resolved
 // as the gateway (open_by_handle_at needs CAP_DAC_READ_SEARCH).
 //
+// READ, WRITE and COMMIT use descriptors the gateway opened (shared by all
+// callers), so the check open(2) would make is made on every call
+// instead, as the caller: faccessat2(fd, "", R_OK or W_OK, AT_EACCESS |
+// AT_EMPTY_PATH) on that descriptor under the caller's fsuid, fsgid and
+// groups runs the kernel's own permission check (mode bits, ACLs, no
+// capabilities for a non-zero uid) on the same inode; a chmod takes
+// effect on the next call. As knfsd does, the owner may read and write
+// its file whatever the mode (a client writes a file it created 0444
+// through the descriptor open(O_CREAT) gave it: git objects), and who may
+// execute a file may READ it. WRITE's pwrite itself runs as the caller,
+// so the kernel clears setuid and setgid bits as for any writer without
+// CAP_FSETID. The check is on the file alone, not on the directories
+// above it (a handle is a capability, like knfsd's with no_subtree_check,
+// the default); LOOKUP still needs search permission.
+//
 // # Known gaps
 //
-// Errors that go-nfs itself maps (CREATE, MKDIR, SYMLINK, SETATTR, WRITE)
+// Errors that go-nfs itself maps (CREATE, MKDIR, SYMLINK, SETATTR)
 // may come back as a coarser status than the kernel's. The number
 // of identities (and so of go-nfs servers and per-connection pipes) is not
-// bounded. go-nfs serves one call at a time per pipe, so one client
-// identity on one connection is served serially. A file that was moved
-// and then left the dentry cache costs a tree search on its next use, and
-// answers NFS3ERR_STALE if the search limit is reached first.
+// bounded. go-nfs serves one call at a time per pipe, so the calls it
+// answers for one client identity on one connection are served serially.
+// A file that was moved and then left the dentry cache costs a tree
+// search on its next use, and answers NFS3ERR_STALE if the search limit
+// is reached first.
+//
+// The open-file cache checks that a file is in the folder when it opens
+// it, not on every call: a file moved out of the folder on the server
+// stays readable through a cached descriptor until it is closed (at most
+// 5 s after its last use). A file deleted on the server (not through the
+// gateway) answers NFS3ERR_STALE at once, but its blocks stay allocated
+// until the descriptor is closed; a file kept open for writing cannot be
+// executed on the server meanwhile (ETXTBSY). Attributes are go-nfs's:
+// ctime and atime are sent as the mtime, and the setuid, setgid and
+// sticky bits are sent in os.FileMode's positions, which clients ignore.
 package nfsgw

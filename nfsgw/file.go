@@ -5,9 +5,10 @@ import (
 )
 
 // File is a file opened through FS. A file that was written or truncated
-// is fsynced by Close (go-nfs opens and closes the file around every
-// WRITE, so each acknowledged WRITE is durable), and by Sync. Not safe for
-// concurrent use.
+// is fsynced by Close (go-nfs opens and closes the file around a SETATTR of
+// the size, so the reply acknowledges a durable size), and by Sync. The
+// gateway's READ, WRITE and COMMIT do not use File (see openFiles). Not
+// safe for concurrent use.
 type File struct {
 	*os.File
 	name  string

@@ -88,6 +88,36 @@ func FuzzDecodeMknodArgs(f *testing.F) {
 	})
 }
 
+func fhArg(fh []byte) []byte { w := &xdrWriter{}; w.opaque(fh); return w.b }
+
+func FuzzDecodeWriteArgs(f *testing.F) {
+	f.Add(writeArgsXDR([]byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, 4096, stableFileSync, []byte("hello")))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, err := decodeWriteArgs(b)
+		if err == nil && (len(a.File) > nfsHandleMaxLen || uint32(len(a.Data)) != a.Count || a.Stable > stableFileSync || len(a.Data) > len(b)) {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+func FuzzDecodeReadArgs(f *testing.F) {
+	f.Add(readArgsXDR([]byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}, 1<<40, 1<<20))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := decodeReadArgs(b); err == nil && len(a.File) > nfsHandleMaxLen {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+func FuzzDecodeCommitArgs(f *testing.F) {
+	f.Add(commitArgsXDR([]byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := decodeCommitArgs(b); err == nil && len(a.File) > nfsHandleMaxLen {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
 func FuzzReadRecord(f *testing.F) {
 	f.Add(frame([]byte{1, 2, 3, 4}))
 	f.Add([]byte{0, 0, 0, 2, 1, 2, 0x80, 0, 0, 1, 3})
@@ -114,9 +144,28 @@ func FuzzDispatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer fs.Close()
-	s := &Server{cfg: Config{FS: fs, Exports: allowAll("/data")}, fs: fs, mountList: map[mountEntry]bool{}}
+	s := &Server{cfg: Config{FS: fs, Exports: allowAll("/data")}, fs: fs, files: newOpenFiles(fs), mountList: map[mountEntry]bool{}}
+	defer s.files.closeAll()
 	s.cfg = s.cfg.withDefaults()
 	s.log = s.cfg.Logger
+	writeFile(f, fs, "f", "seed")
+	if fh, err := fs.handleOf("f"); err == nil {
+		for _, c := range []struct {
+			proc uint32
+			args []byte
+		}{
+			{nfsProcRead, readArgsXDR(fh, 0, 10)},
+			{nfsProcWrite, writeArgsXDR(fh, 2, stableUnstable, []byte("xy"))},
+			{nfsProcCommit, commitArgsXDR(fh)},
+			{nfsProcFSInfo, fhArg(fh)},
+		} {
+			w := &xdrWriter{}
+			for _, v := range []uint32{7, msgCall, 2, progNFS, 3, c.proc, authNull, 0, authNull, 0} {
+				w.u32(v)
+			}
+			f.Add(append(w.b, c.args...))
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		defer func() {
 			if r := recover(); r != nil {

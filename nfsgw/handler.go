@@ -142,38 +142,105 @@ func (f *FS) fdPath(fd int) (string, bool) {
 // pathOf resolves a file handle to the file's current path relative to the
 // root ("." for the root).
 func (f *FS) pathOf(fh []byte) (string, error) {
+	p, _, err := f.resolve(fh)
+	return p, err
+}
+
+// resolve is pathOf that also returns the file's attributes. A handle of
+// a deleted file (no links left), or of a file the kernel cannot name
+// under the folder, is ErrStale.
+func (f *FS) resolve(fh []byte) (string, *unix.Stat_t, error) {
 	h, err := decodeHandle(fh)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	fd, err := f.openHandle(h.file)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return "", fmt.Errorf("nfsgw: fstat: %w", err)
+		return "", nil, fmt.Errorf("nfsgw: fstat: %w", err)
 	}
 	if st.Nlink == 0 {
-		return "", fmt.Errorf("%w: deleted", ErrStale)
+		return "", nil, fmt.Errorf("%w: deleted", ErrStale)
 	}
 	if p, ok := f.fdPath(fd); ok {
-		return p, nil
+		return p, &st, nil
 	}
 	// A file whose dentry left the cache comes back disconnected: find its
 	// name in the directory it was in (which the kernel can reconnect).
 	if h.hasParent {
 		if p, ok := f.findIn(h.parent, &st); ok {
-			return p, nil
+			return p, &st, nil
 		}
 	}
 	// Moved to another directory since the handle was made: search the
 	// tree (bounded; rare: it needs both a move and a cache eviction).
 	if p, ok := f.searchTree(&st, maxSearchEntries); ok {
-		return p, nil
+		return p, &st, nil
 	}
-	return "", fmt.Errorf("%w: the kernel cannot name inode %d under the folder", ErrStale, st.Ino)
+	return "", nil, fmt.Errorf("%w: the kernel cannot name inode %d under the folder", ErrStale, st.Ino)
+}
+
+// openRegular opens the regular file with handle fh as the gateway, for
+// reading (unix.O_RDONLY) or reading and writing (unix.O_RDWR), and
+// returns the descriptor with its attributes. The file must be one resolve
+// accepts (linked, under the folder); a directory is EISDIR and any other
+// type EINVAL (a fifo or a device is never opened). Opening for writing
+// on a read-only FS is ErrReadOnly. Permissions are not checked here: the
+// caller checks them per operation as the client (see the package doc).
+func (f *FS) openRegular(fh []byte, flags int) (int, *unix.Stat_t, error) {
+	if flags != unix.O_RDONLY {
+		if err := f.checkWrite("open", "(handle)"); err != nil {
+			return -1, nil, err
+		}
+	}
+	_, st, err := f.resolve(fh)
+	if err != nil {
+		return -1, nil, err
+	}
+	if err := regular(st); err != nil {
+		return -1, nil, err
+	}
+	h, err := decodeHandle(fh)
+	if err != nil {
+		return -1, nil, err
+	}
+	fd, err := unix.OpenByHandleAt(f.rootFD, h.file, flags|unix.O_CLOEXEC|unix.O_NOFOLLOW)
+	if err != nil {
+		if err == unix.ESTALE || err == unix.ENOENT {
+			return -1, nil, fmt.Errorf("%w: %v", ErrStale, err)
+		}
+		return -1, nil, fmt.Errorf("nfsgw: open_by_handle_at: %w", err)
+	}
+	var again unix.Stat_t
+	if err := unix.Fstat(fd, &again); err != nil {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("nfsgw: fstat: %w", err)
+	}
+	if again.Ino != st.Ino || again.Dev != st.Dev {
+		unix.Close(fd)
+		return -1, nil, fmt.Errorf("%w: handle names another file now", ErrStale)
+	}
+	if err := regular(&again); err != nil {
+		unix.Close(fd)
+		return -1, nil, err
+	}
+	return fd, &again, nil
+}
+
+// regular returns nil for a regular file, EISDIR for a directory and
+// EINVAL for anything else (READ, WRITE and COMMIT are for files).
+func regular(st *unix.Stat_t) error {
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFDIR:
+		return fmt.Errorf("nfsgw: not a file: %w", unix.EISDIR)
+	}
+	return fmt.Errorf("nfsgw: not a regular file: %w", unix.EINVAL)
 }
 
 // maxSearchEntries bounds searchTree.

@@ -18,6 +18,7 @@ const (
 	nfsProcNull     = 0
 	nfsProcSetattr  = 2
 	nfsProcAccess   = 4
+	nfsProcRead     = 6
 	nfsProcWrite    = 7
 	nfsProcCreate   = 8
 	nfsProcMkdir    = 9
@@ -27,6 +28,7 @@ const (
 	nfsProcRmdir    = 13
 	nfsProcRename   = 14
 	nfsProcLink     = 15
+	nfsProcFSInfo   = 19
 	nfsProcCommit   = 21
 	nfsProcMax      = 21
 	nfsNameMax      = 255
@@ -214,44 +216,6 @@ func (s *Server) nfsMknod(fs *FS, args []byte) []byte {
 	_ = nfs.WritePostOpAttrs(w, s.attrOf(name))
 	_ = nfs.WriteWcc(w, nil, s.attrOf(dir))
 	return w.b
-}
-
-// nfsCommit answers COMMIT: it fsyncs the file (every WRITE was already
-// synced; this makes COMMIT a barrier whatever path wrote the file).
-func (s *Server) nfsCommit(args []byte) []byte {
-	r := &xdrReader{b: args}
-	fh := r.opaque(nfsHandleMaxLen)
-	if r.err != nil {
-		return nfsFailure(nfsProcCommit, nfs.NFSStatusInval)
-	}
-	name, err := s.fs.pathOf(fh)
-	if err == nil {
-		err = s.fs.syncFile(name)
-	}
-	w := &xdrWriter{}
-	w.u32(uint32(nfsStatus(err)))
-	w.u32(0) // pre_op_attr
-	_ = nfs.WritePostOpAttrs(w, s.attrOf(name))
-	if err == nil {
-		w.b = append(w.b, s.verifier[:]...)
-	}
-	return w.b
-}
-
-// syncFile fsyncs name (a regular file or directory).
-func (f *FS) syncFile(name string) error {
-	fd, err := unix.Openat2(f.rootFD, rel(name), &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_CLOEXEC | unix.O_NOFOLLOW,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
-	})
-	if err != nil {
-		return pathErr("commit", name, err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil {
-		return pathErr("commit", name, err)
-	}
-	return nil
 }
 
 // ACCESS3 bits.

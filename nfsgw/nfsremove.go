@@ -2,6 +2,7 @@ package nfsgw
 
 import (
 	"path"
+	"syscall"
 
 	nfs "github.com/willscott/go-nfs"
 	"golang.org/x/sys/unix"
@@ -36,6 +37,18 @@ func (s *Server) writeDirWcc(w *xdrWriter, pre *nfs.FileAttribute, dir string) {
 	_ = nfs.WriteWcc(w, pc, s.attrOf(dir))
 }
 
+// inodeOf returns the attributes of name (not following a symlink), or
+// nil, so that a REMOVE or RENAME that unlinks it can drop its cached
+// descriptors (openFiles.forgetInode).
+func (s *Server) inodeOf(name string) *syscall.Stat_t {
+	fi, err := s.fs.Lstat(name)
+	if err != nil {
+		return nil
+	}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	return st
+}
+
 // nfsRemove answers REMOVE (rmdir=false) and RMDIR (rmdir=true). go-nfs
 // v0.0.4 answers NFS3ERR_IO for every failure other than ENOENT and
 // EACCES (a non-empty directory, a directory given to REMOVE, ...), and
@@ -58,10 +71,14 @@ func (s *Server) nfsRemove(fs *FS, args []byte, rmdir bool) []byte {
 	}
 	pre := s.attrOf(dir)
 	name := path.Join(dir, a.Name)
+	victim := s.inodeOf(name)
 	if rmdir {
 		err = fs.Rmdir(name)
 	} else {
 		err = fs.Unlink(name)
+	}
+	if err == nil && victim != nil {
+		s.files.forgetInode(victim.Dev, victim.Ino)
 	}
 	w := &xdrWriter{}
 	w.u32(uint32(nfsStatus(err)))
@@ -91,7 +108,11 @@ func (s *Server) nfsRename(fs *FS, args []byte) []byte {
 		return nfsFailure(nfsProcRename, nfsStatus(err))
 	}
 	preFrom, preTo := s.attrOf(from), s.attrOf(to)
+	victim := s.inodeOf(path.Join(to, a.To.Name))
 	err = fs.Rename(path.Join(from, a.From.Name), path.Join(to, a.To.Name))
+	if err == nil && victim != nil {
+		s.files.forgetInode(victim.Dev, victim.Ino)
+	}
 	w := &xdrWriter{}
 	w.u32(uint32(nfsStatus(err)))
 	s.writeDirWcc(w, preFrom, from)

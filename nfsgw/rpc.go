@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ONC RPC (RFC 5531) constants used by the gateway.
@@ -104,8 +105,12 @@ func decodeAuthSys(b []byte) (authSysCred, error) {
 
 // readRecord reads one RPC record (RFC 5531 record marking), joining its
 // fragments.
-func readRecord(br *bufio.Reader) ([]byte, error) {
-	var rec []byte
+func readRecord(br *bufio.Reader) ([]byte, error) { return readRecordInto(br, nil) }
+
+// readRecordInto is readRecord into buf's storage (grown if too small), so
+// that a pooled buffer can hold the record.
+func readRecordInto(br *bufio.Reader, buf []byte) ([]byte, error) {
+	rec := buf[:0]
 	for {
 		var hdr [4]byte
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
@@ -117,7 +122,7 @@ func readRecord(br *bufio.Reader) ([]byte, error) {
 			return nil, fmt.Errorf("%w: record over %d bytes", ErrGarbage, maxRecord)
 		}
 		start := len(rec)
-		rec = append(rec, make([]byte, n)...)
+		rec = slices.Grow(rec, n)[:start+n]
 		if _, err := io.ReadFull(br, rec[start:]); err != nil {
 			return nil, err
 		}
@@ -136,15 +141,24 @@ func frame(rec []byte) []byte {
 
 // acceptedReply encodes an accepted reply with stat and body.
 func acceptedReply(xid, stat uint32, body []byte) []byte {
-	w := &xdrWriter{}
+	w := &xdrWriter{b: make([]byte, 0, acceptedHeaderLen+len(body))}
+	w.acceptedHeader(xid, stat)
+	w.b = append(w.b, body...)
+	return w.b
+}
+
+// acceptedHeaderLen is the size of the header acceptedHeader writes.
+const acceptedHeaderLen = 24
+
+// acceptedHeader appends the header of an accepted reply (no verifier
+// body) with accept_stat stat.
+func (w *xdrWriter) acceptedHeader(xid, stat uint32) {
 	w.u32(xid)
 	w.u32(msgReply)
 	w.u32(msgAccepted)
 	w.u32(authNull) // verifier
 	w.u32(0)
 	w.u32(stat)
-	w.b = append(w.b, body...)
-	return w.b
 }
 
 // progMismatchReply answers a call for a version outside [low, high].

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	nfs "github.com/willscott/go-nfs"
 	"go.uber.org/zap"
@@ -62,10 +64,12 @@ func (c Config) Validate() error {
 // wrong, and hands every other NFS call to go-nfs (see the package doc).
 // NewServer binds the sockets; Run serves until its context ends.
 type Server struct {
-	cfg      Config
-	fs       *FS
-	log      *zap.Logger
-	verifier [8]byte
+	cfg   Config
+	fs    *FS
+	log   *zap.Logger
+	verf  atomic.Uint64 // the write verifier (writeVerifier)
+	files *openFiles    // descriptors for READ, WRITE and COMMIT
+	bufs  sync.Pool     // of *[]byte with capacity bufCap (getBuf)
 
 	tcp     net.Listener
 	udp     net.PacketConn
@@ -88,10 +92,12 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
-	if _, err := rand.Read(s.verifier[:]); err != nil {
+	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, files: newOpenFiles(cfg.FS), mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
+	var verf [8]byte
+	if _, err := rand.Read(verf[:]); err != nil {
 		return nil, fmt.Errorf("nfsgw: verifier: %w", err)
 	}
+	s.verf.Store(binary.BigEndian.Uint64(verf[:]))
 	var err error
 	if s.tcp, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return nil, fmt.Errorf("nfsgw: listen %s: %w", cfg.Listen, err)
@@ -136,7 +142,8 @@ func (s *Server) portmapPort() int {
 	return s.pmapTCP.Addr().(*net.TCPAddr).Port
 }
 
-// Close closes the sockets. Run calls it when its context ends.
+// Close closes the sockets and the cached file descriptors (those in use
+// when their call ends). Run calls it when its context ends.
 func (s *Server) Close() {
 	for _, l := range []net.Listener{s.tcp, s.pmapTCP} {
 		if l != nil {
@@ -157,6 +164,7 @@ func (s *Server) Close() {
 		_ = l.Close()
 	}
 	s.mu.Unlock()
+	s.files.closeAll()
 }
 
 // innerFor returns the listener of the go-nfs server that runs calls as
@@ -182,7 +190,8 @@ func (s *Server) innerFor(ctx context.Context, cred *Cred) (*pipeListener, error
 	}
 	l := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
 	s.inners[k] = l
-	srv := &nfs.Server{Handler: NewHandler(fs), ID: s.verifier, Context: ctx}
+	// ID is go-nfs's write verifier; it answers no WRITE or COMMIT here.
+	srv := &nfs.Server{Handler: NewHandler(fs), ID: s.writeVerifier(), Context: ctx}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -198,6 +207,10 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.Close()
+		return nil
+	})
+	g.Go(func() error {
+		s.files.run(gctx)
 		return nil
 	})
 	defer s.wg.Wait()
@@ -268,15 +281,23 @@ func clientAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
+// maxDataCalls bounds the READ, WRITE and COMMIT calls of one connection
+// served at the same time (the Linux client keeps up to 65536 RPCs in
+// flight on one connection; each call holds a buffer of up to bufCap).
+const maxDataCalls = 16
+
 // serveConn runs the front for one TCP connection: each call is answered
 // here or passed to the go-nfs server of the caller's identity over a pipe
 // (one per identity seen on this connection); replies (ours and go-nfs's)
-// go back as they come, matched by XID as RPC over TCP allows.
+// go back as they come, matched by XID as RPC over TCP allows. READ, WRITE
+// and COMMIT are served by goroutines of their own (at most maxDataCalls
+// at once), so that an fsync does not hold up the calls behind it; the
+// rest are answered in order.
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	s.mu.Lock()
 	s.conns[c] = true
 	s.mu.Unlock()
-	var copiers sync.WaitGroup
+	var copiers, workers sync.WaitGroup
 	pipes := map[credKey]net.Conn{}
 	defer func() {
 		s.mu.Lock()
@@ -287,29 +308,61 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			_ = p.Close()
 		}
 		copiers.Wait()
+		workers.Wait()
 	}()
 	client := clientAddr(c.RemoteAddr())
 	var wmu sync.Mutex
-	send := func(rec []byte) error {
+	// sendFramed sends a record whose first 4 bytes are room for the
+	// record mark.
+	sendFramed := func(rec []byte) error {
+		binary.BigEndian.PutUint32(rec, uint32(len(rec)-4)|1<<31)
 		wmu.Lock()
 		defer wmu.Unlock()
-		_, err := c.Write(frame(rec))
+		_, err := c.Write(rec)
 		return err
 	}
+	send := func(rec []byte) error { return sendFramed(frame(rec)) }
+	slots := make(chan struct{}, maxDataCalls)
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
-		rec, err := readRecord(br)
+		bp := s.getBuf()
+		rec, err := readRecordInto(br, *bp)
 		if err != nil {
+			s.putBuf(bp)
 			return
 		}
+		*bp = rec[:0] // keep the storage if the record outgrew it
 		reply, fwd := s.dispatch(rec, client, true)
 		if fwd == nil {
+			s.putBuf(bp)
 			if reply == nil {
 				return // not an RPC call: drop the connection
 			}
 			if send(reply) != nil {
 				return
 			}
+			continue
+		}
+		if fwd.data != nil {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				s.putBuf(bp)
+				return
+			}
+			workers.Add(1)
+			go func(dc *dataCall) {
+				defer workers.Done()
+				out, obuf := s.serveData(dc)
+				s.putBuf(bp) // the call's arguments are no longer used
+				if sendFramed(out) != nil {
+					_ = c.Close()
+				}
+				if obuf != nil {
+					s.putBuf(obuf)
+				}
+				<-slots
+			}(fwd.data)
 			continue
 		}
 		k := credKey{groups: "gateway"}
@@ -320,14 +373,17 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if !ok {
 			inner, err := s.innerFor(ctx, fwd.cred)
 			if err != nil {
+				s.putBuf(bp)
 				return
 			}
 			a, b := net.Pipe()
 			select {
 			case inner.conns <- &remoteConn{Conn: b, remote: c.RemoteAddr()}:
 			case <-inner.done:
+				s.putBuf(bp)
 				return
 			case <-ctx.Done():
+				s.putBuf(bp)
 				return
 			}
 			outer = a
@@ -348,10 +404,35 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 				}
 			}()
 		}
-		if _, err := outer.Write(frame(rec)); err != nil {
+		_, err = outer.Write(frame(rec)) // returns once go-nfs has read it all
+		s.putBuf(bp)
+		if err != nil {
 			return
 		}
 	}
+}
+
+// bufCap is the capacity of the pooled buffers: a record with 1 MiB of
+// data and its headers (a WRITE call, a READ reply).
+const bufCap = maxData + 4096
+
+// getBuf returns a pooled buffer of capacity at least bufCap.
+func (s *Server) getBuf() *[]byte {
+	if bp, ok := s.bufs.Get().(*[]byte); ok {
+		return bp
+	}
+	b := make([]byte, 0, bufCap)
+	return &b
+}
+
+// putBuf returns a buffer to the pool (one that grew far beyond bufCap is
+// left to the garbage collector).
+func (s *Server) putBuf(bp *[]byte) {
+	if cap(*bp) < bufCap || cap(*bp) > 2*bufCap {
+		return
+	}
+	*bp = (*bp)[:0]
+	s.bufs.Put(bp)
 }
 
 // remoteConn is a pipe end that reports the real client's address.
@@ -378,9 +459,34 @@ func (s *Server) serveUDP(ctx context.Context, p net.PacketConn) {
 	}
 }
 
-// forward says to pass a call to go-nfs, run as cred (nil: the gateway).
+// forward says that a call is not answered in the read loop: a data call
+// (READ, WRITE, COMMIT) to serve with serveData, else a call to pass to
+// go-nfs, run as cred (nil: the gateway).
 type forward struct {
 	cred *Cred
+	data *dataCall
+}
+
+// dataCall is a READ, WRITE or COMMIT to answer; args points into the
+// call's record.
+type dataCall struct {
+	xid  uint32
+	proc uint32
+	args []byte
+	fs   *FS // the caller's view (FS.As), or the gateway's FS
+}
+
+// serveData answers a data call. The reply's first 4 bytes are room for
+// the record mark; buf, if not nil, is the pooled buffer holding it, to
+// give back with putBuf once sent.
+func (s *Server) serveData(dc *dataCall) (reply []byte, buf *[]byte) {
+	switch dc.proc {
+	case nfsProcRead:
+		return s.nfsRead(dc.xid, dc.fs, dc.args)
+	case nfsProcWrite:
+		return s.nfsWrite(dc.xid, dc.fs, dc.args), nil
+	}
+	return s.nfsCommit(dc.xid, dc.fs, dc.args), nil
 }
 
 // dispatch decides what to do with one RPC record: it returns the reply
@@ -458,17 +564,29 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 		return acceptedReply(c.XID, acceptSuccess, s.nfsLink(fs, c.Args)), nil
 	case nfsProcMknod:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsMknod(fs, c.Args)), nil
-	case nfsProcCommit:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsCommit(c.Args)), nil
+	case nfsProcFSInfo:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
+	case nfsProcRead, nfsProcWrite, nfsProcCommit:
+		return nil, &forward{data: &dataCall{xid: c.XID, proc: c.Proc, args: c.Args, fs: fs}}
 	}
 	return nil, &forward{cred: cred}
 }
 
 // dispatchNoNet is dispatch for a server without sockets (fuzzing): the
-// portmapper table needs the NFS port, so portmapper calls are skipped.
+// portmapper table needs the NFS port, so portmapper calls are skipped;
+// data calls are answered at once.
 func (s *Server) dispatchNoNet(rec []byte, client netip.Addr) ([]byte, *forward) {
 	if c, err := decodeCall(rec); err == nil && c.Prog == progPortmap {
 		return nil, nil
 	}
-	return s.dispatch(rec, client, true)
+	reply, fwd := s.dispatch(rec, client, true)
+	if fwd != nil && fwd.data != nil {
+		out, buf := s.serveData(fwd.data)
+		reply = append([]byte(nil), out[4:]...)
+		if buf != nil {
+			s.putBuf(buf)
+		}
+		return reply, nil
+	}
+	return reply, fwd
 }

@@ -280,7 +280,7 @@ func TestNFSThroughFront(t *testing.T) {
 		t.Fatalf("GETATTR: %d %v", st, x.err)
 	}
 
-	// WRITE through go-nfs lands in the file.
+	// WRITE (answered by the front) lands in the file.
 	w = &xdrWriter{}
 	w.opaque(fh)
 	w.u32(0)
@@ -329,7 +329,7 @@ func TestNFSThroughFront(t *testing.T) {
 		t.Fatalf("MKNOD made %o %v", sst.Mode, err)
 	}
 
-	// COMMIT (intercepted) answers OK with the server's verifier.
+	// COMMIT (answered by the front) answers OK.
 	w = &xdrWriter{}
 	w.opaque(fh)
 	w.u32(0)

@@ -29,6 +29,11 @@ func (r *xdrReader) u32() uint32 {
 	return v
 }
 
+func (r *xdrReader) u64() uint64 {
+	hi := r.u32()
+	return uint64(hi)<<32 | uint64(r.u32())
+}
+
 // opaque reads a variable-length opaque of at most max bytes.
 func (r *xdrReader) opaque(max int) []byte {
 	n := r.u32()
@@ -67,6 +72,16 @@ func (r *xdrReader) Read(p []byte) (int, error) {
 type xdrWriter struct{ b []byte }
 
 func (w *xdrWriter) u32(v uint32) { w.b = binary.BigEndian.AppendUint32(w.b, v) }
+
+func (w *xdrWriter) u64(v uint64) { w.b = binary.BigEndian.AppendUint64(w.b, v) }
+
+func (w *xdrWriter) bool(v bool) {
+	if v {
+		w.u32(1)
+	} else {
+		w.u32(0)
+	}
+}
 
 func (w *xdrWriter) opaque(p []byte) {
 	w.u32(uint32(len(p)))
