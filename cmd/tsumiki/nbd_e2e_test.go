@@ -27,7 +27,7 @@ func upCluster(t *testing.T) (c *cluster, nbdAddr string) {
 	nbdAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
 		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", nbdAddr}}
+		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", nbdAddr, "--nfs-image", "off"}}
 	up.start(t)
 	t.Cleanup(func() {
 		up.stop(t)

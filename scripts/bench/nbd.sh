@@ -37,7 +37,7 @@ go build -o bin/tsumiki ./cmd/tsumiki
 # ---- tsumiki: one `tsumiki up` process (mon, 3 OSDs, NBD gateway) ----
 log "tsumiki: starting tsumiki up in $OUT/data"
 bin/tsumiki up --data "$OUT/data" --listen-client "http://127.0.0.1:$PB" --listen-peer "http://127.0.0.1:$((PB + 1))" \
-	--osd-port 0 --cluster-port 0 --nbd-listen "127.0.0.1:$((PB + 2))" --demo-image "" > "$OUT/up.log" 2>&1 &
+	--osd-port 0 --cluster-port 0 --nbd-listen "127.0.0.1:$((PB + 2))" --demo-image "" --nfs-image off > "$OUT/up.log" 2>&1 &
 UP=$!
 stop_up() {
 	if kill -0 "$UP" 2>/dev/null; then kill "$UP"; wait "$UP" 2>/dev/null || true; fi
