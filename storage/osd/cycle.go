@@ -304,6 +304,7 @@ func (n *Node) finish(x *ready) {
 		was := r.isLeader()
 		r.leader.Store(osdID(rd.SoftState.Lead))
 		if was && !r.isLeader() {
+			r.view.Store(nil)
 			r.failAll(ErrNotLeader)
 		}
 	}

@@ -39,6 +39,17 @@ import (
 // index (after it is applied); once half of it is gone, a renewal round
 // (a read-index request with no reads) is issued, so a busy PG never waits
 // for a round.
+//
+// Most reads do not even reach the loop: the loop publishes the lease
+// (leaseView: until when, and the commit index at the round's answer) and
+// a reader that finds it valid, with that index applied, reads at once
+// (Node.leaseIndex). That index covers every entry of earlier terms; the
+// entries of this term it may miss were not acknowledged to anyone yet
+// (this leader acknowledges after applying), so the read is linearizable
+// at the moment it checked the lease. The loop withdraws the view when a
+// transfer is asked (before the target can campaign) and when it steps
+// down; a reader that saw it just before still read while no other leader
+// could exist.
 
 // leaseFor is the lease a quorum-acknowledged round gives, from its issue.
 func leaseFor(tick time.Duration) time.Duration { return (electionTick - 3) * tick }
@@ -67,7 +78,7 @@ func (r *replica) leaseRead(now time.Time) (uint64, bool) {
 }
 
 // extendLease records that a round issued at issued was acknowledged by a
-// quorum.
+// quorum, and publishes the lease for readers outside the loop.
 func (r *replica) extendLease(issued time.Time) {
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 || st.GetTerm() == r.noLeaseTerm {
@@ -76,6 +87,10 @@ func (r *replica) extendLease(issued time.Time) {
 	if until := issued.Add(r.leaseDur); until.After(r.leaseUntil) {
 		r.leaseUntil = until
 	}
+	commit := st.GetCommit()
+	if t, err := r.log.Term(commit); err == nil && t == st.GetTerm() {
+		r.view.Store(&leaseView{until: r.leaseUntil, index: commit})
+	}
 }
 
 // endLease stops lease reads for the rest of the current term (a
@@ -83,6 +98,24 @@ func (r *replica) extendLease(issued time.Time) {
 func (r *replica) endLease() {
 	r.noLeaseTerm = r.rn.BasicStatus().GetTerm()
 	r.leaseUntil = time.Time{}
+	r.view.Store(nil)
+}
+
+// leaseView is the lease as published to readers outside the loop: reads
+// at index (once applied) are linearizable until until.
+type leaseView struct {
+	until time.Time
+	index uint64
+}
+
+// viewRead returns the index a reader outside the loop may read at now,
+// or false (then it asks the loop).
+func (r *replica) viewRead(now time.Time) (uint64, bool) {
+	v := r.view.Load()
+	if v == nil || !now.Before(v.until) || r.applied.Load() < v.index {
+		return 0, false
+	}
+	return v.index, true
 }
 
 // renewDue says whether a lease read at now should start a renewal round.

@@ -359,13 +359,28 @@ func (n *Node) propose(ctx context.Context, pg PG, o op) (uint64, error) {
 }
 
 // readIndex returns an index such that a read of the store after this
-// replica applied it is linearizable (leader only, lease-based).
+// replica applied it is linearizable (leader only): under the leader's
+// lease without asking the loop where it can (lease.go), else from the
+// loop (lease or read-index round).
 func (n *Node) readIndex(ctx context.Context, pg PG) (uint64, error) {
+	if idx, ok := n.leaseIndex(pg); ok {
+		return idx, nil
+	}
 	w := newWaiter(n.deadline(ctx))
 	if !n.post(ctx, func() { n.startRead(pg, w) }) {
 		return 0, ErrClosing
 	}
 	return n.wait(ctx, w)
+}
+
+// leaseIndex is readIndex's way around the loop: the index to read pg at
+// under the lease the loop published, or false. Any goroutine.
+func (n *Node) leaseIndex(pg PG) (uint64, bool) {
+	r := n.lookup(pg)
+	if r == nil {
+		return 0, false
+	}
+	return r.viewRead(n.cfg.Clock.Now())
 }
 
 // startPropose runs on the loop: propose data (an encoded op with reqID) to
@@ -433,25 +448,29 @@ func (n *Node) newID() uint64 { return n.nextReq.Add(1) }
 // target; it returns once the request is made, not when it completes.
 func (n *Node) transferLeader(ctx context.Context, pg PG, target int32) error {
 	w := newWaiter(n.deadline(ctx))
-	if !n.post(ctx, func() {
-		r := n.replicas[pg]
-		switch {
-		case r == nil:
-			w.finish(0, ErrNoPG)
-		case !r.isLeader():
-			w.finish(0, ErrNotLeader)
-		case !slices.Contains(r.voters, target):
-			w.finish(0, errInvalid(fmt.Sprintf("osd.%d is not a member of pg %d.%x", target, pg.Pool, pg.Seq)))
-		default:
-			r.endLease() // the target campaigns past the followers' leases
-			r.rn.TransferLeader(raftID(target))
-			w.finish(0, nil)
-		}
-	}) {
+	if !n.post(ctx, func() { n.startTransfer(pg, target, w) }) {
 		return ErrClosing
 	}
 	_, err := n.wait(ctx, w)
 	return err
+}
+
+// startTransfer runs on the loop: ask pg's raft group to hand leadership to
+// target; w completes once asked.
+func (n *Node) startTransfer(pg PG, target int32, w *waiter) {
+	r := n.replicas[pg]
+	switch {
+	case r == nil:
+		w.finish(0, ErrNoPG)
+	case !r.isLeader():
+		w.finish(0, ErrNotLeader)
+	case !slices.Contains(r.voters, target):
+		w.finish(0, errInvalid(fmt.Sprintf("osd.%d is not a member of pg %d.%x", target, pg.Pool, pg.Seq)))
+	default:
+		r.endLease() // the target campaigns past the followers' leases
+		r.rn.TransferLeader(raftID(target))
+		w.finish(0, nil)
+	}
 }
 
 // waitApplied waits until this replica of pg has applied index idx.

@@ -67,8 +67,9 @@ type replica struct {
 	campaign    bool                 // campaign once the configuration is applied
 	warnedHeld  uint64               // retained log length last warned about (leader)
 
-	applied atomic.Uint64 // for readers outside the loop
-	leader  atomic.Int32  // -1 unknown
+	applied atomic.Uint64             // for readers outside the loop
+	leader  atomic.Int32              // -1 unknown
+	view    atomic.Pointer[leaseView] // the lease for readers outside the loop (lease.go)
 }
 
 func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.Logger) (*replica, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/cryptotest"
+	"time"
 )
 
 // TestSimReadAfterLeaderCut is a fixed schedule after what TestSim found
@@ -111,10 +112,10 @@ func readAfterLeaderCut(t *testing.T, seed uint64, phase int) (started, leased b
 			return false
 		}
 		if !readStarted && acked(2) && old.n.replicas[p.pg].isLeader() {
-			before := old.n.leaseReads
+			before := w.stats.leased
 			w.startOp(old, p, "obj", false)
 			readStarted = len(w.ops) > 0
-			if old.n.leaseReads > before {
+			if w.stats.leased > before {
 				w.logf("the read at the old leader was served under its lease")
 				leased = true
 			}
@@ -128,4 +129,135 @@ func readAfterLeaderCut(t *testing.T, seed uint64, phase int) (started, leased b
 		t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
 	}
 	return readStarted, leased
+}
+
+// TestSimReadAfterTransfer: a leader with a lease hands leadership to a
+// follower (`tsumiki pg lead`) and is cut off right after; the target
+// campaigns with force, past the other follower's lease, and acknowledges a
+// write; a read at the old leader, which still believes it leads, must not
+// miss it. The lease must end when the transfer is asked (endLease).
+func TestSimReadAfterTransfer(t *testing.T) {
+	served := 0
+	for seed := range 20 {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			if readAfterTransfer(t, uint64(seed)) {
+				served++
+			}
+		})
+	}
+	if served == 0 {
+		t.Fatal("no schedule read at the old leader while it believed it led: the test proves nothing")
+	}
+}
+
+func readAfterTransfer(t *testing.T, seed uint64) (readStarted bool) {
+	cryptotest.SetGlobalRandom(t, seed+1)
+	w := newSimWorld(seed, simOpts{pgs: 1, compact: 1024, trace: true})
+	w.final = true
+	p := w.pgs[0]
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("%s\ntrace:\n%s", fmt.Sprintf(format, args...), strings.Join(w.trace, "\n"))
+	}
+	rounds := func(n int, until func() bool) {
+		t.Helper()
+		for range n {
+			if until() {
+				return
+			}
+			if err := w.round(); err != nil {
+				fail("%v", err)
+			}
+		}
+	}
+	acked := func(val uint64) bool {
+		return slices.ContainsFunc(w.hist, func(e simEvent) bool { return e.write && !e.unknown && e.val == val })
+	}
+	for _, sn := range w.nodes {
+		if err := w.start(sn); err != nil {
+			fail("%v", err)
+		}
+	}
+	if err := w.settle(100, w.converged); err != nil {
+		fail("%v", err)
+	}
+	old := w.leaderOf(p.pg)
+	w.startOp(old, p, "obj", true)
+	rounds(50, func() bool { return acked(1) })
+	w.startOp(old, p, "obj", false) // its round gives old a lease
+	rounds(50, func() bool { return len(w.ops) == 0 })
+
+	var target *simNode
+	for _, sn := range w.nodes {
+		if sn != old {
+			target = sn
+			break
+		}
+	}
+	tw := newWaiter(w.now.Add(time.Second))
+	old.n.startTransfer(p.pg, target.id, tw)
+	if res := <-tw.done; res.err != nil {
+		fail("transfer: %v", res.err)
+	}
+	w.logf("osd.%d asked to hand pg leadership to osd.%d", old.id, target.id)
+	if err := w.cycle(old); err != nil { // sends MsgTimeoutNow
+		fail("%v", err)
+	}
+	for _, pk := range w.net {
+		if pk.from == old.id {
+			w.deliver(pk)
+		}
+	}
+	w.net = nil
+	old.cut = true
+	w.logf("osd.%d (old leader) cut off", old.id)
+
+	// Messages only, the clock stands still: the election and the write
+	// take no time, so the old leader's lease (if it had kept one) would
+	// still run when it is asked to read.
+	pump := func(n int, until func() bool) {
+		t.Helper()
+		for range n {
+			if until() {
+				return
+			}
+			net := w.net
+			w.net = nil
+			for _, pk := range net {
+				w.deliver(pk)
+			}
+			for _, sn := range w.live() {
+				if err := w.cycle(sn); err != nil {
+					fail("%v", err)
+				}
+			}
+		}
+	}
+	pump(30, func() bool {
+		if w.nextVal == 1 {
+			if r := target.n.replicas[p.pg]; r.isLeader() {
+				w.startOp(target, p, "obj", true) // value 2
+				if len(w.ops) == 0 {
+					w.nextVal--
+				}
+			}
+			return false
+		}
+		if !readStarted && acked(2) && old.n.replicas[p.pg].isLeader() {
+			w.startOp(old, p, "obj", false)
+			readStarted = len(w.ops) > 0
+		}
+		return readStarted
+	})
+	rounds(30, func() bool { return len(w.ops) == 0 })
+	if !acked(2) {
+		fail("the transfer target did not acknowledge a write")
+	}
+	if err := w.checkHistory(); err != nil {
+		fail("%v", err)
+	}
+	if os.Getenv("TSUMIKI_SIM_TRACE") != "" {
+		t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
+	}
+	return readStarted
 }

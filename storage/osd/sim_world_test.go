@@ -426,12 +426,16 @@ func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
 	o := &simOp{node: sn, pg: p.pg, obj: obj, write: write, fin: w.final,
 		w: newWaiter(w.now.Add(time.Duration(2+w.rng.IntN(30)) * simTick)), call: w.tick()}
 	kind := "read"
+	loopLeased := sn.n.leaseReads
 	if write {
 		kind = "write"
 		w.nextVal++
 		o.val = w.nextVal
 		data := binary.BigEndian.AppendUint64(nil, o.val)
 		sn.n.startPropose(p.pg, w.nextReq, encodeOp(&op{Kind: opWrite, ReqID: w.nextReq, Object: obj, Data: data}), o.w)
+	} else if idx, ok := sn.n.leaseIndex(p.pg); ok && w.rng.IntN(2) == 0 {
+		o.w.finish(idx, nil) // as readIndex: under the published lease, without the loop
+		w.stats.leased++
 	} else {
 		sn.n.startRead(p.pg, o.w)
 	}
@@ -439,7 +443,9 @@ func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
 	case res := <-o.w.done:
 		if !write && res.err == nil {
 			o.w.done <- res // a read granted at once under the leader's lease: poll takes it
-			w.stats.leased++
+			if sn.n.leaseReads > loopLeased {
+				w.stats.leased++
+			}
 			break
 		}
 		// refused before proposing: certainly not applied
