@@ -26,7 +26,6 @@ func (k opKind) String() string {
 func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	id := op.id
 	l := loc{op: op.kind.String(), pg: id.pg, object: id.name, block: -1}
-	key := metaKey(id.pg, id.name)
 	m, found, err := s.txnMeta(t, l)
 	if err != nil {
 		return err
@@ -38,10 +37,7 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 			return l.wrap(err)
 		}
 		t.metas[metaKeyT{id.pg, id.name}] = metaItem{}
-		if !found {
-			return nil
-		}
-		return t.del(key)
+		return nil
 	}
 	// A new object starts from an empty file: whatever an earlier
 	// incarnation left there is not described by the (empty) bitmap.
@@ -71,16 +67,19 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	s.files.markDirty(id.rel())
 	m.version = op.version
 	t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
-	return t.set(key, seal(key, m.encode()))
+	return nil
 }
 
 // txnMeta is l's meta as the batch sees it: its own earlier changes, then
-// the cache, then badger.
+// the cache, then the backlog, then badger.
 func (s *Store) txnMeta(t *metaTxn, l loc) (objMeta, bool, error) {
 	if it, ok := t.metas[metaKeyT{l.pg, l.object}]; ok {
 		return it.m.clone(), it.found, nil
 	}
 	if m, found, ok := s.metas.get(l.pg, l.object); ok {
+		return m, found, nil
+	}
+	if m, found, ok := s.backlog.get(metaKeyT{l.pg, l.object}); ok {
 		return m, found, nil
 	}
 	return readMeta(t.txn, l, int64(s.cfg.BlockSize))

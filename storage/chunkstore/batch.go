@@ -142,8 +142,8 @@ func (b *Batch) Discard() {
 }
 
 // applyOps runs the object operations under their objects' locks and
-// commits their meta changes in badger transactions (not synced: the next
-// checkpoint syncs them).
+// publishes their metas to the cache and the backlog (badger gets them at
+// the next checkpoint; metabacklog.go).
 func (b *Batch) applyOps() error {
 	s := b.s
 	var stripes []int
@@ -160,7 +160,7 @@ func (b *Batch) applyOps() error {
 			s.locks[i].Unlock()
 		}
 	}()
-	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(true), metas: map[metaKeyT]metaItem{}}
+	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(false), metas: map[metaKeyT]metaItem{}}
 	defer func() { t.txn.Discard() }()
 	for i := range b.ops {
 		if err := s.applyOp(t, &b.ops[i]); err != nil {
@@ -168,27 +168,26 @@ func (b *Batch) applyOps() error {
 			return err
 		}
 	}
-	if err := t.txn.Commit(); err != nil {
-		s.forgetMetas(t)
-		return fmt.Errorf("chunkstore: commit meta: %w", badgerErr(err))
-	}
 	for k, it := range t.metas { // still under the stripe locks
 		s.metas.put(k.pg, k.name, it.m, it.found)
+		s.backlog.put(k, it)
 	}
 	return nil
 }
 
-// metaTxn is a badger write transaction that commits and continues in a new
-// one when it outgrows badger's limit. Durability comes from the WAL and
-// checkpoints, so a split does not weaken anything.
+// metaTxn is a badger transaction: read-only while a batch applies (metas
+// are the batch's own, then cached, then the backlog's, then badger's),
+// read-write when the backlog is flushed, where it commits and continues in
+// a new one when it outgrows badger's limit. Durability comes from the WAL
+// and checkpoints, so a split does not weaken anything.
 type metaTxn struct {
 	db    *badger.DB
 	txn   *badger.Txn
 	metas map[metaKeyT]metaItem // metas this batch set, for the cache
 }
 
-// forgetMetas drops from the cache what a failed batch touched (part of
-// it may be committed by a split).
+// forgetMetas drops from the cache what a failed batch touched (its files
+// may be changed; the OSD stops after a failed Commit).
 func (s *Store) forgetMetas(t *metaTxn) {
 	for k := range t.metas {
 		s.metas.drop(k.pg, k.name)

@@ -19,7 +19,9 @@ import (
 //     directories written so far (in this order: a batch marks its files
 //     before it publishes its apply state, so every change an apply state
 //     covers is in the taken set or an earlier, synced one),
-//  2. fsyncs those files and directories and syncs the meta DB,
+//  2. writes the object metas applied so far to the meta DB (they are
+//     written behind, see metabacklog.go), fsyncs the files and
+//     directories and syncs the meta DB,
 //  3. stores the apply states in the meta DB and syncs it again,
 //  4. deletes the raft log entries those apply states no longer need.
 //
@@ -75,7 +77,7 @@ func (s *Store) Checkpoint() error {
 	s.since = 0
 	s.mu.Unlock()
 	files, dirs := s.files.takeDirty()
-	if len(pend) == 0 && len(files) == 0 && len(dirs) == 0 {
+	if len(pend) == 0 && len(files) == 0 && len(dirs) == 0 && s.backlog.empty() {
 		return nil
 	}
 	if err := s.checkpoint(pend, files, dirs); err != nil {
@@ -96,6 +98,12 @@ func (s *Store) Checkpoint() error {
 }
 
 func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error {
+	// The metas of every change the apply states cover were put in the
+	// backlog before those states were published (Commit), so they are in
+	// this flush or an earlier one.
+	if err := s.flushMetas(); err != nil {
+		return err
+	}
 	if err := syncPaths(s.files.root, files); err != nil {
 		return err
 	}

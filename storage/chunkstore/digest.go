@@ -33,6 +33,9 @@ func (s *Store) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err erro
 	// applies in one loop, so this briefly stalls its applies).
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
+	if err := s.flushMetasNow(); err != nil {
+		return nil, sum, 0, err
+	}
 	s.mu.Lock()
 	apply = s.pending[pg].apply
 	if apply == nil {

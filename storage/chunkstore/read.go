@@ -97,6 +97,9 @@ func (s *Store) List(pg PG, prefix string, after string, limit int) ([]ObjectInf
 		return nil, err
 	}
 	defer s.leave()
+	if err := s.flushMetasNow(); err != nil {
+		return nil, err
+	}
 	var out []ObjectInfo
 	err := s.db.View(func(txn *badger.Txn) error {
 		return scanMeta(txn, pg, prefix, after, int64(s.cfg.BlockSize), func(name string, m objMeta) (bool, error) {
@@ -167,10 +170,14 @@ func cmpU32(a, b uint32) int {
 	return 0
 }
 
-// cachedMeta returns l's object meta from the cache or badger (filling the
-// cache). The caller holds the object's stripe lock.
+// cachedMeta returns l's object meta from the cache, the backlog or badger
+// (filling the cache from badger). The caller holds the object's stripe
+// lock.
 func (s *Store) cachedMeta(l loc) (objMeta, bool, error) {
 	if m, found, ok := s.metas.get(l.pg, l.object); ok {
+		return m, found, nil
+	}
+	if m, found, ok := s.backlog.get(metaKeyT{l.pg, l.object}); ok {
 		return m, found, nil
 	}
 	var m objMeta

@@ -34,8 +34,9 @@ type Store struct {
 	table     int64      // tableSize(BlockSize)
 	zeroBlock []byte     // BlockSize zeros, read only
 
-	locks [256]sync.RWMutex // per object stripe: exclusive while an operation changes it, shared to read
-	metas *metaCache        // recently used object metas; see metacache.go
+	locks   [256]sync.RWMutex // per object stripe: exclusive while an operation changes it, shared to read
+	metas   *metaCache        // recently used object metas; see metacache.go
+	backlog *metaBacklog      // metas applied but not yet in badger; see metabacklog.go
 
 	closeMu sync.RWMutex // held shared by every operation, exclusively by Close; guards closed
 	closed  bool
@@ -94,7 +95,7 @@ func Open(cfg Config) (*Store, error) {
 		files: newFileCache(filepath.Join(cfg.Dir, "objects"), cfg.OpenFiles),
 		table: tableSize(int64(cfg.BlockSize)), zeroBlock: make([]byte, cfg.BlockSize),
 		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{},
-		metas: newMetaCache(defaultMetaCacheEntries)}
+		metas: newMetaCache(defaultMetaCacheEntries), backlog: newMetaBacklog()}
 	if err := s.openChecks(); err != nil {
 		_ = db.Close()
 		_ = unlockDir(lock)
