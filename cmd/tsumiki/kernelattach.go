@@ -25,6 +25,10 @@ type attachOpts struct {
 	BreakLock bool          // take the lock over from its holder
 	Timeout   time.Duration // kernel request timeout
 	Program   string        // how the lock names this process
+	// WaitGone is how long to wait for the lock of a holder on this host
+	// whose process is gone (killed with SIGKILL: its lease outlives it
+	// by up to image.DefaultLockTTL) to expire; 0: refuse at once.
+	WaitGone time.Duration
 }
 
 // kernelImage is an image attached through the kernel's NBD client: this
@@ -74,6 +78,11 @@ func attachKernel(ctx context.Context, g *globals, spec string, o attachOpts, lo
 	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(life, st, log, o.BreakLock), Logger: log.Named("nbd"), ReadOnly: o.ReadOnly})
 	if err != nil {
 		return nil, err
+	}
+	if o.WaitGone > 0 && !o.ReadOnly && !o.BreakLock {
+		if err := waitGoneHolder(ctx, st, spec, host, o.WaitGone, log); err != nil {
+			return nil, err
+		}
 	}
 	ks, err := srv.OpenKernel(dctx, spec)
 	if err != nil {
@@ -141,6 +150,49 @@ func (k *kernelImage) Detach(gone bool) error {
 		return fmt.Errorf("detach %s: %w", k.Dev, err)
 	}
 	return nil
+}
+
+// waitGoneHolder waits, at most max, while spec is locked by a process of
+// this host that no longer exists: a gateway killed with SIGKILL cannot
+// release its lock, which then lasts until its lease expires. Waiting for
+// the expiry (rather than breaking the lock) is safe even when the pid
+// test is wrong (a holder in another pid namespace with the same host
+// name): a live holder renews its lease, and the open that follows is
+// refused as usual. Any other holder, or none, returns at once; so do
+// errors reading the lock (the open reports them).
+func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max time.Duration, log *zap.Logger) error {
+	pool, name, err := parseSpec(spec)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	for waited := false; ; waited = true {
+		h, held, err := st.LockHolder(ctx, pool, name)
+		if err != nil || !held || h.Host != host || h.PID == os.Getpid() || !processGone(h.PID) {
+			if waited && err == nil && !held {
+				log.Info("the gone holder's lock expired", zap.String("image", spec),
+					zap.Duration("waited", time.Since(start).Round(100*time.Millisecond)))
+			}
+			return nil
+		}
+		if !waited {
+			log.Warn("image locked by a process of this host that is gone (killed?): waiting for its lease to expire",
+				zap.String("image", spec), zap.String("holder", h.String()), zap.Duration("at most", max))
+		}
+		if time.Since(start) > max {
+			return nil // the open says who holds it
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// processGone reports whether no process (or thread) pid exists here.
+func processGone(pid int) bool {
+	return pid > 0 && errors.Is(unix.Kill(pid, 0), unix.ESRCH)
 }
 
 func (k *kernelImage) release() {

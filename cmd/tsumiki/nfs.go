@@ -122,7 +122,10 @@ portmapper, so that a plain Linux mount works:
 --image POOL/NAME takes the image's exclusive lock, attaches it through the
 kernel NBD client, makes a filesystem only if blkid finds none (never over
 data), mounts it under /run/tsumiki/nfs and serves it; on SIGTERM it stops
-serving, syncs, unmounts, detaches and releases the lock.
+serving, syncs, unmounts, detaches and releases the lock. After a crash
+(kill -9, OOM) just start it again: it detaches the dead gateway's stale
+mount (the kernel then frees its NBD device), waits up to 30 s for the dead
+process's lock lease to expire, and the mount replays the journal.
 --dir PATH serves a local folder (the benchmark/debug mode). Needs root:
 file handles are the kernel's own (open_by_handle_at needs
 CAP_DAC_READ_SEARCH) and the portmapper's port 111 is privileged.

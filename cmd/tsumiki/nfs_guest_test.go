@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,17 +17,45 @@ import (
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 )
 
-// nfsGuestScript is the guest's workload: showmount -e and a plain mount
-// through the portmapper, then POSIX and AUTH_SYS checks (as uid 1000 via
-// su), each failing the script (set -e) if the
-// result is wrong. Between /host/ready-restart and /host/restarted the host
-// restarts the gateway while this shell's cwd is inside a directory that
-// was renamed.
+// nfsWorkload is the guest's POSIX workload against a mounted gateway,
+// one script for every gateway setup (nfsGuestScript with its @NAME@
+// placeholders filled in): showmount -e and a plain mount through the
+// portmapper, then POSIX and AUTH_SYS checks (as uid 1000 via su), each
+// failing the script (set -e) if the result is wrong. It writes
+// /host/showmount, /host/df and /host/big.sum (the big file's sha256), and
+// leaves /mnt unmounted.
+type nfsWorkload struct {
+	// Server is the gateway's address as the guest sees it: 10.0.2.2 for
+	// one on the host, 127.0.0.1 for one in the guest.
+	Server string
+	// SmallFiles is how many small files are created in /many (at least 2).
+	SmallFiles int
+	// BigMiB is the size of /big, written and checked with sha256 after a
+	// remount.
+	BigMiB int
+	// Restart is shell code run while the shell's cwd is inside a directory
+	// that was renamed: it must restart the gateway and return once it
+	// serves again. The workload then goes on in that directory.
+	Restart string
+}
+
+// script returns the workload as shell code.
+func (w nfsWorkload) script() string {
+	return strings.NewReplacer(
+		"@SERVER@", w.Server,
+		"@SMALL@", strconv.Itoa(w.SmallFiles),
+		"@SMALLMID@", strconv.Itoa(w.SmallFiles/2),
+		"@BIGMIB@", strconv.Itoa(w.BigMiB),
+		"@RESTART@", w.Restart,
+	).Replace(nfsGuestScript)
+}
+
+// nfsGuestScript is nfsWorkload's script, with placeholders.
 const nfsGuestScript = `set -eux
-showmount -e 10.0.2.2 | tee /host/showmount
+showmount -e @SERVER@ | tee /host/showmount
 grep -q '^/data' /host/showmount
 mkdir -p /mnt
-mount -t nfs -o vers=3,nolock 10.0.2.2:/data /mnt
+mount -t nfs -o vers=3,nolock @SERVER@:/data /mnt
 cd /mnt
 df -k /mnt | tee /host/df
 
@@ -116,23 +145,23 @@ mknod cdev c 1 3
 [ -c cdev ]
 [ "$(stat -c '%t %T' cdev)" = "1 3" ]
 
-# a deep tree and a few hundred small files
+# a deep tree and many small files
 mkdir -p deep/a/b/c/d/e/f/g/h/i/j
 echo bottom > deep/a/b/c/d/e/f/g/h/i/j/file
 [ "$(cat deep/a/b/c/d/e/f/g/h/i/j/file)" = bottom ]
 mkdir many
-for i in $(seq 1 300); do echo "n$i" > many/f$i; done
-[ "$(ls many | wc -l)" = 300 ]
-[ "$(cat many/f1)$(cat many/f150)$(cat many/f300)" = n1n150n300 ]
+for i in $(seq 1 @SMALL@); do echo "n$i" > many/f$i; done
+[ "$(ls many | wc -l)" = @SMALL@ ]
+[ "$(cat many/f1)$(cat many/f@SMALLMID@)$(cat many/f@SMALL@)" = n1n@SMALLMID@n@SMALL@ ]
 
-# a 64 MiB file, checked after a remount (no client cache)
-dd if=/dev/urandom of=/tmp/big bs=1M count=64 status=none
+# a big file, checked after a remount (no client cache)
+dd if=/dev/urandom of=/tmp/big bs=1M count=@BIGMIB@ status=none
 sha256sum /tmp/big | cut -d' ' -f1 > /host/big.sum
 cp /tmp/big /mnt/big
 rm /tmp/big
 cd /
 umount /mnt
-mount -t nfs -o vers=3,nolock 10.0.2.2:/data /mnt
+mount -t nfs -o vers=3,nolock @SERVER@:/data /mnt
 [ "$(sha256sum /mnt/big | cut -d' ' -f1)" = "$(cat /host/big.sum)" ]
 
 # a cwd inside a directory that is renamed, then the gateway restarts
@@ -142,26 +171,20 @@ echo before > f
 mv /mnt/work /mnt/work2
 echo renamed > g
 [ "$(cat f)" = before ]
-touch /host/ready-restart
-i=0
-while [ ! -e /host/restarted ]; do
-  i=$((i+1)); [ $i -lt 120 ] || { echo "no restart"; exit 1; }
-  sleep 1
-done
+@RESTART@
 ls . > /dev/null
 echo after > h
 [ "$(cat f g h)" = "$(printf 'before\nrenamed\nafter')" ]
 [ "$(pwd)" = /mnt/work2/dir ] || true
 cd /
 umount /mnt
-echo NFS-WORKLOAD-OK
 `
 
 // TestClusterNFSGuestPlainMount boots a real Linux kernel (QEMU) that
 // mounts `tsumiki nfs serve --dir` from the host with the plain
 // `mount -t nfs -o vers=3,nolock 10.0.2.2:/data /mnt` (portmapper on
 // 127.0.0.1:111, so it needs root and a free port 111) and runs
-// nfsGuestScript; the host restarts the gateway in the middle (SIGTERM,
+// nfsWorkload; the host restarts the gateway in the middle (SIGTERM,
 // dentry cache dropped, start) and then checks what landed in the folder. Skipped where QEMU cannot run.
 func TestClusterNFSGuestPlainMount(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
@@ -235,10 +258,21 @@ func TestClusterNFSGuestPlainMount(t *testing.T) {
 			return
 		}
 	}()
+	w := nfsWorkload{Server: "10.0.2.2", SmallFiles: 300, BigMiB: 64, Restart: `touch /host/ready-restart
+i=0
+while [ ! -e /host/restarted ]; do
+  i=$((i+1)); [ $i -lt 120 ] || { echo "no restart"; exit 1; }
+  sleep 1
+done`}
+	mem, timeout := 1024, 8*time.Minute
+	if longE2E() {
+		w.SmallFiles, w.BigMiB, mem, timeout = 2000, 256, 2048, 20*time.Minute
+	}
 	res, err := qemutest.Run(t.Context(), t, qemutest.Config{
-		Script:  nfsGuestScript,
+		Script:  w.script() + "echo NFS-WORKLOAD-OK\n",
 		Share:   share,
-		Timeout: 8 * time.Minute,
+		MemMiB:  mem,
+		Timeout: timeout,
 		Log:     qemutest.LineLogger(t),
 	})
 	close(stopWatch)
@@ -284,7 +318,7 @@ func TestClusterNFSGuestPlainMount(t *testing.T) {
 	h := sha256.New()
 	n, _ := io.Copy(h, f)
 	f.Close()
-	if got := hex.EncodeToString(h.Sum(nil)); n != 64<<20 || got != strings.TrimSpace(string(want)) {
+	if got := hex.EncodeToString(h.Sum(nil)); n != int64(w.BigMiB)<<20 || got != strings.TrimSpace(string(want)) {
 		t.Errorf("big: %d bytes sha256 %s, guest wrote %s", n, got, want)
 	}
 	entries, _ := os.ReadDir(dir)

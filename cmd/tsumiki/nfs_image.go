@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/attach"
+	"github.com/tsumiki-storage/tsumiki/blockdev/image"
 )
 
 // nfsMountRoot is where `nfs serve --image` mounts images.
@@ -64,12 +67,89 @@ func fsTypeOf(ctx context.Context, dev string) (string, error) {
 	return t, nil
 }
 
+// clearStaleMount undoes what a gateway killed with SIGKILL left on this
+// host: its filesystem still mounted on mp from a /dev/nbdX that nobody
+// serves any more. The kernel keeps a mounted NBD device's connection (and
+// the dead server's pid in /sys/block/nbdX/pid) until the mount lets go,
+// and the dead device fails all I/O. The mount is detached lazily
+// (MNT_DETACH; its unsynced writeback fails on the dead device, nothing
+// reaches the image; what the gateway acknowledged is in the image's
+// journal and is replayed by the next mount), then the kernel frees the
+// device. A mount on mp from anything else, or from a device that a live
+// process serves (another gateway for this image), is an error: nothing is
+// touched.
+func clearStaleMount(mp string, log *zap.Logger) error {
+	for range 8 { // mounts may be stacked; bounded
+		src, ok, err := mountSource(mp)
+		if err != nil || !ok {
+			return err
+		}
+		dev := filepath.Base(src)
+		if !strings.HasPrefix(src, "/dev/nbd") {
+			return fmt.Errorf("%s is mounted from %s, not by a tsumiki gateway: unmount it first", mp, src)
+		}
+		pidFile := filepath.Join("/sys/block", dev, "pid")
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); perr != nil || !processGone(pid) {
+				return fmt.Errorf("%s is mounted from %s, which process %s still serves: is another gateway serving this image here?",
+					mp, src, strings.TrimSpace(string(b)))
+			}
+		}
+		log.Warn("a previous gateway died without cleaning up: detaching its stale mount", zap.String("dir", mp), zap.String("device", src))
+		if err := unix.Unmount(mp, unix.MNT_DETACH); err != nil {
+			return fmt.Errorf("unmount the stale %s (from %s): %w", mp, src, err)
+		}
+		// The last close of the device drops the kernel's record of it.
+		for end := time.Now().Add(10 * time.Second); attach.Connected(src) && time.Now().Before(end); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if attach.Connected(src) {
+			log.Warn("the dead device is still held; using another one", zap.String("device", src))
+		}
+	}
+	return fmt.Errorf("%s: more than 8 stale mounts stacked on it", mp)
+}
+
+// mountSource returns the source of the topmost mount on dir, from
+// /proc/self/mountinfo, and whether dir is a mount point at all.
+func mountSource(dir string) (string, bool, error) {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, err
+	}
+	src, ok := parseMountSource(string(b), dir)
+	return src, ok, nil
+}
+
+// parseMountSource finds dir's topmost mount in a mountinfo text (later
+// lines are mounted on top of earlier ones). Lines are "id parent
+// major:minor root mountpoint options [optional fields...] - fstype source
+// superoptions"; a mount point with a space is escaped (\040) and never
+// matches one of ours.
+func parseMountSource(info, dir string) (string, bool) {
+	src, found := "", false
+	for _, line := range strings.Split(info, "\n") {
+		f := strings.Fields(line)
+		sep := slices.Index(f, "-")
+		if len(f) < 5 || sep < 5 || sep+2 >= len(f) || f[4] != dir {
+			continue
+		}
+		src, found = f[sep+2], true
+	}
+	return src, found
+}
+
 // runNFSImage takes spec's lock, attaches it through the kernel NBD client,
 // formats it (only when blkid finds nothing on it), mounts it, and calls
 // serve with the mount point. When serve returns (ctx ended), it syncs,
 // unmounts, detaches and releases the lock, in that order.
 func runNFSImage(ctx context.Context, g *globals, spec, fsType string, log *zap.Logger, serve func(dir string) error) (err error) {
-	k, err := attachKernel(ctx, g, spec, attachOpts{Timeout: 60 * time.Second, Program: "tsumiki nfs serve"}, log)
+	mp := filepath.Join(nfsMountRoot, strings.ReplaceAll(spec, "/", "_"))
+	if err := clearStaleMount(mp, log); err != nil {
+		return err
+	}
+	k, err := attachKernel(ctx, g, spec, attachOpts{Timeout: 60 * time.Second, Program: "tsumiki nfs serve",
+		WaitGone: 3 * image.DefaultLockTTL}, log)
 	if err != nil {
 		return err
 	}
@@ -95,7 +175,6 @@ func runNFSImage(ctx context.Context, g *globals, spec, fsType string, log *zap.
 	default:
 		return fmt.Errorf("image %s holds %q, not ext4 or xfs: refusing to format or mount it", spec, found)
 	}
-	mp := filepath.Join(nfsMountRoot, strings.ReplaceAll(spec, "/", "_"))
 	if err := os.MkdirAll(mp, 0o755); err != nil {
 		return err
 	}
