@@ -120,6 +120,9 @@ func (s *Store) ListPGs() ([]PG, error) {
 		return nil, err
 	}
 	defer s.leave()
+	if err := s.flushMetasNow(); err != nil { // PGs known only by their objects' metas
+		return nil, err
+	}
 	seen := make(map[PG]struct{})
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, kind := range pgKinds {
