@@ -4,9 +4,10 @@
 //   - objects/: one file per object of each placement group (PG), cut into
 //     fixed-size blocks, each with a CRC-32C over the object's identity, the
 //     block index and its bytes, checked on every read (objfile.go);
-//   - meta/: one badger database with each object's size, version and
-//     bitmap of stored blocks, and each PG's apply state as of the last
-//     checkpoint;
+//   - meta/: one badger database (SyncWrites on) with each object's size,
+//     version and bitmap of stored blocks, and each PG's apply state as of
+//     the last checkpoint; metas are written to it behind, at checkpoints
+//     (metabacklog.go), so it sees about one synced commit per second;
 //   - wal/: the raft log and hard states of every PG (storage/wal), written
 //     with one fdatasync per batch for all PGs.
 //
@@ -23,7 +24,7 @@
 // # Durability
 //
 // Batch.Commit makes the raft records durable, then applies the object
-// changes without syncing them. Checkpoint (run by RunCheckpoints, and by
+// changes without syncing them (the object files, and the metas in memory). Checkpoint (run by RunCheckpoints, and by
 // Close) syncs the changed files and the meta, then records the apply
 // states that cover them; only then are raft log entries below the
 // compaction points deleted. After a crash, LoadRaft returns the last

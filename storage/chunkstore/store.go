@@ -126,7 +126,10 @@ func Open(cfg Config) (*Store, error) {
 func badgerOptions(cfg Config, dir string) badger.Options {
 	return badger.DefaultOptions(dir).
 		WithLogger(badgerLogger{cfg.Logger.Sugar()}).
-		WithSyncWrites(false).
+		// Every badger write is a checkpoint's (metas written behind, apply
+		// states) or a scan's flush: about one commit per second, each
+		// synced. Acknowledged data is durable in the WAL before that.
+		WithSyncWrites(true).
 		WithNumVersionsToKeep(1).
 		WithCompression(options.None).
 		WithDetectConflicts(false). // one writer per PG, see package doc
