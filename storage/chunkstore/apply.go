@@ -82,6 +82,9 @@ func (s *Store) txnMeta(t *metaTxn, l loc) (objMeta, bool, error) {
 	if m, found, ok := s.backlog.get(metaKeyT{l.pg, l.object}); ok {
 		return m, found, nil
 	}
+	if t.txn == nil {
+		t.txn = s.db.NewTransaction(false)
+	}
 	return readMeta(t.txn, l, int64(s.cfg.BlockSize))
 }
 

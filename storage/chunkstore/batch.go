@@ -160,8 +160,12 @@ func (b *Batch) applyOps() error {
 			s.locks[i].Unlock()
 		}
 	}()
-	t := &metaTxn{db: s.db, txn: s.db.NewTransaction(false), metas: map[metaKeyT]metaItem{}}
-	defer func() { t.txn.Discard() }()
+	t := &metaTxn{db: s.db, metas: map[metaKeyT]metaItem{}} // txn: opened on a cache miss (txnMeta)
+	defer func() {
+		if t.txn != nil {
+			t.txn.Discard()
+		}
+	}()
 	for i := range b.ops {
 		if err := s.applyOp(t, &b.ops[i]); err != nil {
 			s.forgetMetas(t)
