@@ -47,36 +47,8 @@ func TestSimReadAfterLeaderCut(t *testing.T) {
 // readAfterLeaderCut plays the schedule; it reports whether the read was
 // started at the old leader while it still believed it led.
 func readAfterLeaderCut(t *testing.T, seed uint64, phase int) (started, leased bool) {
-	cryptotest.SetGlobalRandom(t, seed*10+uint64(phase)+1)
-	w := newSimWorld(seed*10+uint64(phase), simOpts{pgs: 1, compact: 1024, trace: true})
-	w.final = true // a granted read reads the store at once
-	p := w.pgs[0]
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("%s\ntrace:\n%s", fmt.Sprintf(format, args...), strings.Join(w.trace, "\n"))
-	}
-	rounds := func(n int, until func() bool) {
-		t.Helper()
-		for range n {
-			if until() {
-				return
-			}
-			if err := w.round(); err != nil {
-				fail("%v", err)
-			}
-		}
-	}
-	acked := func(val uint64) bool {
-		return slices.ContainsFunc(w.hist, func(e simEvent) bool { return e.write && !e.unknown && e.val == val })
-	}
-	for _, sn := range w.nodes {
-		if err := w.start(sn); err != nil {
-			fail("%v", err)
-		}
-	}
-	if err := w.settle(100, w.converged); err != nil {
-		fail("%v", err)
-	}
+	f := newFixedSchedule(t, seed*10+uint64(phase))
+	w, p, fail, rounds, acked := f.w, f.p, f.fail, f.rounds, f.acked
 	old := w.leaderOf(p.pg)
 	w.startOp(old, p, "obj", true)
 	rounds(50, func() bool { return acked(1) })
@@ -151,36 +123,8 @@ func TestSimReadAfterTransfer(t *testing.T) {
 }
 
 func readAfterTransfer(t *testing.T, seed uint64) (readStarted bool) {
-	cryptotest.SetGlobalRandom(t, seed+1)
-	w := newSimWorld(seed, simOpts{pgs: 1, compact: 1024, trace: true})
-	w.final = true
-	p := w.pgs[0]
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf("%s\ntrace:\n%s", fmt.Sprintf(format, args...), strings.Join(w.trace, "\n"))
-	}
-	rounds := func(n int, until func() bool) {
-		t.Helper()
-		for range n {
-			if until() {
-				return
-			}
-			if err := w.round(); err != nil {
-				fail("%v", err)
-			}
-		}
-	}
-	acked := func(val uint64) bool {
-		return slices.ContainsFunc(w.hist, func(e simEvent) bool { return e.write && !e.unknown && e.val == val })
-	}
-	for _, sn := range w.nodes {
-		if err := w.start(sn); err != nil {
-			fail("%v", err)
-		}
-	}
-	if err := w.settle(100, w.converged); err != nil {
-		fail("%v", err)
-	}
+	f := newFixedSchedule(t, 1000+seed)
+	w, p, fail, rounds, acked := f.w, f.p, f.fail, f.rounds, f.acked
 	old := w.leaderOf(p.pg)
 	w.startOp(old, p, "obj", true)
 	rounds(50, func() bool { return acked(1) })
@@ -260,4 +204,53 @@ func readAfterTransfer(t *testing.T, seed uint64) (readStarted bool) {
 		t.Logf("trace:\n%s", strings.Join(w.trace, "\n"))
 	}
 	return readStarted
+}
+
+// fixedSchedule is a hand-played schedule on one PG of three settled nodes,
+// with a granted read reading the store at once.
+type fixedSchedule struct {
+	t *testing.T
+	w *simWorld
+	p simPG
+}
+
+func newFixedSchedule(t *testing.T, seed uint64) *fixedSchedule {
+	t.Helper()
+	cryptotest.SetGlobalRandom(t, seed+1)
+	f := &fixedSchedule{t: t, w: newSimWorld(seed, simOpts{pgs: 1, compact: 1024, trace: true})}
+	f.w.final = true
+	f.p = f.w.pgs[0]
+	for _, sn := range f.w.nodes {
+		if err := f.w.start(sn); err != nil {
+			f.fail("%v", err)
+		}
+	}
+	if err := f.w.settle(100, f.w.converged); err != nil {
+		f.fail("%v", err)
+	}
+	return f
+}
+
+// fail ends the test with the schedule's trace.
+func (f *fixedSchedule) fail(format string, args ...any) {
+	f.t.Helper()
+	f.t.Fatalf("%s\ntrace:\n%s", fmt.Sprintf(format, args...), strings.Join(f.w.trace, "\n"))
+}
+
+// rounds plays up to n fair rounds, stopping early once until holds.
+func (f *fixedSchedule) rounds(n int, until func() bool) {
+	f.t.Helper()
+	for range n {
+		if until() {
+			return
+		}
+		if err := f.w.round(); err != nil {
+			f.fail("%v", err)
+		}
+	}
+}
+
+// acked says whether the write of val was acknowledged.
+func (f *fixedSchedule) acked(val uint64) bool {
+	return slices.ContainsFunc(f.w.hist, func(e simEvent) bool { return e.write && !e.unknown && e.val == val })
 }
