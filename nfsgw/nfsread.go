@@ -74,12 +74,7 @@ func (s *Server) nfsRead(xid uint32, fs *FS, args []byte) ([]byte, *[]byte) {
 		}
 		n += m
 	}
-	post, err := fstatInfo(f.fd)
-	if err == nil && post.st.Nlink == 0 {
-		s.files.forget(f)
-		err = fmt.Errorf("%w: deleted", ErrStale)
-		post = nil
-	}
+	post, err := s.files.stat(f)
 	if err != nil {
 		s.putBuf(bp)
 		return readFailure(xid, err, post), nil

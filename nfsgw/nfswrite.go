@@ -81,12 +81,7 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte) []byte {
 		return writeFailure(xid, err, nil, nil)
 	}
 	defer s.files.release(f)
-	pre, err := fstatInfo(f.fd)
-	if err == nil && pre.st.Nlink == 0 {
-		s.files.forget(f)
-		err = fmt.Errorf("%w: deleted", ErrStale)
-		pre = nil
-	}
+	pre, err := s.files.stat(f)
 	if err != nil {
 		return writeFailure(xid, err, nil, nil)
 	}
@@ -168,12 +163,7 @@ func (s *Server) nfsCommit(xid uint32, fs *FS, args []byte) []byte {
 		return writeFailure(xid, err, nil, nil)
 	}
 	defer s.files.release(f)
-	pre, err := fstatInfo(f.fd)
-	if err == nil && pre.st.Nlink == 0 {
-		s.files.forget(f)
-		err = fmt.Errorf("%w: deleted", ErrStale)
-		pre = nil
-	}
+	pre, err := s.files.stat(f)
 	if err == nil {
 		err = fs.do(func() error { return fs.checkAccessLocked(f.fd, true) })
 	}

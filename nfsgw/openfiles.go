@@ -3,6 +3,7 @@ package nfsgw
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -248,4 +249,15 @@ func closeFDs(fds []int) {
 	for _, fd := range fds {
 		unix.Close(fd)
 	}
+}
+
+// stat returns f's attributes now; a file deleted since it was opened is
+// dropped from the cache and answers ErrStale (its handle is stale).
+func (c *openFiles) stat(f *openFile) (*statInfo, error) {
+	fi, err := fstatInfo(f.fd)
+	if err == nil && fi.st.Nlink == 0 {
+		c.forget(f)
+		return nil, fmt.Errorf("%w: deleted", ErrStale)
+	}
+	return fi, err
 }
