@@ -34,7 +34,11 @@
 //
 // # Durability
 //
-// The acknowledgment contract is NFSv3's:
+// By default every WRITE the gateway acknowledges is durable before the
+// reply: it is synced (fsync) and answered FILE_SYNC, whatever stability
+// the client asked for. An export with UnstableWrites (YAML
+// unstable_writes: true) follows NFSv3's contract instead, as knfsd and
+// nfs-ganesha do by default, which is faster for big sequential writes:
 //
 //   - A WRITE answered FILE_SYNC is on disk: asked FILE_SYNC, the gateway
 //     fsyncs the file before the reply. Asked DATA_SYNC, it fdatasyncs

@@ -25,6 +25,13 @@ type Export struct {
 	// callers run as. Both zero means 65534 (nobody/nogroup).
 	AnonUID uint32
 	AnonGID uint32
+	// UnstableWrites lets a WRITE be as durable as the client asked
+	// (NFSv3's contract, the default of knfsd and nfs-ganesha): an
+	// UNSTABLE one is answered UNSTABLE and made durable by the client's
+	// COMMIT (on close and fsync). Off (the default), every WRITE is synced
+	// before its reply and answered FILE_SYNC, whatever the client asked.
+	// Either way a reply never claims more than was done.
+	UnstableWrites bool
 }
 
 // Validate returns an error wrapping ErrConfig for the first broken rule.

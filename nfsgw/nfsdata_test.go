@@ -559,3 +559,17 @@ func TestFSInfo(t *testing.T) {
 		t.Fatalf("properties %#x, %v", props, x.err)
 	}
 }
+
+// TestSyncWritesExport: by default every WRITE is synced and answered
+// FILE_SYNC, an UNSTABLE one too.
+func TestSyncWritesExport(t *testing.T) {
+	s, fs, _ := testServer(t, []Export{{Path: "/data", Networks: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}})
+	r := dialRPC(t, s.Addr())
+	writeFile(t, fs, "f", "0123")
+	fh, _ := fs.handleOf("f")
+	for _, stable := range []uint32{stableUnstable, stableDataSync, stableFileSync} {
+		if res := r.write(fh, 0, stable, []byte("ab")); res.status != nfs.NFSStatusOk || res.committed != stableFileSync {
+			t.Fatalf("WRITE stable_how %d on a default export: %+v, want FILE_SYNC", stable, res)
+		}
+	}
+}

@@ -62,13 +62,17 @@ func decodeCommitArgs(b []byte) (commitArgs, error) {
 // nfsWrite answers WRITE: pwrite at the offset through the open-file
 // cache, as the caller (checkAccessLocked; the kernel clears setuid and
 // setgid bits as for any writer without CAP_FSETID), then, for DATA_SYNC
-// fdatasync and for FILE_SYNC fsync, and the reply says what was done:
-// UNSTABLE, DATA_SYNC or FILE_SYNC, never more. A sync error fails the
+// fdatasync and for FILE_SYNC fsync (every WRITE unless the export allows
+// UnstableWrites), and the reply says what was done: UNSTABLE, DATA_SYNC or
+// FILE_SYNC, never more. A sync error fails the
 // WRITE and changes the write verifier (see resetVerifier).
-func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte) []byte {
+func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte {
 	a, err := decodeWriteArgs(args)
 	if err != nil {
 		return writeFailure(xid, err, nil, nil)
+	}
+	if syncAll {
+		a.Stable = stableFileSync // the export does not allow UnstableWrites
 	}
 	if a.Offset > math.MaxInt64-uint64(len(a.Data)) {
 		return writeFailure(xid, fmt.Errorf("nfsgw: write at %d: %w", a.Offset, unix.EFBIG), nil, nil)

@@ -473,7 +473,8 @@ type dataCall struct {
 	xid  uint32
 	proc uint32
 	args []byte
-	fs   *FS // the caller's view (FS.As), or the gateway's FS
+	fs   *FS  // the caller's view (FS.As), or the gateway's FS
+	sync bool // every WRITE synced (the export does not allow UnstableWrites)
 }
 
 // serveData answers a data call. The reply's first 4 bytes are room for
@@ -484,7 +485,7 @@ func (s *Server) serveData(dc *dataCall) (reply []byte, buf *[]byte) {
 	case nfsProcRead:
 		return s.nfsRead(dc.xid, dc.fs, dc.args)
 	case nfsProcWrite:
-		return s.nfsWrite(dc.xid, dc.fs, dc.args), nil
+		return s.nfsWrite(dc.xid, dc.fs, dc.args, dc.sync), nil
 	}
 	return s.nfsCommit(dc.xid, dc.fs, dc.args), nil
 }
@@ -567,7 +568,7 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
 	case nfsProcRead, nfsProcWrite, nfsProcCommit:
-		return nil, &forward{data: &dataCall{xid: c.XID, proc: c.Proc, args: c.Args, fs: fs}}
+		return nil, &forward{data: &dataCall{xid: c.XID, proc: c.Proc, args: c.Args, fs: fs, sync: !exp.UnstableWrites}}
 	}
 	return nil, &forward{cred: cred}
 }

@@ -43,7 +43,8 @@ func testServer(t *testing.T, exports []Export) (*Server, *FS, string) {
 }
 
 func allowAll(path string) []Export {
-	return []Export{{Path: path, Networks: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}}
+	// UnstableWrites: the data tests check each stability level honoured.
+	return []Export{{Path: path, Networks: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}, UnstableWrites: true}}
 }
 
 // rpcConn is a minimal ONC RPC client over TCP for tests.

@@ -43,12 +43,13 @@ type nfsFileConfig struct {
 
 // nfsExportConfig is one export rule in YAML.
 type nfsExportConfig struct {
-	Path       string   `yaml:"path"`
-	Networks   []string `yaml:"networks"`
-	ReadOnly   bool     `yaml:"read_only"`
-	RootSquash bool     `yaml:"root_squash"`
-	AnonUID    *uint32  `yaml:"anonuid"`
-	AnonGID    *uint32  `yaml:"anongid"`
+	Path           string   `yaml:"path"`
+	Networks       []string `yaml:"networks"`
+	ReadOnly       bool     `yaml:"read_only"`
+	RootSquash     bool     `yaml:"root_squash"`
+	AnonUID        *uint32  `yaml:"anonuid"`
+	AnonGID        *uint32  `yaml:"anongid"`
+	UnstableWrites bool     `yaml:"unstable_writes"`
 }
 
 // loadNFSConfig decodes a YAML config strictly (unknown keys are errors).
@@ -79,7 +80,7 @@ func nfsExports(rules []nfsExportConfig, exportPath string) ([]nfsgw.Export, err
 	}
 	var out []nfsgw.Export
 	for i, r := range rules {
-		e := nfsgw.Export{Path: r.Path, ReadOnly: r.ReadOnly, RootSquash: r.RootSquash, AnonUID: 65534, AnonGID: 65534}
+		e := nfsgw.Export{Path: r.Path, ReadOnly: r.ReadOnly, RootSquash: r.RootSquash, AnonUID: 65534, AnonGID: 65534, UnstableWrites: r.UnstableWrites}
 		if r.AnonUID != nil {
 			e.AnonUID = *r.AnonUID
 		}
