@@ -20,7 +20,10 @@
 #                 queue depth 1, then, when it closes the file, a COMMIT
 #                 (libnfs 4.0 commits a dirty file on close; seen on the
 #                 wire), so the figure is data on disk, as after close() on a
-#                 Linux client. Rows without NFS: dd + fsync.
+#                 Linux client. Rows without NFS: dd + fsync. The gateway
+#                 syncs every WRITE by default (unstable_writes: false):
+#   seqwrite-sync rows without NFS only: dd oflag=dsync, a synchronous 1 MiB
+#                 write each time, what that policy costs without NFS
 #   seqread       nfs-cat > /dev/null right after (server page cache; the
 #                 anchor's definition)
 #   seqread-cold  the same after the file's pages were dropped on the server
@@ -306,6 +309,11 @@ local_jobs() {
 		drop_cache "$f" ${extra:+"$extra"}
 		t0=$(now); dd if="$f" of=/dev/null bs=1M status=none; t1=$(now)
 		result "$name" seqread-cold "$rep" "$(mbps "$t0" "$t1")"
+		rm -f "$f"; trim
+		# The gateway syncs every WRITE by default (unstable_writes: false):
+		# without NFS, that is dd with a synchronous 1 MiB write each time.
+		t0=$(now); dd if="$SRC" of="$f" bs=1M oflag=dsync status=none; t1=$(now)
+		result "$name" seqwrite-sync "$rep" "$(mbps "$t0" "$t1")"
 		rm -f "$f"; trim
 		if out=$(timeout $((${CMAX%s} + 300)) "$NFSCREATE" local -n "$FILES" -size "$FSIZE" -max-time "$CMAX" \
 			-dir "$dir/creates-$rep" 2> "$OUT/log/client.last"); then
