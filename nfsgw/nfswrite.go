@@ -124,9 +124,7 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte 
 		serr, committed = unix.Fsync(f.fd), stableFileSync
 	}
 	if serr != nil {
-		s.resetVerifier(serr)
-		post, _ := fstatInfo(f.fd)
-		return writeFailure(xid, fmt.Errorf("nfsgw: sync: %w", serr), pre, post)
+		return s.syncFailed(xid, "sync", f.fd, serr, pre)
 	}
 	post, _ := fstatInfo(f.fd)
 	verf := s.writeVerifier()
@@ -138,6 +136,15 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte 
 	w.u32(committed)
 	w.b = append(w.b, verf[:]...)
 	return w.b
+}
+
+// syncFailed answers a WRITE or COMMIT whose fsync failed: the verifier
+// changes (resetVerifier), so clients resend what they had not committed,
+// and the call fails with the sync's error.
+func (s *Server) syncFailed(xid uint32, what string, fd int, err error, pre *statInfo) []byte {
+	s.resetVerifier(err)
+	post, _ := fstatInfo(fd)
+	return writeFailure(xid, fmt.Errorf("nfsgw: %s: %w", what, err), pre, post)
 }
 
 // writeFailure is a framed WRITE3resfail or COMMIT3resfail: status and
@@ -175,9 +182,7 @@ func (s *Server) nfsCommit(xid uint32, fs *FS, args []byte) []byte {
 		return writeFailure(xid, err, nil, pre)
 	}
 	if err := unix.Fsync(f.fd); err != nil {
-		s.resetVerifier(err)
-		post, _ := fstatInfo(f.fd)
-		return writeFailure(xid, fmt.Errorf("nfsgw: commit: %w", err), pre, post)
+		return s.syncFailed(xid, "commit", f.fd, err, pre)
 	}
 	post, _ := fstatInfo(f.fd)
 	verf := s.writeVerifier()

@@ -66,6 +66,14 @@ func (r *replica) leaseRead(now time.Time) (uint64, bool) {
 	if r.leaseDur <= 0 || !now.Before(r.leaseUntil) {
 		return 0, false
 	}
+	return r.leaseIndex()
+}
+
+// leaseIndex is the commit index a lease read may use, if this replica may
+// hold a lease now: it leads, no transfer is under way or was asked in this
+// term, and it has committed an entry of its term (so the index covers every
+// write acknowledged in earlier terms).
+func (r *replica) leaseIndex() (uint64, bool) {
 	st := r.rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 || st.GetTerm() == r.noLeaseTerm {
 		return 0, false
@@ -80,17 +88,14 @@ func (r *replica) leaseRead(now time.Time) (uint64, bool) {
 // extendLease records that a round issued at issued was acknowledged by a
 // quorum, and publishes the lease for readers outside the loop.
 func (r *replica) extendLease(issued time.Time) {
-	st := r.rn.BasicStatus()
-	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 || st.GetTerm() == r.noLeaseTerm {
+	commit, ok := r.leaseIndex() // raft answers read-index rounds only once the term has a commit
+	if !ok {
 		return
 	}
 	if until := issued.Add(r.leaseDur); until.After(r.leaseUntil) {
 		r.leaseUntil = until
 	}
-	commit := st.GetCommit()
-	if t, err := r.log.Term(commit); err == nil && t == st.GetTerm() {
-		r.view.Store(&leaseView{until: r.leaseUntil, index: commit})
-	}
+	r.view.Store(&leaseView{until: r.leaseUntil, index: commit})
 }
 
 // endLease stops lease reads for the rest of the current term (a
