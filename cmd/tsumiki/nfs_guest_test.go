@@ -180,6 +180,21 @@ cd /
 umount /mnt
 `
 
+// skipUnlessPortmapperFree skips a test whose host gateway runs the
+// portmapper on 127.0.0.1:111: that needs root (also for the kernel file
+// handles, CAP_DAC_READ_SEARCH) and a free port 111.
+func skipUnlessPortmapperFree(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the portmapper listens on port 111 and file handles need CAP_DAC_READ_SEARCH")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:111")
+	if err != nil {
+		t.Skipf("port 111 is taken (a system rpcbind?): %v", err)
+	}
+	l.Close()
+}
+
 // TestClusterNFSGuestPlainMount boots a real Linux kernel (QEMU) that
 // mounts `tsumiki nfs serve --dir` from the host with the plain
 // `mount -t nfs -o vers=3,nolock 10.0.2.2:/data /mnt` (portmapper on
@@ -188,14 +203,7 @@ umount /mnt
 // dentry cache dropped, start) and then checks what landed in the folder. Skipped where QEMU cannot run.
 func TestClusterNFSGuestPlainMount(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the portmapper listens on port 111 and file handles need CAP_DAC_READ_SEARCH")
-	}
-	if l, err := net.Listen("tcp", "127.0.0.1:111"); err != nil {
-		t.Skipf("port 111 is taken (a system rpcbind?): %v", err)
-	} else {
-		l.Close()
-	}
+	skipUnlessPortmapperFree(t)
 	dir := t.TempDir()
 	work := t.TempDir()
 	port := freePort(t)

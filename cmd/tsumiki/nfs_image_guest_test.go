@@ -233,14 +233,7 @@ func buildStaticTsumiki(t *testing.T, dir string) {
 //     on the host.
 func TestClusterNFSGuestAccess(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the portmapper listens on port 111 and file handles need CAP_DAC_READ_SEARCH")
-	}
-	if l, err := net.Listen("tcp", "127.0.0.1:111"); err != nil {
-		t.Skipf("port 111 is taken (a system rpcbind?): %v", err)
-	} else {
-		l.Close()
-	}
+	skipUnlessPortmapperFree(t)
 	work := t.TempDir()
 	dirA, dirB := t.TempDir(), t.TempDir()
 	if err := os.Chmod(dirA, 0o1777); err != nil { // squashed root must be able to create here
