@@ -35,20 +35,3 @@ func TestBarrier(t *testing.T) {
 		t.Fatalf("cancelled wait: %v", err)
 	}
 }
-
-func TestBufPool(t *testing.T) {
-	var p bufPool
-	for _, n := range []int{1, 512, 4096, 4097, 1 << 20, 32 << 20, 32<<20 + 1} {
-		b := p.get(n)
-		if len(b) != n {
-			t.Fatalf("get(%d) has length %d", n, len(b))
-		}
-		p.put(b)
-		if c := bufClass(n); c >= 0 && 1<<(minBufShift+c) < n {
-			t.Fatalf("class %d too small for %d", c, n)
-		}
-	}
-	if bufClass(0) != -1 || bufClass(64<<20) != -1 {
-		t.Fatal("sizes outside the classes must not be pooled")
-	}
-}

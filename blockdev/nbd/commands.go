@@ -23,7 +23,7 @@ func (c *conn) run(o *op) {
 				zap.Uint32("length", r.Length), zap.Error(err))
 		}
 		if rep.data != nil {
-			c.s.bufs.put(rep.data)
+			c.s.bufs.Put(rep.data)
 			rep.data = nil
 		}
 		rep.descs = nil
@@ -41,13 +41,13 @@ func (c *conn) execute(o *op, rep *reply) error {
 	switch r.Type {
 	case cmdRead:
 		rep.budget = n
-		rep.data = c.s.bufs.get(int(n))
+		rep.data = c.s.bufs.Get(int(n))
 		rep.offset = r.Offset
 		return exp.ReadAt(ctx, rep.data, off)
 	case cmdWrite:
 		err := func() error {
 			defer func() { // also when WriteAt panics
-				c.s.bufs.put(o.payload)
+				c.s.bufs.Put(o.payload)
 				c.budget.Release(n)
 			}()
 			return exp.WriteAt(ctx, o.payload, off)

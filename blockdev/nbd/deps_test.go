@@ -19,6 +19,7 @@ func TestDependencies(t *testing.T) {
 	}
 	allowed := []string{
 		"github.com/tsumiki-storage/tsumiki/blockdev/nbd",
+		"github.com/tsumiki-storage/tsumiki/internal/bufpool",
 		"github.com/pojntfx/go-nbd/pkg/protocol",
 		"go.uber.org/zap", "go.uber.org/multierr",
 		"golang.org/x/sync/semaphore",

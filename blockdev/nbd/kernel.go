@@ -51,7 +51,7 @@ func (k *KernelSession) Serve(ctx context.Context, nc net.Conn) error {
 	stop := context.AfterFunc(cctx, func() { _ = nc.Close() })
 	defer stop()
 	log := k.s.log.With(zap.String("export", k.sess.name), zap.String("client", "kernel"))
-	c := newConn(cctx, cancel, k.s, nc, bufio.NewReaderSize(nc, 64<<10), bufio.NewWriterSize(nc, 64<<10), k.sess, log)
+	c := newConn(cctx, cancel, k.s, nc, bufio.NewReaderSize(nc, 64<<10), k.sess, log)
 	if err := c.serve(); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("nbd: kernel connection: %w", err)
 	}

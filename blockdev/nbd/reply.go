@@ -2,7 +2,17 @@ package nbd
 
 import (
 	"fmt"
+	"net"
 )
+
+// directPayload is the smallest READ payload sent without copying it into
+// the connection's output buffer: it goes out in one writev with what is
+// buffered.
+const directPayload = 64 << 10
+
+// flushAt is how many buffered bytes make the writer write without waiting
+// for the reply queue to run empty.
+const flushAt = 256 << 10
 
 // reply is the answer to one request, queued for the writer.
 type reply struct {
@@ -25,7 +35,7 @@ func (c *conn) writeLoop() error {
 		if failed == nil {
 			failed = c.writeReply(r)
 			if failed == nil && len(c.replies) == 0 {
-				failed = c.bw.Flush()
+				failed = c.flush()
 			}
 			if failed != nil {
 				failed = fmt.Errorf("nbd: writing reply: %w", failed)
@@ -35,7 +45,7 @@ func (c *conn) writeLoop() error {
 		c.release(r)
 	}
 	if failed == nil {
-		if err := c.bw.Flush(); err != nil {
+		if err := c.flush(); err != nil {
 			failed = fmt.Errorf("nbd: writing reply: %w", err)
 		}
 	}
@@ -45,7 +55,7 @@ func (c *conn) writeLoop() error {
 // release gives back what a reply held once it is sent or dropped.
 func (c *conn) release(r *reply) {
 	if r.data != nil {
-		c.s.bufs.put(r.data)
+		c.s.bufs.Put(r.data)
 	}
 	if r.budget > 0 {
 		c.budget.Release(r.budget)
@@ -60,7 +70,7 @@ func (c *conn) release(r *reply) {
 // simple replies (the spec allows that for replies without payload).
 func (c *conn) writeReply(r *reply) error {
 	errno := nbdErrno(r.err)
-	b := c.scratch[:0]
+	b := c.out
 	switch {
 	case !c.sess.structured:
 		b = appendSimpleReply(b, errno, r.handle)
@@ -90,18 +100,32 @@ func (c *conn) writeReply(r *reply) error {
 	return c.write(b, nil)
 }
 
-// write sends a header and an optional payload and keeps the header
-// buffer for reuse.
+// write queues a reply: hdr was appended to c.out, payload follows it. A
+// large payload is sent at once with everything buffered, in one writev
+// and without a copy.
 func (c *conn) write(hdr, payload []byte) error {
-	c.scratch = hdr[:0]
-	if _, err := c.bw.Write(hdr); err != nil {
+	c.out = hdr
+	if len(payload) >= directPayload {
+		bufs := net.Buffers{c.out, payload}
+		_, err := bufs.WriteTo(c.nc)
+		c.out = c.out[:0]
 		return err
 	}
-	if len(payload) > 0 {
-		_, err := c.bw.Write(payload)
-		return err
+	c.out = append(c.out, payload...)
+	if len(c.out) >= flushAt {
+		return c.flush()
 	}
 	return nil
+}
+
+// flush writes what is buffered.
+func (c *conn) flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
+	return err
 }
 
 // appendSimpleReply appends a simple reply header.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/internal/bufpool"
 )
 
 // Server serves NBD clients. Create it with NewServer; it starts nothing
@@ -19,7 +21,7 @@ import (
 type Server struct {
 	cfg  Config
 	log  *zap.Logger
-	bufs bufPool
+	bufs bufpool.Pool
 }
 
 // NewServer checks cfg and returns a Server. It starts no goroutines. The
@@ -122,7 +124,7 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	}
 	log.Debug("transmission", zap.Int64("size", sess.size), zap.Uint16("flags", sess.flags),
 		zap.Bool("structured", sess.structured), zap.Bool("base_allocation", sess.metaAlloc))
-	c := newConn(cctx, cancel, s, nc, br, bw, sess, log)
+	c := newConn(cctx, cancel, s, nc, br, sess, log)
 	if err := c.serve(); err != nil && ctx.Err() == nil {
 		return err
 	}

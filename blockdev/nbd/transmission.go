@@ -30,7 +30,6 @@ type conn struct {
 	s    *Server
 	nc   net.Conn
 	br   *bufio.Reader // reader's
-	bw   *bufio.Writer // writer's
 	sess *session
 	log  *zap.Logger
 
@@ -43,7 +42,7 @@ type conn struct {
 	ops     sync.WaitGroup // request goroutines
 	writes  barrier
 
-	scratch []byte // writer's encoding buffer
+	out []byte // the writer's replies not yet written to nc
 }
 
 // op is one validated request handed to a request goroutine.
@@ -55,9 +54,9 @@ type op struct {
 }
 
 func newConn(ctx context.Context, cancel context.CancelFunc, s *Server, nc net.Conn,
-	br *bufio.Reader, bw *bufio.Writer, sess *session, log *zap.Logger) *conn {
+	br *bufio.Reader, sess *session, log *zap.Logger) *conn {
 	return &conn{
-		s: s, nc: nc, br: br, bw: bw, sess: sess, log: log,
+		s: s, nc: nc, br: br, sess: sess, log: log,
 		ctx: ctx, cancel: cancel,
 		replies: make(chan *reply, s.cfg.MaxInFlight),
 		slots:   semaphore.NewWeighted(int64(s.cfg.MaxInFlight)),
@@ -141,9 +140,9 @@ func (c *conn) dispatch(r request) error {
 			c.slots.Release(1)
 			return err
 		}
-		o.payload = c.s.bufs.get(int(r.Length))
+		o.payload = c.s.bufs.Get(int(r.Length))
 		if _, err := io.ReadFull(c.br, o.payload); err != nil {
-			c.s.bufs.put(o.payload)
+			c.s.bufs.Put(o.payload)
 			c.budget.Release(int64(r.Length))
 			c.slots.Release(1)
 			return fmt.Errorf("nbd: reading write payload: %w", err)
