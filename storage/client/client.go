@@ -149,13 +149,14 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	return cn, nil
 }
 
-// call sends one request to one OSD.
-func (c *Client) call(ctx context.Context, id int32, req *wire.Request) (wire.Response, error) {
+// call sends one request to one OSD. into, if not nil, is where the
+// answer's data goes when it has that length (see conn.call).
+func (c *Client) call(ctx context.Context, id int32, req *wire.Request, into []byte) (wire.Response, error) {
 	cn, err := c.connTo(ctx, id)
 	if err != nil {
 		return wire.Response{}, err
 	}
-	return cn.call(ctx, req)
+	return cn.call(ctx, req, into)
 }
 
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -167,8 +168,8 @@ func (c *Client) withTimeout(ctx context.Context) (context.Context, context.Canc
 
 // toLeader sends req to the leader of its PG, following not-leader hints,
 // refreshing the map on stale epochs and backing off on transient answers,
-// until ctx's deadline.
-func (c *Client) toLeader(ctx context.Context, req wire.Request) (wire.Response, error) {
+// until ctx's deadline. into is passed to call.
+func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (wire.Response, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	key := pgKey{req.Pool, req.PG}
@@ -192,7 +193,7 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request) (wire.Response,
 		}
 		r := req
 		r.Epoch = m.Epoch
-		resp, err := c.call(ctx, target, &r)
+		resp, err := c.call(ctx, target, &r, into)
 		retryNow := false
 		switch {
 		case err != nil:

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -14,19 +15,36 @@ import (
 
 var errConnClosed = errors.New("client: connection closed")
 
+// writeTimeout bounds a request's write to the socket.
+const writeTimeout = 10 * time.Second
+
 // conn is one pipelined connection to an OSD: many requests in flight,
 // answers matched by id.
+//
+// Requests are written under wmu; a writer flushes only when nobody is
+// queued behind it (queued), so requests issued together leave in one
+// write. The reader reads each answer's data straight into the buffer its
+// caller gave (call.into), without a copy.
 type conn struct {
 	addr string
 	c    net.Conn
 
-	wmu sync.Mutex // guards w
-	w   *bufio.Writer
+	queued atomic.Int32 // callers waiting for wmu
+	wmu    sync.Mutex   // guards the following
+	w      *wire.FrameWriter
+	head   []byte    // encoding scratch
+	dl     time.Time // the write deadline set on c
 
 	mu      sync.Mutex // guards the following
-	pending map[uint64]chan wire.Response
+	pending map[uint64]*call
 	nextID  uint64
 	err     error
+}
+
+// call is one request waiting for its answer.
+type call struct {
+	ch   chan wire.Response // gets the answer; closed when the connection fails first
+	into []byte             // where the answer's data goes if it has this length; may be nil
 }
 
 func dial(ctx context.Context, addr string) (*conn, error) {
@@ -35,7 +53,7 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{addr: addr, c: c, w: bufio.NewWriterSize(c, 128<<10), pending: map[uint64]chan wire.Response{}}
+	cn := &conn{addr: addr, c: c, w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{}}
 	go cn.readLoop()
 	return cn, nil
 }
@@ -44,30 +62,29 @@ func (cn *conn) readLoop() {
 	r := bufio.NewReaderSize(cn.c, 256<<10)
 	var err error
 	for {
-		var typ byte
-		var body []byte
-		typ, body, err = wire.ReadFrame(r)
+		var claimed *call
+		var resp wire.Response
+		resp, err = wire.ReadResponse(r, func(id uint64) []byte {
+			cn.mu.Lock()
+			claimed = cn.pending[id]
+			delete(cn.pending, id)
+			cn.mu.Unlock()
+			if claimed == nil {
+				return nil // its caller gave up
+			}
+			return claimed.into
+		})
 		if err != nil {
-			break
+			cn.fail(err)
+			if claimed != nil {
+				close(claimed.ch) // after fail: the caller reads cn.err
+			}
+			return
 		}
-		if typ != wire.FrameResponse {
-			err = fmt.Errorf("unexpected frame type %d", typ)
-			break
-		}
-		resp, derr := wire.DecodeResponse(body)
-		if derr != nil {
-			err = derr
-			break
-		}
-		cn.mu.Lock()
-		ch := cn.pending[resp.ID]
-		delete(cn.pending, resp.ID)
-		cn.mu.Unlock()
-		if ch != nil {
-			ch <- resp
+		if claimed != nil {
+			claimed.ch <- resp
 		}
 	}
-	cn.fail(err)
 }
 
 func (cn *conn) fail(err error) {
@@ -76,8 +93,8 @@ func (cn *conn) fail(err error) {
 	if cn.err == nil {
 		cn.err = fmt.Errorf("%w: %s: %v", errConnClosed, cn.addr, err)
 	}
-	for id, ch := range cn.pending {
-		close(ch)
+	for id, cl := range cn.pending {
+		close(cl.ch)
 		delete(cn.pending, id)
 	}
 	cn.c.Close()
@@ -89,9 +106,11 @@ func (cn *conn) broken() bool {
 	return cn.err != nil
 }
 
-// call sends req and waits for its answer or ctx.
-func (cn *conn) call(ctx context.Context, req *wire.Request) (wire.Response, error) {
-	ch := make(chan wire.Response, 1)
+// call sends req and waits for its answer or ctx. When into is not nil and
+// the answer's data has its length, the data is read into it and the
+// answer's Data aliases it.
+func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.Response, error) {
+	cl := &call{ch: make(chan wire.Response, 1), into: into}
 	cn.mu.Lock()
 	if cn.err != nil {
 		err := cn.err
@@ -100,33 +119,55 @@ func (cn *conn) call(ctx context.Context, req *wire.Request) (wire.Response, err
 	}
 	cn.nextID++
 	req.ID = cn.nextID
-	cn.pending[req.ID] = ch
+	cn.pending[req.ID] = cl
 	cn.mu.Unlock()
 
-	body := wire.AppendRequest(make([]byte, 0, 64+len(req.Object)+len(req.Data)), req)
-	cn.wmu.Lock()
-	cn.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	err := wire.WriteFrame(cn.w, wire.FrameRequest, body)
-	if err == nil {
-		err = cn.w.Flush()
-	}
-	cn.wmu.Unlock()
-	if err != nil {
+	if err := cn.send(req); err != nil {
 		cn.fail(err)
 		return wire.Response{}, fmt.Errorf("%w: %s: %v", errConnClosed, cn.addr, err)
 	}
 	select {
-	case resp, ok := <-ch:
+	case resp, ok := <-cl.ch:
 		if !ok {
 			return wire.Response{}, cn.closedErr()
 		}
 		return resp, nil
 	case <-ctx.Done():
 		cn.mu.Lock()
+		_, waiting := cn.pending[req.ID]
 		delete(cn.pending, req.ID)
 		cn.mu.Unlock()
+		if !waiting {
+			// The reader claimed the answer and may be reading it into
+			// into: wait until it is done, so that no write to into
+			// happens after we return.
+			<-cl.ch
+		}
 		return wire.Response{}, ctx.Err()
 	}
+}
+
+// send writes req, and flushes unless another caller is queued to write
+// (the last one flushes).
+func (cn *conn) send(req *wire.Request) error {
+	cn.queued.Add(1)
+	cn.wmu.Lock()
+	defer cn.wmu.Unlock()
+	cn.queued.Add(-1)
+	if now := time.Now(); cn.dl.Sub(now) < writeTimeout-time.Second {
+		cn.dl = now.Add(writeTimeout)
+		if err := cn.c.SetWriteDeadline(cn.dl); err != nil {
+			return err
+		}
+	}
+	cn.head = wire.AppendRequestHead(cn.head[:0], req)
+	if err := cn.w.WriteFrame(wire.FrameRequest, cn.head, req.Data); err != nil {
+		return err
+	}
+	if cn.queued.Load() > 0 {
+		return nil
+	}
+	return cn.w.Flush()
 }
 
 func (cn *conn) closedErr() error {

@@ -53,7 +53,7 @@ func (c *Client) Write(ctx context.Context, pool, object string, off int64, p []
 		return err
 	}
 	req.Offset, req.Data = off, p
-	_, err = c.toLeader(ctx, req)
+	_, err = c.toLeader(ctx, req, nil)
 	return wrapOp(err, "write", pool, object)
 }
 
@@ -67,7 +67,7 @@ func (c *Client) Truncate(ctx context.Context, pool, object string, size int64) 
 		return err
 	}
 	req.Offset = size
-	_, err = c.toLeader(ctx, req)
+	_, err = c.toLeader(ctx, req, nil)
 	return wrapOp(err, "truncate", pool, object)
 }
 
@@ -81,7 +81,7 @@ func (c *Client) Zero(ctx context.Context, pool, object string, off, length int6
 		return err
 	}
 	req.Offset, req.Length = off, length
-	_, err = c.toLeader(ctx, req)
+	_, err = c.toLeader(ctx, req, nil)
 	return wrapOp(err, "zero", pool, object)
 }
 
@@ -91,7 +91,7 @@ func (c *Client) Delete(ctx context.Context, pool, object string) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.toLeader(ctx, req)
+	_, err = c.toLeader(ctx, req, nil)
 	return wrapOp(err, "delete", pool, object)
 }
 
@@ -101,7 +101,7 @@ func (c *Client) Stat(ctx context.Context, pool, object string) (ObjectInfo, err
 	if err != nil {
 		return ObjectInfo{}, err
 	}
-	resp, err := c.toLeader(ctx, req)
+	resp, err := c.toLeader(ctx, req, nil)
 	if err != nil {
 		return ObjectInfo{}, wrapOp(err, "stat", pool, object)
 	}
@@ -120,12 +120,12 @@ func (c *Client) Read(ctx context.Context, pool, object string, off int64, p []b
 		return err
 	}
 	req.Offset, req.Length = off, int64(len(p))
-	resp, err := c.toLeader(ctx, req)
+	resp, err := c.toLeader(ctx, req, p)
 	var se *statusError
 	if errors.As(err, &se) && se.status == wire.StatusCorrupt {
 		c.log.Warn("corrupt copy on the pg leader; reading from another replica",
 			zap.String("pool", pool), zap.String("object", object), zap.String("detail", se.msg))
-		resp, err = c.readReplica(ctx, req, resp.A)
+		resp, err = c.readReplica(ctx, req, resp.A, p)
 	}
 	if err != nil {
 		return wrapOp(err, "read", pool, object)
@@ -133,13 +133,15 @@ func (c *Client) Read(ctx context.Context, pool, object string, off int64, p []b
 	if len(resp.Data) != len(p) {
 		return fmt.Errorf("client: read %s/%s: osd returned %d bytes, want %d", pool, object, len(resp.Data), len(p))
 	}
-	copy(p, resp.Data)
+	if len(p) > 0 && &resp.Data[0] != &p[0] {
+		copy(p, resp.Data)
+	}
 	return nil
 }
 
 // readReplica reads from any replica that has applied minIndex and holds a
 // good copy.
-func (c *Client) readReplica(ctx context.Context, req wire.Request, minIndex uint64) (wire.Response, error) {
+func (c *Client) readReplica(ctx context.Context, req wire.Request, minIndex uint64, into []byte) (wire.Response, error) {
 	ctx, cancel := c.withTimeout(ctx)
 	defer cancel()
 	m := c.Map()
@@ -148,7 +150,7 @@ func (c *Client) readReplica(ctx context.Context, req wire.Request, minIndex uin
 	for _, id := range m.Replicas(p, req.PG) {
 		r := req
 		r.Op, r.Epoch, r.MinIndex = wire.OpReplicaRead, m.Epoch, minIndex
-		resp, err := c.call(ctx, id, &r)
+		resp, err := c.call(ctx, id, &r, into)
 		if err != nil {
 			last = err
 			continue
@@ -171,7 +173,7 @@ func (c *Client) List(ctx context.Context, pool, prefix string) ([]ObjectInfo, e
 	for pg := uint32(0); pg < p.PGNum; pg++ {
 		after := ""
 		for {
-			resp, err := c.toLeader(ctx, wire.Request{Op: wire.OpList, Pool: p.ID, PG: pg, Object: prefix, Length: 1000, Data: []byte(after)})
+			resp, err := c.toLeader(ctx, wire.Request{Op: wire.OpList, Pool: p.ID, PG: pg, Object: prefix, Length: 1000, Data: []byte(after)}, nil)
 			if err != nil {
 				return nil, fmt.Errorf("client: list pool %s pg %d: %w", pool, pg, err)
 			}

@@ -20,7 +20,7 @@ func (c *Client) OSDStates(ctx context.Context) (map[int32][]wire.PGState, map[i
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := c.call(cctx, o.ID, &wire.Request{Op: wire.OpPGStatus, Epoch: m.Epoch})
+		resp, err := c.call(cctx, o.ID, &wire.Request{Op: wire.OpPGStatus, Epoch: m.Epoch}, nil)
 		cancel()
 		if err == nil && resp.Status != wire.StatusOK {
 			err = &statusError{resp.Status, resp.Msg}
@@ -62,7 +62,7 @@ func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
 		v.Replicas = v.Replicas[:0]
 		for _, id := range reps {
 			rd := ReplicaDigest{OSD: id}
-			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpDigest, Pool: poolID, PG: pg, Epoch: m.Epoch})
+			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpDigest, Pool: poolID, PG: pg, Epoch: m.Epoch}, nil)
 			if err == nil && resp.Status != wire.StatusOK {
 				err = &statusError{resp.Status, resp.Msg}
 			}
@@ -116,12 +116,12 @@ func (c *Client) TransferLeader(ctx context.Context, poolID, pg uint32, target i
 	defer cancel()
 	key := pgKey{poolID, pg}
 	for {
-		if _, err := c.toLeader(ctx, wire.Request{Op: wire.OpTransfer, Pool: poolID, PG: pg, Offset: int64(target)}); err != nil {
+		if _, err := c.toLeader(ctx, wire.Request{Op: wire.OpTransfer, Pool: poolID, PG: pg, Offset: int64(target)}, nil); err != nil {
 			return err
 		}
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
-			resp, err := c.call(ctx, target, &wire.Request{Op: wire.OpPGStatus, Epoch: c.Map().Epoch})
+			resp, err := c.call(ctx, target, &wire.Request{Op: wire.OpPGStatus, Epoch: c.Map().Epoch}, nil)
 			if err == nil && resp.Status == wire.StatusOK {
 				sts, _ := wire.DecodePGStates(resp.Data)
 				for _, s := range sts {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/tsumiki-storage/tsumiki/internal/bufpool"
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
@@ -35,6 +36,7 @@ type Server struct {
 	epoch    atomic.Uint64 // the newest map epoch this OSD knows
 	inflight *semaphore.Weighted
 	full     atomic.Pointer[string] // non-nil: which OSDs are full (writes refused)
+	bufs     bufpool.Pool           // read results, recycled once sent
 }
 
 // SetFull records which OSDs of the cluster report their device full ("":
@@ -90,18 +92,22 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	out := make(chan []byte, 256)
+	out := make(chan wire.Response, 256)
 	var wg sync.WaitGroup
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		w := bufio.NewWriterSize(c, 256<<10)
+		w := wire.NewFrameWriter(c, 256<<10)
+		var head []byte
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case b := <-out:
-				if wire.WriteFrame(w, wire.FrameResponse, b) != nil {
+			case resp := <-out:
+				head = wire.AppendResponseHead(head[:0], &resp)
+				err := w.WriteFrame(wire.FrameResponse, head, resp.Data)
+				s.bufs.Put(resp.Data) // nothing else holds a response's data
+				if err != nil {
 					cancel()
 					return
 				}
@@ -147,7 +153,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			defer func() { <-sem; s.inflight.Release(weight) }()
 			resp := s.handle(ctx, &req)
 			select {
-			case out <- wire.AppendResponse(nil, &resp):
+			case out <- resp:
 			case <-ctx.Done():
 			}
 		}()
@@ -293,8 +299,9 @@ func (s *Server) read(ctx context.Context, pg PG, req *wire.Request) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
-	p := make([]byte, req.Length)
+	p := s.bufs.Get(int(req.Length))
 	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
+		s.bufs.Put(p)
 		return idx, nil, err
 	}
 	return idx, p, nil
@@ -304,8 +311,9 @@ func (s *Server) readLocal(pg PG, req *wire.Request) ([]byte, error) {
 	if err := checkRange(req.Offset, req.Length); err != nil {
 		return nil, err
 	}
-	p := make([]byte, req.Length)
+	p := s.bufs.Get(int(req.Length))
 	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
+		s.bufs.Put(p)
 		return nil, err
 	}
 	return p, nil

@@ -51,6 +51,12 @@ type Request struct {
 
 // AppendRequest appends r's encoding to b.
 func AppendRequest(b []byte, r *Request) []byte {
+	return append(AppendRequestHead(b, r), r.Data...)
+}
+
+// AppendRequestHead appends r's encoding without the bytes of r.Data (its
+// length included): the head FrameWriter.WriteFrame sends before r.Data.
+func AppendRequestHead(b []byte, r *Request) []byte {
 	e := enc{b}
 	e.u64(r.ID)
 	e.u8(byte(r.Op))
@@ -61,7 +67,7 @@ func AppendRequest(b []byte, r *Request) []byte {
 	e.u64(uint64(r.Offset))
 	e.u64(uint64(r.Length))
 	e.u64(r.MinIndex)
-	e.bytes(r.Data)
+	e.u32(uint32(len(r.Data)))
 	return e.b
 }
 

@@ -1,6 +1,11 @@
 package wire
 
-import "fmt"
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
 
 // Status is the outcome of a request, as sent on the wire.
 type Status uint8
@@ -51,6 +56,12 @@ type Response struct {
 
 // AppendResponse appends r's encoding to b.
 func AppendResponse(b []byte, r *Response) []byte {
+	return append(AppendResponseHead(b, r), r.Data...)
+}
+
+// AppendResponseHead appends r's encoding without the bytes of r.Data (its
+// length included): the head FrameWriter.WriteFrame sends before r.Data.
+func AppendResponseHead(b []byte, r *Response) []byte {
 	e := enc{b}
 	e.u64(r.ID)
 	e.u8(byte(r.Status))
@@ -59,7 +70,7 @@ func AppendResponse(b []byte, r *Response) []byte {
 	e.u64(r.A)
 	e.u64(r.B)
 	e.str(r.Msg)
-	e.bytes(r.Data)
+	e.u32(uint32(len(r.Data)))
 	return e.b
 }
 
@@ -79,4 +90,72 @@ func DecodeResponse(b []byte) (Response, error) {
 		return Response{}, fmt.Errorf("%w: response", ErrMalformed)
 	}
 	return r, nil
+}
+
+// responseHeadLen is the fixed part of a response body: ID, Status, Epoch,
+// Leader, A, B and the length of Msg.
+const responseHeadLen = 8 + 1 + 8 + 4 + 8 + 8 + 4
+
+// ReadResponse reads one response frame from r without a copy of its data:
+// once the head is read, into (when not nil) is called with the response's
+// ID, and if it returns a slice exactly as long as the data, the data is
+// read into it and Data aliases it; otherwise Data is a new slice. into is
+// called at most once and only for a well-formed head.
+//
+// Errors: ErrFrameTooLarge, ErrMalformed (another frame type, or a body
+// that does not decode), or r's error. After any error the stream is out of
+// step and the connection must be closed.
+func ReadResponse(r *bufio.Reader, into func(id uint64) []byte) (Response, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Response{}, err
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:4]))
+	if n > MaxFrame {
+		return Response{}, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	if hdr[4] != FrameResponse {
+		return Response{}, fmt.Errorf("%w: frame type %d where a response was due", ErrMalformed, hdr[4])
+	}
+	if n < responseHeadLen+4 {
+		return Response{}, fmt.Errorf("%w: response of %d bytes", ErrMalformed, n)
+	}
+	var head [responseHeadLen]byte
+	if _, err := io.ReadFull(r, head[:]); err != nil {
+		return Response{}, err
+	}
+	d := dec{b: head[:]}
+	var resp Response
+	resp.ID = d.u64()
+	resp.Status = Status(d.u8())
+	resp.Epoch = d.u64()
+	resp.Leader = int32(d.u32())
+	resp.A = d.u64()
+	resp.B = d.u64()
+	mlen := int64(d.u32())
+	rest := n - responseHeadLen
+	if mlen > rest-4 {
+		return Response{}, fmt.Errorf("%w: response message of %d bytes in %d", ErrMalformed, mlen, n)
+	}
+	msg := make([]byte, mlen+4)
+	if _, err := io.ReadFull(r, msg); err != nil {
+		return Response{}, err
+	}
+	resp.Msg = string(msg[:mlen])
+	dlen := int64(binary.BigEndian.Uint32(msg[mlen:]))
+	if mlen+4+dlen != rest {
+		return Response{}, fmt.Errorf("%w: response data of %d bytes in %d", ErrMalformed, dlen, n)
+	}
+	var dst []byte
+	if into != nil {
+		dst = into(resp.ID)
+	}
+	if int64(len(dst)) != dlen {
+		dst = make([]byte, dlen)
+	}
+	if _, err := io.ReadFull(r, dst); err != nil {
+		return Response{}, err
+	}
+	resp.Data = dst
+	return resp, nil
 }
