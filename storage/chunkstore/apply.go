@@ -47,7 +47,6 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	}
 	defer s.files.put(of)
 	b := s.blockIO(id, of.f, l)
-	b.df, b.scratch = s.files.directWriter(of), &s.scratch
 	b.tolerate = op.version <= s.recoveringThrough(id.pg)
 	switch op.kind {
 	case opWrite:

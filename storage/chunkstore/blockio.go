@@ -3,11 +3,8 @@ package chunkstore
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // blockIO reads and writes one object's blocks in its file. The caller holds
@@ -15,8 +12,6 @@ import (
 type blockIO struct {
 	id       objID
 	f        *os.File
-	df       *os.File // O_DIRECT writer for whole blocks, nil: write through f
-	scratch  *[]byte  // aligned buffer for direct writes (the Store's; Commit is single)
 	l        loc
 	bs       int64
 	table    int64 // tableSize(bs)
@@ -102,6 +97,12 @@ func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
 // put stores buf (whole blocks) as blocks i0, i0+1, ...: all-zero blocks
 // become holes, the others are written with their checksums, consecutive
 // blocks in one pwrite each.
+//
+// Writes go through the page cache, which is the OSD's read cache: the
+// leader serves reads from it, and checkpoints make the files durable. An
+// earlier version wrote runs of 64 KiB or more with O_DIRECT; after a bulk
+// write nothing was cached, and random 4 KiB reads through NBD ran at
+// 9–11 k/s against 24–26 k/s now (docs/benchmarks.md, 2026-11-26).
 func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 	n := int64(len(buf)) / b.bs
 	sums := make([]byte, 4*n)
@@ -113,18 +114,6 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 		lo, hi := (runStart-i0)*b.bs, (end-i0)*b.bs
 		off := b.table + runStart*b.bs
 		runStart = -1
-		if b.df != nil && hi-lo >= directMin {
-			p := alignedScratch(b.scratch, int(hi-lo))
-			copy(p, buf[lo:hi])
-			_, err := b.df.WriteAt(p, off)
-			if err == nil {
-				return nil
-			}
-			if !errors.Is(err, unix.EINVAL) {
-				return b.l.wrap(fmt.Errorf("write blocks: %w", err))
-			}
-			b.df = nil // refused after all: write through the page cache
-		}
 		if _, err := b.f.WriteAt(buf[lo:hi], off); err != nil {
 			return b.l.wrap(fmt.Errorf("write blocks: %w", err))
 		}

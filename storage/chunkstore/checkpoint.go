@@ -20,8 +20,9 @@ import (
 //     before it publishes its apply state, so every change an apply state
 //     covers is in the taken set or an earlier, synced one),
 //  2. writes the object metas applied so far to the meta DB (they are
-//     written behind, see metabacklog.go), fsyncs the files and
-//     directories and syncs the meta DB,
+//     written behind, see metabacklog.go), makes the files and
+//     directories durable (one syncfs, syncfs_linux.go) and syncs the
+//     meta DB,
 //  3. stores the apply states in the meta DB and syncs it again,
 //  4. deletes the raft log entries those apply states no longer need.
 //
@@ -104,13 +105,8 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 	if err := s.flushMetas(); err != nil {
 		return err
 	}
-	if err := syncPaths(s.files.root, files); err != nil {
+	if err := s.syncer.sync(files, dirs); err != nil {
 		return err
-	}
-	for _, d := range dirs {
-		if err := syncDir(filepath.Join(s.files.root, d)); err != nil {
-			return err
-		}
 	}
 	if err := s.db.Sync(); err != nil {
 		return badgerErr(err)
@@ -147,6 +143,20 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 	}
 	if err := s.wal.Commit(&wb); err != nil {
 		return walErr("checkpoint", PG{}, err)
+	}
+	return nil
+}
+
+// syncEach fsyncs files and then dirs, all relative to root; paths gone
+// since are skipped.
+func syncEach(root string, files, dirs []string) error {
+	if err := syncPaths(root, files); err != nil {
+		return err
+	}
+	for _, d := range dirs {
+		if err := syncDir(filepath.Join(root, d)); err != nil {
+			return err
+		}
 	}
 	return nil
 }

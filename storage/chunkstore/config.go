@@ -47,7 +47,9 @@ type Config struct {
 	// were applied since the last one; default 128 MiB. It bounds the raft
 	// log kept for replay and the work of a restart.
 	CheckpointBytes int64
-	// OpenFiles bounds the object files kept open; default 256.
+	// OpenFiles bounds the object files kept open; default 1024 (a 4 GiB
+	// image of 4 MiB objects: opening and closing files on every random
+	// IO cost an OSD a twentieth of its CPU with 256).
 	OpenFiles int
 	// GCInterval is the value-log GC schedule of RunGC; default 1m.
 	GCInterval time.Duration
@@ -75,7 +77,7 @@ const (
 	DefaultWALSegmentSize   = 64 << 20
 	DefaultCheckpointEvery  = time.Second
 	DefaultCheckpointBytes  = 128 << 20
-	DefaultOpenFiles        = 256
+	DefaultOpenFiles        = 1024
 	DefaultGCInterval       = time.Minute
 	DefaultGCDiscardRatio   = 0.5
 

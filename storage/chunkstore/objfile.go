@@ -82,19 +82,12 @@ type fileCache struct {
 type objFile struct {
 	rel  string
 	f    *os.File
-	df   *os.File // O_DIRECT writer for whole blocks; opened on first use, nil if refused
-	dtry bool     // df was tried
 	refs int
 	elem *list.Element // in idle when refs == 0
 }
 
-// close closes both descriptors.
-func (of *objFile) close() {
-	_ = of.f.Close()
-	if of.df != nil {
-		_ = of.df.Close()
-	}
-}
+// close closes the descriptor.
+func (of *objFile) close() { _ = of.f.Close() }
 
 func newFileCache(root string, max int) *fileCache {
 	return &fileCache{root: root, max: max, open: map[string]*objFile{}, idle: list.New(),
@@ -267,16 +260,6 @@ func (c *fileCache) closeAll() {
 		delete(c.open, rel)
 	}
 	c.idle.Init()
-}
-
-// directWriter returns of's O_DIRECT descriptor, opening it on first use;
-// nil when the filesystem refuses direct IO. The caller holds a reference.
-func (c *fileCache) directWriter(of *objFile) *os.File {
-	if !of.dtry {
-		of.dtry = true
-		of.df = openDirect(filepath.Join(c.root, of.rel))
-	}
-	return of.df
 }
 
 // preadFull reads len(p) bytes at off; bytes past the end of the file read

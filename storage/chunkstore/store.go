@@ -27,12 +27,13 @@ const formatVersion = 2
 type Store struct {
 	cfg       Config
 	log       *zap.Logger
-	db        *badger.DB // meta/: object index and durable apply states
-	wal       *wal.Log   // wal/: raft entries and hard states of every PG
-	files     *fileCache // objects/: one file per object
-	lock      *os.File   // our own flock on the directory: a clean ErrLocked for a second Store
-	table     int64      // tableSize(BlockSize)
-	zeroBlock []byte     // BlockSize zeros, read only
+	db        *badger.DB    // meta/: object index and durable apply states
+	wal       *wal.Log      // wal/: raft entries and hard states of every PG
+	files     *fileCache    // objects/: one file per object
+	syncer    *objectSyncer // makes objects/ durable at checkpoints
+	lock      *os.File      // our own flock on the directory: a clean ErrLocked for a second Store
+	table     int64         // tableSize(BlockSize)
+	zeroBlock []byte        // BlockSize zeros, read only
 
 	locks   [256]sync.RWMutex // per object stripe: exclusive while an operation changes it, shared to read
 	metas   *metaCache        // recently used object metas; see metacache.go
@@ -42,7 +43,6 @@ type Store struct {
 	closed  bool
 
 	applyMu sync.RWMutex // held by Commit while it applies and publishes; shared by Digest
-	scratch []byte       // aligned buffer for direct block writes; guarded by applyMu (exclusive)
 
 	ckptMu sync.Mutex    // serializes checkpoints
 	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
@@ -106,14 +106,21 @@ func Open(cfg Config) (*Store, error) {
 		_ = unlockDir(lock)
 		return nil, fmt.Errorf("chunkstore: open %q: %w", cfg.Dir, err)
 	}
+	if s.syncer, err = openObjectSyncer(s.files.root); err != nil {
+		_ = db.Close()
+		_ = unlockDir(lock)
+		return nil, fmt.Errorf("chunkstore: open %q: %w", cfg.Dir, err)
+	}
 	s.wal, err = wal.Open(wal.Config{Dir: filepath.Join(cfg.Dir, "wal"), SegmentSize: cfg.WALSegmentSize, Logger: cfg.Logger})
 	if err != nil {
+		_ = s.syncer.close()
 		_ = db.Close()
 		_ = unlockDir(lock)
 		return nil, walErr("open", PG{}, err)
 	}
 	if s.durable, err = s.loadApplyStates(); err != nil {
 		_ = s.wal.Close()
+		_ = s.syncer.close()
 		_ = db.Close()
 		_ = unlockDir(lock)
 		return nil, err
@@ -212,6 +219,9 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.files.closeAll()
 	err := s.wal.Close()
+	if serr := s.syncer.close(); err == nil {
+		err = serr
+	}
 	if derr := s.db.Close(); err == nil {
 		err = derr
 	}
