@@ -40,6 +40,18 @@ func paddedLen(n int64) int64 {
 	return p
 }
 
+// zeroStep is how far ahead of its tail the log writes zeros. A segment is
+// preallocated, but preallocated blocks are "unwritten" until written: a
+// synchronous write into them must also commit the filesystem's journal
+// (the extent changes state), which doubled a 4 KiB O_DSYNC write here
+// (204 µs against 97 µs over written blocks, ext4 on virtio). Writing zeros
+// ahead in 1 MiB steps pays that once per step; zeros past the tail are
+// what replay already reads as the end of the log.
+const zeroStep = 1 << 20
+
+// alignTo rounds n up to a multiple of step, a power of two.
+func alignTo(n, step int64) int64 { return (n + step - 1) &^ (step - 1) }
+
 // alignUp rounds n up to a multiple of blockAlign.
 func alignUp(n int64) int64 { return (n + blockAlign - 1) &^ (blockAlign - 1) }
 

@@ -2,10 +2,11 @@
 // the PGs of a device. Each node-loop cycle appends every PG's new entries,
 // hard states and compactions as records and makes them durable with one
 // fdatasync (group commit across PGs). Entries are read back with pread;
-// only their locations are kept in memory. Segments are preallocated,
-// rotated at a size limit, and deleted once no PG needs their entries; at
-// each rotation the new segment starts with a checkpoint of every PG's hard
-// state and first index, so older segments hold nothing else of value.
+// only their locations are kept in memory. Segments are preallocated and
+// zeroed ahead of the tail (see zeroStep), rotated at a size limit, and
+// deleted once no PG needs their entries; at each rotation the new segment
+// starts with a checkpoint of every PG's hard state and first index, so
+// older segments hold nothing else of value.
 //
 // Format: a record is [u32 body length][u32 crc32c][body]; the checksum
 // covers the body except entry payloads, which carry their own. Each

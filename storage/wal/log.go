@@ -38,6 +38,7 @@ type Log struct {
 	segs    map[uint64]*os.File
 	active  uint64   // sequence of the segment written to
 	off     int64    // write offset in the active segment, a multiple of blockAlign
+	zeroed  int64    // the active segment's blocks are written (data or zeros) up to here
 	direct  *os.File // the active segment opened O_DIRECT|O_DSYNC; nil: buffered writes
 	scratch []byte   // aligned buffer for direct writes
 	closed  bool
@@ -74,6 +75,7 @@ func Open(cfg Config) (*Log, error) {
 			return nil, err
 		}
 		l.active, l.off = seq, alignUp(end)
+		l.zeroed = l.off
 	}
 	if len(seqs) > 0 {
 		l.direct = openDirect(filepath.Join(cfg.Dir, segName(l.active)))
@@ -121,7 +123,7 @@ func (l *Log) newSegment(seq uint64) error {
 		return err
 	}
 	l.segs[seq] = f
-	l.active, l.off = seq, 0
+	l.active, l.off, l.zeroed = seq, 0, 0
 	if l.direct != nil {
 		l.direct.Close()
 	}
@@ -294,16 +296,34 @@ func (l *Log) Commit(b *Batch) error {
 
 // write makes buf durable at l.off: one direct, synchronous write of buf
 // padded with zeros to a whole number of blocks, or a buffered write and
-// fdatasync where direct IO is not available.
+// fdatasync where direct IO is not available. When the write reaches past
+// l.zeroed it also writes zeros up to the next zeroStep boundary (see
+// zeroStep).
 func (l *Log) write(buf []byte) error {
+	n := paddedLen(int64(len(buf)))
+	total := n
+	if end := l.off + n; end > l.zeroed {
+		if z := min(alignTo(end, zeroStep), l.cfg.SegmentSize&^(blockAlign-1)); z > end {
+			total = z - l.off
+		}
+	}
+	if err := l.writeAt(buf, int(total)); err != nil {
+		return err
+	}
+	l.zeroed = max(l.zeroed, l.off+total)
+	return nil
+}
+
+// writeAt writes buf followed by zeros, total bytes, at l.off and makes
+// them durable.
+func (l *Log) writeAt(buf []byte, total int) error {
 	if l.direct != nil {
-		n := int(paddedLen(int64(len(buf))))
 		var p []byte
-		if cap(buf) >= n && aligned(buf) {
-			p = buf[:n] // the batch kept room (Batch.reserve): no copy
+		if cap(buf) >= total && aligned(buf) {
+			p = buf[:total] // the batch kept room (Batch.reserve): no copy
 			clear(p[len(buf):])
 		} else {
-			p = scratch(&l.scratch, n)
+			p = scratch(&l.scratch, total)
 			clear(p[copy(p, buf):])
 		}
 		_, err := l.direct.WriteAt(p, l.off)
@@ -318,7 +338,7 @@ func (l *Log) write(buf []byte) error {
 		l.direct = nil
 	}
 	f := l.segs[l.active]
-	p := make([]byte, paddedLen(int64(len(buf))))
+	p := make([]byte, total)
 	copy(p, buf)
 	if _, err := f.WriteAt(p, l.off); err != nil {
 		return fmt.Errorf("wal: write segment %s: %w", segName(l.active), err)
