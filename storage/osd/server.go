@@ -106,7 +106,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			case resp := <-out:
 				head = wire.AppendResponseHead(head[:0], &resp)
 				err := w.WriteFrame(wire.FrameResponse, head, resp.Data)
-				s.bufs.Put(resp.Data) // nothing else holds a response's data
+				s.recycle(resp.Data) // nothing else holds a response's data
 				if err != nil {
 					cancel()
 					return
@@ -213,6 +213,27 @@ func (s *Server) handle(ctx context.Context, req *wire.Request) wire.Response {
 	return resp
 }
 
+// maxPooledRead is the largest read buffer the server recycles. Block
+// workloads read at most a few hundred KiB per object IO; whole-object
+// reads (4 MiB) are rare, and pooling them kept tens of MiB alive between
+// garbage collections against the OSD's memory limit.
+const maxPooledRead = 1 << 20
+
+// readBuf returns a buffer for an n-byte read (contents unspecified).
+func (s *Server) readBuf(n int) []byte {
+	if n > maxPooledRead {
+		return make([]byte, n)
+	}
+	return s.bufs.Get(n)
+}
+
+// recycle gives back a response's data once it is sent.
+func (s *Server) recycle(p []byte) {
+	if cap(p) <= maxPooledRead {
+		s.bufs.Put(p)
+	}
+}
+
 type invalidError string
 
 func (e invalidError) Error() string { return string(e) }
@@ -299,9 +320,9 @@ func (s *Server) read(ctx context.Context, pg PG, req *wire.Request) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
-	p := s.bufs.Get(int(req.Length))
+	p := s.readBuf(int(req.Length))
 	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
-		s.bufs.Put(p)
+		s.recycle(p)
 		return idx, nil, err
 	}
 	return idx, p, nil
@@ -311,9 +332,9 @@ func (s *Server) readLocal(pg PG, req *wire.Request) ([]byte, error) {
 	if err := checkRange(req.Offset, req.Length); err != nil {
 		return nil, err
 	}
-	p := s.bufs.Get(int(req.Length))
+	p := s.readBuf(int(req.Length))
 	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
-		s.bufs.Put(p)
+		s.recycle(p)
 		return nil, err
 	}
 	return p, nil
