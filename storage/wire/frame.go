@@ -33,17 +33,27 @@ func WriteFrame(w *bufio.Writer, typ byte, body []byte) error {
 // ReadFrame reads one frame from r. The returned body is freshly allocated
 // and owned by the caller.
 func ReadFrame(r *bufio.Reader) (typ byte, body []byte, err error) {
-	var hdr [5]byte
-	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+	typ, n, err := readFrameHeader(r)
+	if err != nil {
 		return 0, nil, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:4])
-	if n > MaxFrame {
-		return 0, nil, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
 	}
 	body = make([]byte, n)
 	if _, err = io.ReadFull(r, body); err != nil {
 		return 0, nil, err
 	}
-	return hdr[4], body, nil
+	return typ, body, nil
+}
+
+// readFrameHeader reads a frame's type and body length; ErrFrameTooLarge
+// past MaxFrame.
+func readFrameHeader(r *bufio.Reader) (typ byte, n uint32, err error) {
+	var hdr [5]byte
+	if _, err = io.ReadFull(r, hdr[:]); err != nil {
+		return 0, 0, err
+	}
+	n = binary.BigEndian.Uint32(hdr[:4])
+	if n > MaxFrame {
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	return hdr[4], n, nil
 }

@@ -77,6 +77,17 @@ func AppendResponseHead(b []byte, r *Response) []byte {
 // DecodeResponse decodes a response body. Data aliases b.
 func DecodeResponse(b []byte) (Response, error) {
 	d := dec{b: b}
+	r := d.responseFixed()
+	r.Msg = d.str()
+	r.Data = d.bytes()
+	if !d.done() {
+		return Response{}, fmt.Errorf("%w: response", ErrMalformed)
+	}
+	return r, nil
+}
+
+// responseFixed decodes a response's fixed fields, ID to B.
+func (d *dec) responseFixed() Response {
 	var r Response
 	r.ID = d.u64()
 	r.Status = Status(d.u8())
@@ -84,12 +95,7 @@ func DecodeResponse(b []byte) (Response, error) {
 	r.Leader = int32(d.u32())
 	r.A = d.u64()
 	r.B = d.u64()
-	r.Msg = d.str()
-	r.Data = d.bytes()
-	if !d.done() {
-		return Response{}, fmt.Errorf("%w: response", ErrMalformed)
-	}
-	return r, nil
+	return r
 }
 
 // responseHeadLen is the fixed part of a response body: ID, Status, Epoch,
@@ -106,17 +112,14 @@ const responseHeadLen = 8 + 1 + 8 + 4 + 8 + 8 + 4
 // that does not decode), or r's error. After any error the stream is out of
 // step and the connection must be closed.
 func ReadResponse(r *bufio.Reader, into func(id uint64) []byte) (Response, error) {
-	var hdr [5]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	typ, size, err := readFrameHeader(r)
+	if err != nil {
 		return Response{}, err
 	}
-	n := int64(binary.BigEndian.Uint32(hdr[:4]))
-	if n > MaxFrame {
-		return Response{}, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	if typ != FrameResponse {
+		return Response{}, fmt.Errorf("%w: frame type %d where a response was due", ErrMalformed, typ)
 	}
-	if hdr[4] != FrameResponse {
-		return Response{}, fmt.Errorf("%w: frame type %d where a response was due", ErrMalformed, hdr[4])
-	}
+	n := int64(size)
 	if n < responseHeadLen+4 {
 		return Response{}, fmt.Errorf("%w: response of %d bytes", ErrMalformed, n)
 	}
@@ -125,13 +128,7 @@ func ReadResponse(r *bufio.Reader, into func(id uint64) []byte) (Response, error
 		return Response{}, err
 	}
 	d := dec{b: head[:]}
-	var resp Response
-	resp.ID = d.u64()
-	resp.Status = Status(d.u8())
-	resp.Epoch = d.u64()
-	resp.Leader = int32(d.u32())
-	resp.A = d.u64()
-	resp.B = d.u64()
+	resp := d.responseFixed()
 	mlen := int64(d.u32())
 	rest := n - responseHeadLen
 	if mlen > rest-4 {
