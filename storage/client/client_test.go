@@ -57,17 +57,7 @@ func (f *fakeOSD) count(op wire.Op) int {
 }
 
 func (f *fakeOSD) serve(c net.Conn) {
-	defer c.Close()
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	for {
-		_, body, err := wire.ReadFrame(r)
-		if err != nil {
-			return
-		}
-		req, err := wire.DecodeRequest(body)
-		if err != nil {
-			return
-		}
+	serveRequests(c, func(req wire.Request, w *bufio.Writer) error {
 		f.mu.Lock()
 		f.n[req.Op]++
 		fn := f.fn
@@ -77,7 +67,25 @@ func (f *fakeOSD) serve(c net.Conn) {
 			resp = fn(req)
 		}
 		resp.ID = req.ID
-		if wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp)) != nil || w.Flush() != nil {
+		if err := wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp)); err != nil {
+			return err
+		}
+		return w.Flush()
+	})
+}
+
+// serveRequests reads requests off c and hands each to handle, which
+// answers on w; it closes c when the stream ends or handle fails.
+func serveRequests(c net.Conn, handle func(req wire.Request, w *bufio.Writer) error) {
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	for {
+		_, body, err := wire.ReadFrame(r)
+		if err != nil {
+			return
+		}
+		req, err := wire.DecodeRequest(body)
+		if err != nil || handle(req, w) != nil {
 			return
 		}
 	}

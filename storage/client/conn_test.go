@@ -27,19 +27,10 @@ func rawOSD(t *testing.T, fn func(req wire.Request, w *bufio.Writer)) string {
 		if err != nil {
 			return
 		}
-		defer c.Close()
-		r, w := bufio.NewReader(c), bufio.NewWriter(c)
-		for {
-			_, body, err := wire.ReadFrame(r)
-			if err != nil {
-				return
-			}
-			req, err := wire.DecodeRequest(body)
-			if err != nil {
-				return
-			}
+		serveRequests(c, func(req wire.Request, w *bufio.Writer) error {
 			fn(req, w)
-		}
+			return nil
+		})
 	}()
 	return l.Addr().String()
 }
