@@ -24,9 +24,10 @@
 // # Durability
 //
 // Batch.Commit makes the raft records durable, then applies the object
-// changes without syncing them (the object files, and the metas in memory). Checkpoint (run by RunCheckpoints, and by
-// Close) syncs the changed files and the meta, then records the apply
-// states that cover them; only then are raft log entries below the
+// changes without syncing them (the object files through the page cache,
+// the metas in memory). Checkpoint (run by RunCheckpoints, and by Close)
+// makes the changed files durable (one syncfs) and syncs the meta, then
+// records the apply states that cover them; only then are raft log entries below the
 // compaction points deleted. After a crash, LoadRaft returns the last
 // checkpoint's apply state and the OSD re-applies the log from there over
 // whatever reached the disk; see Batch and Recover for why that is safe.
