@@ -297,12 +297,12 @@ func (l *Log) Commit(b *Batch) error {
 // write makes buf durable at l.off: one direct, synchronous write of buf
 // padded with zeros to a whole number of blocks, or a buffered write and
 // fdatasync where direct IO is not available. When the write reaches past
-// l.zeroed it also writes zeros up to the next zeroStep boundary (see
-// zeroStep).
+// l.zeroed and buf is small it also writes zeros up to the next zeroStep
+// boundary (see zeroStep).
 func (l *Log) write(buf []byte) error {
 	n := paddedLen(int64(len(buf)))
 	total := n
-	if end := l.off + n; end > l.zeroed {
+	if end := l.off + n; end > l.zeroed && n < zeroBelow {
 		if z := min(alignTo(end, zeroStep), l.cfg.SegmentSize&^(blockAlign-1)); z > end {
 			total = z - l.off
 		}

@@ -296,3 +296,44 @@ func TestZeroesAhead(t *testing.T) {
 		t.Fatalf("reopened log writes at %d, want %d", l.off, blockAlign)
 	}
 }
+
+// A large commit writes no zeros ahead (they would double the device bytes
+// of a stream of large commits); the next small commit does.
+func TestLargeCommitWritesNoZeros(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, 4*zeroStep)
+	f := l.segs[l.active]
+	if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || hole != 0 {
+		t.Skipf("this filesystem does not report preallocated blocks as a hole (SEEK_HOLE = %d, %v)", hole, err)
+	}
+	holeAt := func() int64 {
+		t.Helper()
+		hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hole
+	}
+	pg := PG{1, 1}
+	var b Batch
+	b.Append(pg, 1, [][]byte{ent(pg, 1, zeroBelow)})
+	if err := l.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if hole := holeAt(); hole != l.off {
+		t.Fatalf("written blocks end at %d after a large commit, want %d (its end, no zeros)", hole, l.off)
+	}
+	b = Batch{}
+	b.Append(pg, 2, [][]byte{ent(pg, 2, 100)})
+	if err := l.Commit(&b); err != nil {
+		t.Fatal(err)
+	}
+	if hole := holeAt(); hole != alignTo(l.off, zeroStep) {
+		t.Fatalf("written blocks end at %d after a small commit, want zeros up to %d", hole, alignTo(l.off, zeroStep))
+	}
+	l.Close()
+	l = open(t, dir, 4*zeroStep)
+	if got, err := l.Entries(pg, 1, 3, 4<<20); err != nil || len(got) != 2 || !bytes.Equal(got[1], ent(pg, 2, 100)) {
+		t.Fatalf("after reopening: %d entries, %v", len(got), err)
+	}
+}
