@@ -15,8 +15,10 @@ import (
 
 // TCPTransport sends raft batches to peer OSDs over the cluster network:
 // one connection and one sender goroutine per peer, frames coalesced while
-// the connection is busy. Messages to an unreachable peer are dropped (raft
-// retransmits); nothing here blocks the node loop.
+// the connection is busy. A small batch with nothing queued before it is
+// written straight to the socket by the caller instead (see sendDirect).
+// Messages to an unreachable peer are dropped (raft retransmits); nothing
+// here blocks the node loop.
 type TCPTransport struct {
 	self int32
 	log  *zap.Logger
@@ -30,12 +32,6 @@ type TCPTransport struct {
 
 // maxBatchBytes stops coalescing queued messages into one frame.
 const maxBatchBytes = 4 << 20
-
-type peerConn struct {
-	id   int32
-	q    chan []wire.RaftMsg
-	addr func() string
-}
 
 // NewTCPTransport returns a transport for OSD self. Start must be called
 // before Send has any effect.
@@ -71,7 +67,7 @@ func (t *TCPTransport) Send(to int32, msgs []wire.RaftMsg) {
 	t.mu.Lock()
 	p := t.peers[to]
 	if p == nil && t.ctx != nil {
-		p = &peerConn{id: to, q: make(chan []wire.RaftMsg, 256), addr: func() string { return t.addrOf(to) }}
+		p = newPeerConn(to, func() string { return t.addrOf(to) })
 		t.peers[to] = p
 		t.wg.Add(1)
 		go func(ctx context.Context) {
@@ -80,13 +76,10 @@ func (t *TCPTransport) Send(to int32, msgs []wire.RaftMsg) {
 		}(t.ctx)
 	}
 	t.mu.Unlock()
-	if p == nil {
+	if p == nil || p.sendDirect(t.self, msgs) {
 		return
 	}
-	select {
-	case p.q <- msgs:
-	default: // queue full: drop, raft will retransmit
-	}
+	p.enqueue(msgs)
 }
 
 func (t *TCPTransport) runPeer(ctx context.Context, p *peerConn) {
@@ -100,7 +93,7 @@ func (t *TCPTransport) runPeer(ctx context.Context, p *peerConn) {
 			conn, err = d.DialContext(ctx, "tcp", addr)
 		}
 		if addr == "" || err != nil {
-			t.drain(p)
+			p.drain()
 			select {
 			case <-ctx.Done():
 				return
@@ -118,17 +111,6 @@ func (t *TCPTransport) runPeer(ctx context.Context, p *peerConn) {
 	}
 }
 
-// drain discards queued messages while the peer is unreachable.
-func (t *TCPTransport) drain(p *peerConn) {
-	for {
-		select {
-		case <-p.q:
-		default:
-			return
-		}
-	}
-}
-
 func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
@@ -138,12 +120,22 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 	if err := wire.WriteFrame(w, wire.FrameHello, hello[:]); err != nil {
 		return err
 	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := p.attach(conn); err != nil {
+		return err
+	}
+	defer p.detach()
 	for {
 		var msgs []wire.RaftMsg
+		n := int64(1)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case msgs = <-p.q:
+		case <-p.kick:
+			n = 0
 		}
 		// Coalesce whatever else is queued into one frame, up to a size.
 		size := wire.RaftBatchSize(msgs)
@@ -153,19 +145,15 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 			case m := <-p.q:
 				msgs = append(msgs, m...)
 				size += wire.RaftBatchSize(m) - 8
+				n++
 			default:
 				break more
 			}
 		}
-		conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if err := wire.WriteRaftBatch(w, t.self, msgs); err != nil {
+		if err := p.write(conn, w, t.self, msgs); err != nil {
 			return err
 		}
-		if len(p.q) == 0 {
-			if err := w.Flush(); err != nil {
-				return err
-			}
-		}
+		p.queued.Add(-n)
 	}
 }
 

@@ -28,6 +28,13 @@ func AppendRaftBatch(b []byte, from int32, msgs []RaftMsg) []byte {
 	return e.b
 }
 
+// AppendRaftFrame appends a whole raft batch frame (header and body).
+func AppendRaftFrame(b []byte, from int32, msgs []RaftMsg) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(RaftBatchSize(msgs)))
+	b = append(b, FrameRaft)
+	return AppendRaftBatch(b, from, msgs)
+}
+
 // RaftBatchSize is the body length AppendRaftBatch would produce.
 func RaftBatchSize(msgs []RaftMsg) int {
 	n := 8

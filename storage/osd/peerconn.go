@@ -1,0 +1,176 @@
+package osd
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
+)
+
+// maxDirectBytes bounds the batches sendDirect writes from the caller's
+// goroutine: raft's small messages (a 4 KiB write's append, its ack,
+// heartbeats), not bulk appends.
+const maxDirectBytes = 64 << 10
+
+// peerConn is the sending side of one peer: a queue drained by the peer's
+// sender goroutine (TCPTransport.pump) and, while the queue is empty, a
+// direct path for small batches.
+//
+// The direct path exists for latency. Handing a batch to the sender
+// goroutine costs a wake-up, and the node loop hands off its appends just
+// before its own log write: the woken sender waits in the loop's P while
+// the loop is in that synchronous write, for 24 µs at the median and 100 µs
+// at the 90th percentile (execution trace, 4 KiB sync writes), on the
+// critical path of every replicated write.
+type peerConn struct {
+	id     int32
+	q      chan []wire.RaftMsg
+	kick   chan struct{} // wakes the sender for rest alone
+	addr   func() string
+	queued atomic.Int64  // batches in q or taken from it and not yet written
+	stall  time.Duration // how long the sender's write may block
+
+	mu   sync.Mutex      // guards the following; the sender holds it while it writes
+	raw  syscall.RawConn // the connection, once its hello is out; nil without one
+	rest []byte          // the end of a frame a direct write left unwritten
+	buf  []byte          // frame scratch of the direct path
+}
+
+func newPeerConn(id int32, addr func() string) *peerConn {
+	return &peerConn{id: id, q: make(chan []wire.RaftMsg, 256), kick: make(chan struct{}, 1), addr: addr, stall: 5 * time.Second}
+}
+
+// enqueue hands msgs to the sender goroutine, or drops them when its queue
+// is full (raft retransmits).
+func (p *peerConn) enqueue(msgs []wire.RaftMsg) {
+	p.queued.Add(1)
+	select {
+	case p.q <- msgs:
+	default:
+		p.queued.Add(-1)
+	}
+}
+
+// sendDirect writes msgs to the socket from the calling goroutine when they
+// are small, a connection is up, nothing is queued or being written before
+// them (so frames keep their order) and the sender is not writing. It never
+// blocks: the socket is written without waiting, and what does not fit is
+// left in rest for the sender goroutine, which writes it before anything
+// else. It reports whether msgs were taken (written, or dropped with a
+// broken connection); false means the caller should enqueue them.
+func (p *peerConn) sendDirect(from int32, msgs []wire.RaftMsg) bool {
+	if wire.RaftBatchSize(msgs) > maxDirectBytes || p.queued.Load() != 0 || !p.mu.TryLock() {
+		return false
+	}
+	defer p.mu.Unlock()
+	if p.raw == nil || p.rest != nil || p.queued.Load() != 0 {
+		return false
+	}
+	p.buf = wire.AppendRaftFrame(p.buf[:0], from, msgs)
+	n, err := writeNow(p.raw, p.buf)
+	if err != nil {
+		return true // the connection is broken: the sender sees it on its next write
+	}
+	if n < len(p.buf) {
+		p.rest = append([]byte(nil), p.buf[n:]...)
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// writeNow writes as much of b to the socket as it takes without waiting.
+func writeNow(raw syscall.RawConn, b []byte) (int, error) {
+	var n int
+	var werr error
+	err := raw.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, err := unix.Write(int(fd), b[n:])
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			if err != nil {
+				if !errors.Is(err, unix.EAGAIN) {
+					werr = err
+				}
+				break
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// write is the sender goroutine's write of one coalesced batch: first what
+// a direct write left, then msgs; flushed unless more is queued. Its
+// deadline is cleared afterwards: it would fail later direct writes.
+func (p *peerConn) write(conn net.Conn, w *bufio.Writer, from int32, msgs []wire.RaftMsg) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	conn.SetWriteDeadline(time.Now().Add(p.stall))
+	defer conn.SetWriteDeadline(time.Time{})
+	if p.rest != nil {
+		if _, err := w.Write(p.rest); err != nil {
+			return err
+		}
+		p.rest = nil
+	}
+	if len(msgs) > 0 {
+		if err := wire.WriteRaftBatch(w, from, msgs); err != nil {
+			return err
+		}
+	}
+	if len(p.q) == 0 {
+		return w.Flush()
+	}
+	return nil
+}
+
+// attach opens the direct path on conn, whose hello has been written.
+func (p *peerConn) attach(conn net.Conn) error {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return nil // no raw socket: everything goes through the sender
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	p.raw = raw
+	p.mu.Unlock()
+	return nil
+}
+
+// detach closes the direct path when the connection ends; a partial frame
+// left in rest goes with it.
+func (p *peerConn) detach() {
+	p.mu.Lock()
+	p.raw, p.rest = nil, nil
+	p.mu.Unlock()
+}
+
+// drain discards queued messages while the peer is unreachable.
+func (p *peerConn) drain() {
+	for {
+		select {
+		case <-p.q:
+			p.queued.Add(-1)
+		default:
+			return
+		}
+	}
+}
