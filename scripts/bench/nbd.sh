@@ -34,6 +34,25 @@ fi
 
 go build -o bin/tsumiki ./cmd/tsumiki
 
+# ---- the device under all the systems: bytes written, and its ceiling ----
+# Every system here keeps its data on the filesystem of $OUT. diskwatch
+# samples the bytes written to that device through the whole run, so the
+# table can give each write job's device bytes per client byte; the ceiling
+# (three direct 1 MiB writers, one per replica) bounds what any 3-way
+# replicated system can write sequentially at that amplification.
+DEV="$(basename "$(df --output=source "$OUT" | tail -1)")"
+if grep -qw "$DEV" /proc/diskstats; then
+	bash scripts/bench/diskwatch.sh "$DEV" "$OUT/diskstats.tsv" $$ &
+	log "device: $DEV; measuring its sequential write ceiling (3 direct writers, 10 s)"
+	mkdir -p "$OUT/ceiling"
+	fio --name=ceiling --directory="$OUT/ceiling" --numjobs=3 --group_reporting --rw=write --bs=1M --iodepth=16 \
+		--ioengine=libaio --direct=1 --size=2G --runtime=10 --time_based --output-format=json > "$OUT/device-ceiling.json" ||
+		log "ceiling measurement failed"
+	rm -rf "$OUT/ceiling"
+else
+	log "device $DEV of $OUT not in /proc/diskstats: no write amplification figures"
+fi
+
 # ---- tsumiki: one `tsumiki up` process (mon, 3 OSDs, NBD gateway) ----
 log "tsumiki: starting tsumiki up in $OUT/data"
 bin/tsumiki up --data "$OUT/data" --listen-client "http://127.0.0.1:$PB" --listen-peer "http://127.0.0.1:$((PB + 1))" \

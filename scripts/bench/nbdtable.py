@@ -25,17 +25,81 @@ def pct(lat, p):
     return float("nan")
 
 
-def fio_result(path):
+def load_fio(path):
     s = open(path, encoding="utf-8", errors="replace").read()
-    j = json.loads(s[s.index("{"):])["jobs"][0]
+    return json.loads(s[s.index("{"):])
+
+
+def disk_samples(out):
+    """(epoch ms, bytes written) samples of the device, from diskwatch.sh."""
+    path = os.path.join(out, "diskstats.tsv")
+    if not os.path.exists(path):
+        return []
+    samples = []
+    for line in open(path):
+        f = line.split()
+        if len(f) == 2:
+            samples.append((int(f[0]), int(f[1]) * 512))
+    return samples
+
+
+def disk_bytes(samples, t0, t1):
+    """Bytes written to the device between t0 and t1 (ms), interpolated."""
+    def at(t):
+        for (ta, ba), (tb, bb) in zip(samples, samples[1:]):
+            if ta <= t <= tb:
+                return ba + (bb - ba) * (t - ta) / max(tb - ta, 1)
+        return None
+    a, b = at(t0), at(t1)
+    return None if a is None or b is None else b - a
+
+
+def amplification(doc, samples):
+    """Device bytes written per byte the client wrote during the job's
+    measured window (after ramp), or None without samples or writes."""
+    j = doc["jobs"][0]
+    wrote = j["write"]["io_bytes"]
+    end, ms = doc.get("timestamp_ms"), j.get("job_runtime")
+    if not samples or not wrote or not end or not ms:
+        return None
+    dev = disk_bytes(samples, end - ms, end)
+    return None if dev is None else dev / wrote
+
+
+def ceiling_mbps(out):
+    path = os.path.join(out, "device-ceiling.json")
+    try:
+        return load_fio(path)["jobs"][0]["write"]["bw_bytes"] / 1e6
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def fio_result(path, samples=()):
+    doc = load_fio(path)
+    j = doc["jobs"][0]
     side = max(("read", "write"), key=lambda k: j[k]["total_ios"])
     r = j[side]
     res = {"iops": r["iops"], "mbps": r["bw_bytes"] / 1e6, "p50": pct(r["lat_ns"], 50.0), "p99": pct(r["lat_ns"], 99.0)}
+    amp = amplification(doc, samples) if side == "write" else None
+    if amp is not None:
+        res["amp"] = amp
     sync = j.get("sync") or {}
     if sync.get("total_ios"):  # write + FLUSH cycle
         res["p50"] += pct(sync["lat_ns"], 50.0)
         res["p99"] += pct(sync["lat_ns"], 99.0)
     return res
+
+
+def seq_bound(t, ceph, factor, ceiling):
+    """The sequential-write MB/s the device allows each system at its
+    measured amplification, against what the target needs."""
+    need = factor * ceph["mbps"]
+    parts = [f"the target needs {need:.0f} MB/s; the device ({ceiling:.0f} MB/s) allows"]
+    for name, r in (("tsumiki", t), ("Ceph", ceph)):
+        if r.get("amp"):
+            parts.append(f"{name} {ceiling / r['amp']:.0f} MB/s at {r['amp']:.1f} B/B")
+    parts.append(f"and {need:.0f} MB/s needs at most {ceiling / need:.1f} B/B")
+    return " ".join(parts[:1]) + " " + ", ".join(parts[1:-1]) + "; " + parts[-1] + "."
 
 
 def main():
@@ -48,10 +112,11 @@ def main():
         for line in open(cpu_path):
             job, c, wall = line.split()
             cpu[job] = (float(c), float(wall))
+    samples = disk_samples(out)
     for job in JOBS:
         p = os.path.join(out, f"tsumiki-{job}.json")
         if os.path.exists(p):
-            r = fio_result(p)
+            r = fio_result(p, samples)
             if job in cpu and r["iops"] > 0:
                 c, wall = cpu[job]
                 r["cpu_ms"] = c * 1000 / (r["iops"] * wall)
@@ -78,9 +143,15 @@ def main():
                 rows[("ceph-rbd", job)] = {"iops": iops, "mbps": float(d["bw_MBps"]), "p50": float(d["lat_p50_us"]) / 1000,
                                            "p99": float(d["lat_p99_us"]) / 1000,
                                            "cpu_ms": osd * 1000 / (iops * wall) if iops > 0 else float("nan")}
+                raw = os.path.join(os.path.dirname(ceph_sum), f"{cj}.json")
+                if os.path.exists(raw):
+                    amp = amplification(load_fio(raw), samples)
+                    if amp is not None:
+                        rows[("ceph-rbd", job)]["amp"] = amp
+    ceiling = ceiling_mbps(out)
     servers = [s for s in ("tsumiki", "nbdkit-memory", "nbdkit-file", "ceph-rbd") if any(k[0] == s for k in rows)]
-    print("| job | server | IOPS | MB/s | p50 ms | p99 ms | CPU ms/IO | vs Ceph |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| job | server | IOPS | MB/s | p50 ms | p99 ms | CPU ms/IO | disk B/B | vs Ceph |")
+    print("|---|---|---|---|---|---|---|---|---|")
     verdicts = []
     for job in JOBS:
         ceph = rows.get(("ceph-rbd", job))
@@ -95,7 +166,8 @@ def main():
                 metric = TARGETS[job][0]
                 if ceph.get(metric) and metric in r:
                     ratio = f"{r[metric] / ceph[metric]:.2f}x {metric}"
-            print(f"| {job} | {s} | {r['iops']:.0f} | {r['mbps']:.1f} | {p50} | {r['p99']:.2f} | {cpu_ms} | {ratio} |")
+            amp = f"{r['amp']:.1f}" if "amp" in r else "-"
+            print(f"| {job} | {s} | {r['iops']:.0f} | {r['mbps']:.1f} | {p50} | {r['p99']:.2f} | {cpu_ms} | {amp} | {ratio} |")
         t = rows.get(("tsumiki", job))
         if t and ceph:
             metric, factor, way = TARGETS[job]
@@ -103,10 +175,16 @@ def main():
             ok = got >= factor if way == "ge" else got <= factor
             sign = ">=" if way == "ge" else "<="
             verdicts.append(f"- {job}: tsumiki/Ceph {metric} = {got:.2f} (target {sign} {factor:.2f}): {'met' if ok else 'MISSED'}")
+            if job == "seqwrite-1M-qd16" and ceiling:
+                verdicts.append("  " + seq_bound(t, ceph, factor, ceiling))
     print()
     print("CPU ms/IO: tsumiki = all of `tsumiki up` (mon, 3 OSDs and the NBD gateway) per I/O; Ceph = its 3 OSDs per I/O")
     print("(librbd runs inside fio and is not counted). Latencies are fio's total latency; for syncwrite-4k-qd1 the")
     print("write+FLUSH cycle (Ceph: 4k randwrite qd1 with rbd_cache=false, clat).")
+    print("disk B/B: bytes written to the data device per byte the client wrote, in the job's measured window")
+    print("(every process's writes to that device count; replication, logs and metadata included).")
+    if ceiling:
+        print(f"Device ceiling: {ceiling:.0f} MB/s written by three direct 1 MiB writers (qd16 each), measured in this run.")
     hwm = os.path.join(out, "tsumiki-hwm-mib")
     if os.path.exists(hwm):
         print(f"Peak RSS of the whole `tsumiki up` process (3 OSDs, mon, gateway): {float(open(hwm).read()):.0f} MiB.")
