@@ -31,6 +31,13 @@ func (n *Node) sendEarly(x *ready) {
 	if !x.r.isLeader() || (x.rd.SoftState != nil && osdID(x.rd.SoftState.Lead) != x.r.self) {
 		return
 	}
+	// Early sends overlap the replication with this node's own log write.
+	// A Ready without entries writes nothing of its own: its messages (a
+	// commit index for the followers) would only delay the apply and the
+	// callers' answers, so they go after those, in finish.
+	if len(x.rd.Entries) == 0 {
+		return
+	}
 	// Keep the early messages a prefix: stop at the first that must wait.
 	for _, m := range x.rd.Messages {
 		if t := m.GetType(); t != pb.MsgApp && t != pb.MsgHeartbeat {
