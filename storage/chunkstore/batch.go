@@ -71,8 +71,13 @@ func (s *Store) NewBatch() *Batch {
 	return &Batch{s: s, wal: wb}
 }
 
-// maxSpareWAL bounds the WAL batch buffer kept for reuse.
-const maxSpareWAL = 8 << 20
+// maxSpareWAL bounds the WAL batch buffer kept for reuse. Under 1 MiB
+// client writes at queue depth 16 a node-loop cycle's batch passes 8 MiB;
+// with an 8 MiB bound each such batch grew a new buffer from nothing
+// (zeroing and copying it as it doubled), 9 % of the OSDs' CPU. With 32 MiB
+// sequential writes went from 176 to 195 MB/s (three alternating pairs) and
+// the object bench's peak RSS per OSD stayed at 169-203 MiB.
+const maxSpareWAL = 32 << 20
 
 // release hands the WAL batch back for the next Batch to reuse.
 func (b *Batch) release() {
