@@ -81,6 +81,11 @@ func (n *Node) cycle() error {
 		return nil
 	}
 	t0 := time.Now()
+	// The previous cycle's batch is committed: its entries' bytes are free.
+	if cap(n.arena) > maxArena {
+		n.arena = nil
+	}
+	n.arena = n.arena[:0]
 	b := n.cfg.Store.NewBatch()
 	for _, x := range rds {
 		if err := n.stage(b, x); err != nil {
@@ -116,7 +121,7 @@ func (n *Node) stage(b Batch, x *ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		return fmt.Errorf("pg %d.%d: received a raft snapshot, which this version cannot install", r.pg.Pool, r.pg.Seq)
 	}
-	if err := r.log.stageAppend(b, rd.Entries); err != nil {
+	if err := r.log.stageAppend(b, rd.Entries, &n.arena); err != nil {
 		return err
 	}
 	// A hard state whose term and vote are unchanged only moves the commit
@@ -342,6 +347,10 @@ func (n *Node) flushOutbox() {
 		n.outbox[to] = nil
 	}
 }
+
+// maxArena bounds the entry arena a node keeps between cycles (the
+// chunk store keeps a WAL batch buffer of the same bound).
+const maxArena = 32 << 20
 
 // slowCommit is the commit time above which the node warns.
 const slowCommit = time.Second

@@ -111,6 +111,7 @@ type Node struct {
 	// owned by the loop goroutine
 	replicas map[PG]*replica
 	outbox   map[int32][]wire.RaftMsg
+	arena    []byte // one cycle's marshalled log entries (raftLog.stageAppend)
 	// votesAfter: until an election timeout after start, vote requests are
 	// dropped and no replica campaigns early (lease.go).
 	votesAfter time.Time

@@ -26,6 +26,8 @@ type Store interface {
 // records (entries, hard state) are durable and the object changes are
 // applied; the apply state becomes durable later, with the object changes
 // it covers, and after a crash the OSD re-applies the log from there.
+// Byte slices passed in may be reused by the caller once Commit or Discard
+// has returned, not before.
 type Batch interface {
 	AppendEntries(pg PG, first uint64, ents [][]byte) error
 	SetHardState(pg PG, hs []byte) error
