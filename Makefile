@@ -144,7 +144,7 @@ bench: $(DEPS) build
 # its peer, nfs-ganesha, only if it is already installed (seconds).
 bench-short: $(DEPS) build
 	BENCH_DURATION=2s BENCH_CEPH=0 bash scripts/bench/object.sh
-	BENCH_RUNTIME=2 BENCH_RAMP=1 BENCH_SIZE=256M BENCH_CEPH=0 BENCH_NBDKIT=0 bash scripts/bench/nbd.sh
+	BENCH_RUNTIME=2 BENCH_RAMP=1 BENCH_SIZE=256M BENCH_CEILING_SECS=2 BENCH_CEPH=0 BENCH_NBDKIT=0 bash scripts/bench/nbd.sh
 	BENCH_SHORT=1 bash scripts/bench/nfs.sh
 
 fuzz-short: $(DEPS)

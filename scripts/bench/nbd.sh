@@ -9,6 +9,7 @@
 #   BENCH_RUNTIME=20 BENCH_RAMP=2   seconds per job (the anchors' defaults)
 #   BENCH_SIZE=4G                   working set / image size (as the anchors)
 #   BENCH_CEPH=0                    skip Ceph; BENCH_NBDKIT=0 skip nbdkit
+#   BENCH_CEILING_SECS=10           how long the device's write ceiling is measured
 #   BENCH_OUT=DIR                   results (default /tmp/tsumiki-nbdbench-DATE)
 #   BENCH_PORT_BASE=11800           tsumiki's etcd, peer and NBD ports: +0 +1 +2
 #   BENCH_KEEP=1                    keep the systems' data (default: deleted after
@@ -43,10 +44,11 @@ go build -o bin/tsumiki ./cmd/tsumiki
 DEV="$(basename "$(df --output=source "$OUT" | tail -1)")"
 if grep -qw "$DEV" /proc/diskstats; then
 	bash scripts/bench/diskwatch.sh "$DEV" "$OUT/diskstats.tsv" $$ &
-	log "device: $DEV; measuring its sequential write ceiling (3 direct writers, 10 s)"
+	CEIL_SECS="${BENCH_CEILING_SECS:-10}"
+	log "device: $DEV; measuring its sequential write ceiling (3 direct writers, $CEIL_SECS s)"
 	mkdir -p "$OUT/ceiling"
 	fio --name=ceiling --directory="$OUT/ceiling" --numjobs=3 --group_reporting --rw=write --bs=1M --iodepth=16 \
-		--ioengine=libaio --direct=1 --size=2G --runtime=10 --time_based --output-format=json > "$OUT/device-ceiling.json" ||
+		--ioengine=libaio --direct=1 --size=1G --runtime="$CEIL_SECS" --time_based --output-format=json > "$OUT/device-ceiling.json" ||
 		log "ceiling measurement failed"
 	rm -rf "$OUT/ceiling"
 else
