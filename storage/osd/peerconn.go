@@ -32,15 +32,16 @@ const maxDirectBytes = 64 << 10
 type peerConn struct {
 	id     int32
 	q      chan []wire.RaftMsg
-	kick   chan struct{} // wakes the sender for rest alone
+	kick   chan struct{} // wakes the sender for rest or broken alone
 	addr   func() string
 	queued atomic.Int64  // batches in q or taken from it and not yet written
 	stall  time.Duration // how long the sender's write may block
 
-	mu   sync.Mutex      // guards the following; the sender holds it while it writes
-	raw  syscall.RawConn // the connection, once its hello is out; nil without one
-	rest []byte          // the end of a frame a direct write left unwritten
-	buf  []byte          // frame scratch of the direct path
+	mu     sync.Mutex      // guards the following; the sender holds it while it writes
+	raw    syscall.RawConn // the connection, once its hello is out; nil without one
+	rest   []byte          // the end of a frame a direct write left unwritten
+	broken error           // a direct write's error, for the sender to end the connection with
+	buf    []byte          // frame scratch of the direct path
 }
 
 func newPeerConn(id int32, addr func() string) *peerConn {
@@ -75,17 +76,26 @@ func (p *peerConn) sendDirect(from int32, msgs []wire.RaftMsg) bool {
 	}
 	p.buf = wire.AppendRaftFrame(p.buf[:0], from, msgs)
 	n, err := writeNow(p.raw, p.buf)
-	if err != nil {
-		return true // the connection is broken: the sender sees it on its next write
-	}
-	if n < len(p.buf) {
+	switch {
+	case err != nil:
+		// msgs are dropped (raft retransmits). The sender may be idle and
+		// would not write again by itself: it must end this connection
+		// and dial again, so it is woken with the error.
+		p.raw, p.broken = nil, err
+		p.wake()
+	case n < len(p.buf):
 		p.rest = append([]byte(nil), p.buf[n:]...)
-		select {
-		case p.kick <- struct{}{}:
-		default:
-		}
+		p.wake()
 	}
 	return true
+}
+
+// wake makes the sender goroutine run write even with nothing queued.
+func (p *peerConn) wake() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // writeNow writes as much of b to the socket as it takes without waiting.
@@ -104,6 +114,9 @@ func writeNow(raw syscall.RawConn, b []byte) (int, error) {
 				}
 				break
 			}
+			if m <= 0 {
+				break
+			}
 			n += m
 		}
 		return true
@@ -116,10 +129,15 @@ func writeNow(raw syscall.RawConn, b []byte) (int, error) {
 
 // write is the sender goroutine's write of one coalesced batch: first what
 // a direct write left, then msgs; flushed unless more is queued. Its
-// deadline is cleared afterwards: it would fail later direct writes.
+// deadline is cleared afterwards: it would fail later direct writes. It
+// returns a direct write's error, which ends the connection.
 func (p *peerConn) write(conn net.Conn, w *bufio.Writer, from int32, msgs []wire.RaftMsg) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if err := p.broken; err != nil {
+		p.broken = nil
+		return err
+	}
 	conn.SetWriteDeadline(time.Now().Add(p.stall))
 	defer conn.SetWriteDeadline(time.Time{})
 	if p.rest != nil {
@@ -159,7 +177,7 @@ func (p *peerConn) attach(conn net.Conn) error {
 // left in rest goes with it.
 func (p *peerConn) detach() {
 	p.mu.Lock()
-	p.raw, p.rest = nil, nil
+	p.raw, p.rest, p.broken = nil, nil, nil
 	p.mu.Unlock()
 }
 

@@ -122,3 +122,123 @@ func TestPeerConnKeepsOrder(t *testing.T) {
 	conn.Close()
 	<-done
 }
+
+// When the peer goes away while the sender goroutine is idle, the small
+// batches that fail on the direct path make the sender dial again (they
+// alone would otherwise never reach it), and once the new connection is up
+// small batches go direct again and arrive.
+func TestPeerConnRedialsAfterDirectWriteFails(t *testing.T) {
+	testRedial(t, 100)
+}
+
+// The same with batches too large for the direct path: the sender's write
+// fails with batches taken from the queue, which must still be counted out
+// (or the direct path would stay shut for good).
+func TestPeerConnRedialsAfterSenderWriteFails(t *testing.T) {
+	testRedial(t, 100<<10)
+}
+
+func testRedial(t *testing.T, size int) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted := make(chan net.Conn, 4)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted <- c
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tr := NewTCPTransport(1, zap.NewNop())
+	tr.Start(ctx)
+	defer tr.Wait()
+	defer cancel()
+	tr.SetAddrs(map[int32]string{2: l.Addr().String()})
+	batch := func(i, size int) []wire.RaftMsg {
+		return []wire.RaftMsg{{Pool: 1, PG: uint32(i), Msg: make([]byte, size)}}
+	}
+	small := func(i int) []wire.RaftMsg { return batch(i, 100) }
+	tr.Send(2, small(0))
+	var c1 net.Conn
+	select {
+	case c1 = <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first connection")
+	}
+	r := bufio.NewReader(c1)
+	for range 2 { // hello, then the batch
+		if _, _, err := wire.ReadFrame(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1.Close() // the peer restarts
+	var c2 net.Conn
+	for i := 1; c2 == nil; i++ {
+		if i > 500 {
+			t.Fatalf("sends of %d bytes never made the transport dial again", size)
+		}
+		tr.Send(2, batch(i, size))
+		select {
+		case c2 = <-accepted:
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	defer c2.Close()
+	got := make(chan uint32, 100)
+	go func() {
+		r := bufio.NewReader(c2)
+		for {
+			_, body, err := wire.ReadFrame(r)
+			if err != nil {
+				return
+			}
+			if _, msgs, err := wire.DecodeRaftBatch(body); err == nil {
+				for _, m := range msgs {
+					got <- m.PG
+				}
+			}
+		}
+	}()
+	tr.mu.Lock()
+	p := tr.peers[2]
+	tr.mu.Unlock()
+	for j := 0; p.queued.Load() != 0; j++ {
+		if j > 2000 {
+			t.Fatalf("%d batches still counted as queued long after the new connection", p.queued.Load())
+		}
+		time.Sleep(time.Millisecond)
+	}
+	direct := 0
+	for i := range 20 {
+		if p.sendDirect(1, small(1000+i)) {
+			direct++
+		} else {
+			p.enqueue(small(1000 + i))
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if direct == 0 {
+		t.Errorf("after the new connection no send went direct (queued %d)", p.queued.Load())
+	}
+	for i := 0; i < 20; {
+		select {
+		case pg := <-got:
+			if pg < 1000 {
+				continue // queued while the peer was away, sent on the new connection
+			}
+			if pg != uint32(1000+i) {
+				t.Fatalf("got batch %d, want %d", pg, 1000+i)
+			}
+			i++
+		case <-time.After(5 * time.Second):
+			t.Fatalf("batch %d never arrived on the new connection", 1000+i)
+		}
+	}
+}

@@ -150,10 +150,11 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 				break more
 			}
 		}
-		if err := p.write(conn, w, t.self, msgs); err != nil {
+		err := p.write(conn, w, t.self, msgs)
+		p.queued.Add(-n) // written, or dropped with the connection
+		if err != nil {
 			return err
 		}
-		p.queued.Add(-n)
 	}
 }
 
