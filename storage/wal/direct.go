@@ -51,10 +51,10 @@ func paddedLen(n int64) int64 {
 //
 // Only commits smaller than zeroBelow write zeros ahead: those are the
 // synchronous small writes the zeros are for. A large commit pays the
-// journal commit once over many blocks, and zeros behind it would double
-// the bytes a stream of large commits (1 MiB client writes) puts on the
-// device: each would write its data and then most of a zeroStep of zeros
-// that the next commit overwrites.
+// extent's change of state once over many blocks, and zeros behind it
+// would double the bytes a stream of large commits (1 MiB client writes)
+// puts on the device: each would write its data and then most of a
+// zeroStep of zeros that the next commit overwrites.
 const (
 	zeroStep  = 1 << 20
 	zeroBelow = 128 << 10

@@ -269,21 +269,14 @@ func TestCommitPadding(t *testing.T) {
 func TestZeroesAhead(t *testing.T) {
 	dir := t.TempDir()
 	l := open(t, dir, 4*zeroStep)
-	f := l.segs[l.active]
-	if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || hole != 0 {
-		t.Skipf("this filesystem does not report preallocated blocks as a hole (SEEK_HOLE = %d, %v)", hole, err)
-	}
+	writtenEnd := holeProbe(t, l)
 	pg := PG{1, 1}
 	var b Batch
 	b.Append(pg, 1, [][]byte{ent(pg, 1, 100)})
 	if err := l.Commit(&b); err != nil {
 		t.Fatal(err)
 	}
-	hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if hole < zeroStep {
+	if hole := writtenEnd(); hole < zeroStep {
 		t.Fatalf("written blocks end at %d after the first commit, want zeros written up to %d", hole, zeroStep)
 	}
 	// The zeros read as the end of the log.
@@ -302,18 +295,7 @@ func TestZeroesAhead(t *testing.T) {
 func TestLargeCommitWritesNoZeros(t *testing.T) {
 	dir := t.TempDir()
 	l := open(t, dir, 4*zeroStep)
-	f := l.segs[l.active]
-	if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || hole != 0 {
-		t.Skipf("this filesystem does not report preallocated blocks as a hole (SEEK_HOLE = %d, %v)", hole, err)
-	}
-	holeAt := func() int64 {
-		t.Helper()
-		hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return hole
-	}
+	holeAt := holeProbe(t, l)
 	pg := PG{1, 1}
 	var b Batch
 	b.Append(pg, 1, [][]byte{ent(pg, 1, zeroBelow)})
@@ -335,5 +317,24 @@ func TestLargeCommitWritesNoZeros(t *testing.T) {
 	l = open(t, dir, 4*zeroStep)
 	if got, err := l.Entries(pg, 1, 3, 4<<20); err != nil || len(got) != 2 || !bytes.Equal(got[1], ent(pg, 2, 100)) {
 		t.Fatalf("after reopening: %d entries, %v", len(got), err)
+	}
+}
+
+// holeProbe skips the test unless the filesystem reports the active
+// segment's preallocated, never-written blocks as a hole, and returns a
+// function giving where the segment's written blocks end (its first hole).
+func holeProbe(t *testing.T, l *Log) func() int64 {
+	t.Helper()
+	f := l.segs[l.active]
+	if hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE); err != nil || hole != 0 {
+		t.Skipf("this filesystem does not report preallocated blocks as a hole (SEEK_HOLE = %d, %v)", hole, err)
+	}
+	return func() int64 {
+		t.Helper()
+		hole, err := unix.Seek(int(f.Fd()), 0, unix.SEEK_HOLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hole
 	}
 }
