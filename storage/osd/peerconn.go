@@ -67,7 +67,7 @@ func (p *peerConn) enqueue(msgs []wire.RaftMsg) {
 // else. It reports whether msgs were taken (written, or dropped with a
 // broken connection); false means the caller should enqueue them.
 func (p *peerConn) sendDirect(from int32, msgs []wire.RaftMsg) bool {
-	if wire.RaftBatchSize(msgs) > maxDirectBytes || p.queued.Load() != 0 || !p.mu.TryLock() {
+	if wire.RaftBatchSize(msgs) > maxDirectBytes || !p.mu.TryLock() {
 		return false
 	}
 	defer p.mu.Unlock()
