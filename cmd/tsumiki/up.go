@@ -116,10 +116,35 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	if err != nil {
 		return err
 	}
-	grp, gctx := errgroup.WithContext(ctx)
-	serveDebug(gctx, cfg.DebugAddr, log)
+	// The control plane stops last, once every OSD has revoked its liveness
+	// lease and the gateways have let go of their image locks; stopped
+	// together, those revocations would fail and leave every OSD shown up
+	// (at its old address) for a lease TTL after the next start.
+	monCtx, stopMon := context.WithCancel(context.WithoutCancel(ctx))
+	monDone := make(chan struct{})
+	var monErr error
 	monReady := make(chan []string, 1)
-	grp.Go(func() error { return m.Run(gctx, func(urls []string) { monReady <- urls }) })
+	go func() {
+		defer close(monDone)
+		monErr = m.Run(monCtx, func(urls []string) { monReady <- urls })
+	}()
+	defer func() {
+		stopMon()
+		<-monDone
+	}()
+	grp, gctx := errgroup.WithContext(ctx)
+	grp.Go(func() error {
+		select {
+		case <-monDone:
+			if err := monErr; err != nil {
+				return err
+			}
+			return errors.New("the control plane stopped")
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	serveDebug(gctx, cfg.DebugAddr, log)
 	var urls []string
 	select {
 	case urls = <-monReady:

@@ -63,6 +63,10 @@ func TestUpRestart(t *testing.T) {
 	up.stop(t)
 	if log, _ := os.ReadFile(up.log); !strings.Contains(string(log), "tsumiki stopped") {
 		t.Fatalf("up did not report a clean stop:\n%s", tail(up.log))
+	} else if strings.Contains(string(log), "cannot revoke the liveness lease") {
+		// The control plane must outlive the OSDs, or they stay shown up
+		// at their old addresses for a lease TTL after the restart.
+		t.Fatalf("an OSD could not revoke its liveness lease at shutdown:\n%s", tail(up.log))
 	}
 
 	up.start(t)

@@ -33,6 +33,7 @@ type Client struct {
 
 	mu      sync.Mutex // guards the following
 	m       *clustermap.Map
+	loaded  time.Time // when m was last read from the control plane
 	leaders map[pgKey]int32
 	conns   map[int32]*conn
 	closed  bool
@@ -101,10 +102,31 @@ func (c *Client) Refresh(ctx context.Context) (*clustermap.Map, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.loaded = time.Now()
 	if c.m == nil || m.Epoch >= c.m.Epoch {
 		c.m = m
 	}
 	return c.m, nil
+}
+
+// minReload is how often, at most, an unreachable OSD makes the client
+// reread the map: many requests failing at once cost one read.
+const minReload = 200 * time.Millisecond
+
+// reloadAfterFailure rereads the map when an OSD could not be reached and
+// the map is older than minReload: the OSD may have restarted on another
+// address (its new one is in the map once it registered), or be marked down.
+// A failed read is left to the next attempt.
+func (c *Client) reloadAfterFailure(ctx context.Context) {
+	c.mu.Lock()
+	fresh := time.Since(c.loaded) < minReload
+	if !fresh {
+		c.loaded = time.Now() // claimed: concurrent failures do not all reread
+	}
+	c.mu.Unlock()
+	if !fresh {
+		_, _ = c.Refresh(ctx)
+	}
 }
 
 func (c *Client) pool(ctx context.Context, name string) (clustermap.Pool, error) {
@@ -199,6 +221,7 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		case err != nil:
 			last = err
 			c.forgetLeader(key, target)
+			c.reloadAfterFailure(ctx)
 		case resp.Status == wire.StatusOK:
 			if !known {
 				c.mu.Lock()

@@ -266,3 +266,30 @@ func TestStaleEpochRefreshesTheMap(t *testing.T) {
 		t.Fatalf("request epochs %v: want one at %d, then one retry with the refreshed map", epochs, before)
 	}
 }
+
+// TestMovedOSDsAreFoundAgain: every OSD restarts on a new address after the
+// client loaded the map (as `tsumiki up` does with --osd-port 0). The client
+// must reread the map when it cannot connect, not retry the old addresses
+// until its deadline.
+func TestMovedOSDsAreFoundAgain(t *testing.T) {
+	c, fakes := setup(t)
+	ctx := context.Background()
+	old := c.Map()
+	for id, f := range fakes {
+		f.l.Close()
+		nf := startFake(t)
+		nf.handle(func(wire.Request) wire.Response { return wire.Response{Status: wire.StatusOK, Leader: -1} })
+		o, _ := old.OSD(id)
+		o.PublicAddr = nf.l.Addr().String()
+		if _, err := c.Maps().RegisterOSD(ctx, o); err != nil {
+			t.Fatal(err)
+		}
+		fakes[id] = nf
+	}
+	if err := c.Write(ctx, "p", "obj", 0, []byte("x")); err != nil {
+		t.Fatalf("write after every OSD moved: %v", err)
+	}
+	if got := c.Map().Epoch; got <= old.Epoch {
+		t.Fatalf("map epoch %d, want newer than %d", got, old.Epoch)
+	}
+}

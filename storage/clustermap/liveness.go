@@ -117,6 +117,6 @@ func (s *Store) revoke(lease clientv3.LeaseID, key string, log *zap.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if _, err := s.cli.Revoke(ctx, lease); err != nil {
-		log.Debug("revoke liveness lease", zap.String("key", key), zap.Error(err))
+		log.Warn("cannot revoke the liveness lease; the OSD shows up until the lease expires", zap.String("key", key), zap.Error(err))
 	}
 }
