@@ -24,9 +24,22 @@ func (s *Store) blockIO(id objID, f *os.File, l loc) *blockIO {
 	return &blockIO{id: id, f: f, l: l, bs: int64(s.cfg.BlockSize), table: s.table, zero: s.zeroBlock}
 }
 
+// sumOff and dataOff are where block i's checksum and bytes are in slot s
+// (objfile.go).
+func (b *blockIO) sumOff(i int64, s int) int64 {
+	return int64(s)*(b.table+MaxObjectSize) + 4*i
+}
+
+func (b *blockIO) dataOff(i int64, s int) int64 {
+	return int64(s)*(b.table+MaxObjectSize) + b.table + i*b.bs
+}
+
 // read fills dst with blocks [i0, i0+len(dst)/bs) as m describes them:
 // holes read as zeros without touching the file, stored blocks are
 // verified. The damaged bytes of a failing block are never left in dst.
+// Blocks come from their slots in as few preads as the slots allow: one
+// pair (checksums, bytes) per run of blocks in the same slot, holes inside
+// a run read along (and cleared below).
 func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 	n := int64(len(dst)) / b.bs
 	first, last := int64(-1), int64(-1)
@@ -43,12 +56,21 @@ func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 		return nil
 	}
 	sums := make([]byte, 4*(last-first+1))
-	if err := preadFull(b.f, sums, 4*first); err != nil {
-		return b.l.wrap(fmt.Errorf("read checksums: %w", err))
-	}
-	span := dst[(first-i0)*b.bs : (last-i0+1)*b.bs]
-	if err := preadFull(b.f, span, b.table+first*b.bs); err != nil {
-		return b.l.wrap(fmt.Errorf("read blocks: %w", err))
+	for lo := first; lo <= last; {
+		s, hi := m.slot(lo), lo+1
+		for hi <= last && (!m.has(hi) || m.slot(hi) == s) {
+			hi++
+		}
+		if err := preadFull(b.f, sums[4*(lo-first):4*(hi-first)], b.sumOff(lo, s)); err != nil {
+			return b.l.wrap(fmt.Errorf("read checksums: %w", err))
+		}
+		if err := preadFull(b.f, dst[(lo-i0)*b.bs:(hi-i0)*b.bs], b.dataOff(lo, s)); err != nil {
+			return b.l.wrap(fmt.Errorf("read blocks: %w", err))
+		}
+		lo = hi
+		for lo <= last && !m.has(lo) {
+			lo++
+		}
 	}
 	for i := i0; i < i0+n; i++ {
 		blk := dst[(i-i0)*b.bs : (i-i0+1)*b.bs]
@@ -95,8 +117,11 @@ func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
 }
 
 // put stores buf (whole blocks) as blocks i0, i0+1, ...: all-zero blocks
-// become holes, the others are written with their checksums, consecutive
-// blocks in one pwrite each.
+// become holes, the others are written in place, in the slot that holds
+// them (slot 0 for a hole), with their checksums: one pwrite of bytes and
+// one of checksums per run of consecutive blocks in the same slot. Only the
+// written blocks' checksums are touched: the other slot's may belong to
+// bytes written there for a later flip (docs/design-big-writes.md).
 //
 // Writes go through the page cache, which is the OSD's read cache: the
 // leader serves reads from it, and checkpoints make the files durable. An
@@ -106,16 +131,19 @@ func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
 func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 	n := int64(len(buf)) / b.bs
 	sums := make([]byte, 4*n)
-	runStart := int64(-1)
+	runStart, runSlot := int64(-1), 0
 	flush := func(end int64) error {
 		if runStart < 0 {
 			return nil
 		}
-		lo, hi := (runStart-i0)*b.bs, (end-i0)*b.bs
-		off := b.table + runStart*b.bs
+		lo, hi := runStart-i0, end-i0
+		start := runStart
 		runStart = -1
-		if _, err := b.f.WriteAt(buf[lo:hi], off); err != nil {
+		if _, err := b.f.WriteAt(buf[lo*b.bs:hi*b.bs], b.dataOff(start, runSlot)); err != nil {
 			return b.l.wrap(fmt.Errorf("write blocks: %w", err))
+		}
+		if _, err := b.f.WriteAt(sums[4*lo:4*hi], b.sumOff(start, runSlot)); err != nil {
+			return b.l.wrap(fmt.Errorf("write checksums: %w", err))
 		}
 		return nil
 	}
@@ -129,23 +157,23 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 			continue
 		}
 		binary.BigEndian.PutUint32(sums[4*(i-i0):], b.id.blockSum(i, blk))
+		s := m.slot(i) // 0 for a hole
 		m.set(i)
+		if runStart >= 0 && s != runSlot {
+			if err := flush(i); err != nil {
+				return err
+			}
+		}
 		if runStart < 0 {
-			runStart = i
+			runStart, runSlot = i, s
 		}
 	}
-	if err := flush(i0 + n); err != nil {
-		return err
-	}
-	if _, err := b.f.WriteAt(sums, 4*i0); err != nil {
-		return b.l.wrap(fmt.Errorf("write checksums: %w", err))
-	}
-	return nil
+	return flush(i0 + n)
 }
 
-// drop makes blocks [i0, i1) holes and frees their space.
+// drop makes blocks [i0, i1) holes and frees their space in both slots.
 func (b *blockIO) drop(m *objMeta, i0, i1 int64) {
-	any := false
+	any, alt := false, m.anyAlt(i0, i1)
 	for i := i0; i < i1; i++ {
 		if m.has(i) {
 			m.clear(i)
@@ -153,7 +181,10 @@ func (b *blockIO) drop(m *objMeta, i0, i1 int64) {
 		}
 	}
 	if any {
-		punch(b.f, b.table+i0*b.bs, (i1-i0)*b.bs)
+		punch(b.f, b.dataOff(i0, 0), (i1-i0)*b.bs)
+	}
+	if alt {
+		punch(b.f, b.dataOff(i0, 1), (i1-i0)*b.bs)
 	}
 }
 

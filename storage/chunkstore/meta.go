@@ -9,10 +9,16 @@ import (
 // blocks that are stored. A clear bit is a hole (reads as zeros). The bitmap
 // is the authority: a block whose bit is clear is never read from the file,
 // and a set bit whose block fails its checksum is corruption.
+//
+// alt says which of a stored block's two places in the file (slots, see
+// objfile.go) holds its current bytes: bit set, slot 1. It is nil while
+// every block is in slot 0, which is what every store written so far has;
+// docs/design-big-writes.md explains what will put blocks in slot 1.
 type objMeta struct {
 	size    int64
 	version uint64
 	bits    []byte // (nblocks(size)+7)/8 bytes; bits past nblocks(size) are zero
+	alt     []byte // nil, or len(bits) bytes; a bit is set only where bits has it
 }
 
 const metaHeaderLen = 16
@@ -35,8 +41,47 @@ func (m *objMeta) empty() bool {
 	return true
 }
 
-func (m *objMeta) set(i int64)   { m.bits[i>>3] |= 1 << (i & 7) }
-func (m *objMeta) clear(i int64) { m.bits[i>>3] &^= 1 << (i & 7) }
+func (m *objMeta) set(i int64) { m.bits[i>>3] |= 1 << (i & 7) }
+
+// clear makes block i a hole (in no slot).
+func (m *objMeta) clear(i int64) {
+	m.bits[i>>3] &^= 1 << (i & 7)
+	if m.alt != nil {
+		m.alt[i>>3] &^= 1 << (i & 7)
+	}
+}
+
+// slot is the slot holding block i's bytes (0 for a hole).
+func (m *objMeta) slot(i int64) int {
+	if i>>3 < int64(len(m.alt)) && m.alt[i>>3]&(1<<(i&7)) != 0 {
+		return 1
+	}
+	return 0
+}
+
+// setSlot records that stored block i's bytes are in slot s.
+func (m *objMeta) setSlot(i int64, s int) {
+	if s == 0 {
+		if m.alt != nil {
+			m.alt[i>>3] &^= 1 << (i & 7)
+		}
+		return
+	}
+	if m.alt == nil {
+		m.alt = make([]byte, len(m.bits))
+	}
+	m.alt[i>>3] |= 1 << (i & 7)
+}
+
+// anyAlt reports whether a block in [i0, i1) is in slot 1.
+func (m *objMeta) anyAlt(i0, i1 int64) bool {
+	for i := i0; i < i1 && m.alt != nil; i++ {
+		if m.slot(i) == 1 {
+			return true
+		}
+	}
+	return false
+}
 
 // resize sets the size and fits the bitmap to it, clearing bits past the new
 // end. Callers delete the blocks past a shrinking size first.
@@ -45,20 +90,37 @@ func (m *objMeta) resize(size, bs int64) {
 	need := int((n + 7) / 8)
 	if need <= len(m.bits) {
 		m.bits = m.bits[:need]
+		if m.alt != nil {
+			m.alt = m.alt[:need]
+		}
 		for i := n; i < int64(need)*8; i++ {
 			m.clear(i)
 		}
 	} else {
 		m.bits = append(m.bits, make([]byte, need-len(m.bits))...)
+		if m.alt != nil {
+			m.alt = append(m.alt, make([]byte, need-len(m.alt))...)
+		}
 	}
 	m.size = size
 }
 
+// encode writes the header, the bitmap and, if a block is in slot 1, the
+// slot bitmap: a meta with every block in slot 0 encodes as it always has.
 func (m *objMeta) encode() []byte {
-	p := make([]byte, metaHeaderLen, metaHeaderLen+len(m.bits))
+	alt := m.anyAlt(0, int64(len(m.bits))*8)
+	n := len(m.bits)
+	if alt {
+		n *= 2
+	}
+	p := make([]byte, metaHeaderLen, metaHeaderLen+n)
 	binary.BigEndian.PutUint64(p, uint64(m.size))
 	binary.BigEndian.PutUint64(p[8:], m.version)
-	return append(p, m.bits...)
+	p = append(p, m.bits...)
+	if alt {
+		p = append(p, m.alt...)
+	}
+	return p
 }
 
 func decodeMeta(p []byte, bs int64) (objMeta, error) {
@@ -73,12 +135,23 @@ func decodeMeta(p []byte, bs int64) (objMeta, error) {
 		return objMeta{}, errBadMeta
 	}
 	n := nblocks(m.size, bs)
-	if int64(len(p)-metaHeaderLen) != (n+7)/8 {
+	nb := (n + 7) / 8
+	switch int64(len(p) - metaHeaderLen) {
+	case nb:
+		m.bits = append([]byte(nil), p[metaHeaderLen:]...)
+	case 2 * nb:
+		m.bits = append([]byte(nil), p[metaHeaderLen:metaHeaderLen+nb]...)
+		m.alt = append([]byte(nil), p[metaHeaderLen+nb:]...)
+	default:
 		return objMeta{}, errBadMeta
 	}
-	m.bits = append([]byte(nil), p[metaHeaderLen:]...)
 	for i := n; i < int64(len(m.bits))*8; i++ {
 		if m.has(i) {
+			return objMeta{}, errBadMeta
+		}
+	}
+	for i := range m.alt {
+		if m.alt[i]&^m.bits[i] != 0 { // a hole in slot 1
 			return objMeta{}, errBadMeta
 		}
 	}

@@ -18,14 +18,20 @@ import (
 //
 //	objects/<pool>.<pg hex>/<hex of the first 16 bytes of SHA-256(name)>
 //
-// laid out as a checksum table followed by the blocks at fixed offsets:
+// laid out as two slots, each a checksum table followed by the blocks at
+// fixed offsets (T = tableSize(bs), M = MaxObjectSize):
 //
-//	[0, tableSize)                    CRC-32C of block i at 4*i (big-endian)
-//	[tableSize+i*bs, tableSize+(i+1)*bs)  block i
+//	[0, T)                   slot 0: CRC-32C of block i at 4*i (big-endian)
+//	[T+i*bs, T+(i+1)*bs)     slot 0: block i
+//	[T+M, 2T+M)              slot 1: CRC-32C of block i at T+M+4*i
+//	[2T+M+i*bs, ...)         slot 1: block i
 //
-// The object's meta (badger) holds a bitmap of stored blocks and is the
+// Files are sparse; slot 1 takes no space until a block is written there,
+// and a file without slot 1 is what stores before slots looked like. The
+// object's meta (badger) holds a bitmap of stored blocks and is the
 // authority: a block whose bit is clear is a hole, reads as zeros and is
-// never read from the file. A block's checksum covers the name hash, the
+// never read from the file; a second bitmap names the slot of each stored
+// block (meta.go; docs/design-big-writes.md for why there are two). A block's checksum covers the name hash, the
 // block index and the bytes, so a block read from the wrong place fails.
 // Files are written with pwrite and read with pread: their pages live in the
 // kernel's page cache, not in the OSD's memory, and a checkpoint makes them
