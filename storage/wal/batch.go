@@ -15,6 +15,7 @@ type bop struct {
 	first uint64
 	offs  []int64  // entries: offset of each entry header in buf
 	lens  []uint32 // entries: payload lengths
+	marks []bool   // entries: marked (nil: none)
 	hs    []byte
 	upTo  uint64
 }
@@ -22,10 +23,20 @@ type bop struct {
 // Append adds entries first, first+1, ... of pg. Stored entries at and
 // after first are replaced (raft's conflicting suffix).
 func (b *Batch) Append(pg PG, first uint64, ents [][]byte) {
+	b.AppendMarked(pg, first, ents, nil)
+}
+
+// AppendMarked is Append with a mark per entry (marked[i] for ents[i]; nil
+// marks none). The log keeps the marks with the entries and returns them
+// (EntriesMarked, Marked); what a mark means is the caller's business.
+func (b *Batch) AppendMarked(pg PG, first uint64, ents [][]byte, marked []bool) {
 	if len(ents) == 0 {
 		return
 	}
 	op := bop{typ: recEntries, pg: pg, first: first}
+	if marked != nil {
+		op.marks = append([]bool(nil), marked...)
+	}
 	size := recHeader + bodyHeader + 12
 	for _, e := range ents {
 		size += entryHeader + len(e)
@@ -37,7 +48,7 @@ func (b *Batch) Append(pg PG, first uint64, ents [][]byte) {
 		for _, e := range ents {
 			op.offs = append(op.offs, int64(len(x)))
 			op.lens = append(op.lens, uint32(len(e)))
-			x = appendEntry(x, e)
+			x = appendEntry(x, e, marked != nil && marked[len(op.lens)-1])
 		}
 		return x
 	})

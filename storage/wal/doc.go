@@ -14,7 +14,9 @@
 // record header's worth, see paddedLen); a zero length at a block boundary
 // ends a segment. Commits are written with O_DIRECT|O_DSYNC where the
 // filesystem allows it (direct.go). Every entry inside a record also carries its own
-// crc32c so a single entry can be read and verified alone. At Open a torn
+// crc32c so a single entry can be read and verified alone, and may be
+// marked (the top bit of its length; AppendMarked): the log keeps the mark
+// and hands it back, and logs written before marks existed have none. At Open a torn
 // record at the tail of the newest segment (a crash mid-write) is cut off;
 // damage anywhere else is ErrCorrupt.
 //

@@ -4,9 +4,10 @@ import "fmt"
 
 // loc is where one entry lives: its header's offset in a segment.
 type loc struct {
-	seg uint64
-	off int64
-	n   uint32
+	seg    uint64
+	off    int64
+	n      uint32
+	marked bool
 }
 
 // pgLog is the in-memory index of one PG's log.

@@ -216,11 +216,12 @@ func (l *Log) applyRecord(body []byte, seq uint64, base int64, replay bool) erro
 			if pos+entryHeader > int64(len(body)) {
 				return errors.New("short entry")
 			}
-			n := binary.BigEndian.Uint32(body[pos:])
+			h := binary.BigEndian.Uint32(body[pos:])
+			n := h &^ markBit
 			if pos+entryHeader+int64(n) > int64(len(body)) {
 				return errors.New("short entry")
 			}
-			locs = append(locs, loc{seg: seq, off: base + pos, n: n})
+			locs = append(locs, loc{seg: seq, off: base + pos, n: n, marked: h&markBit != 0})
 			pos += entryHeader + int64(n)
 		}
 		return l.pg(pg).append(first, locs, replay)
@@ -277,7 +278,7 @@ func (l *Log) Commit(b *Batch) error {
 		case recEntries:
 			locs := make([]loc, len(op.offs))
 			for i := range op.offs {
-				locs[i] = loc{seg: l.active, off: base + op.offs[i], n: op.lens[i]}
+				locs[i] = loc{seg: l.active, off: base + op.offs[i], n: op.lens[i], marked: op.marks != nil && op.marks[i]}
 			}
 			if err := l.pg(op.pg).append(op.first, locs, false); err != nil {
 				return err
@@ -405,18 +406,27 @@ func (l *Log) PGs() []PG {
 }
 
 // Entries returns pg's entries [lo, hi), stopping before the entry that
-// would take the total past maxBytes (but returning at least one).
+// would take the total past maxBytes (but returning at least one). Marked
+// entries come back like the others; a caller that marks entries uses
+// EntriesMarked.
 func (l *Log) Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error) {
+	ents, _, err := l.EntriesMarked(pg, lo, hi, maxBytes)
+	return ents, err
+}
+
+// EntriesMarked is Entries that also says which entries are marked.
+func (l *Log) EntriesMarked(pg PG, lo, hi, maxBytes uint64) ([][]byte, []bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return nil, ErrClosed
+		return nil, nil, ErrClosed
 	}
 	p := l.pgs[pg]
 	if p == nil || lo < p.first || hi > p.last()+1 {
-		return nil, fmt.Errorf("%w: pg %s [%d,%d)", ErrNotFound, pg, lo, hi)
+		return nil, nil, fmt.Errorf("%w: pg %s [%d,%d)", ErrNotFound, pg, lo, hi)
 	}
 	var out [][]byte
+	var marks []bool
 	total := uint64(0)
 	for i := lo; i < hi; i++ {
 		lc := p.locs[i-p.first]
@@ -425,15 +435,35 @@ func (l *Log) Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error) {
 		}
 		buf := make([]byte, entryHeader+int(lc.n))
 		if _, err := l.segs[lc.seg].ReadAt(buf, lc.off); err != nil {
-			return nil, fmt.Errorf("wal: read entry %d of pg %s: %w", i, pg, err)
+			return nil, nil, fmt.Errorf("wal: read entry %d of pg %s: %w", i, pg, err)
 		}
-		if binary.BigEndian.Uint32(buf) != lc.n || crc32.Checksum(buf[entryHeader:], castagnoli) != binary.BigEndian.Uint32(buf[4:]) {
-			return nil, fmt.Errorf("%w: entry %d of pg %s in segment %s", ErrCorrupt, i, pg, segName(lc.seg))
+		h := binary.BigEndian.Uint32(buf)
+		if h&^markBit != lc.n || (h&markBit != 0) != lc.marked || crc32.Checksum(buf[entryHeader:], castagnoli) != binary.BigEndian.Uint32(buf[4:]) {
+			return nil, nil, fmt.Errorf("%w: entry %d of pg %s in segment %s", ErrCorrupt, i, pg, segName(lc.seg))
 		}
 		out = append(out, buf[entryHeader:])
+		marks = append(marks, lc.marked)
 		total += uint64(lc.n)
 	}
-	return out, nil
+	return out, marks, nil
+}
+
+// Marked lists the indexes of pg's stored entries that are marked, in
+// order (what a store rebuilds its bookkeeping from at open).
+func (l *Log) Marked(pg PG) []uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pgs[pg]
+	if p == nil {
+		return nil
+	}
+	var out []uint64
+	for i, lc := range p.locs {
+		if lc.marked {
+			out = append(out, p.first+uint64(i))
+		}
+	}
+	return out
 }
 
 // Close closes the segment files.

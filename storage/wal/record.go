@@ -16,7 +16,7 @@ func (p PG) String() string { return fmt.Sprintf("%d.%x", p.Pool, p.Seq) }
 
 // Record types.
 const (
-	recEntries   byte = 1 // first u64, count u32, count × (len u32, crc u32, bytes)
+	recEntries   byte = 1 // first u64, count u32, count × (len u32 | markBit, crc u32, bytes)
 	recHardState byte = 2 // opaque bytes
 	recCompact   byte = 3 // upTo u64: entries below are gone
 	recDrop      byte = 4 // the PG is gone
@@ -25,6 +25,11 @@ const (
 const recHeader = 8   // length + crc
 const bodyHeader = 9  // type + pool + pg
 const entryHeader = 8 // length + crc
+
+// markBit, set in an entry header's length, marks the entry (AppendMarked).
+// Entry lengths stay far below it (frames are at most 33 MiB), and no log
+// written before marks existed has it set.
+const markBit = 1 << 31
 
 // appendRecord appends one record to b. fill writes the body after the
 // common body header.
@@ -65,7 +70,7 @@ func recordSum(body []byte, verify bool) (uint32, error) {
 		if pos+entryHeader > len(body) {
 			return 0, errors.New("short entry")
 		}
-		n := int(binary.BigEndian.Uint32(body[pos:]))
+		n := int(binary.BigEndian.Uint32(body[pos:]) &^ markBit)
 		if pos+entryHeader+n > len(body) {
 			return 0, errors.New("short entry")
 		}
@@ -81,8 +86,15 @@ func recordSum(body []byte, verify bool) (uint32, error) {
 	return sum, nil
 }
 
-func appendEntry(b, ent []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(ent)))
+func appendEntry(b, ent []byte, marked bool) []byte {
+	if len(ent) >= markBit {
+		panic("wal: entry too large") // callers bound entries by the frame size
+	}
+	h := uint32(len(ent))
+	if marked {
+		h |= markBit
+	}
+	b = binary.BigEndian.AppendUint32(b, h)
 	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(ent, castagnoli))
 	return append(b, ent...)
 }

@@ -32,6 +32,7 @@ func ent(pg PG, i uint64, size int) []byte {
 type model struct {
 	first map[PG]uint64
 	ents  map[PG][][]byte
+	marks map[PG][]bool // nil: marks are not checked
 	hs    map[PG][]byte
 }
 
@@ -46,14 +47,24 @@ func (m *model) check(t *testing.T, l *Log) {
 		if len(ents) == 0 {
 			continue
 		}
-		got, err := l.Entries(pg, first, last+1, ^uint64(0))
+		got, marks, err := l.EntriesMarked(pg, first, last+1, ^uint64(0))
 		if err != nil {
 			t.Fatal(err)
 		}
+		var marked []uint64
 		for i := range ents {
 			if !bytes.Equal(got[i], ents[i]) {
 				t.Fatalf("pg %s entry %d differs", pg, first+uint64(i))
 			}
+			if m.marks != nil && marks[i] != m.marks[pg][i] {
+				t.Fatalf("pg %s entry %d: marked %v, want %v", pg, first+uint64(i), marks[i], m.marks[pg][i])
+			}
+			if marks[i] {
+				marked = append(marked, first+uint64(i))
+			}
+		}
+		if got := l.Marked(pg); fmt.Sprint(got) != fmt.Sprint(marked) {
+			t.Fatalf("pg %s: Marked() = %v, want %v", pg, got, marked)
 		}
 	}
 }
@@ -66,7 +77,7 @@ func TestModel(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 9))
 			dir := t.TempDir()
 			l := open(t, dir, 64<<10)
-			m := &model{first: map[PG]uint64{}, ents: map[PG][][]byte{}, hs: map[PG][]byte{}}
+			m := &model{first: map[PG]uint64{}, ents: map[PG][][]byte{}, marks: map[PG][]bool{}, hs: map[PG][]byte{}}
 			pgs := []PG{{1, 0}, {1, 1}, {2, 7}}
 			for _, pg := range pgs {
 				m.first[pg] = 1
@@ -84,11 +95,19 @@ func TestModel(t *testing.T) {
 						at = m.first[pg] + uint64(rng.IntN(len(m.ents[pg])))
 					}
 					var ents [][]byte
+					var marks []bool
 					for i := 0; i < 1+rng.IntN(4); i++ {
 						ents = append(ents, ent(pg, at+uint64(i), 1+rng.IntN(3000)))
+						marks = append(marks, rng.IntN(3) == 0)
 					}
-					b.Append(pg, at, ents)
+					if rng.IntN(2) == 0 {
+						b.AppendMarked(pg, at, ents, marks)
+					} else {
+						b.Append(pg, at, ents)
+						marks = make([]bool, len(ents))
+					}
 					m.ents[pg] = append(m.ents[pg][:at-m.first[pg]], ents...)
+					m.marks[pg] = append(m.marks[pg][:at-m.first[pg]], marks...)
 					hs := []byte(fmt.Sprintf("hs-%d-%d", step, pg.Seq))
 					b.HardState(pg, hs)
 					m.hs[pg] = hs
@@ -96,6 +115,7 @@ func TestModel(t *testing.T) {
 						upTo := m.first[pg] + uint64(rng.IntN(len(m.ents[pg])))
 						b.Compact(pg, upTo)
 						m.ents[pg] = m.ents[pg][upTo-m.first[pg]:]
+						m.marks[pg] = m.marks[pg][upTo-m.first[pg]:]
 						m.first[pg] = upTo
 					}
 				}
