@@ -1,0 +1,206 @@
+package chunkstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Placed entries (docs/design-big-writes.md, step 3). When a raft entry
+// carries a large block-aligned write, the store will write the data once,
+// into object slots that are not current, and log a placedRecord instead of
+// the entry: the entry without the data, and where each block went. The log
+// marks such records (wal.Batch.AppendMarked) and Entries rebuilds the
+// entry's exact bytes from the slots. Not wired into Batch yet.
+
+// placedVersion is the first byte of an encoded placedRecord.
+const placedVersion = 1
+
+// placedRecord describes one placed entry. A record is only meaningful to
+// the store that wrote it (block size, slots and checksums are its own).
+type placedRecord struct {
+	cut   int      // the data started at this offset of the entry
+	name  string   // the object written
+	off   int64    // its offset in the object, block-aligned
+	n     int64    // number of blocks
+	slots []byte   // bit i: block off/bs+i went to slot 1
+	holes []byte   // bit i: the block is all zeros and was not written
+	sums  []uint32 // checksum of each block as stored (0 for holes)
+	rest  []byte   // the entry without the data
+}
+
+var errBadPlaced = errors.New("malformed placed-entry record")
+
+func bit(b []byte, i int64) bool { return b[i>>3]&(1<<(i&7)) != 0 }
+func setBit(b []byte, i int64)   { b[i>>3] |= 1 << (i & 7) }
+
+// placeEntry makes the record for entry, whose bytes [lo, hi) are the data
+// of a write at offset off of object id, and returns it with the data. The
+// data must be whole blocks of size bs at a block-aligned offset. slotOf
+// chooses each block's slot (by block index in the object). Errors:
+// ErrInvalid for a range that is not whole blocks inside the object.
+func placeEntry(id objID, entry []byte, lo, hi int, off, bs int64, slotOf func(i int64) int) (*placedRecord, []byte, error) {
+	if lo < 0 || hi > len(entry) || lo >= hi || off < 0 || off%bs != 0 || int64(hi-lo)%bs != 0 || off+int64(hi-lo) > MaxObjectSize {
+		return nil, nil, fmt.Errorf("%w: place bytes [%d, %d) of an entry at offset %d (block size %d)", ErrInvalid, lo, hi, off, bs)
+	}
+	data := entry[lo:hi]
+	n := int64(len(data)) / bs
+	r := &placedRecord{cut: lo, name: id.name, off: off, n: n,
+		slots: make([]byte, (n+7)/8), holes: make([]byte, (n+7)/8), sums: make([]uint32, n)}
+	zero := make([]byte, bs)
+	for k := int64(0); k < n; k++ {
+		blk := data[k*bs : (k+1)*bs]
+		if bytes.Equal(blk, zero) {
+			setBit(r.holes, k)
+			continue
+		}
+		i := off/bs + k
+		if slotOf(i) == 1 {
+			setBit(r.slots, k)
+		}
+		r.sums[k] = id.blockSum(i, blk)
+	}
+	r.rest = make([]byte, 0, len(entry)-len(data))
+	r.rest = append(append(r.rest, entry[:lo]...), entry[hi:]...)
+	return r, data, nil
+}
+
+// encode serialises r:
+//
+//	u8 version, u32 cut, u64 off, u32 n, u16 len(name), name,
+//	slots bitmap, holes bitmap, n × u32 sums, rest
+func (r *placedRecord) encode() []byte {
+	p := make([]byte, 0, 1+4+8+4+2+len(r.name)+len(r.slots)+len(r.holes)+4*len(r.sums)+len(r.rest))
+	p = append(p, placedVersion)
+	p = binary.BigEndian.AppendUint32(p, uint32(r.cut))
+	p = binary.BigEndian.AppendUint64(p, uint64(r.off))
+	p = binary.BigEndian.AppendUint32(p, uint32(r.n))
+	p = binary.BigEndian.AppendUint16(p, uint16(len(r.name)))
+	p = append(p, r.name...)
+	p = append(p, r.slots...)
+	p = append(p, r.holes...)
+	for _, s := range r.sums {
+		p = binary.BigEndian.AppendUint32(p, s)
+	}
+	return append(p, r.rest...)
+}
+
+// decodePlaced parses an encoded record for a store of block size bs. It
+// refuses anything encode could not have produced; rest aliases p.
+func decodePlaced(p []byte, bs int64) (*placedRecord, error) {
+	const fixed = 1 + 4 + 8 + 4 + 2
+	if len(p) < fixed || p[0] != placedVersion {
+		return nil, errBadPlaced
+	}
+	r := &placedRecord{
+		cut:  int(binary.BigEndian.Uint32(p[1:])),
+		off:  int64(binary.BigEndian.Uint64(p[5:])),
+		n:    int64(binary.BigEndian.Uint32(p[13:])),
+	}
+	nameLen := int(binary.BigEndian.Uint16(p[17:]))
+	if r.off < 0 || r.off%bs != 0 || r.n <= 0 || r.n > MaxObjectSize/bs || r.off+r.n*bs > MaxObjectSize ||
+		nameLen == 0 || nameLen > MaxNameLen {
+		return nil, errBadPlaced
+	}
+	bm := int((r.n + 7) / 8)
+	pos := fixed
+	if len(p) < pos+nameLen+2*bm+4*int(r.n) {
+		return nil, errBadPlaced
+	}
+	r.name = string(p[pos : pos+nameLen])
+	pos += nameLen
+	r.slots = p[pos : pos+bm : pos+bm]
+	pos += bm
+	r.holes = p[pos : pos+bm : pos+bm]
+	pos += bm
+	r.sums = make([]uint32, r.n)
+	for k := range r.sums {
+		r.sums[k] = binary.BigEndian.Uint32(p[pos:])
+		pos += 4
+	}
+	r.rest = p[pos:]
+	if r.cut > len(r.rest) {
+		return nil, errBadPlaced
+	}
+	for k := r.n; k < int64(bm)*8; k++ {
+		if bit(r.slots, k) || bit(r.holes, k) {
+			return nil, errBadPlaced
+		}
+	}
+	for k := int64(0); k < r.n; k++ {
+		if bit(r.holes, k) && (bit(r.slots, k) || r.sums[k] != 0) {
+			return nil, errBadPlaced
+		}
+	}
+	return r, nil
+}
+
+// slotRuns returns r's written blocks as runs of consecutive blocks in one
+// slot (object block indexes), holes left out: what the claims record.
+func (r *placedRecord) slotRuns(bs int64) []slotRun {
+	var runs []slotRun
+	i0 := r.off / bs
+	for k := int64(0); k < r.n; k++ {
+		if bit(r.holes, k) {
+			continue
+		}
+		s := 0
+		if bit(r.slots, k) {
+			s = 1
+		}
+		if l := len(runs); l > 0 && runs[l-1].hi == i0+k && runs[l-1].slot == s {
+			runs[l-1].hi++
+			continue
+		}
+		runs = append(runs, slotRun{lo: i0 + k, hi: i0 + k + 1, slot: s})
+	}
+	return runs
+}
+
+// rebuild returns the entry r was made from, reading the data from the
+// slots of b's file (b must be the record's object) and checking every
+// block against the checksum in r. A mismatch is corruption: the claims
+// keep a placed entry's slots from being reused while it is in the log.
+func (r *placedRecord) rebuild(b *blockIO) ([]byte, error) {
+	size := int64(len(r.rest)) + r.n*b.bs
+	entry := make([]byte, size)
+	copy(entry, r.rest[:r.cut])
+	copy(entry[int64(r.cut)+r.n*b.bs:], r.rest[r.cut:])
+	data := entry[r.cut : int64(r.cut)+r.n*b.bs]
+	i0 := r.off / b.bs
+	for _, run := range r.slotRuns(b.bs) {
+		dst := data[(run.lo-i0)*b.bs : (run.hi-i0)*b.bs]
+		if err := preadFull(b.f, dst, b.dataOff(run.lo, run.slot)); err != nil {
+			return nil, b.l.wrap(fmt.Errorf("read placed blocks: %w", err))
+		}
+		for i := run.lo; i < run.hi; i++ {
+			blk := data[(i-i0)*b.bs : (i-i0+1)*b.bs]
+			if want := r.sums[i-i0]; b.id.blockSum(i, blk) != want {
+				return nil, b.l.withBlock(i).corrupt(fmt.Sprintf("placed entry: slot %d checksum mismatch (logged %08x)", run.slot, want), nil)
+			}
+		}
+	}
+	return entry, nil // holes are already zeros
+}
+
+// writeSlots writes r's blocks (data as placeEntry returned it) and their
+// checksums into their slots of b's file, one pwrite of bytes and one of
+// checksums per run. It does not sync: the caller makes the file durable
+// before the log record that points at it.
+func (r *placedRecord) writeSlots(b *blockIO, data []byte) error {
+	i0 := r.off / b.bs
+	for _, run := range r.slotRuns(b.bs) {
+		if _, err := b.f.WriteAt(data[(run.lo-i0)*b.bs:(run.hi-i0)*b.bs], b.dataOff(run.lo, run.slot)); err != nil {
+			return b.l.wrap(fmt.Errorf("write placed blocks: %w", err))
+		}
+		sums := make([]byte, 0, 4*(run.hi-run.lo))
+		for i := run.lo; i < run.hi; i++ {
+			sums = binary.BigEndian.AppendUint32(sums, r.sums[i-i0])
+		}
+		if _, err := b.f.WriteAt(sums, b.sumOff(run.lo, run.slot)); err != nil {
+			return b.l.wrap(fmt.Errorf("write placed checksums: %w", err))
+		}
+	}
+	return nil
+}
