@@ -94,9 +94,9 @@ func decodePlaced(p []byte, bs int64) (*placedRecord, error) {
 		return nil, errBadPlaced
 	}
 	r := &placedRecord{
-		cut:  int(binary.BigEndian.Uint32(p[1:])),
-		off:  int64(binary.BigEndian.Uint64(p[5:])),
-		n:    int64(binary.BigEndian.Uint32(p[13:])),
+		cut: int(binary.BigEndian.Uint32(p[1:])),
+		off: int64(binary.BigEndian.Uint64(p[5:])),
+		n:   int64(binary.BigEndian.Uint32(p[13:])),
 	}
 	nameLen := int(binary.BigEndian.Uint16(p[17:]))
 	if r.off < 0 || r.off%bs != 0 || r.n <= 0 || r.n > MaxObjectSize/bs || r.off+r.n*bs > MaxObjectSize ||
