@@ -17,7 +17,7 @@ type bop struct {
 	lens  []uint32 // entries: payload lengths
 	marks []bool   // entries: marked (nil: none)
 	hs    []byte
-	upTo  uint64
+	upTo  uint64 // compact: entries below go; rewrite: the index rewritten
 }
 
 // Append adds entries first, first+1, ... of pg. Stored entries at and
@@ -79,6 +79,27 @@ func (b *Batch) HardState(pg PG, hs []byte) {
 func (b *Batch) Compact(pg PG, upTo uint64) {
 	b.buf = appendRecord(b.buf, recCompact, pg, func(x []byte) []byte { return binary.BigEndian.AppendUint64(x, upTo) })
 	b.ops = append(b.ops, bop{typ: recCompact, pg: pg, upTo: upTo})
+}
+
+// Rewrite replaces pg's entry index, as the log stands at this point of the
+// batch, with ent (marked or not), leaving the entries around it alone.
+// Nothing happens if index is not in the log then (compacted, or not
+// written). A caller that also appends in the batch orders the two as it
+// means them: a rewrite after an append that replaced index rewrites the
+// new entry.
+func (b *Batch) Rewrite(pg PG, index uint64, ent []byte, marked bool) {
+	b.reserve(recHeader + bodyHeader + 8 + entryHeader + len(ent))
+	op := bop{typ: recRewrite, pg: pg, upTo: index}
+	b.buf = appendRecord(b.buf, recRewrite, pg, func(x []byte) []byte {
+		x = binary.BigEndian.AppendUint64(x, index)
+		op.offs = []int64{int64(len(x))}
+		op.lens = []uint32{uint32(len(ent))}
+		if marked {
+			op.marks = []bool{true}
+		}
+		return appendEntry(x, ent, marked)
+	})
+	b.ops = append(b.ops, op)
 }
 
 // Drop forgets pg entirely.

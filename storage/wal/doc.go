@@ -16,7 +16,11 @@
 // filesystem allows it (direct.go). Every entry inside a record also carries its own
 // crc32c so a single entry can be read and verified alone, and may be
 // marked (the top bit of its length; AppendMarked): the log keeps the mark
-// and hands it back, and logs written before marks existed have none. At Open a torn
+// and hands it back, and logs written before marks existed have none. A
+// rewrite record replaces one stored entry (Batch.Rewrite); the segment of
+// the entry's original append record is kept as long as the entry is,
+// since that record is what places the entry's index when the log is read
+// back. At Open a torn
 // record at the tail of the newest segment (a crash mid-write) is cut off;
 // damage anywhere else is ErrCorrupt.
 //

@@ -4,17 +4,30 @@ import "fmt"
 
 // loc is where one entry lives: its header's offset in a segment.
 type loc struct {
-	seg    uint64
-	off    int64
-	n      uint32
-	marked bool
+	seg       uint64
+	off       int64
+	n         uint32
+	marked    bool
+	rewritten bool   // by a rewrite record: may be in a newer segment than the entries after it
+	pin       uint64 // rewritten: the segment of the entry's original append record
+}
+
+// keeps is the oldest segment a replay needs for this entry: its own, or
+// for a rewritten one the segment of its append record, which is what
+// places the index in the log when the log is read back.
+func (lc loc) keeps() uint64 {
+	if lc.rewritten {
+		return lc.pin
+	}
+	return lc.seg
 }
 
 // pgLog is the in-memory index of one PG's log.
 type pgLog struct {
-	first uint64 // index of locs[0]; the next index when locs is empty
-	locs  []loc
-	hs    []byte
+	first     uint64 // index of locs[0]; the next index when locs is empty
+	locs      []loc
+	hs        []byte
+	rewritten int // locs with rewritten set
 }
 
 func (p *pgLog) last() uint64 { return p.first + uint64(len(p.locs)) - 1 }
@@ -30,19 +43,58 @@ func (p *pgLog) append(first uint64, locs []loc, replay bool) error {
 		if !replay {
 			return fmt.Errorf("%w: append at %d outside [%d, %d]", ErrInvalid, first, p.first, p.last()+1)
 		}
-		p.first, p.locs = first, append([]loc(nil), locs...)
+		p.first, p.locs, p.rewritten = first, append([]loc(nil), locs...), 0
 		return nil
+	}
+	for _, lc := range p.locs[first-p.first:] {
+		if lc.rewritten {
+			p.rewritten--
+		}
 	}
 	p.locs = append(p.locs[:first-p.first], locs...)
 	return nil
+}
+
+// rewrite replaces entry index, if the log holds it.
+func (p *pgLog) rewrite(index uint64, lc loc) {
+	if index < p.first || index > p.last() {
+		return
+	}
+	old := p.locs[index-p.first]
+	lc.rewritten, lc.pin = true, old.keeps()
+	if !old.rewritten {
+		p.rewritten++
+	}
+	p.locs[index-p.first] = lc
+}
+
+// oldestSeg is the oldest segment a replay needs for p's entries (ok false
+// if it has none). Entries are in segment order except rewritten ones, so
+// the whole log is looked at only while it holds some.
+func (p *pgLog) oldestSeg() (seg uint64, ok bool) {
+	if len(p.locs) == 0 {
+		return 0, false
+	}
+	seg = p.locs[0].keeps()
+	if p.rewritten > 0 {
+		for _, lc := range p.locs {
+			seg = min(seg, lc.keeps())
+		}
+	}
+	return seg, true
 }
 
 func (p *pgLog) compact(upTo uint64) {
 	switch {
 	case upTo <= p.first:
 	case upTo > p.last():
-		p.first, p.locs = upTo, nil
+		p.first, p.locs, p.rewritten = upTo, nil, 0
 	default:
+		for _, lc := range p.locs[:upTo-p.first] {
+			if lc.rewritten {
+				p.rewritten--
+			}
+		}
 		p.locs = append([]loc(nil), p.locs[upTo-p.first:]...)
 		p.first = upTo
 	}

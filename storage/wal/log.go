@@ -225,6 +225,16 @@ func (l *Log) applyRecord(body []byte, seq uint64, base int64, replay bool) erro
 			pos += entryHeader + int64(n)
 		}
 		return l.pg(pg).append(first, locs, replay)
+	case recRewrite:
+		if len(rest) < 8+entryHeader {
+			return errors.New("short rewrite record")
+		}
+		h := binary.BigEndian.Uint32(rest[8:])
+		n := h &^ markBit
+		if int64(8+entryHeader)+int64(n) != int64(len(rest)) {
+			return errors.New("malformed rewrite record")
+		}
+		l.pg(pg).rewrite(binary.BigEndian.Uint64(rest), loc{seg: seq, off: base + bodyHeader + 8, n: n, marked: h&markBit != 0})
 	case recHardState:
 		l.pg(pg).hs = append([]byte(nil), rest...)
 	case recCompact:
@@ -283,6 +293,8 @@ func (l *Log) Commit(b *Batch) error {
 			if err := l.pg(op.pg).append(op.first, locs, false); err != nil {
 				return err
 			}
+		case recRewrite:
+			l.pg(op.pg).rewrite(op.upTo, loc{seg: l.active, off: base + op.offs[0], n: op.lens[0], marked: op.marks != nil})
 		case recHardState:
 			l.pg(op.pg).hs = op.hs
 		case recCompact:
@@ -367,8 +379,8 @@ func (l *Log) checkpoint() []byte {
 func (l *Log) dropOldSegments() {
 	oldest := l.active
 	for _, p := range l.pgs {
-		if len(p.locs) > 0 && p.locs[0].seg < oldest {
-			oldest = p.locs[0].seg
+		if seg, ok := p.oldestSeg(); ok && seg < oldest {
+			oldest = seg
 		}
 	}
 	for seq, f := range l.segs {

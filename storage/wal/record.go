@@ -20,6 +20,7 @@ const (
 	recHardState byte = 2 // opaque bytes
 	recCompact   byte = 3 // upTo u64: entries below are gone
 	recDrop      byte = 4 // the PG is gone
+	recRewrite   byte = 5 // index u64, one entry (len u32 | markBit, crc u32, bytes)
 )
 
 const recHeader = 8   // length + crc
@@ -56,15 +57,21 @@ func appendRecord(b []byte, typ byte, pg PG, fill func([]byte) []byte) []byte {
 // summed once on the write path. With verify, each payload is checked
 // against its checksum too (replay). Errors: a malformed entries record, a
 // payload that does not match.
+//
+// A rewrite record is summed the same way, as a record of one entry.
 func recordSum(body []byte, verify bool) (uint32, error) {
-	if len(body) < bodyHeader || body[0] != recEntries {
+	if len(body) < bodyHeader || (body[0] != recEntries && body[0] != recRewrite) {
 		return crc32.Checksum(body, castagnoli), nil
 	}
-	if len(body) < bodyHeader+12 {
-		return 0, errors.New("short entries record")
+	count, pos := 1, bodyHeader+8
+	if body[0] == recEntries {
+		if len(body) < bodyHeader+12 {
+			return 0, errors.New("short entries record")
+		}
+		count, pos = int(binary.BigEndian.Uint32(body[bodyHeader+8:])), bodyHeader+12
+	} else if len(body) < pos {
+		return 0, errors.New("short rewrite record")
 	}
-	count := int(binary.BigEndian.Uint32(body[bodyHeader+8:]))
-	pos := bodyHeader + 12
 	sum := crc32.Update(0, castagnoli, body[:pos])
 	for i := 0; i < count; i++ {
 		if pos+entryHeader > len(body) {

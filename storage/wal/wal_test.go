@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"go.uber.org/zap"
@@ -90,6 +91,15 @@ func TestModel(t *testing.T) {
 						continue
 					}
 					last := m.first[pg] + uint64(len(m.ents[pg])) - 1
+					if len(m.ents[pg]) > 0 && rng.IntN(4) == 0 { // rewrite one entry, maybe one not in the log
+						k := m.first[pg] + uint64(rng.IntN(len(m.ents[pg])+2)) - 1
+						e, mk := ent(pg, k+1000*uint64(step), 1+rng.IntN(3000)), rng.IntN(2) == 0
+						b.Rewrite(pg, k, e, mk)
+						if k >= m.first[pg] && k <= last {
+							m.ents[pg][k-m.first[pg]] = e
+							m.marks[pg][k-m.first[pg]] = mk
+						}
+					}
 					at := last + 1
 					if len(m.ents[pg]) > 0 && rng.IntN(5) == 0 { // conflicting suffix
 						at = m.first[pg] + uint64(rng.IntN(len(m.ents[pg])))
@@ -122,6 +132,7 @@ func TestModel(t *testing.T) {
 				if err := l.Commit(&b); err != nil {
 					t.Fatal(err)
 				}
+				m.check(t, l)
 				if rng.IntN(40) == 0 {
 					l.Close()
 					l = open(t, dir, 64<<10)
@@ -245,6 +256,10 @@ func BenchmarkCommit4K(b *testing.B) {
 func seeds() uint64 {
 	if testing.Short() {
 		return 8
+	}
+	if os.Getenv("WAL_SEEDS") != "" {
+		n, _ := strconv.Atoi(os.Getenv("WAL_SEEDS"))
+		return uint64(n)
 	}
 	return 30
 }
