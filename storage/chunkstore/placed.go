@@ -204,3 +204,40 @@ func (r *placedRecord) writeSlots(b *blockIO, data []byte) error {
 	}
 	return nil
 }
+
+// flip applies the placed record r to the object's meta m: each written
+// block becomes current in the slot r put it in, each hole block becomes a
+// hole; the size grows to cover the write; nothing is read or written.
+// Space is not freed here: the slots a block left may still be claimed
+// (checkpoint and log), and reclaim punches them once they are not. It
+// returns the slots blocks left, as runs (for the C2 claims).
+func (b *blockIO) flip(m *objMeta, r *placedRecord) []slotRun {
+	if end := r.off + r.n*b.bs; end > m.size {
+		m.resize(end, b.bs)
+	}
+	var left []slotRun
+	i0 := r.off / b.bs
+	for k := int64(0); k < r.n; k++ {
+		i := i0 + k
+		hole := bit(r.holes, k)
+		s := 0
+		if bit(r.slots, k) {
+			s = 1
+		}
+		if m.has(i) && (hole || m.slot(i) != s) {
+			old := m.slot(i)
+			if l := len(left); l > 0 && left[l-1].hi == i && left[l-1].slot == old {
+				left[l-1].hi++
+			} else {
+				left = append(left, slotRun{lo: i, hi: i + 1, slot: old})
+			}
+		}
+		if hole {
+			m.clear(i)
+			continue
+		}
+		m.set(i)
+		m.setSlot(i, s)
+	}
+	return left
+}

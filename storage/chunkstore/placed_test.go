@@ -141,3 +141,80 @@ func FuzzDecodePlaced(f *testing.F) {
 		}
 	})
 }
+
+// TestFlipAgainstNaive: placed writes (into the slots not current, then
+// flipped) mixed with in-place writes and zeroing read like a plain byte
+// slice, and flip reports exactly the slots that blocks left.
+func TestFlipAgainstNaive(t *testing.T) {
+	for seed := uint64(1); seed <= 8; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		x := newSlotFixture(t)
+		bs := x.b.bs
+		var want []byte
+		grow := func(end int64) {
+			if int(end) > len(want) {
+				want = append(want, make([]byte, int(end)-len(want))...)
+			}
+		}
+		for step := 0; step < 150; step++ {
+			switch rng.IntN(3) {
+			case 0: // placed
+				blocks := 1 + rng.IntN(6)
+				entry, lo, hi := placedEntry(rng, 7, blocks, 3, bs)
+				off := bs * rng.Int64N(20)
+				before := x.m.clone()
+				r, data, err := placeEntry(x.b.id, entry, lo, hi, off, bs, func(i int64) int { return 1 - x.m.slot(i) })
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := r.writeSlots(x.b, data); err != nil {
+					t.Fatal(err)
+				}
+				left := x.b.flip(&x.m, r)
+				grow(off + int64(len(data)))
+				copy(want[off:], data)
+				// What left: every block stored before whose slot changed
+				// or that became a hole, in the slot it was in.
+				var wantLeft []slotRun
+				for i := off / bs; i < off/bs+int64(blocks); i++ {
+					if before.has(i) && (!x.m.has(i) || x.m.slot(i) != before.slot(i)) {
+						if l := len(wantLeft); l > 0 && wantLeft[l-1].hi == i && wantLeft[l-1].slot == before.slot(i) {
+							wantLeft[l-1].hi++
+						} else {
+							wantLeft = append(wantLeft, slotRun{i, i + 1, before.slot(i)})
+						}
+					}
+				}
+				if len(left) != len(wantLeft) || (len(left) > 0 && !equalRuns(left, wantLeft)) {
+					t.Fatalf("seed %d step %d: left %v, want %v", seed, step, left, wantLeft)
+				}
+			case 1: // in place
+				off, n := rng.Int64N(20*bs), rng.Int64N(3*bs)+1
+				p := make([]byte, n)
+				for i := range p {
+					p[i] = byte(rng.Uint32())
+				}
+				x.write(off, p)
+				grow(off + n)
+				copy(want[off:], p)
+			case 2:
+				off, n := rng.Int64N(20*bs), rng.Int64N(4*bs)+1
+				if err := x.b.zeroRange(&x.m, off, n); err != nil {
+					t.Fatal(err)
+				}
+				grow(off + n)
+				clear(want[off : off+n])
+			}
+			x.check(want)
+		}
+	}
+}
+
+func equalRuns(a, b []slotRun) bool {
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
