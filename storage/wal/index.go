@@ -4,19 +4,23 @@ import "fmt"
 
 // loc is where one entry lives: its header's offset in a segment.
 type loc struct {
-	seg       uint64
-	off       int64
-	n         uint32
-	marked    bool
-	rewritten bool   // by a rewrite record: may be in a newer segment than the entries after it
-	pin       uint64 // rewritten: the segment of the entry's original append record
+	seg    uint64
+	off    int64
+	n      uint32
+	marked bool
+	// pin is set (segments count from 1) when a rewrite record put the
+	// entry here, maybe in a newer segment than the entries after it: the
+	// segment of its original append record.
+	pin uint64
 }
+
+func (lc loc) rewritten() bool { return lc.pin != 0 }
 
 // keeps is the oldest segment a replay needs for this entry: its own, or
 // for a rewritten one the segment of its append record, which is what
 // places the index in the log when the log is read back.
 func (lc loc) keeps() uint64 {
-	if lc.rewritten {
+	if lc.rewritten() {
 		return lc.pin
 	}
 	return lc.seg
@@ -27,7 +31,16 @@ type pgLog struct {
 	first     uint64 // index of locs[0]; the next index when locs is empty
 	locs      []loc
 	hs        []byte
-	rewritten int // locs with rewritten set
+	rewritten int // locs that are rewritten()
+}
+
+// forget updates the rewritten count for locs leaving the index.
+func (p *pgLog) forget(locs []loc) {
+	for _, lc := range locs {
+		if lc.rewritten() {
+			p.rewritten--
+		}
+	}
 }
 
 func (p *pgLog) last() uint64 { return p.first + uint64(len(p.locs)) - 1 }
@@ -46,11 +59,7 @@ func (p *pgLog) append(first uint64, locs []loc, replay bool) error {
 		p.first, p.locs, p.rewritten = first, append([]loc(nil), locs...), 0
 		return nil
 	}
-	for _, lc := range p.locs[first-p.first:] {
-		if lc.rewritten {
-			p.rewritten--
-		}
-	}
+	p.forget(p.locs[first-p.first:])
 	p.locs = append(p.locs[:first-p.first], locs...)
 	return nil
 }
@@ -61,8 +70,8 @@ func (p *pgLog) rewrite(index uint64, lc loc) {
 		return
 	}
 	old := p.locs[index-p.first]
-	lc.rewritten, lc.pin = true, old.keeps()
-	if !old.rewritten {
+	lc.pin = old.keeps()
+	if !old.rewritten() {
 		p.rewritten++
 	}
 	p.locs[index-p.first] = lc
@@ -90,11 +99,7 @@ func (p *pgLog) compact(upTo uint64) {
 	case upTo > p.last():
 		p.first, p.locs, p.rewritten = upTo, nil, 0
 	default:
-		for _, lc := range p.locs[:upTo-p.first] {
-			if lc.rewritten {
-				p.rewritten--
-			}
-		}
+		p.forget(p.locs[:upTo-p.first])
 		p.locs = append([]loc(nil), p.locs[upTo-p.first:]...)
 		p.first = upTo
 	}
