@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 )
 
 // objMeta is an object's meta record: size, version and a bitmap of the
@@ -27,9 +28,13 @@ var errBadMeta = errors.New("malformed object meta")
 
 func nblocks(size, bs int64) int64 { return (size + bs - 1) / bs }
 
-func (m *objMeta) has(i int64) bool {
-	return i>>3 < int64(len(m.bits)) && m.bits[i>>3]&(1<<(i&7)) != 0
-}
+// bit, setBit and clearBit read and change bit i of a bitmap.
+func bit(b []byte, i int64) bool      { return b[i>>3]&(1<<(i&7)) != 0 }
+func setBit(b []byte, i int64)        { b[i>>3] |= 1 << (i & 7) }
+func clearBit(b []byte, i int64)      { b[i>>3] &^= 1 << (i & 7) }
+func inBitmap(b []byte, i int64) bool { return i>>3 < int64(len(b)) }
+
+func (m *objMeta) has(i int64) bool { return inBitmap(m.bits, i) && bit(m.bits, i) }
 
 // empty reports whether no block is stored.
 func (m *objMeta) empty() bool {
@@ -41,19 +46,19 @@ func (m *objMeta) empty() bool {
 	return true
 }
 
-func (m *objMeta) set(i int64) { m.bits[i>>3] |= 1 << (i & 7) }
+func (m *objMeta) set(i int64) { setBit(m.bits, i) }
 
 // clear makes block i a hole (in no slot).
 func (m *objMeta) clear(i int64) {
-	m.bits[i>>3] &^= 1 << (i & 7)
+	clearBit(m.bits, i)
 	if m.alt != nil {
-		m.alt[i>>3] &^= 1 << (i & 7)
+		clearBit(m.alt, i)
 	}
 }
 
 // slot is the slot holding block i's bytes (0 for a hole).
 func (m *objMeta) slot(i int64) int {
-	if i>>3 < int64(len(m.alt)) && m.alt[i>>3]&(1<<(i&7)) != 0 {
+	if inBitmap(m.alt, i) && bit(m.alt, i) {
 		return 1
 	}
 	return 0
@@ -63,14 +68,14 @@ func (m *objMeta) slot(i int64) int {
 func (m *objMeta) setSlot(i int64, s int) {
 	if s == 0 {
 		if m.alt != nil {
-			m.alt[i>>3] &^= 1 << (i & 7)
+			clearBit(m.alt, i)
 		}
 		return
 	}
 	if m.alt == nil {
 		m.alt = make([]byte, len(m.bits))
 	}
-	m.alt[i>>3] |= 1 << (i & 7)
+	setBit(m.alt, i)
 }
 
 // anyAlt reports whether a block in [i0, i1) is in slot 1.
@@ -108,7 +113,7 @@ func (m *objMeta) resize(size, bs int64) {
 // encode writes the header, the bitmap and, if a block is in slot 1, the
 // slot bitmap: a meta with every block in slot 0 encodes as it always has.
 func (m *objMeta) encode() []byte {
-	alt := m.anyAlt(0, int64(len(m.bits))*8)
+	alt := slices.ContainsFunc(m.alt, func(b byte) bool { return b != 0 })
 	n := len(m.bits)
 	if alt {
 		n *= 2

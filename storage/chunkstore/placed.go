@@ -32,26 +32,23 @@ type placedRecord struct {
 
 var errBadPlaced = errors.New("malformed placed-entry record")
 
-func bit(b []byte, i int64) bool { return b[i>>3]&(1<<(i&7)) != 0 }
-func setBit(b []byte, i int64)   { b[i>>3] |= 1 << (i & 7) }
-
 // placeEntry makes the record for entry, whose bytes [lo, hi) are the data
-// of a write at offset off of object id, and returns it with the data. The
-// data must be whole blocks of size bs at a block-aligned offset. slotOf
-// chooses each block's slot (by block index in the object). Errors:
+// of a write at offset off of b's object, and returns it with the data. The
+// data must be whole blocks at a block-aligned offset. slotOf chooses each
+// block's slot (by block index in the object). It touches no file. Errors:
 // ErrInvalid for a range that is not whole blocks inside the object.
-func placeEntry(id objID, entry []byte, lo, hi int, off, bs int64, slotOf func(i int64) int) (*placedRecord, []byte, error) {
+func (b *blockIO) placeEntry(entry []byte, lo, hi int, off int64, slotOf func(i int64) int) (*placedRecord, []byte, error) {
+	bs := b.bs
 	if lo < 0 || hi > len(entry) || lo >= hi || off < 0 || off%bs != 0 || int64(hi-lo)%bs != 0 || off+int64(hi-lo) > MaxObjectSize {
 		return nil, nil, fmt.Errorf("%w: place bytes [%d, %d) of an entry at offset %d (block size %d)", ErrInvalid, lo, hi, off, bs)
 	}
 	data := entry[lo:hi]
 	n := int64(len(data)) / bs
-	r := &placedRecord{cut: lo, name: id.name, off: off, n: n,
+	r := &placedRecord{cut: lo, name: b.id.name, off: off, n: n,
 		slots: make([]byte, (n+7)/8), holes: make([]byte, (n+7)/8), sums: make([]uint32, n)}
-	zero := make([]byte, bs)
 	for k := int64(0); k < n; k++ {
 		blk := data[k*bs : (k+1)*bs]
-		if bytes.Equal(blk, zero) {
+		if bytes.Equal(blk, b.zero) {
 			setBit(r.holes, k)
 			continue
 		}
@@ -59,7 +56,7 @@ func placeEntry(id objID, entry []byte, lo, hi int, off, bs int64, slotOf func(i
 		if slotOf(i) == 1 {
 			setBit(r.slots, k)
 		}
-		r.sums[k] = id.blockSum(i, blk)
+		r.sums[k] = b.id.blockSum(i, blk)
 	}
 	r.rest = make([]byte, 0, len(entry)-len(data))
 	r.rest = append(append(r.rest, entry[:lo]...), entry[hi:]...)
@@ -149,13 +146,19 @@ func (r *placedRecord) slotRuns(bs int64) []slotRun {
 		if bit(r.slots, k) {
 			s = 1
 		}
-		if l := len(runs); l > 0 && runs[l-1].hi == i0+k && runs[l-1].slot == s {
-			runs[l-1].hi++
-			continue
-		}
-		runs = append(runs, slotRun{lo: i0 + k, hi: i0 + k + 1, slot: s})
+		runs = appendRun(runs, i0+k, s)
 	}
 	return runs
+}
+
+// appendRun adds block i in slot s to runs, extending the last run when i
+// continues it in the same slot.
+func appendRun(runs []slotRun, i int64, s int) []slotRun {
+	if l := len(runs); l > 0 && runs[l-1].hi == i && runs[l-1].slot == s {
+		runs[l-1].hi++
+		return runs
+	}
+	return append(runs, slotRun{lo: i, hi: i + 1, slot: s})
 }
 
 // rebuild returns the entry r was made from, reading the data from the
@@ -225,12 +228,7 @@ func (b *blockIO) flip(m *objMeta, r *placedRecord) []slotRun {
 			s = 1
 		}
 		if m.has(i) && (hole || m.slot(i) != s) {
-			old := m.slot(i)
-			if l := len(left); l > 0 && left[l-1].hi == i && left[l-1].slot == old {
-				left[l-1].hi++
-			} else {
-				left = append(left, slotRun{lo: i, hi: i + 1, slot: old})
-			}
+			left = appendRun(left, i, m.slot(i))
 		}
 		if hole {
 			m.clear(i)

@@ -35,7 +35,7 @@ func TestPlacedRoundTrip(t *testing.T) {
 		entry, lo, hi := placedEntry(rng, rng.IntN(300), blocks, rng.IntN(300), bs)
 		off := bs * rng.Int64N(8)
 		choice := map[int64]int{}
-		r, data, err := placeEntry(x.b.id, entry, lo, hi, off, bs, func(i int64) int {
+		r, data, err := x.b.placeEntry(entry, lo, hi, off, func(i int64) int {
 			choice[i] = rng.IntN(2)
 			return choice[i]
 		})
@@ -88,7 +88,7 @@ func TestPlacedDamageIsFound(t *testing.T) {
 	for i := range entry {
 		entry[i] = byte(rng.Uint32()) | 1
 	}
-	r, data, err := placeEntry(x.b.id, entry, 10, int(10+4*bs), 0, bs, func(i int64) int { return int(i % 2) })
+	r, data, err := x.b.placeEntry(entry, 10, int(10+4*bs), 0, func(i int64) int { return int(i % 2) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,13 +108,13 @@ func TestPlacedDamageIsFound(t *testing.T) {
 // TestPlaceEntryRefusesUnaligned: only whole blocks at aligned offsets are
 // placed.
 func TestPlaceEntryRefusesUnaligned(t *testing.T) {
-	id := newObjID(PG{1, 1}, "o")
+	b := fileless(newObjID(PG{1, 1}, "o"))
 	e := make([]byte, 3*4096)
 	for _, c := range []struct {
 		lo, hi int
 		off    int64
 	}{{0, 4095, 0}, {0, 4096, 512}, {1, 4097, 4096 * 10000}, {0, 4096, MaxObjectSize}, {5, 4, 0}} {
-		if _, _, err := placeEntry(id, e, c.lo, c.hi, c.off, 4096, func(int64) int { return 0 }); !errors.Is(err, ErrInvalid) {
+		if _, _, err := b.placeEntry(e, c.lo, c.hi, c.off, func(int64) int { return 0 }); !errors.Is(err, ErrInvalid) {
 			t.Errorf("placeEntry(%d, %d, off %d): %v, want ErrInvalid", c.lo, c.hi, c.off, err)
 		}
 	}
@@ -125,7 +125,7 @@ func TestPlaceEntryRefusesUnaligned(t *testing.T) {
 func FuzzDecodePlaced(f *testing.F) {
 	rng := rand.New(rand.NewPCG(1, 1))
 	entry, lo, hi := placedEntry(rng, 20, 3, 5, 4096)
-	r, _, err := placeEntry(newObjID(PG{1, 1}, "obj"), entry, lo, hi, 8192, 4096, func(i int64) int { return int(i % 2) })
+	r, _, err := fileless(newObjID(PG{1, 1}, "obj")).placeEntry(entry, lo, hi, 8192, func(i int64) int { return int(i % 2) })
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestFlipAgainstNaive(t *testing.T) {
 				entry, lo, hi := placedEntry(rng, 7, blocks, 3, bs)
 				off := bs * rng.Int64N(20)
 				before := x.m.clone()
-				r, data, err := placeEntry(x.b.id, entry, lo, hi, off, bs, func(i int64) int { return 1 - x.m.slot(i) })
+				r, data, err := x.b.placeEntry(entry, lo, hi, off, func(i int64) int { return 1 - x.m.slot(i) })
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -208,6 +208,11 @@ func TestFlipAgainstNaive(t *testing.T) {
 			x.check(want)
 		}
 	}
+}
+
+// fileless is a blockIO of 4 KiB blocks for what touches no file.
+func fileless(id objID) *blockIO {
+	return &blockIO{id: id, bs: 4096, table: tableSize(4096), zero: make([]byte, 4096)}
 }
 
 func equalRuns(a, b []slotRun) bool {
