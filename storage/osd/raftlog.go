@@ -246,7 +246,8 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 	raw := make([][]byte, len(ents))
 	for i, e := range ents {
 		start := len(*arena)
-		out, err := proto.MarshalOptions{}.MarshalAppend(*arena, e)
+		// The sizes were just computed (and cached in e) by proto.Size.
+		out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(*arena, e)
 		if err != nil {
 			return err
 		}
