@@ -10,8 +10,6 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
 // ready is one replica's Ready plus what the cycle decided for it.
@@ -48,19 +46,22 @@ func (n *Node) sendEarly(x *ready) {
 	}
 }
 
-// queue adds one raft message to the outbox of its destination OSD.
+// queue adds one raft message to the outbox of its destination OSD. The
+// message's entries are sent from their own memory (wire.RaftMsg): raft
+// never changes an entry once made, and the transport writes them
+// before they could be collected.
 func (n *Node) queue(r *replica, m *pb.Message) {
-	raw, err := proto.Marshal(m)
+	wm, err := encodeRaftMsg(m)
 	if err != nil {
 		n.log.Error("cannot marshal raft message", zap.Error(err))
 		return
 	}
-	hint := uint64(0)
+	wm.Pool, wm.PG = r.pg.Pool, r.pg.Seq
 	if r.isLeader() {
-		hint = r.compactHint
+		wm.Compact = r.compactHint
 	}
 	to := osdID(m.GetTo())
-	n.outbox[to] = append(n.outbox[to], wire.RaftMsg{Pool: r.pg.Pool, PG: r.pg.Seq, Compact: hint, Msg: raw})
+	n.outbox[to] = append(n.outbox[to], wm)
 }
 
 type doneProposal struct {

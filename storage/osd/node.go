@@ -14,7 +14,6 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
@@ -274,8 +273,8 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			if r == nil {
 				continue // not created here yet; raft retransmits
 			}
-			m := &pb.Message{}
-			if err := proto.Unmarshal(wm.Msg, m); err != nil {
+			m, err := decodeRaftMsg(&wm)
+			if err != nil {
 				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(err))
 				continue
 			}

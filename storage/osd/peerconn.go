@@ -1,7 +1,6 @@
 package osd
 
 import (
-	"bufio"
 	"errors"
 	"net"
 	"sync"
@@ -128,10 +127,11 @@ func writeNow(raw syscall.RawConn, b []byte) (int, error) {
 }
 
 // write is the sender goroutine's write of one coalesced batch: first what
-// a direct write left, then msgs; flushed unless more is queued. Its
-// deadline is cleared afterwards: it would fail later direct writes. It
-// returns a direct write's error, which ends the connection.
-func (p *peerConn) write(conn net.Conn, w *bufio.Writer, from int32, msgs []wire.RaftMsg) error {
+// a direct write left, then msgs; written unless more is queued and less
+// than flushBytes is pending. Its deadline is cleared afterwards: it would
+// fail later direct writes. It returns a direct write's error, which ends
+// the connection.
+func (p *peerConn) write(conn net.Conn, out *vecOut, from int32, msgs []wire.RaftMsg) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.broken; err != nil {
@@ -141,21 +141,50 @@ func (p *peerConn) write(conn net.Conn, w *bufio.Writer, from int32, msgs []wire
 	conn.SetWriteDeadline(time.Now().Add(p.stall))
 	defer conn.SetWriteDeadline(time.Time{})
 	if p.rest != nil {
-		if _, err := w.Write(p.rest); err != nil {
-			return err
-		}
+		out.bufs = append(out.bufs, p.rest)
 		p.rest = nil
 	}
 	if len(msgs) > 0 {
-		if err := wire.WriteRaftBatch(w, from, msgs); err != nil {
-			return err
-		}
+		out.bufs, out.scratch = wire.AppendRaftFrameVec(out.bufs, out.scratch, from, msgs)
 	}
-	if len(p.q) == 0 {
-		return w.Flush()
+	if len(p.q) == 0 || out.pending() >= flushBytes {
+		return out.flush(conn)
 	}
 	return nil
 }
+
+// flushBytes is how much the sender lets pend while more is queued.
+const flushBytes = 256 << 10
+
+// vecOut is the sender's pending output: buffers for one vectored write.
+type vecOut struct {
+	bufs    net.Buffers
+	scratch []byte // backs the small buffers in bufs
+}
+
+func (o *vecOut) pending() int {
+	n := 0
+	for _, b := range o.bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// flush writes the pending buffers (writev on a TCP connection) and
+// forgets them, keeping scratch for reuse.
+func (o *vecOut) flush(w net.Conn) error {
+	bufs := o.bufs
+	_, err := bufs.WriteTo(w)
+	clear(o.bufs) // drop references to entry data
+	o.bufs, o.scratch = o.bufs[:0], o.scratch[:0]
+	if cap(o.scratch) > maxScratch {
+		o.scratch = nil
+	}
+	return err
+}
+
+// maxScratch bounds the scratch a sender keeps between writes.
+const maxScratch = 1 << 20
 
 // attach opens the direct path on conn, whose hello has been written.
 func (p *peerConn) attach(conn net.Conn) error {

@@ -280,10 +280,16 @@ func (w *simWorld) deliver(p simPacket) {
 			_ = proto.Unmarshal(wm.Msg, m)
 			w.logf("deliver pg %d.%d osd.%d→osd.%d %s term %d index %d logterm %d commit %d ents %d reject %v hint %d compact %d",
 				wm.Pool, wm.PG, p.from, p.to, m.GetType(), m.GetTerm(), m.GetIndex(), m.GetLogTerm(), m.GetCommit(),
-				len(m.GetEntries()), m.GetReject(), m.GetRejectHint(), wm.Compact)
+				len(wm.Ents), m.GetReject(), m.GetRejectHint(), wm.Compact)
 		}
 	}
-	to.n.Deliver(p.from, p.msgs)
+	// Through the cluster network's encoding, as TCPTransport does: the
+	// entries arrive as slices of a fresh frame, not as the sender's.
+	from, msgs, err := wire.DecodeRaftBatch(wire.AppendRaftBatch(nil, p.from, p.msgs))
+	if err != nil || from != p.from {
+		panic(fmt.Sprintf("raft batch does not round-trip: %v", err))
+	}
+	to.n.Deliver(p.from, msgs)
 }
 
 // cycle runs one loop iteration of sn: queued events, then the Ready cycle.

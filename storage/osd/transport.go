@@ -114,15 +114,11 @@ func (t *TCPTransport) runPeer(ctx context.Context, p *peerConn) {
 func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	w := bufio.NewWriterSize(conn, 256<<10)
-	var hello [4]byte
-	binary.BigEndian.PutUint32(hello[:], uint32(t.self))
-	if err := wire.WriteFrame(w, wire.FrameHello, hello[:]); err != nil {
+	hello := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 4, wire.FrameHello}, uint32(t.self))
+	if _, err := conn.Write(hello); err != nil {
 		return err
 	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
+	var out vecOut
 	if err := p.attach(conn); err != nil {
 		return err
 	}
@@ -150,7 +146,7 @@ func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) err
 				break more
 			}
 		}
-		err := p.write(conn, w, t.self, msgs)
+		err := p.write(conn, &out, t.self, msgs)
 		p.queued.Add(-n) // written, or dropped with the connection
 		if err != nil {
 			return err

@@ -14,8 +14,10 @@ const MaxFrame = 33 << 20
 const (
 	FrameRequest  byte = 1 // client → OSD: Request
 	FrameResponse byte = 2 // OSD → client: Response
-	FrameRaft     byte = 3 // OSD → OSD: RaftBatch
 	FrameHello    byte = 4 // OSD → OSD: first frame, names the sender
+	FrameRaft     byte = 5 // OSD → OSD: raft batch (AppendRaftBatch)
+	// Type 3 was a raft batch with entries inside the protobuf encoding;
+	// an OSD that sends it is refused (the cluster connection closes).
 )
 
 // WriteFrame writes one frame (5-byte header, body) to w. It does not flush.

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"math/rand/v2"
+	"net"
 	"reflect"
 	"testing"
 )
@@ -45,24 +47,68 @@ func TestResponseAndResultsRoundTrip(t *testing.T) {
 	if gs, err := DecodePGStates(AppendPGStates(nil, sts)); err != nil || !reflect.DeepEqual(gs, sts) {
 		t.Fatalf("pg states: %+v %v", gs, err)
 	}
-	msgs := []RaftMsg{{Pool: 1, PG: 2, Compact: 3, Msg: []byte("x")}}
+	msgs := []RaftMsg{{Pool: 1, PG: 2, Compact: 3, Msg: []byte("x")},
+		{Pool: 4, Msg: []byte{}, Ents: []RaftEnt{{Term: 5, Index: 6, Type: 2, Data: []byte("entry")}, {Data: []byte{}}}}}
 	if from, gm, err := DecodeRaftBatch(AppendRaftBatch(nil, 4, msgs)); err != nil || from != 4 || !reflect.DeepEqual(gm, msgs) {
 		t.Fatalf("raft batch: %d %+v %v", from, gm, err)
 	}
 }
 
-func TestWriteRaftBatchMatchesAppend(t *testing.T) {
-	msgs := []RaftMsg{{Pool: 1, PG: 2, Compact: 3, Msg: []byte("x")}, {Pool: 4, Msg: bytes.Repeat([]byte("y"), 1000)}}
-	var buf bytes.Buffer
-	w := bufio.NewWriter(&buf)
-	if err := WriteRaftBatch(w, 7, msgs); err != nil {
-		t.Fatal(err)
+// TestRaftFrameVecMatchesAppend checks the vectored encoding against the
+// flat one, for batches mixing small and direct entry data, appended after
+// earlier frames (whose buffers must stay intact when scratch grows).
+func TestRaftFrameVecMatchesAppend(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var bufs net.Buffers
+	var scratch, want []byte
+	for round := 0; round < 50; round++ {
+		var msgs []RaftMsg
+		for range rng.IntN(4) {
+			m := RaftMsg{Pool: rng.Uint32(), PG: rng.Uint32(), Compact: rng.Uint64(), Msg: randBytes(rng, rng.IntN(40))}
+			for range rng.IntN(4) {
+				size := rng.IntN(300)
+				if rng.IntN(3) == 0 {
+					size = directPayload + rng.IntN(3*directPayload)
+				}
+				m.Ents = append(m.Ents, RaftEnt{Term: rng.Uint64(), Index: rng.Uint64(), Type: uint8(rng.IntN(3)), Data: randBytes(rng, size)})
+			}
+			msgs = append(msgs, m)
+		}
+		from := int32(rng.Uint32())
+		bufs, scratch = AppendRaftFrameVec(bufs, scratch, from, msgs)
+		want = AppendRaftFrame(want, from, msgs)
+		r := bufio.NewReader(bytes.NewReader(want[len(want)-5-RaftBatchSize(msgs):]))
+		typ, body, err := ReadFrame(r)
+		if err != nil || typ != FrameRaft {
+			t.Fatalf("round %d: frame: %v", round, err)
+		}
+		gf, gm, err := DecodeRaftBatch(body)
+		if err != nil || gf != from || len(gm) != len(msgs) {
+			t.Fatalf("round %d: decode: %v", round, err)
+		}
+		for i := range msgs {
+			if !bytes.Equal(AppendRaftBatch(nil, 0, gm[i:i+1]), AppendRaftBatch(nil, 0, msgs[i:i+1])) {
+				t.Fatalf("round %d: message %d does not round-trip", round, i)
+			}
+		}
+		if rng.IntN(5) == 0 { // written out: the sender reuses its scratch
+			if got := bytes.Join(bufs, nil); !bytes.Equal(got, want) {
+				t.Fatalf("round %d: vectored frames differ from AppendRaftFrame", round)
+			}
+			bufs, scratch, want = bufs[:0], scratch[:0], want[:0]
+		}
 	}
-	w.Flush()
-	typ, body, err := ReadFrame(bufio.NewReader(&buf))
-	if err != nil || typ != FrameRaft || !bytes.Equal(body, AppendRaftBatch(nil, 7, msgs)) {
-		t.Fatalf("streamed batch differs from AppendRaftBatch: %v", err)
+	if got := bytes.Join(bufs, nil); !bytes.Equal(got, want) {
+		t.Fatalf("vectored frames differ from AppendRaftFrame")
 	}
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }
 
 func TestDecodeRejectsTruncatedAndTrailing(t *testing.T) {
@@ -118,10 +164,13 @@ func FuzzDecodeResults(f *testing.F) {
 	f.Add(AppendList(nil, []ObjectEntry{{"a", 1, 2}}))
 	f.Add(AppendPGStates(nil, []PGState{{Voters: []int32{1}}}))
 	f.Add(AppendRaftBatch(nil, 1, []RaftMsg{{Msg: []byte("m")}}))
+	f.Add(AppendRaftBatch(nil, 1, []RaftMsg{{Msg: []byte("m"), Ents: []RaftEnt{{Term: 1, Data: []byte("d")}}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		_, _ = DecodeList(b)
 		_, _ = DecodeDigest(b)
 		_, _ = DecodePGStates(b)
-		_, _, _ = DecodeRaftBatch(b)
+		if from, msgs, err := DecodeRaftBatch(b); err == nil && !bytes.Equal(AppendRaftBatch(nil, from, msgs), b) {
+			t.Fatalf("decoded raft batch does not re-encode to its input")
+		}
 	})
 }
