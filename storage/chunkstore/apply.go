@@ -23,27 +23,47 @@ func (k opKind) String() string {
 // applyOp carries out one object operation: file changes first, then the
 // meta in t (and in t.metas, published to the cache once t commits). The
 // caller holds the object's stripe lock.
-func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
+//
+// It returns the slots that blocks left (moved away from, or became holes
+// in), for the left claims, when the store places writes.
+func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, error) {
 	id := op.id
 	l := loc{op: op.kind.String(), pg: id.pg, object: id.name, block: -1}
 	m, found, err := s.txnMeta(t, l)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	var before objMeta
+	if s.cfg.placeWrites && found {
+		before = m.clone()
+	}
+	if flip != nil {
+		// A placed write: its blocks are in their slots already (Commit
+		// synced them before the log record); the file is not emptied
+		// even for a new object, whose other blocks are holes in m.
+		if !found {
+			m = objMeta{}
+		}
+		left := s.blockIO(id, nil, l).flip(&m, flip.rec)
+		s.stats.flipped.Add(1)
+		m.version = op.version
+		t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
+		return left, nil
 	}
 	if op.kind == opDelete {
 		// Remove the file even without meta: a replay after a crash may
 		// find a file whose meta never reached the disk.
 		if err := s.files.remove(id.rel()); err != nil {
-			return l.wrap(err)
+			return nil, l.wrap(err)
 		}
 		t.metas[metaKeyT{id.pg, id.name}] = metaItem{}
-		return nil
+		return leftSlots(&before, &objMeta{}), nil
 	}
 	// A new object starts from an empty file: whatever an earlier
 	// incarnation left there is not described by the (empty) bitmap.
 	of, err := s.files.get(id.rel(), true, !found)
 	if err != nil {
-		return l.wrap(err)
+		return nil, l.wrap(err)
 	}
 	defer s.files.put(of)
 	b := s.blockIO(id, of.f, l)
@@ -57,7 +77,7 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 		err = b.zeroRange(&m, op.off, op.n)
 	}
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if b.torn > 0 {
 		s.log.Warn("chunkstore: replay rewrote blocks that a crash left torn",
@@ -66,7 +86,19 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp) error {
 	s.files.markDirty(id.rel())
 	m.version = op.version
 	t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
-	return nil
+	return leftSlots(&before, &m), nil
+}
+
+// leftSlots returns, as runs, the slots of the blocks stored in before that
+// after stores elsewhere or not at all.
+func leftSlots(before, after *objMeta) []slotRun {
+	var left []slotRun
+	for i := int64(0); i < int64(len(before.bits))*8; i++ {
+		if before.has(i) && (!after.has(i) || after.slot(i) != before.slot(i)) {
+			left = appendRun(left, i, before.slot(i))
+		}
+	}
+	return left
 }
 
 // txnMeta is l's meta as the batch sees it: its own earlier changes, then

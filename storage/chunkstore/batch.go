@@ -39,6 +39,11 @@ type Batch struct {
 	compact map[PG]uint64
 	bytes   int64 // object bytes written, for the checkpoint trigger
 	done    bool
+
+	truncs    map[PG]uint64 // lowest index an append replaced, per PG
+	placed    []*placement  // placements made by AppendPlaced
+	syncFiles []*objFile    // their files: synced before the WAL commit, put after
+	left      []leftClaim   // slots blocks left while applying (placing stores only)
 }
 
 type opKind uint8
@@ -81,6 +86,10 @@ const maxSpareWAL = 32 << 20
 
 // release hands the WAL batch back for the next Batch to reuse.
 func (b *Batch) release() {
+	for _, of := range b.syncFiles {
+		b.s.files.put(of)
+	}
+	b.syncFiles, b.placed = nil, nil
 	if b.wal == nil {
 		return
 	}
@@ -119,18 +128,34 @@ func (b *Batch) Commit() error {
 		return err
 	}
 	defer s.leave()
-	if !b.wal.Empty() {
-		if err := s.wal.Commit(b.wal); err != nil {
-			return walErr("commit", PG{}, err)
-		}
-	}
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	s.placeMu.Lock()
+	flips, convert, err := b.planPlacements()
+	if err == nil {
+		err = b.rewriteInline(convert)
+	}
+	if err == nil {
+		err = b.syncPlaced()
+	}
+	if err == nil && !b.wal.Empty() {
+		if err = s.wal.Commit(b.wal); err != nil {
+			err = walErr("commit", PG{}, err)
+		}
+	}
+	if err == nil {
+		b.notePlacements(convert)
+	}
+	s.placeMu.Unlock()
+	if err != nil {
+		return err
+	}
 	if len(b.ops) > 0 {
-		if err := b.applyOps(); err != nil {
+		if err := b.applyOps(flips); err != nil {
 			return err
 		}
 	}
+	b.noteApplied()
 	if len(b.apply) > 0 || len(b.compact) > 0 || b.bytes > 0 {
 		s.notePending(b.apply, b.compact, b.bytes)
 	}
@@ -149,7 +174,7 @@ func (b *Batch) Discard() {
 // applyOps runs the object operations under their objects' locks and
 // publishes their metas to the cache and the backlog (badger gets them at
 // the next checkpoint; metabacklog.go).
-func (b *Batch) applyOps() error {
+func (b *Batch) applyOps(flips map[int]*placement) error {
 	s := b.s
 	var stripes []int
 	for _, op := range b.ops {
@@ -172,9 +197,14 @@ func (b *Batch) applyOps() error {
 		}
 	}()
 	for i := range b.ops {
-		if err := s.applyOp(t, &b.ops[i]); err != nil {
+		op := &b.ops[i]
+		left, err := s.applyOp(t, op, flips[i])
+		if err != nil {
 			s.forgetMetas(t)
 			return err
+		}
+		if len(left) > 0 {
+			b.left = append(b.left, leftClaim{pg: op.id.pg, name: op.id.name, index: b.leftIndex(op), runs: left})
 		}
 	}
 	for k, it := range t.metas { // still under the stripe locks

@@ -1,34 +1,11 @@
 package chunkstore
 
-import "fmt"
-
 // AppendEntries stores ents as log entries first, first+1, ... of pg,
 // replacing any stored entries from first on (raft's conflicting suffix).
 // Errors: ErrInvalid (first == 0, a gap after the last entry, or below the
 // first stored entry).
 func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
-	if err := b.usable(); err != nil {
-		return err
-	}
-	if len(ents) == 0 {
-		return nil
-	}
-	if first == 0 {
-		return fmt.Errorf("chunkstore: append entries pg %s: %w: index 0", pg, ErrInvalid)
-	}
-	bd, ok := b.logs[pg]
-	if !ok {
-		_, bd[0], bd[1] = b.s.wal.State(walPG(pg)) // last is first-1 when empty
-	}
-	if first > bd[1]+1 || first < bd[0] {
-		return fmt.Errorf("chunkstore: append entries pg %s: %w: first %d outside [%d, %d]", pg, ErrInvalid, first, bd[0], bd[1]+1)
-	}
-	if b.logs == nil {
-		b.logs = map[PG][2]uint64{}
-	}
-	b.logs[pg] = [2]uint64{bd[0], first + uint64(len(ents)) - 1}
-	b.wal.Append(walPG(pg), first, ents)
-	return nil
+	return b.AppendPlaced(pg, first, ents, nil)
 }
 
 // SetHardState records pg's raft hard state (opaque bytes), durable at Commit.

@@ -34,6 +34,7 @@ import (
 type pendingState struct {
 	apply   []byte // nil: unchanged since the last checkpoint
 	compact uint64 // delete log entries below this once apply is durable
+	through uint64 // the highest operation version apply covers
 }
 
 // notePending publishes a committed batch's apply states and compactions.
@@ -42,6 +43,7 @@ func (s *Store) notePending(apply map[PG][]byte, compact map[PG]uint64, bytes in
 	for pg, st := range apply {
 		p := s.pending[pg]
 		p.apply = st
+		p.through = s.applied[pg]
 		s.pending[pg] = p
 	}
 	for pg, c := range compact {
@@ -87,7 +89,7 @@ func (s *Store) Checkpoint() error {
 		for pg, old := range pend {
 			p, ok := s.pending[pg]
 			if !ok || p.apply == nil {
-				p.apply = old.apply
+				p.apply, p.through = old.apply, old.through
 			}
 			p.compact = max(p.compact, old.compact)
 			s.pending[pg] = p
@@ -141,8 +143,19 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 			wb.Compact(walPG(pg), p.compact)
 		}
 	}
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
 	if err := s.wal.Commit(&wb); err != nil {
 		return walErr("checkpoint", PG{}, err)
+	}
+	for pg, p := range pend {
+		if p.compact > 0 {
+			s.forgetPlacements(pg, func(idx uint64) bool { return idx < p.compact })
+			s.claims.compacted(pg, p.compact)
+		}
+		if p.apply != nil {
+			s.claims.checkpointed(pg, p.through)
+		}
 	}
 	return nil
 }

@@ -2,11 +2,12 @@ package chunkstore
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
 // naiveClaims is claims kept block by block and slot by slot.
-type naiveClaims map[naiveSlot][]claim // claim.lo, hi unused
+type naiveClaims map[naiveSlot][]claim // claim.lo, hi, slot unused
 
 type naiveSlot struct {
 	pg    PG
@@ -40,6 +41,25 @@ func (n naiveClaims) free(pg PG, name string, i int64, slot int) bool {
 	return len(n[naiveSlot{pg, name, i, slot}]) == 0
 }
 
+func (n naiveClaims) touching(pg PG, name string, lo, hi int64) []uint64 {
+	var idx []uint64
+	for k, cls := range n {
+		if k.pg == pg && k.name == name && lo <= k.block && k.block < hi {
+			for _, cl := range cls {
+				if cl.kind == claimLogged {
+					idx = append(idx, cl.index)
+				}
+			}
+		}
+	}
+	return idx
+}
+
+func sortedSet(idx []uint64) []uint64 {
+	slices.Sort(idx)
+	return slices.Compact(idx)
+}
+
 // TestClaimsAgainstNaive drives claims and a block-by-block version with
 // the same random events and compares every answer of free, then releases
 // everything and checks that no empty entries are left behind.
@@ -53,8 +73,8 @@ func TestClaimsAgainstNaive(t *testing.T) {
 		next := map[PG]uint64{}
 		for step := 0; step < 300; step++ {
 			pg, name := pgs[rng.IntN(2)], names[rng.IntN(2)]
-			switch op := rng.IntN(7); op {
-			case 0, 1: // a placement of 1-3 runs
+			switch op := rng.IntN(8); op {
+			case 0, 1, 2: // a placement of 1-3 runs
 				next[pg]++
 				idx := next[pg]
 				var runs []slotRun
@@ -70,43 +90,38 @@ func TestClaimsAgainstNaive(t *testing.T) {
 						n.add(pg, name, i, r.slot, claim{kind: claimLogged, index: idx})
 					}
 				}
-				for i := runs[0].lo; i < runs[len(runs)-1].hi; i++ {
-					for s := 0; s < 2; s++ {
-						n.add(pg, name, i, s, claim{kind: claimPending, index: idx})
-					}
-				}
-			case 2: // apply a random index (pending or not)
+			case 3: // an entry rewritten inline
 				idx := rng.Uint64N(next[pg] + 1)
-				c.applied(pg, name, idx)
-				n.drop(func(k naiveSlot, cl claim) bool {
-					return k.pg == pg && k.name == name && cl.kind == claimPending && cl.index == idx
-				})
-			case 3: // a block range left a slot
-				next[pg]++
-				idx, lo := next[pg], rng.Int64N(blocks)
-				hi, slot := min(lo+rng.Int64N(5), blocks), rng.IntN(2)
-				c.left(pg, name, idx, lo, hi, slot)
-				for i := lo; i < hi; i++ {
-					n.add(pg, name, i, slot, claim{kind: claimFlipped, index: idx})
-				}
+				c.released(pg, idx)
+				n.drop(func(k naiveSlot, cl claim) bool { return k.pg == pg && cl.kind == claimLogged && cl.index == idx })
 			case 4:
 				from := rng.Uint64N(next[pg] + 2)
 				c.truncated(pg, from)
-				n.drop(func(k naiveSlot, cl claim) bool {
-					return k.pg == pg && (cl.kind == claimPending || cl.kind == claimLogged) && cl.index >= from
-				})
+				n.drop(func(k naiveSlot, cl claim) bool { return k.pg == pg && cl.kind == claimLogged && cl.index >= from })
 			case 5:
-				through := rng.Uint64N(next[pg] + 1)
-				c.checkpointed(pg, through)
-				n.drop(func(k naiveSlot, cl claim) bool {
-					return k.pg == pg && cl.kind == claimFlipped && cl.index <= through
-				})
-			case 6:
 				below := rng.Uint64N(next[pg] + 2)
 				c.compacted(pg, below)
-				n.drop(func(k naiveSlot, cl claim) bool {
-					return k.pg == pg && cl.kind == claimLogged && cl.index < below
-				})
+				n.drop(func(k naiveSlot, cl claim) bool { return k.pg == pg && cl.kind == claimLogged && cl.index < below })
+			case 6: // blocks left their slots
+				next[pg]++
+				idx := next[pg]
+				var runs []slotRun
+				lo := rng.Int64N(blocks)
+				for r := rng.IntN(3) + 1; r > 0 && lo < blocks; r-- {
+					hi := min(lo+rng.Int64N(4)+1, blocks)
+					runs = append(runs, slotRun{lo: lo, hi: hi, slot: rng.IntN(2)})
+					lo = hi + rng.Int64N(2)
+				}
+				c.left(pg, name, idx, runs)
+				for _, r := range runs {
+					for i := r.lo; i < r.hi; i++ {
+						n.add(pg, name, i, r.slot, claim{kind: claimLeft, index: idx})
+					}
+				}
+			case 7:
+				through := rng.Uint64N(next[pg] + 1)
+				c.checkpointed(pg, through)
+				n.drop(func(k naiveSlot, cl claim) bool { return k.pg == pg && cl.kind == claimLeft && cl.index <= through })
 			}
 			for _, pg := range pgs {
 				for _, name := range names {
@@ -117,11 +132,17 @@ func TestClaimsAgainstNaive(t *testing.T) {
 							}
 						}
 					}
+					lo := rng.Int64N(blocks)
+					hi := lo + rng.Int64N(blocks-lo+1)
+					got, want := sortedSet(c.touching(pg, name, lo, hi)), sortedSet(n.touching(pg, name, lo, hi))
+					if !slices.Equal(got, want) {
+						t.Fatalf("seed %d step %d: touching(%v, %s, [%d, %d)) = %v, want %v", seed, step, pg, name, lo, hi, got, want)
+					}
 				}
 			}
 		}
 		for _, pg := range pgs {
-			c.truncated(pg, 0)
+			c.compacted(pg, next[pg]+1)
 			c.checkpointed(pg, next[pg])
 		}
 		if len(c.pgs) != 0 {
@@ -137,7 +158,7 @@ func TestClaimsDropPG(t *testing.T) {
 	c.placed(a, "x", 5, []slotRun{{0, 4, 1}})
 	c.placed(b, "x", 5, []slotRun{{0, 4, 1}})
 	c.dropPG(a)
-	if !c.free(a, "x", 2, 0) || c.free(b, "x", 2, 0) {
+	if !c.free(a, "x", 2, 1) || c.free(b, "x", 2, 1) {
 		t.Fatal("dropPG did not forget exactly one PG")
 	}
 }

@@ -64,6 +64,13 @@ type Config struct {
 	// Logger receives the store's and badger's warnings and errors. Required
 	// (use zap.NewNop in tests).
 	Logger *zap.Logger
+
+	// placeWrites lets AppendPlaced store large writes once, in the object
+	// files (placement.go). Unexported and off: only this package's tests
+	// set it until the design's remaining steps land
+	// (docs/design-big-writes.md). Stores that hold placed entries are read
+	// whatever it says.
+	placeWrites bool
 }
 
 // Defaults.

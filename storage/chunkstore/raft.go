@@ -52,11 +52,36 @@ func (s *Store) Entries(pg PG, lo, hi uint64, maxBytes uint64) ([][]byte, error)
 	if lo >= hi {
 		return nil, nil
 	}
-	ents, err := s.wal.Entries(walPG(pg), lo, hi, maxBytes)
+	ents, marks, err := s.wal.EntriesMarked(walPG(pg), lo, hi, maxBytes)
 	if err != nil {
 		return nil, walErr("entries", pg, err)
 	}
+	total := uint64(0)
+	for i, marked := range marks {
+		if marked {
+			if ents[i], err = s.entryFromPlaced(pg, lo+uint64(i), ents[i]); err != nil {
+				return nil, err
+			}
+		}
+		// A placed entry is bigger than its record: keep raft's bound.
+		if total += uint64(len(ents[i])); i > 0 && total > maxBytes {
+			return ents[:i], nil
+		}
+	}
 	return ents, nil
+}
+
+// entryFromPlaced rebuilds the entry at index from its placed record.
+func (s *Store) entryFromPlaced(pg PG, index uint64, raw []byte) ([]byte, error) {
+	rec, err := decodePlaced(raw, int64(s.cfg.BlockSize))
+	if err != nil {
+		return nil, &CorruptError{Op: "entries", PG: pg, Block: -1, Detail: fmt.Sprintf("placed entry %d", index), Err: err}
+	}
+	// placeMu: the claims that keep the slots intact are not released
+	// (by a checkpoint's compaction) while the slots are read.
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	return s.rebuildPlaced(pg, rec)
 }
 
 func walPG(pg PG) wal.PG { return wal.PG{Pool: pg.Pool, Seq: pg.Seq} }

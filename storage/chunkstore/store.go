@@ -44,6 +44,11 @@ type Store struct {
 
 	applyMu sync.RWMutex // held by Commit while it applies and publishes; shared by Digest
 
+	placeMu    sync.Mutex                   // guards the following; see placement.go
+	claims     *claims                      // slots that logged placements hold
+	placements map[PG]map[uint64]*placement // placed entries in the log, by index
+	stats      placeStats                   // counters of the placement paths
+
 	ckptMu sync.Mutex    // serializes checkpoints
 	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
 
@@ -52,6 +57,7 @@ type Store struct {
 	pending  map[PG]pendingState
 	since    int64         // object bytes applied since the last checkpoint
 	recovery map[PG]uint64 // see Recover
+	applied  map[PG]uint64 // highest operation version applied per PG since open
 	durable  map[PG][]byte // apply states as of the last checkpoint (also in meta)
 }
 
@@ -94,8 +100,9 @@ func Open(cfg Config) (*Store, error) {
 	s := &Store{cfg: cfg, log: cfg.Logger, db: db, lock: lock,
 		files: newFileCache(filepath.Join(cfg.Dir, "objects"), cfg.OpenFiles),
 		table: tableSize(int64(cfg.BlockSize)), zeroBlock: make([]byte, cfg.BlockSize),
-		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{},
-		metas: newMetaCache(defaultMetaCacheEntries), backlog: newMetaBacklog()}
+		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{}, applied: map[PG]uint64{},
+		metas: newMetaCache(defaultMetaCacheEntries), backlog: newMetaBacklog(),
+		claims: newClaims(), placements: map[PG]map[uint64]*placement{}}
 	if err := s.openChecks(); err != nil {
 		_ = db.Close()
 		_ = unlockDir(lock)
@@ -118,7 +125,10 @@ func Open(cfg Config) (*Store, error) {
 		_ = unlockDir(lock)
 		return nil, walErr("open", PG{}, err)
 	}
-	if s.durable, err = s.loadApplyStates(); err != nil {
+	if err = s.loadPlacements(); err == nil {
+		s.durable, err = s.loadApplyStates()
+	}
+	if err != nil {
 		_ = s.wal.Close()
 		_ = s.syncer.close()
 		_ = db.Close()

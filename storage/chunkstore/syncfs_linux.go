@@ -62,3 +62,13 @@ func (o *objectSyncer) close() error {
 	}
 	return o.dir.Close()
 }
+
+// fdatasync makes f's data (and the size that reads it) durable.
+func fdatasync(f *os.File) error {
+	for {
+		err := unix.Fdatasync(int(f.Fd()))
+		if !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+}

@@ -53,6 +53,12 @@ func (b *Batch) bounds(pg PG) bounds {
 	return b.s.boundsLocked(pg)
 }
 
+// AppendPlaced is AppendEntries: a MemStore keeps every entry whole, which
+// chunkstore.Batch.AppendPlaced allows.
+func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, _ []chunkstore.Place) error {
+	return b.AppendEntries(pg, first, ents)
+}
+
 // AppendEntries stores ents as entries first, first+1, ... of pg and deletes
 // the stored entries at or after first that it does not overwrite. Errors
 // wrap chunkstore.ErrInvalid (first == 0, below the first stored index, or a

@@ -1,0 +1,230 @@
+package chunkstore
+
+import (
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+)
+
+// Placed large writes, wired into Batch (docs/design-big-writes.md). Off
+// unless Config.placeWrites is set, which only this package's tests do:
+// the OSD names its large writes (AppendPlaced), and nothing enables
+// placing at runtime until reclaim is built. placement_plan.go plans a
+// commit, placement_claims.go keeps the books.
+//
+// The rules, each enforced here:
+//   - a placed entry's blocks go into slots that are not current and hold
+//     no logged placement (claims); all-zero blocks are not written;
+//   - the slots are written and fdatasynced before the log record that
+//     points at them is committed;
+//   - before a batch commits, every logged placement whose blocks one of
+//     the batch's in-place operations touches is rewritten inline in the
+//     same WAL commit (conversion), read from its slots while they are
+//     intact; only then may the operation overwrite them;
+//   - claims are released only once the log no longer needs the slot:
+//     after the WAL commit that replaced, rewrote or compacted the entry.
+//
+// So every placed record in the durable log has its slots intact, which
+// is all that Entries and a replay need.
+
+// placeStats counts what the placement paths did since open.
+type placeStats struct {
+	placed    atomic.Int64 // entries whose data went to slots
+	flipped   atomic.Int64 // placed entries applied by flipping slots
+	converted atomic.Int64 // placed entries rewritten inline
+}
+
+// Place names the data of a large write inside one raft entry passed to
+// AppendPlaced.
+type Place struct {
+	Entry  int    // index of the entry in the ents given
+	Object string // the object the entry writes
+	Offset int64  // where the data goes in the object: a multiple of the block size
+	Lo, Hi int    // the data is ents[Entry][Lo:Hi], a whole number of blocks
+}
+
+// placement is a placed entry: its record and, for one made by the batch
+// that holds it, the original entry bytes (for a conversion before commit).
+type placement struct {
+	pg    PG
+	index uint64
+	rec   *placedRecord
+	entry []byte
+}
+
+// runs is the block range each slot of p holds.
+func (p *placement) runs(bs int64) []slotRun { return p.rec.slotRuns(bs) }
+
+// AppendPlaced is AppendEntries where the writes that places name may be
+// stored once, in the object's file, with the log keeping only where they
+// went. A place that cannot be honoured (the store does not place, the
+// data is not whole blocks of the store's block size, or a slot it needs
+// is taken) leaves its entry stored whole, as AppendEntries would. Errors:
+// those of AppendEntries, and ErrInvalid for a place outside its entry or
+// a bad object name or range.
+func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place) error {
+	if err := b.usable(); err != nil {
+		return err
+	}
+	if len(ents) == 0 {
+		return nil
+	}
+	bd, err := b.logRange(pg, first)
+	if err != nil {
+		return err
+	}
+	if first <= bd[1] { // replacing entries placed earlier in this batch
+		b.placed = slices.DeleteFunc(b.placed, func(q *placement) bool { return q.pg == pg && q.index >= first })
+	}
+	var marks []bool
+	out := ents
+	if b.s.cfg.placeWrites && len(places) > 0 {
+		out = slices.Clone(ents)
+		marks = make([]bool, len(ents))
+		for _, p := range places {
+			if p.Entry < 0 || p.Entry >= len(ents) || marks[p.Entry] {
+				return fmt.Errorf("chunkstore: append placed pg %s: %w: place for entry %d", pg, ErrInvalid, p.Entry)
+			}
+			pl, err := b.place(pg, first+uint64(p.Entry), ents[p.Entry], p)
+			if err != nil {
+				return err
+			}
+			if pl != nil {
+				out[p.Entry] = pl.rec.encode()
+				marks[p.Entry] = true
+			}
+		}
+	}
+	if first <= bd[1] {
+		if b.truncs == nil {
+			b.truncs = map[PG]uint64{}
+		}
+		if t, ok := b.truncs[pg]; !ok || first < t {
+			b.truncs[pg] = first
+		}
+	}
+	b.logs[pg] = [2]uint64{bd[0], first + uint64(len(ents)) - 1}
+	if marks != nil {
+		b.wal.AppendMarked(walPG(pg), first, out, marks)
+	} else {
+		b.wal.Append(walPG(pg), first, out)
+	}
+	return nil
+}
+
+// logRange checks that entries from first continue pg's log as the batch
+// has it so far, and returns that log's first and last index.
+func (b *Batch) logRange(pg PG, first uint64) ([2]uint64, error) {
+	if first == 0 {
+		return [2]uint64{}, fmt.Errorf("chunkstore: append entries pg %s: %w: index 0", pg, ErrInvalid)
+	}
+	bd, ok := b.logs[pg]
+	if !ok {
+		_, bd[0], bd[1] = b.s.wal.State(walPG(pg)) // last is first-1 when empty
+	}
+	if first > bd[1]+1 || first < bd[0] {
+		return bd, fmt.Errorf("chunkstore: append entries pg %s: %w: first %d outside [%d, %d]", pg, ErrInvalid, first, bd[0], bd[1]+1)
+	}
+	if b.logs == nil {
+		b.logs = map[PG][2]uint64{}
+	}
+	return bd, nil
+}
+
+// place writes the data of one placed write into its slots (not synced:
+// Commit does that before the WAL) and returns the placement, or nil when
+// a block's slot is claimed or an earlier place of this batch has some of
+// the same blocks (the entry then goes whole).
+func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, error) {
+	s := b.s
+	l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
+	if p.Lo < 0 || p.Hi > len(entry) || p.Lo >= p.Hi {
+		return nil, l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes", ErrInvalid, p.Lo, p.Hi, len(entry)))
+	}
+	if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
+		return nil, err
+	}
+	id := newObjID(pg, p.Object)
+	bs := int64(s.cfg.BlockSize)
+	if p.Offset%bs != 0 || int64(p.Hi-p.Lo)%bs != 0 {
+		return nil, nil // not whole blocks of this store: stored whole
+	}
+	lo, hi := p.Offset/bs, (p.Offset+int64(p.Hi-p.Lo))/bs
+	for _, q := range b.placed {
+		if q.pg == pg && q.rec.name == p.Object && q.rec.off/bs < hi && lo < q.rec.off/bs+q.rec.n {
+			return nil, nil // q's slots are not claimed yet (notePlacements)
+		}
+	}
+	s.locks[id.stripe()].RLock()
+	m, _, err := s.currentMeta(l)
+	s.locks[id.stripe()].RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	s.placeMu.Lock()
+	slotOf := func(i int64) int { return 1 - m.slot(i) }
+	free := true
+	for i := lo; i < hi; i++ {
+		free = free && s.claims.free(pg, p.Object, i, slotOf(i))
+	}
+	s.placeMu.Unlock()
+	if !free {
+		return nil, nil
+	}
+	of, err := s.files.get(id.rel(), true, false)
+	if err != nil {
+		return nil, l.wrap(err)
+	}
+	bio := s.blockIO(id, of.f, l)
+	rec, data, err := bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
+	if err == nil {
+		err = rec.writeSlots(bio, data)
+	}
+	if err != nil {
+		s.files.put(of)
+		return nil, err
+	}
+	s.files.markDirty(id.rel())
+	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
+	pl := &placement{pg: pg, index: index, rec: rec, entry: entry}
+	b.placed = append(b.placed, pl)
+	s.stats.placed.Add(1)
+	return pl, nil
+}
+
+// currentMeta is the object's meta as applied so far (cache, backlog,
+// badger); the caller holds its stripe lock.
+func (s *Store) currentMeta(l loc) (objMeta, bool, error) {
+	if m, found, ok := s.metas.get(l.pg, l.object); ok {
+		return m, found, nil
+	}
+	if m, found, ok := s.backlog.get(metaKeyT{l.pg, l.object}); ok {
+		return m, found, nil
+	}
+	txn := s.db.NewTransaction(false)
+	defer txn.Discard()
+	return readMeta(txn, l, int64(s.cfg.BlockSize))
+}
+
+// syncPlaced makes the slots this batch's placements wrote durable, with
+// the directory entries of their files, before the WAL points at them.
+func (b *Batch) syncPlaced() error {
+	dirs := map[string]bool{}
+	for _, of := range b.syncFiles {
+		if err := fdatasync(of.f); err != nil {
+			return fmt.Errorf("chunkstore: sync placed blocks of %s: %w", of.rel, err)
+		}
+		dirs[filepath.Dir(of.rel)] = true
+	}
+	if len(dirs) > 0 {
+		dirs["."] = true
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		if err := syncDir(filepath.Join(b.s.files.root, d)); err != nil {
+			return fmt.Errorf("chunkstore: sync placed blocks: %w", err)
+		}
+	}
+	return nil
+}

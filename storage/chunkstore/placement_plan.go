@@ -1,0 +1,222 @@
+package chunkstore
+
+import (
+	"maps"
+	"slices"
+)
+
+// Planning a batch's commit when placements are in play
+// (placement.go): which operations apply by flipping, and which logged
+// placements must be rewritten inline (converted) first.
+
+// opBlocks is the block range an in-place operation may write, punch or
+// empty: all blocks for a delete and for an operation that creates the
+// object (which empties its file).
+func (s *Store) opBlocks(op *queuedOp, created bool) (lo, hi int64) {
+	bs := int64(s.cfg.BlockSize)
+	all := MaxObjectSize / bs
+	switch {
+	case op.kind == opDelete || created:
+		return 0, all
+	case op.kind == opTruncate:
+		return op.off / bs, all
+	}
+	return op.off / bs, (op.off + op.n + bs - 1) / bs
+}
+
+// planPlacements decides, before the WAL commit, which placements the
+// batch's operations apply by flipping (flips, by op position) and which
+// logged placements must be rewritten inline first (conversions: the
+// batch's operations touch their slots). It iterates to a fixed point: a
+// converted placement applied in this batch is applied in place, and so
+// touches in its turn. The caller holds placeMu.
+func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey]*placement, err error) {
+	s := b.s
+	if len(s.placements) == 0 && len(b.placed) == 0 {
+		return nil, nil, nil
+	}
+	p := planner{b: b, mine: map[placeKey]*placement{}, created: map[int]bool{}}
+	for _, pl := range b.placed {
+		p.mine[placeKey{pl.pg, pl.index}] = pl
+	}
+	convert = map[placeKey]*placement{}
+	for changed := true; changed; {
+		changed = false
+		for i := range b.ops {
+			op := &b.ops[i]
+			if pl := p.lookup(op.id.pg, op.version); pl != nil && b.isFlip(op, pl) && convert[placeKey{op.id.pg, op.version}] == nil {
+				continue
+			}
+			for _, pl := range p.touching(i) {
+				if k := (placeKey{pl.pg, pl.index}); convert[k] == nil {
+					convert[k] = pl
+					changed = true
+				}
+			}
+		}
+	}
+	flips = map[int]*placement{}
+	for i := range b.ops {
+		op := &b.ops[i]
+		if pl := p.lookup(op.id.pg, op.version); pl != nil && b.isFlip(op, pl) && convert[placeKey{op.id.pg, op.version}] == nil {
+			flips[i] = pl
+		}
+	}
+	return flips, convert, nil
+}
+
+// placeKey names a placement by PG and index.
+type placeKey struct {
+	pg    PG
+	index uint64
+}
+
+// planner answers planPlacements' questions about one batch.
+type planner struct {
+	b       *Batch
+	mine    map[placeKey]*placement // placements made by this batch
+	created map[int]bool            // memo of createsObject
+}
+
+// lookup is the placement the entry at index of pg has once the batch
+// commits, or nil.
+func (p *planner) lookup(pg PG, index uint64) *placement {
+	if pl := p.mine[placeKey{pg, index}]; pl != nil {
+		return pl
+	}
+	if t, ok := p.b.truncs[pg]; ok && index >= t {
+		return nil // replaced by this batch
+	}
+	return p.b.s.placements[pg][index]
+}
+
+// touching lists the placements (logged, or made by this batch) with a
+// slot in the blocks op i may change.
+func (p *planner) touching(i int) []*placement {
+	b, s := p.b, p.b.s
+	op := &b.ops[i]
+	pg, name := op.id.pg, op.id.name
+	mineHere := false
+	for _, pl := range b.placed {
+		mineHere = mineHere || (pl.pg == pg && pl.rec.name == name)
+	}
+	if len(s.claims.pgs[pg][name]) == 0 && !mineHere {
+		return nil
+	}
+	lo, hi := s.opBlocks(op, p.createsObject(i))
+	var out []*placement
+	t, truncated := b.truncs[pg]
+	for _, idx := range s.claims.touching(pg, name, lo, hi) {
+		if truncated && idx >= t {
+			continue // an old entry this batch replaced
+		}
+		if pl := s.placements[pg][idx]; pl != nil {
+			out = append(out, pl)
+		}
+	}
+	bs := int64(s.cfg.BlockSize)
+	for _, pl := range b.placed {
+		if pl.pg != pg || pl.rec.name != name {
+			continue
+		}
+		for _, r := range pl.runs(bs) {
+			if r.lo < hi && lo < r.hi {
+				out = append(out, pl)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// createsObject reports whether op i may find its object missing and so
+// create it (emptying the file): the object had no meta before the batch,
+// or an earlier op of the batch deletes it.
+func (p *planner) createsObject(i int) bool {
+	if c, ok := p.created[i]; ok {
+		return c
+	}
+	b, s := p.b, p.b.s
+	op := &b.ops[i]
+	created := false
+	for j := range i {
+		if o := &b.ops[j]; o.kind == opDelete && o.id == op.id {
+			created = true
+		}
+	}
+	if !created {
+		l := loc{op: "plan", pg: op.id.pg, object: op.id.name, block: -1}
+		s.locks[op.id.stripe()].RLock()
+		_, found, err := s.currentMeta(l)
+		s.locks[op.id.stripe()].RUnlock()
+		created = err != nil || !found
+	}
+	p.created[i] = created
+	return created
+}
+
+// isFlip reports whether op is the application of placement pl: the write
+// of the entry pl was made from.
+func (b *Batch) isFlip(op *queuedOp, pl *placement) bool {
+	bs := b.s.cfg.BlockSize
+	return op.kind == opWrite && op.id.name == pl.rec.name && op.off == pl.rec.off && op.n == pl.rec.n*int64(bs)
+}
+
+// rewriteInline adds to the batch's WAL records the whole entry of every
+// placement in convert, read back from its slots (or, for one made by this
+// batch, taken from the caller), so that the operations may overwrite
+// them. The caller holds placeMu.
+func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
+	for _, k := range slices.SortedFunc(maps.Keys(convert), func(a, c placeKey) int {
+		if a.pg != c.pg {
+			return cmpPG(a.pg, c.pg)
+		}
+		return cmpU64(a.index, c.index)
+	}) {
+		pl := convert[k]
+		entry := pl.entry
+		if entry == nil {
+			var err error
+			if entry, err = b.s.rebuildPlaced(pl.pg, pl.rec); err != nil {
+				return err
+			}
+		}
+		b.wal.Rewrite(walPG(pl.pg), pl.index, entry, false)
+		b.s.stats.converted.Add(1)
+	}
+	return nil
+}
+
+func cmpPG(a, b PG) int {
+	if a.Pool != b.Pool {
+		return cmpU64(uint64(a.Pool), uint64(b.Pool))
+	}
+	return cmpU64(uint64(a.Seq), uint64(b.Seq))
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// rebuildPlaced returns the entry rec was made from, read from its slots.
+func (s *Store) rebuildPlaced(pg PG, rec *placedRecord) ([]byte, error) {
+	id := newObjID(pg, rec.name)
+	l := loc{op: "rebuild placed entry", pg: pg, object: rec.name, block: -1}
+	if len(rec.slotRuns(int64(s.cfg.BlockSize))) == 0 {
+		return rec.rebuild(s.blockIO(id, nil, l)) // all zeros: nothing was written
+	}
+	s.locks[id.stripe()].RLock()
+	defer s.locks[id.stripe()].RUnlock()
+	of, err := s.files.get(id.rel(), false, false)
+	if err != nil {
+		return nil, l.corrupt("the object file of a placed entry is missing", err)
+	}
+	defer s.files.put(of)
+	return rec.rebuild(s.blockIO(id, of.f, l))
+}

@@ -1,0 +1,550 @@
+package chunkstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"testing"
+)
+
+var placeSeeds = flag.Int("chunkstore.placeseeds", 0, "number of seeds TestPlacedLog runs (0: its default)")
+var noPlace = flag.Bool("chunkstore.noplace", false, "debug: run TestPlacedLog without placing")
+var traceLen = flag.Int("chunkstore.tracelen", 12, "steps TestPlacedLog prints on failure")
+
+// testOp is an object operation carried by a raft entry of the placed-log
+// test: a header, then the data of a write (last, so a place can cut it).
+type testOp struct {
+	kind opKind
+	name string
+	off  int64
+	n    int64 // zero: length; truncate: unused (off is the size)
+	data []byte
+}
+
+func (o testOp) encode() []byte {
+	b := []byte{byte(o.kind)}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(o.name)))
+	b = append(b, o.name...)
+	b = binary.BigEndian.AppendUint64(b, uint64(o.off))
+	b = binary.BigEndian.AppendUint64(b, uint64(o.n))
+	return append(b, o.data...)
+}
+
+func decodeTestOp(b []byte) testOp {
+	n := int(binary.BigEndian.Uint16(b[1:]))
+	h := 3 + n + 16
+	return testOp{kind: opKind(b[0]), name: string(b[3 : 3+n]), off: int64(binary.BigEndian.Uint64(b[3+n:])),
+		n: int64(binary.BigEndian.Uint64(b[11+n:])), data: b[h:]}
+}
+
+func (o testOp) headerLen() int { return 3 + len(o.name) + 16 }
+
+// applyTo applies o to the naive model.
+func (o testOp) applyTo(m model, pg PG, version uint64) {
+	switch o.kind {
+	case opDelete:
+		delete(m[pg], o.name)
+		return
+	case opWrite:
+		ob := m.obj(pg, o.name)
+		ob.grow(int(o.off) + len(o.data))
+		copy(ob.data[o.off:], o.data)
+	case opZero:
+		ob := m.obj(pg, o.name)
+		ob.grow(int(o.off + o.n))
+		clear(ob.data[o.off : o.off+o.n])
+	case opTruncate:
+		ob := m.obj(pg, o.name)
+		if int(o.off) < len(ob.data) {
+			ob.data = ob.data[:o.off]
+		}
+		ob.grow(int(o.off))
+	}
+	m[pg][o.name].version = version
+}
+
+// addTo queues o on b as the application of entry version.
+func (o testOp) addTo(b *Batch, pg PG, version uint64) error {
+	switch o.kind {
+	case opWrite:
+		return b.Write(pg, o.name, o.off, o.data, version)
+	case opZero:
+		return b.Zero(pg, o.name, o.off, o.n, version)
+	case opTruncate:
+		return b.Truncate(pg, o.name, o.off, version)
+	}
+	return b.Delete(pg, o.name)
+}
+
+// placedDriver plays the OSD for TestPlacedLog: one raft log per PG
+// (appends, replaced suffixes, commits, applies, compactions), the store's
+// crashes and restarts, and a naive model of what must be read back.
+type placedDriver struct {
+	t     *testing.T
+	rng   *rand.Rand
+	s     *Store
+	bs    int64
+	pgs   []PG
+	names []string
+	logs  map[PG]*driverLog
+	model model // the objects as of each PG's applied index
+	trace []string
+}
+
+type driverLog struct {
+	first, last uint64
+	ents        map[uint64][]byte // what the store's log must hold
+	commit      uint64            // entries up to here never change
+	applied     uint64            // applied to the store
+	applyState  uint64            // applied as of the last SetApplyState
+	durable     uint64            // applyState as of the last checkpoint
+	floor       uint64            // raft reads no entry below (CompactLog)
+	history     map[uint64]testOp // every committed op, for rebuilding the model
+}
+
+func (d *placedDriver) fail(format string, args ...any) {
+	d.t.Helper()
+	tail := d.trace[max(0, len(d.trace)-*traceLen):]
+	d.t.Fatalf("%s\nlast steps:\n  %s", fmt.Sprintf(format, args...), bytesJoin(tail))
+}
+
+func bytesJoin(ss []string) string {
+	var b bytes.Buffer
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteString("\n  ")
+		}
+		b.WriteString(s)
+	}
+	return b.String()
+}
+
+// randomOp is a random operation; about half are placeable writes (aligned
+// whole blocks, some all zeros).
+func (d *placedDriver) randomOp() (testOp, bool) {
+	name := d.names[d.rng.IntN(len(d.names))]
+	const blocks = 8
+	switch r := d.rng.IntN(20); {
+	case r < 10:
+		i, n := d.rng.Int64N(blocks), 1+d.rng.Int64N(4)
+		data := make([]byte, n*d.bs)
+		for k := range n {
+			if d.rng.IntN(4) != 0 {
+				fill(d.rng, data[k*d.bs:(k+1)*d.bs])
+			}
+		}
+		return testOp{kind: opWrite, name: name, off: i * d.bs, data: data}, true
+	case r < 15:
+		off, n := d.rng.Int64N(blocks*d.bs), 1+d.rng.Int64N(2*d.bs)
+		data := make([]byte, n)
+		fill(d.rng, data)
+		return testOp{kind: opWrite, name: name, off: off, data: data}, false
+	case r < 17:
+		return testOp{kind: opZero, name: name, off: d.rng.Int64N(blocks * d.bs), n: d.rng.Int64N(3 * d.bs)}, false
+	case r < 19:
+		return testOp{kind: opTruncate, name: name, off: d.rng.Int64N(blocks * d.bs)}, false
+	}
+	return testOp{kind: opDelete, name: name}, false
+}
+
+func fill(rng *rand.Rand, p []byte) {
+	for i := range p {
+		p[i] = byte(rng.Uint32())
+	}
+}
+
+// batch builds and commits (or discards) one cycle: appends to some PGs,
+// possibly replacing an uncommitted suffix, then applies what is committed.
+func (d *placedDriver) batch() {
+	saved := d.clone()
+	b := d.s.NewBatch()
+	type newEnt struct {
+		pg  PG
+		idx uint64
+	}
+	fresh := map[newEnt][]byte{}
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		if d.rng.IntN(3) == 0 {
+			continue
+		}
+		first := l.last + 1
+		if l.last > l.commit && d.rng.IntN(4) == 0 {
+			first = l.commit + 1 + d.rng.Uint64N(l.last-l.commit) // raft replaces a suffix
+		}
+		var ents [][]byte
+		var places []Place
+		for k := range 1 + d.rng.IntN(3) {
+			op, placeable := d.randomOp()
+			e := op.encode()
+			if placeable && d.rng.IntN(5) != 0 {
+				places = append(places, Place{Entry: k, Object: op.name, Offset: op.off, Lo: op.headerLen(), Hi: len(e)})
+			}
+			ents = append(ents, e)
+		}
+		if err := b.AppendPlaced(pg, first, ents, places); err != nil {
+			d.fail("AppendPlaced(%s, %d): %v", pg, first, err)
+		}
+		d.trace = append(d.trace, fmt.Sprintf("append %s [%d, %d] places %d", pg, first, first+uint64(len(ents))-1, len(places)))
+		for i := first; i <= l.last; i++ {
+			delete(l.ents, i)
+		}
+		for k, e := range ents {
+			l.ents[first+uint64(k)] = e
+			fresh[newEnt{pg, first + uint64(k)}] = e
+		}
+		l.last = first + uint64(len(ents)) - 1
+	}
+	type applied struct {
+		pg  PG
+		idx uint64
+		op  testOp
+	}
+	var done []applied
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		if l.last > l.commit && d.rng.IntN(2) == 0 {
+			l.commit += 1 + d.rng.Uint64N(l.last-l.commit)
+		}
+		if l.applied == l.commit {
+			continue
+		}
+		upTo := l.applied + 1 + d.rng.Uint64N(l.commit-l.applied)
+		// Entries the store holds already are read back through Entries
+		// (rebuilding placed ones); this batch's come from the caller.
+		end := upTo + 1 // first index appended by this batch, or past upTo
+		for i := l.applied + 1; i <= upTo; i++ {
+			if _, ok := fresh[newEnt{pg, i}]; ok {
+				end = i
+				break
+			}
+		}
+		var stored [][]byte
+		if end > l.applied+1 {
+			var err error
+			stored, err = d.s.Entries(pg, l.applied+1, end, 1<<30)
+			if err != nil {
+				d.fail("Entries(%s, %d, %d) to apply: %v", pg, l.applied+1, end, err)
+			}
+		}
+		for idx := l.applied + 1; idx <= upTo; idx++ {
+			e, ok := fresh[newEnt{pg, idx}]
+			if !ok {
+				if int(idx-l.applied-1) >= len(stored) {
+					break // Entries stopped early; apply the rest later
+				}
+				e = stored[idx-l.applied-1]
+				if !bytes.Equal(e, l.ents[idx]) {
+					d.fail("Entries(%s) returned a different entry %d", pg, idx)
+				}
+			}
+			op := decodeTestOp(e)
+			if err := op.addTo(b, pg, idx); err != nil {
+				d.fail("apply %s %d: %v", pg, idx, err)
+			}
+			done = append(done, applied{pg, idx, op})
+		}
+		if len(done) > 0 {
+			if err := b.SetApplyState(pg, binary.BigEndian.AppendUint64(nil, done[len(done)-1].idx)); err != nil {
+				d.fail("SetApplyState: %v", err)
+			}
+		}
+	}
+	if d.rng.IntN(10) == 0 {
+		b.Discard()
+		d.trace = append(d.trace, "discard")
+		for pg, l := range saved {
+			*d.logs[pg] = l
+		}
+		return
+	}
+	if err := b.Commit(); err != nil {
+		d.fail("Commit: %v", err)
+	}
+	for _, a := range done {
+		l := d.logs[a.pg]
+		l.history[a.idx] = a.op
+		a.op.applyTo(d.model, a.pg, a.idx)
+		l.applied, l.applyState = a.idx, a.idx
+		d.trace = append(d.trace, fmt.Sprintf("apply %s %d %s %q %d+%d", a.pg, a.idx, a.op.kind, a.op.name, a.op.off, max(a.op.n, int64(len(a.op.data))))+d.debugMeta(a.pg))
+	}
+	for _, l := range d.logs {
+		for i := l.applied + 1; i <= l.commit; i++ {
+			l.history[i] = decodeTestOp(l.ents[i]) // committed: never replaced
+		}
+	}
+}
+
+// clone copies the driver's logs (to undo a discarded batch).
+func (d *placedDriver) clone() map[PG]driverLog {
+	out := map[PG]driverLog{}
+	for pg, l := range d.logs {
+		c := *l
+		c.ents = maps.Clone(l.ents)
+		c.history = maps.Clone(l.history)
+		out[pg] = c
+	}
+	return out
+}
+
+// checkpoint makes the applied state durable and compacts some of the log.
+func (d *placedDriver) checkpoint() {
+	b := d.s.NewBatch()
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		if l.applied >= l.first && d.rng.IntN(2) == 0 {
+			upTo := l.first + d.rng.Uint64N(l.applied-l.first+2)
+			if err := b.CompactLog(pg, upTo); err != nil {
+				d.fail("CompactLog: %v", err)
+			}
+			l.floor = max(l.floor, upTo)
+		}
+	}
+	if err := b.Commit(); err != nil {
+		d.fail("Commit compaction: %v", err)
+	}
+	if err := d.s.Checkpoint(); err != nil {
+		d.fail("Checkpoint: %v", err)
+	}
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		for i := l.first; i < l.floor; i++ {
+			delete(l.ents, i)
+		}
+		l.first = max(l.first, l.floor)
+		l.durable = l.applyState
+	}
+	d.trace = append(d.trace, "checkpoint")
+}
+
+// checkEntries reads a random range of each log back.
+func (d *placedDriver) checkEntries() {
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		lo := max(l.first, l.floor)
+		if lo > l.last {
+			continue
+		}
+		a := lo + d.rng.Uint64N(l.last-lo+1)
+		z := a + d.rng.Uint64N(l.last-a+1) + 1
+		got, err := d.s.Entries(pg, a, z, 1<<30)
+		if err != nil {
+			d.fail("Entries(%s, %d, %d): %v", pg, a, z, err)
+		}
+		if len(got) != int(z-a) {
+			d.fail("Entries(%s, %d, %d) returned %d entries", pg, a, z, len(got))
+		}
+		for k, e := range got {
+			if !bytes.Equal(e, l.ents[a+uint64(k)]) {
+				d.fail("Entries(%s): entry %d differs", pg, a+uint64(k))
+			}
+		}
+	}
+}
+
+// checkObjects reads every object back and compares it with the model.
+func (d *placedDriver) checkObjects() {
+	for _, pg := range d.pgs {
+		for _, name := range d.names {
+			o := d.model[pg][name]
+			info, err := d.s.Stat(pg, name)
+			if o == nil {
+				if !errorsIs(err, ErrNotFound) {
+					d.fail("Stat(%s, %q) = %+v, %v; want not found", pg, name, info, err)
+				}
+				continue
+			}
+			if err != nil || info.Size != int64(len(o.data)) || info.Version != o.version {
+				d.fail("Stat(%s, %q) = %+v, %v; want size %d version %d", pg, name, info, err, len(o.data), o.version)
+			}
+			got := make([]byte, len(o.data))
+			if err := d.s.Read(pg, name, 0, got); err != nil {
+				d.fail("Read(%s, %q): %v", pg, name, err)
+			}
+			if !bytes.Equal(got, o.data) {
+				d.fail("Read(%s, %q) differs at byte %d", pg, name, firstDiff(got, o.data))
+			}
+		}
+	}
+}
+
+// crash stops the store as a killed process would (no checkpoint, metas not
+// yet written behind are lost), reopens it and replays the log from the
+// durable apply state, as the OSD does.
+func (d *placedDriver) crash() {
+	s := d.s
+	s.closeMu.Lock()
+	s.closed = true
+	s.files.closeAll()
+	_ = s.wal.Close()
+	_ = s.syncer.close()
+	_ = s.db.Close()
+	_ = unlockDir(s.lock)
+	s.closeMu.Unlock()
+	cfg := s.cfg
+	cfg.placeWrites = d.rng.IntN(4) != 0 && !*noPlace // a store with placed entries opens either way
+	var err error
+	if d.s, err = Open(cfg); err != nil {
+		d.fail("reopen after crash: %v", err)
+	}
+	d.trace = append(d.trace, fmt.Sprintf("crash (placing %v)", cfg.placeWrites))
+	d.model = model{}
+	for _, pg := range d.pgs {
+		l := d.logs[pg]
+		st, err := d.s.LoadRaft(pg)
+		if err != nil {
+			d.fail("LoadRaft after crash: %v", err)
+		}
+		if st.LastIndex != l.last {
+			d.fail("after crash %s log ends at %d, want %d", pg, st.LastIndex, l.last)
+		}
+		c := uint64(0)
+		if len(st.ApplyState) == 8 {
+			c = binary.BigEndian.Uint64(st.ApplyState)
+		}
+		if c != l.durable {
+			d.fail("after crash %s durable apply state is %d, want %d", pg, c, l.durable)
+		}
+		was := l.applied
+		l.applied, l.applyState = c, c
+		for i := uint64(1); i <= c; i++ {
+			if op, ok := l.history[i]; ok {
+				op.applyTo(d.model, pg, i)
+			}
+		}
+		d.s.Recover(pg, l.last)
+		// Re-apply what was applied before the crash: until then the
+		// objects may be ahead of the model (as the OSD's are until its
+		// replay ends; nothing reads them meanwhile).
+		if was > c {
+			d.replay(pg, was)
+		}
+	}
+}
+
+// replay applies pg's stored entries up to target, in batches of a few.
+func (d *placedDriver) replay(pg PG, target uint64) {
+	l := d.logs[pg]
+	for l.applied < target {
+		upTo := min(target, l.applied+1+d.rng.Uint64N(3))
+		got, err := d.s.Entries(pg, l.applied+1, upTo+1, 1<<30)
+		if err != nil {
+			d.fail("Entries(%s, %d, %d) to replay: %v", pg, l.applied+1, upTo+1, err)
+		}
+		b := d.s.NewBatch()
+		for k, e := range got {
+			idx := l.applied + 1 + uint64(k)
+			if !bytes.Equal(e, l.ents[idx]) {
+				d.fail("replay: Entries(%s) returned a different entry %d", pg, idx)
+			}
+			if err := decodeTestOp(e).addTo(b, pg, idx); err != nil {
+				d.fail("replay %s %d: %v", pg, idx, err)
+			}
+		}
+		if err := b.SetApplyState(pg, binary.BigEndian.AppendUint64(nil, upTo)); err != nil {
+			d.fail("SetApplyState: %v", err)
+		}
+		if err := b.Commit(); err != nil {
+			d.fail("replay commit: %v", err)
+		}
+		for idx := l.applied + 1; idx <= upTo; idx++ {
+			l.history[idx].applyTo(d.model, pg, idx)
+		}
+		l.applied, l.applyState = upTo, upTo
+		d.trace = append(d.trace, fmt.Sprintf("replay %s through %d%s", pg, upTo, d.debugMeta(pg)))
+	}
+}
+
+// TestPlacedLog drives a store that places large writes through appends,
+// replaced suffixes, commits, applies, compactions, checkpoints, discards
+// and crashes, and checks the log's entries and the objects against a
+// naive model after each step.
+func TestPlacedLog(t *testing.T) {
+	seeds := 30
+	if testing.Short() {
+		seeds = 8
+	}
+	if *placeSeeds > 0 {
+		seeds = *placeSeeds
+	}
+	var total struct{ placed, flipped, converted int64 }
+	for seed := uint64(1); seed <= uint64(seeds); seed++ {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.placeWrites = !*noPlace
+			s, err := Open(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := &placedDriver{t: t, rng: rand.New(rand.NewPCG(seed, 11)), s: s, bs: int64(cfg.BlockSize),
+				pgs: []PG{{1, 0}, {1, 1}}, names: []string{"a", "b"}, logs: map[PG]*driverLog{}, model: model{}}
+			for _, pg := range d.pgs {
+				d.logs[pg] = &driverLog{first: 1, ents: map[uint64][]byte{}, history: map[uint64]testOp{}}
+			}
+			defer func() { _ = d.s.Close() }()
+			for step := 0; step < 150; step++ {
+				switch r := d.rng.IntN(20); {
+				case r < 14:
+					d.batch()
+				case r < 16:
+					d.checkpoint()
+				case r < 17:
+					d.crash()
+				default:
+					pg := d.pgs[d.rng.IntN(2)]
+					_, _ = d.s.List(pg, "", "", 0) // writes metas behind: they may get ahead
+					d.trace = append(d.trace, fmt.Sprintf("list %s", pg))
+				}
+				d.checkEntries()
+				d.checkObjects()
+			}
+			for _, pg := range d.pgs {
+				l := d.logs[pg]
+				l.commit = l.last
+			}
+			for range 10 {
+				d.batch()
+			}
+			d.checkObjects()
+			st := &d.s.stats
+			total.placed += st.placed.Load()
+			total.flipped += st.flipped.Load()
+			total.converted += st.converted.Load()
+		})
+	}
+	// Each path must have run, or the test proves nothing about it.
+	t.Logf("placed %d, applied by flip %d, converted %d (last store of each seed)", total.placed, total.flipped, total.converted)
+	if total.placed == 0 || total.flipped == 0 || total.converted == 0 {
+		t.Fatalf("a placement path never ran: placed %d, flipped %d, converted %d", total.placed, total.flipped, total.converted)
+	}
+}
+
+// debugMeta describes pg's objects for the trace: size, stored blocks as
+// block@slot, and placements in the log with their slot runs.
+func (d *placedDriver) debugMeta(pg PG) string {
+	out := ""
+	for _, name := range d.names {
+		m, found, _ := d.s.currentMeta(loc{pg: pg, object: name, block: -1})
+		if !found {
+			continue
+		}
+		out += fmt.Sprintf(" [%s: size %d:", name, m.size)
+		for i := range nblocks(m.size, d.bs) {
+			if m.has(i) {
+				out += fmt.Sprintf(" %d@%d", i, m.slot(i))
+			}
+		}
+		d.s.placeMu.Lock()
+		for idx, pl := range d.s.placements[pg] {
+			if pl.rec.name == name {
+				out += fmt.Sprintf(" P%d%v", idx, pl.runs(d.bs))
+			}
+		}
+		d.s.placeMu.Unlock()
+		out += "]"
+	}
+	return out
+}
