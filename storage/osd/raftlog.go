@@ -8,6 +8,8 @@ import (
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 )
 
 // raftLog implements raft.Storage for one PG over the Store. Entries live on
@@ -244,6 +246,7 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 		*arena = make([]byte, 0, max(2*cap(a), need))
 	}
 	raw := make([][]byte, len(ents))
+	var places []chunkstore.Place
 	for i, e := range ents {
 		start := len(*arena)
 		// The sizes were just computed (and cached in e) by proto.Size.
@@ -253,8 +256,30 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 		}
 		*arena = out
 		raw[i] = out[start:len(out):len(out)]
+		if p, ok := placeOf(e, len(raw[i])); ok {
+			places = append(places, chunkstore.Place{Entry: i, Object: p.Object, Offset: p.Offset, Lo: p.Lo, Hi: p.Hi})
+		}
 	}
-	return b.AppendEntries(l.pg, ents[0].GetIndex(), raw)
+	return b.AppendPlaced(l.pg, ents[0].GetIndex(), raw, places)
+}
+
+// placeMinBytes is the smallest write whose entry names its data to the
+// store for placing (docs/design-big-writes.md): below it the store's
+// extra sync costs more than writing the data twice.
+const placeMinBytes = 64 << 10
+
+// placeOf names the data of e's write inside e's marshalled bytes (n of
+// them), for a write of at least placeMinBytes. The op's data is the end
+// of e's data, which protobuf writes last (TestPlaceOfLayout).
+func placeOf(e *pb.Entry, n int) (chunkstore.Place, bool) {
+	if e.GetType() != pb.EntryNormal || len(e.GetData()) < placeMinBytes {
+		return chunkstore.Place{}, false
+	}
+	o, err := decodeOp(e.GetData())
+	if err != nil || o.Kind != opWrite || len(o.Data) < placeMinBytes {
+		return chunkstore.Place{}, false
+	}
+	return chunkstore.Place{Object: o.Object, Offset: o.Offset, Lo: n - len(o.Data), Hi: n}, true
 }
 
 func (l *raftLog) commitAppend(ents []*pb.Entry) {

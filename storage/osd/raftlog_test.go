@@ -161,3 +161,37 @@ func TestRaftLogCommitBehindApplied(t *testing.T) {
 		t.Fatalf("Recover through %d, want 10 (the last log index)", st.through)
 	}
 }
+
+// TestPlaceOfLayout: the place the OSD names is exactly the op's data in
+// the entry as marshalled, for writes of the placing size, and nothing
+// else is placed.
+func TestPlaceOfLayout(t *testing.T) {
+	data := make([]byte, placeMinBytes+4096)
+	for i := range data {
+		data[i] = byte(i*7 + 1)
+	}
+	for _, tc := range []struct {
+		o    op
+		want bool
+	}{
+		{op{Kind: opWrite, ReqID: 9, Object: "img.0001", Offset: 1 << 20, Data: data}, true},
+		{op{Kind: opWrite, Object: "x", Data: data[:placeMinBytes-1]}, false},
+		{op{Kind: opZero, Object: "x", Length: 1 << 20}, false},
+	} {
+		e := &pb.Entry{Term: new(uint64(3)), Index: new(uint64(1 << 40)), Type: pb.EntryNormal.Enum(), Data: encodeOp(&tc.o)}
+		raw, err := proto.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := placeOf(e, len(raw))
+		if ok != tc.want {
+			t.Fatalf("%v: placed %v, want %v", tc.o.Kind, ok, tc.want)
+		}
+		if !ok {
+			continue
+		}
+		if p.Object != tc.o.Object || p.Offset != tc.o.Offset || !bytes.Equal(raw[p.Lo:p.Hi], tc.o.Data) || p.Hi != len(raw) {
+			t.Fatalf("place %+v does not name the op's data in the marshalled entry", p)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"slices"
 
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 )
 
@@ -59,6 +60,9 @@ func (g *groupedBatch) add(pg PG, kind string, do func(b Batch) error) error {
 
 func (g *groupedBatch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
 	return g.add(pg, "append", func(b Batch) error { return b.AppendEntries(pg, first, ents) })
+}
+func (g *groupedBatch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunkstore.Place) error {
+	return g.add(pg, "append", func(b Batch) error { return b.AppendPlaced(pg, first, ents, places) })
 }
 func (g *groupedBatch) SetHardState(pg PG, hs []byte) error {
 	return g.add(pg, "hardstate", func(b Batch) error { return b.SetHardState(pg, hs) })

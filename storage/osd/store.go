@@ -30,6 +30,9 @@ type Store interface {
 // has returned, not before.
 type Batch interface {
 	AppendEntries(pg PG, first uint64, ents [][]byte) error
+	// AppendPlaced is AppendEntries naming the large writes in ents, which
+	// the store may keep once, in the object files (chunkstore.Place).
+	AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunkstore.Place) error
 	SetHardState(pg PG, hs []byte) error
 	SetApplyState(pg PG, st []byte) error
 	CompactLog(pg PG, upTo uint64) error
