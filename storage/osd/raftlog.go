@@ -328,7 +328,11 @@ func (l *raftLog) trimTail(keepFrom uint64) {
 	drop := 0
 	start := l.last + 1 - uint64(len(l.tail))
 	over := func() bool { return len(l.tail)-drop > tailMaxEntries || l.tailBytes > tailMaxBytes }
-	for drop < len(l.tail)-1 && ((start+uint64(drop) <= l.applied && over()) || start+uint64(drop) < keepFrom || l.tailBytes > tailMaxPending) {
+	// The newest entry stays unless it is applied and alone passes the
+	// bounds: a follower's large entry is a slice of the frame it came in
+	// (decodeRaftMsg), and keeping it would keep the frame.
+	for drop < len(l.tail) && (drop < len(l.tail)-1 || over()) &&
+		((start+uint64(drop) <= l.applied && over()) || start+uint64(drop) < keepFrom || l.tailBytes > tailMaxPending) {
 		l.tailBytes -= len(l.tail[drop].GetData())
 		drop++
 	}

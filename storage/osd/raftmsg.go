@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"bytes"
 	"fmt"
 
 	pb "go.etcd.io/raft/v3/raftpb"
@@ -44,7 +45,19 @@ func decodeRaftMsg(wm *wire.RaftMsg) (*pb.Message, error) {
 	}
 	m.Entries = make([]*pb.Entry, len(wm.Ents))
 	for i, x := range wm.Ents {
-		m.Entries[i] = &pb.Entry{Term: new(x.Term), Index: new(x.Index), Type: new(pb.EntryType(x.Type)), Data: x.Data}
+		data := x.Data
+		if len(data) < aliasMinBytes {
+			data = bytes.Clone(data)
+		}
+		m.Entries[i] = &pb.Entry{Term: new(x.Term), Index: new(x.Index), Type: new(pb.EntryType(x.Type)), Data: data}
 	}
 	return m, nil
 }
+
+// aliasMinBytes is the smallest entry decodeRaftMsg leaves as a slice of
+// the received frame. A smaller one is copied: a PG's log cache can keep
+// its last small entries for long (an idle PG), and each would keep a
+// whole frame of other PGs' data alive. A large entry is released once
+// applied (raftLog.trimTail), as are the others of its frame, which were
+// in flight together.
+const aliasMinBytes = 64 << 10
