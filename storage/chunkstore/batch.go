@@ -44,6 +44,7 @@ type Batch struct {
 	placed    []*placement  // placements made by AppendPlaced
 	syncFiles []*objFile    // their files: synced before the WAL commit, put after
 	left      []leftClaim   // slots blocks left while applying (placing stores only)
+	failed    error         // an AppendPlaced that failed half-way: Commit refuses
 }
 
 type opKind uint8
@@ -108,6 +109,9 @@ func (b *Batch) usable() error {
 	if b.done {
 		return fmt.Errorf("%w: batch already committed or discarded", ErrInvalid)
 	}
+	if b.failed != nil {
+		return fmt.Errorf("chunkstore: batch unusable after a failed append: %w", b.failed)
+	}
 	return nil
 }
 
@@ -119,6 +123,10 @@ func (b *Batch) usable() error {
 // and restart from the durable state.
 func (b *Batch) Commit() error {
 	if err := b.usable(); err != nil {
+		if b.failed != nil && !b.done {
+			b.done = true
+			b.release()
+		}
 		return err
 	}
 	b.done = true

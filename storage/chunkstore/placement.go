@@ -75,6 +75,20 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	if err != nil {
 		return err
 	}
+	seen := make(map[int]bool, len(places))
+	for _, p := range places {
+		if p.Entry < 0 || p.Entry >= len(ents) || seen[p.Entry] {
+			return fmt.Errorf("chunkstore: append placed pg %s: %w: place for entry %d", pg, ErrInvalid, p.Entry)
+		}
+		seen[p.Entry] = true
+		l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
+		if p.Lo < 0 || p.Hi > len(ents[p.Entry]) || p.Lo >= p.Hi {
+			return l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes", ErrInvalid, p.Lo, p.Hi, len(ents[p.Entry])))
+		}
+		if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
+			return err
+		}
+	}
 	if first <= bd[1] { // replacing entries placed earlier in this batch
 		b.placed = slices.DeleteFunc(b.placed, func(q *placement) bool { return q.pg == pg && q.index >= first })
 	}
@@ -84,11 +98,9 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 		out = slices.Clone(ents)
 		marks = make([]bool, len(ents))
 		for _, p := range places {
-			if p.Entry < 0 || p.Entry >= len(ents) || marks[p.Entry] {
-				return fmt.Errorf("chunkstore: append placed pg %s: %w: place for entry %d", pg, ErrInvalid, p.Entry)
-			}
 			pl, err := b.place(pg, first+uint64(p.Entry), ents[p.Entry], p)
 			if err != nil {
+				b.failed = err // the batch's placements no longer match its log records
 				return err
 			}
 			if pl != nil {
@@ -140,12 +152,6 @@ func (b *Batch) logRange(pg PG, first uint64) ([2]uint64, error) {
 func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, error) {
 	s := b.s
 	l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
-	if p.Lo < 0 || p.Hi > len(entry) || p.Lo >= p.Hi {
-		return nil, l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes", ErrInvalid, p.Lo, p.Hi, len(entry)))
-	}
-	if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
-		return nil, err
-	}
 	id := newObjID(pg, p.Object)
 	bs := int64(s.cfg.BlockSize)
 	if p.Offset%bs != 0 || int64(p.Hi-p.Lo)%bs != 0 {

@@ -548,3 +548,48 @@ func (d *placedDriver) debugMeta(pg PG) string {
 	}
 	return out
 }
+
+// TestAppendPlacedBadPlaces: a place outside its entry, a duplicate place
+// or a bad range is ErrInvalid and changes nothing, so the placements made
+// before it in the batch still commit and read back.
+func TestAppendPlacedBadPlaces(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.placeWrites = true
+	s := openStore(t, cfg)
+	data := pattern(7, 4<<12)
+	good := testOp{kind: opWrite, name: "o", off: 0, data: data}
+	e1 := good.encode()
+	b := s.NewBatch()
+	defer b.Discard()
+	if err := b.AppendPlaced(pg1, 1, [][]byte{e1}, []Place{{Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e1)}}); err != nil {
+		t.Fatal(err)
+	}
+	e2 := good.encode()
+	for _, bad := range [][]Place{
+		{{Entry: 0, Object: "o", Lo: 10, Hi: 5}},
+		{{Entry: 0, Object: "o", Lo: 0, Hi: len(e2) + 1}},
+		{{Entry: 1, Object: "o", Lo: 0, Hi: 1}},
+		{{Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e2)}, {Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e2)}},
+		{{Entry: 0, Object: "", Lo: good.headerLen(), Hi: len(e2)}},
+		{{Entry: 0, Object: "o", Offset: -4096, Lo: good.headerLen(), Hi: len(e2)}},
+	} {
+		wantErr(t, b.AppendPlaced(pg1, 2, [][]byte{e2}, bad), ErrInvalid)
+	}
+	if err := b.Write(pg1, "o", 0, data, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.stats.placed.Load() != 1 || s.stats.flipped.Load() != 1 {
+		t.Fatalf("placed %d, flipped %d; want 1, 1", s.stats.placed.Load(), s.stats.flipped.Load())
+	}
+	got, err := s.Entries(pg1, 1, 2, 1<<20)
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0], e1) {
+		t.Fatalf("Entries = %d entries, %v; want the placed entry rebuilt", len(got), err)
+	}
+	if st, _ := s.LoadRaft(pg1); st.LastIndex != 1 {
+		t.Fatalf("log ends at %d, want 1: a refused append changed it", st.LastIndex)
+	}
+	checkObject(t, s, pg1, "o", data, 1)
+}
