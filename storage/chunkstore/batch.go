@@ -139,10 +139,8 @@ func (b *Batch) Commit() error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	s.placeMu.Lock()
-	flips, convert, err := b.planPlacements()
-	if err == nil {
-		err = b.rewriteInline(convert)
-	}
+	flips, convert := b.planPlacements()
+	err := b.rewriteInline(convert)
 	if err == nil {
 		err = b.syncPlaced()
 	}

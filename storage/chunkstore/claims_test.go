@@ -21,6 +21,31 @@ func (n naiveClaims) add(pg PG, name string, i int64, slot int, cl claim) {
 	n[k] = append(n[k], cl)
 }
 
+// addRuns adds cl on every block of runs, in its run's slot.
+func (n naiveClaims) addRuns(pg PG, name string, runs []slotRun, cl claim) {
+	for _, r := range runs {
+		for i := r.lo; i < r.hi; i++ {
+			n.add(pg, name, i, r.slot, cl)
+		}
+	}
+}
+
+// randomRuns is 1-3 runs of up to 4 blocks below blocks, each in a random
+// slot, adjacent or (with gaps) sometimes a block apart.
+func randomRuns(rng *rand.Rand, blocks int64, gaps bool) []slotRun {
+	var runs []slotRun
+	lo := rng.Int64N(blocks)
+	for r := rng.IntN(3) + 1; r > 0 && lo < blocks; r-- {
+		hi := min(lo+rng.Int64N(4)+1, blocks)
+		runs = append(runs, slotRun{lo: lo, hi: hi, slot: rng.IntN(2)})
+		lo = hi
+		if gaps {
+			lo += rng.Int64N(2)
+		}
+	}
+	return runs
+}
+
 func (n naiveClaims) drop(pred func(k naiveSlot, cl claim) bool) {
 	for k, cls := range n {
 		var keep []claim
@@ -77,19 +102,9 @@ func TestClaimsAgainstNaive(t *testing.T) {
 			case 0, 1, 2: // a placement of 1-3 runs
 				next[pg]++
 				idx := next[pg]
-				var runs []slotRun
-				lo := rng.Int64N(blocks)
-				for r := rng.IntN(3) + 1; r > 0 && lo < blocks; r-- {
-					hi := min(lo+rng.Int64N(4)+1, blocks)
-					runs = append(runs, slotRun{lo: lo, hi: hi, slot: rng.IntN(2)})
-					lo = hi
-				}
+				runs := randomRuns(rng, blocks, false)
 				c.placed(pg, name, idx, runs)
-				for _, r := range runs {
-					for i := r.lo; i < r.hi; i++ {
-						n.add(pg, name, i, r.slot, claim{kind: claimLogged, index: idx})
-					}
-				}
+				n.addRuns(pg, name, runs, claim{kind: claimLogged, index: idx})
 			case 3: // an entry rewritten inline
 				idx := rng.Uint64N(next[pg] + 1)
 				c.released(pg, idx)
@@ -105,19 +120,9 @@ func TestClaimsAgainstNaive(t *testing.T) {
 			case 6: // blocks left their slots
 				next[pg]++
 				idx := next[pg]
-				var runs []slotRun
-				lo := rng.Int64N(blocks)
-				for r := rng.IntN(3) + 1; r > 0 && lo < blocks; r-- {
-					hi := min(lo+rng.Int64N(4)+1, blocks)
-					runs = append(runs, slotRun{lo: lo, hi: hi, slot: rng.IntN(2)})
-					lo = hi + rng.Int64N(2)
-				}
+				runs := randomRuns(rng, blocks, true)
 				c.left(pg, name, idx, runs)
-				for _, r := range runs {
-					for i := r.lo; i < r.hi; i++ {
-						n.add(pg, name, i, r.slot, claim{kind: claimLeft, index: idx})
-					}
-				}
+				n.addRuns(pg, name, runs, claim{kind: claimLeft, index: idx})
 			case 7:
 				through := rng.Uint64N(next[pg] + 1)
 				c.checkpointed(pg, through)

@@ -51,11 +51,9 @@ type placement struct {
 	pg    PG
 	index uint64
 	rec   *placedRecord
+	runs  []slotRun // rec.slotRuns: the blocks each slot holds
 	entry []byte
 }
-
-// runs is the block range each slot of p holds.
-func (p *placement) runs(bs int64) []slotRun { return p.rec.slotRuns(bs) }
 
 // AppendPlaced is AppendEntries where the writes that places name may be
 // stored once, in the object's file, with the log keeping only where they
@@ -164,7 +162,7 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		}
 	}
 	s.locks[id.stripe()].RLock()
-	m, _, err := s.currentMeta(l)
+	m, _, err := s.cachedMeta(l)
 	s.locks[id.stripe()].RUnlock()
 	if err != nil {
 		return nil, err
@@ -194,31 +192,21 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	}
 	s.files.markDirty(id.rel())
 	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
-	pl := &placement{pg: pg, index: index, rec: rec, entry: entry}
+	pl := &placement{pg: pg, index: index, rec: rec, runs: rec.slotRuns(bs), entry: entry}
 	b.placed = append(b.placed, pl)
 	s.stats.placed.Add(1)
 	return pl, nil
 }
 
-// currentMeta is the object's meta as applied so far (cache, backlog,
-// badger); the caller holds its stripe lock.
-func (s *Store) currentMeta(l loc) (objMeta, bool, error) {
-	if m, found, ok := s.metas.get(l.pg, l.object); ok {
-		return m, found, nil
-	}
-	if m, found, ok := s.backlog.get(metaKeyT{l.pg, l.object}); ok {
-		return m, found, nil
-	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
-	return readMeta(txn, l, int64(s.cfg.BlockSize))
-}
-
 // syncPlaced makes the slots this batch's placements wrote durable, with
 // the directory entries of their files, before the WAL points at them.
 func (b *Batch) syncPlaced() error {
-	dirs := map[string]bool{}
+	dirs, synced := map[string]bool{}, map[string]bool{}
 	for _, of := range b.syncFiles {
+		if synced[of.rel] {
+			continue // several placements in one file
+		}
+		synced[of.rel] = true
 		if err := fdatasync(of.f); err != nil {
 			return fmt.Errorf("chunkstore: sync placed blocks of %s: %w", of.rel, err)
 		}

@@ -12,14 +12,13 @@ import (
 // new placements take theirs. The caller holds placeMu.
 func (b *Batch) notePlacements(convert map[placeKey]*placement) {
 	s := b.s
-	bs := int64(s.cfg.BlockSize)
 	for pg, t := range b.truncs {
 		s.forgetPlacements(pg, func(idx uint64) bool { return idx >= t })
 		s.claims.truncated(pg, t)
 	}
 	for _, pl := range b.placed {
 		if convert[placeKey{pl.pg, pl.index}] == nil {
-			s.addPlacement(&placement{pg: pl.pg, index: pl.index, rec: pl.rec}, bs)
+			s.addPlacement(&placement{pg: pl.pg, index: pl.index, rec: pl.rec, runs: pl.runs})
 		}
 	}
 	for k := range convert {
@@ -30,12 +29,12 @@ func (b *Batch) notePlacements(convert map[placeKey]*placement) {
 
 // addPlacement records a placement in the log and claims its slots. The
 // caller holds placeMu.
-func (s *Store) addPlacement(pl *placement, bs int64) {
+func (s *Store) addPlacement(pl *placement) {
 	if s.placements[pl.pg] == nil {
 		s.placements[pl.pg] = map[uint64]*placement{}
 	}
 	s.placements[pl.pg][pl.index] = pl
-	s.claims.placed(pl.pg, pl.rec.name, pl.index, pl.runs(bs))
+	s.claims.placed(pl.pg, pl.rec.name, pl.index, pl.runs)
 }
 
 // forgetPlacements drops pg's placements whose index gone says; the caller
@@ -66,7 +65,7 @@ func (s *Store) loadPlacements() error {
 			if err != nil {
 				return &CorruptError{Op: "open", PG: pg, Block: -1, Detail: fmt.Sprintf("placed entry %d", idx), Err: err}
 			}
-			s.addPlacement(&placement{pg: pg, index: idx, rec: rec}, bs)
+			s.addPlacement(&placement{pg: pg, index: idx, rec: rec, runs: rec.slotRuns(bs)})
 		}
 	}
 	return nil
@@ -109,6 +108,9 @@ func (b *Batch) noteApplied() {
 			s.claims.left(lc.pg, lc.name, lc.index, lc.runs)
 		}
 		s.placeMu.Unlock()
+	}
+	if !s.cfg.placeWrites {
+		return // the versions only release left claims, which placing makes
 	}
 	s.mu.Lock()
 	for i := range b.ops {

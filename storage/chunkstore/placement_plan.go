@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 )
@@ -30,10 +31,10 @@ func (s *Store) opBlocks(op *queuedOp, created bool) (lo, hi int64) {
 // batch's operations touch their slots). It iterates to a fixed point: a
 // converted placement applied in this batch is applied in place, and so
 // touches in its turn. The caller holds placeMu.
-func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey]*placement, err error) {
+func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey]*placement) {
 	s := b.s
 	if len(s.placements) == 0 && len(b.placed) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
 	p := planner{b: b, mine: map[placeKey]*placement{}, created: map[int]bool{}}
 	for _, pl := range b.placed {
@@ -43,8 +44,7 @@ func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey
 	for changed := true; changed; {
 		changed = false
 		for i := range b.ops {
-			op := &b.ops[i]
-			if pl := p.lookup(op.id.pg, op.version); pl != nil && b.isFlip(op, pl) && convert[placeKey{op.id.pg, op.version}] == nil {
+			if p.flipOf(i, convert) != nil {
 				continue
 			}
 			for _, pl := range p.touching(i) {
@@ -57,12 +57,22 @@ func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey
 	}
 	flips = map[int]*placement{}
 	for i := range b.ops {
-		op := &b.ops[i]
-		if pl := p.lookup(op.id.pg, op.version); pl != nil && b.isFlip(op, pl) && convert[placeKey{op.id.pg, op.version}] == nil {
+		if pl := p.flipOf(i, convert); pl != nil {
 			flips[i] = pl
 		}
 	}
-	return flips, convert, nil
+	return flips, convert
+}
+
+// flipOf is the placement op i applies by flipping, or nil: the op is the
+// write a placement was made from, and that placement is not converted.
+func (p *planner) flipOf(i int, convert map[placeKey]*placement) *placement {
+	op := &p.b.ops[i]
+	pl := p.lookup(op.id.pg, op.version)
+	if pl == nil || !p.b.isFlip(op, pl) || convert[placeKey{op.id.pg, op.version}] != nil {
+		return nil
+	}
+	return pl
 }
 
 // placeKey names a placement by PG and index.
@@ -114,12 +124,11 @@ func (p *planner) touching(i int) []*placement {
 			out = append(out, pl)
 		}
 	}
-	bs := int64(s.cfg.BlockSize)
 	for _, pl := range b.placed {
 		if pl.pg != pg || pl.rec.name != name {
 			continue
 		}
-		for _, r := range pl.runs(bs) {
+		for _, r := range pl.runs {
 			if r.lo < hi && lo < r.hi {
 				out = append(out, pl)
 				break
@@ -147,7 +156,7 @@ func (p *planner) createsObject(i int) bool {
 	if !created {
 		l := loc{op: "plan", pg: op.id.pg, object: op.id.name, block: -1}
 		s.locks[op.id.stripe()].RLock()
-		_, found, err := s.currentMeta(l)
+		_, found, err := s.cachedMeta(l)
 		s.locks[op.id.stripe()].RUnlock()
 		created = err != nil || !found
 	}
@@ -168,10 +177,7 @@ func (b *Batch) isFlip(op *queuedOp, pl *placement) bool {
 // them. The caller holds placeMu.
 func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
 	for _, k := range slices.SortedFunc(maps.Keys(convert), func(a, c placeKey) int {
-		if a.pg != c.pg {
-			return cmpPG(a.pg, c.pg)
-		}
-		return cmpU64(a.index, c.index)
+		return cmp.Or(cmp.Compare(a.pg.Pool, c.pg.Pool), cmp.Compare(a.pg.Seq, c.pg.Seq), cmp.Compare(a.index, c.index))
 	}) {
 		pl := convert[k]
 		entry := pl.entry
@@ -185,23 +191,6 @@ func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
 		b.s.stats.converted.Add(1)
 	}
 	return nil
-}
-
-func cmpPG(a, b PG) int {
-	if a.Pool != b.Pool {
-		return cmpU64(uint64(a.Pool), uint64(b.Pool))
-	}
-	return cmpU64(uint64(a.Seq), uint64(b.Seq))
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // rebuildPlaced returns the entry rec was made from, read from its slots.

@@ -527,7 +527,7 @@ func TestPlacedLog(t *testing.T) {
 func (d *placedDriver) debugMeta(pg PG) string {
 	out := ""
 	for _, name := range d.names {
-		m, found, _ := d.s.currentMeta(loc{pg: pg, object: name, block: -1})
+		m, found, _ := d.s.cachedMeta(loc{pg: pg, object: name, block: -1})
 		if !found {
 			continue
 		}
@@ -540,7 +540,7 @@ func (d *placedDriver) debugMeta(pg PG) string {
 		d.s.placeMu.Lock()
 		for idx, pl := range d.s.placements[pg] {
 			if pl.rec.name == name {
-				out += fmt.Sprintf(" P%d%v", idx, pl.runs(d.bs))
+				out += fmt.Sprintf(" P%d%v", idx, pl.runs)
 			}
 		}
 		d.s.placeMu.Unlock()

@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -156,21 +157,11 @@ func (s *Store) ListPGs() ([]PG, error) {
 	}
 	slices.SortFunc(out, func(a, b PG) int {
 		if a.Pool != b.Pool {
-			return cmpU32(a.Pool, b.Pool)
+			return cmp.Compare(a.Pool, b.Pool)
 		}
-		return cmpU32(a.Seq, b.Seq)
+		return cmp.Compare(a.Seq, b.Seq)
 	})
 	return out, nil
-}
-
-func cmpU32(a, b uint32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // cachedMeta returns l's object meta from the cache, the backlog or badger
