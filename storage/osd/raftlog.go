@@ -257,7 +257,8 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 		*arena = out
 		raw[i] = out[start:len(out):len(out)]
 		if p, ok := placeOf(e, len(raw[i])); ok {
-			places = append(places, chunkstore.Place{Entry: i, Object: p.Object, Offset: p.Offset, Lo: p.Lo, Hi: p.Hi})
+			p.Entry = i
+			places = append(places, p)
 		}
 	}
 	return b.AppendPlaced(l.pg, ents[0].GetIndex(), raw, places)
@@ -269,7 +270,7 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 const placeMinBytes = 64 << 10
 
 // placeOf names the data of e's write inside e's marshalled bytes (n of
-// them), for a write of at least placeMinBytes. The op's data is the end
+// them), for a write of at least placeMinBytes; the caller sets Entry. The op's data is the end
 // of e's data, which protobuf writes last (TestPlaceOfLayout).
 func placeOf(e *pb.Entry, n int) (chunkstore.Place, bool) {
 	if e.GetType() != pb.EntryNormal || len(e.GetData()) < placeMinBytes {

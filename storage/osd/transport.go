@@ -114,7 +114,7 @@ func (t *TCPTransport) runPeer(ctx context.Context, p *peerConn) {
 func (t *TCPTransport) pump(ctx context.Context, p *peerConn, conn net.Conn) error {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	hello := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 4, wire.FrameHello}, uint32(t.self))
+	hello := binary.BigEndian.AppendUint32(wire.AppendFrameHeader(nil, wire.FrameHello, 4), uint32(t.self))
 	if _, err := conn.Write(hello); err != nil {
 		return err
 	}

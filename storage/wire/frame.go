@@ -20,12 +20,16 @@ const (
 	// an OSD that sends it is refused (the cluster connection closes).
 )
 
+// AppendFrameHeader appends the 5-byte header of a frame of type typ whose
+// body is n bytes.
+func AppendFrameHeader(b []byte, typ byte, n int) []byte {
+	return append(binary.BigEndian.AppendUint32(b, uint32(n)), typ)
+}
+
 // WriteFrame writes one frame (5-byte header, body) to w. It does not flush.
 func WriteFrame(w *bufio.Writer, typ byte, body []byte) error {
 	var hdr [5]byte
-	binary.BigEndian.PutUint32(hdr[:4], uint32(len(body)))
-	hdr[4] = typ
-	if _, err := w.Write(hdr[:]); err != nil {
+	if _, err := w.Write(AppendFrameHeader(hdr[:0], typ, len(body))); err != nil {
 		return err
 	}
 	_, err := w.Write(body)

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/binary"
 	"io"
 	"net"
 )
@@ -30,9 +29,7 @@ func NewFrameWriter(w io.Writer, size int) *FrameWriter {
 // WriteFrame queues one frame of type typ whose body is head followed by
 // payload. Write errors are the connection's.
 func (fw *FrameWriter) WriteFrame(typ byte, head, payload []byte) error {
-	fw.buf = binary.BigEndian.AppendUint32(fw.buf, uint32(len(head)+len(payload)))
-	fw.buf = append(fw.buf, typ)
-	fw.buf = append(fw.buf, head...)
+	fw.buf = append(AppendFrameHeader(fw.buf, typ, len(head)+len(payload)), head...)
 	if len(payload) >= directPayload {
 		bufs := net.Buffers{fw.buf, payload}
 		_, err := bufs.WriteTo(fw.w)

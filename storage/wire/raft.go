@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
 )
@@ -39,16 +38,24 @@ const (
 //	u32 len, msg, u32 entries, entries × (u64 term, u64 index, u8 type, u32 len, data))
 func AppendRaftBatch(b []byte, from int32, msgs []RaftMsg) []byte {
 	e := enc{b}
+	appendRaftBody(&e, from, msgs, nil)
+	return e.b
+}
+
+// appendRaftBody encodes a raft batch into e. Entry data for which cut
+// returns true is left out of e: the caller sends it beside.
+func appendRaftBody(e *enc, from int32, msgs []RaftMsg, cut func(data []byte) bool) {
 	e.u32(uint32(from))
 	e.u32(uint32(len(msgs)))
 	for _, m := range msgs {
-		appendRaftMsgHead(&e, &m)
+		appendRaftMsgHead(e, &m)
 		for _, x := range m.Ents {
-			appendRaftEntHead(&e, &x)
-			e.b = append(e.b, x.Data...)
+			appendRaftEntHead(e, &x)
+			if cut == nil || !cut(x.Data) {
+				e.b = append(e.b, x.Data...)
+			}
 		}
 	}
-	return e.b
 }
 
 func appendRaftMsgHead(e *enc, m *RaftMsg) {
@@ -68,9 +75,7 @@ func appendRaftEntHead(e *enc, x *RaftEnt) {
 
 // AppendRaftFrame appends a whole raft batch frame (header and body).
 func AppendRaftFrame(b []byte, from int32, msgs []RaftMsg) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(RaftBatchSize(msgs)))
-	b = append(b, FrameRaft)
-	return AppendRaftBatch(b, from, msgs)
+	return AppendRaftBatch(AppendFrameHeader(b, FrameRaft, RaftBatchSize(msgs)), from, msgs)
 }
 
 // RaftBatchSize is the body length AppendRaftBatch would produce.
@@ -106,23 +111,15 @@ func AppendRaftFrameVec(bufs net.Buffers, scratch []byte, from int32, msgs []Raf
 		scratch = make([]byte, 0, max(2*cap(scratch), copied))
 	}
 	mark := len(scratch)
-	e := enc{scratch}
-	e.u32(uint32(RaftBatchSize(msgs)))
-	e.u8(FrameRaft)
-	e.u32(uint32(from))
-	e.u32(uint32(len(msgs)))
-	for _, m := range msgs {
-		appendRaftMsgHead(&e, &m)
-		for _, x := range m.Ents {
-			appendRaftEntHead(&e, &x)
-			if len(x.Data) < directPayload {
-				e.b = append(e.b, x.Data...)
-				continue
-			}
-			bufs = append(bufs, e.b[mark:len(e.b):len(e.b)], x.Data)
-			mark = len(e.b)
+	e := enc{AppendFrameHeader(scratch, FrameRaft, RaftBatchSize(msgs))}
+	appendRaftBody(&e, from, msgs, func(data []byte) bool {
+		if len(data) < directPayload {
+			return false
 		}
-	}
+		bufs = append(bufs, e.b[mark:len(e.b):len(e.b)], data)
+		mark = len(e.b)
+		return true
+	})
 	if mark < len(e.b) {
 		bufs = append(bufs, e.b[mark:len(e.b):len(e.b)])
 	}
