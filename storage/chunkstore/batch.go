@@ -87,6 +87,11 @@ const maxSpareWAL = 32 << 20
 
 // release hands the WAL batch back for the next Batch to reuse.
 func (b *Batch) release() {
+	if len(b.placed) > 0 {
+		b.s.placeMu.Lock()
+		b.s.placeLanded(b.placed, false) // committed: claimed; failed: the OSD stops
+		b.s.placeMu.Unlock()
+	}
 	for _, of := range b.syncFiles {
 		b.s.files.put(of)
 	}
@@ -173,6 +178,11 @@ func (b *Batch) Commit() error {
 func (b *Batch) Discard() {
 	if !b.done {
 		b.done = true
+		if len(b.placed) > 0 { // written, never logged: stale
+			b.s.placeMu.Lock()
+			b.s.placeLanded(b.placed, true)
+			b.s.placeMu.Unlock()
+		}
 		b.release()
 	}
 }

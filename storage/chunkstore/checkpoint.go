@@ -157,6 +157,7 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 			s.claims.checkpointed(pg, p.through)
 		}
 	}
+	s.reclaimLocked()
 	return nil
 }
 

@@ -39,7 +39,24 @@ type slotRun struct {
 // claims holds the claims of every object, by PG and object name. The zero
 // value is not usable: use newClaims.
 type claims struct {
-	pgs map[PG]map[string][]claim
+	pgs  map[PG]map[string][]claim
+	gone []staleRun // slots of claims released since takeGone: maybe stale now
+}
+
+// staleRun is blocks [run.lo, run.hi) of object name in slot run.slot,
+// whose claim was released: reclaim punches the blocks of it that are
+// neither current nor claimed again (reclaim.go).
+type staleRun struct {
+	pg   PG
+	name string
+	run  slotRun
+}
+
+// takeGone returns the runs of the claims released since the last call.
+func (c *claims) takeGone() []staleRun {
+	g := c.gone
+	c.gone = nil
+	return g
 }
 
 func newClaims() *claims { return &claims{pgs: map[PG]map[string][]claim{}} }
@@ -98,7 +115,8 @@ func (c *claims) compacted(pg PG, below uint64) {
 	c.filter(pg, func(cl claim) bool { return cl.kind == claimLogged && cl.index < below })
 }
 
-// dropPG forgets every claim of pg (its log is gone).
+// dropPG forgets every claim of pg (its log is gone; its objects go with
+// it, so nothing is left to reclaim).
 func (c *claims) dropPG(pg PG) { delete(c.pgs, pg) }
 
 // free reports whether a large write may be placed in slot of block i.
@@ -136,6 +154,8 @@ func (c *claims) filter(pg PG, drop func(cl claim) bool) {
 		for _, cl := range cls {
 			if !drop(cl) {
 				keep = append(keep, cl)
+			} else {
+				c.gone = append(c.gone, staleRun{pg: pg, name: name, run: slotRun{lo: cl.lo, hi: cl.hi, slot: cl.slot}})
 			}
 		}
 		clear(cls[len(keep):])

@@ -204,6 +204,7 @@ func (r *placedRecord) writeSlots(b *blockIO, data []byte) error {
 		if _, err := b.f.WriteAt(sums, b.sumOff(run.lo, run.slot)); err != nil {
 			return b.l.wrap(fmt.Errorf("write placed checksums: %w", err))
 		}
+		startWriteback(b.f, b.dataOff(run.lo, run.slot), (run.hi-run.lo)*b.bs)
 	}
 	return nil
 }

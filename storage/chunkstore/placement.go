@@ -34,6 +34,7 @@ type placeStats struct {
 	placed    atomic.Int64 // entries whose data went to slots
 	flipped   atomic.Int64 // placed entries applied by flipping slots
 	converted atomic.Int64 // placed entries rewritten inline
+	reclaimed atomic.Int64 // stale slot blocks punched (reclaim.go)
 }
 
 // Place names the data of a large write inside one raft entry passed to
@@ -88,7 +89,17 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 		}
 	}
 	if first <= bd[1] { // replacing entries placed earlier in this batch
-		b.placed = slices.DeleteFunc(b.placed, func(q *placement) bool { return q.pg == pg && q.index >= first })
+		var gone []*placement
+		b.placed = slices.DeleteFunc(b.placed, func(q *placement) bool {
+			if q.pg == pg && q.index >= first {
+				gone = append(gone, q)
+				return true
+			}
+			return false
+		})
+		b.s.placeMu.Lock()
+		b.s.placeLanded(gone, true)
+		b.s.placeMu.Unlock()
 	}
 	var marks []bool
 	out := ents
@@ -167,33 +178,40 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	if err != nil {
 		return nil, err
 	}
-	s.placeMu.Lock()
 	slotOf := func(i int64) int { return 1 - m.slot(i) }
-	free := true
-	for i := lo; i < hi; i++ {
-		free = free && s.claims.free(pg, p.Object, i, slotOf(i))
-	}
-	s.placeMu.Unlock()
-	if !free {
-		return nil, nil
-	}
 	of, err := s.files.get(id.rel(), true, false)
 	if err != nil {
 		return nil, l.wrap(err)
 	}
 	bio := s.blockIO(id, of.f, l)
 	rec, data, err := bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
-	if err == nil {
-		err = rec.writeSlots(bio, data)
-	}
 	if err != nil {
+		s.files.put(of)
+		return nil, err
+	}
+	pl := &placement{pg: pg, index: index, rec: rec, runs: rec.slotRuns(bs), entry: entry}
+	// Check the slots and mark them in flight in one step, so that reclaim
+	// (reclaim.go) never punches what is about to be written.
+	s.placeMu.Lock()
+	free := true
+	for i := lo; i < hi; i++ {
+		free = free && s.slotFree(pg, p.Object, i, slotOf(i))
+	}
+	if free {
+		s.placeInFlight(pl)
+	}
+	s.placeMu.Unlock()
+	if !free {
+		s.files.put(of)
+		return nil, nil
+	}
+	b.placed = append(b.placed, pl) // in flight: release forgets it whatever happens next
+	if err := rec.writeSlots(bio, data); err != nil {
 		s.files.put(of)
 		return nil, err
 	}
 	s.files.markDirty(id.rel())
 	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
-	pl := &placement{pg: pg, index: index, rec: rec, runs: rec.slotRuns(bs), entry: entry}
-	b.placed = append(b.placed, pl)
 	s.stats.placed.Add(1)
 	return pl, nil
 }

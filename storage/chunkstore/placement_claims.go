@@ -19,6 +19,8 @@ func (b *Batch) notePlacements(convert map[placeKey]*placement) {
 	for _, pl := range b.placed {
 		if convert[placeKey{pl.pg, pl.index}] == nil {
 			s.addPlacement(&placement{pg: pl.pg, index: pl.index, rec: pl.rec, runs: pl.runs})
+		} else {
+			s.placeLanded([]*placement{pl}, true) // logged whole: its slots are stale
 		}
 	}
 	for k := range convert {

@@ -470,7 +470,7 @@ func TestPlacedLog(t *testing.T) {
 	if *placeSeeds > 0 {
 		seeds = *placeSeeds
 	}
-	var total struct{ placed, flipped, converted int64 }
+	var total struct{ placed, flipped, converted, reclaimed int64 }
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -513,12 +513,15 @@ func TestPlacedLog(t *testing.T) {
 			total.placed += st.placed.Load()
 			total.flipped += st.flipped.Load()
 			total.converted += st.converted.Load()
+			total.reclaimed += st.reclaimed.Load()
 		})
 	}
 	// Each path must have run, or the test proves nothing about it.
-	t.Logf("placed %d, applied by flip %d, converted %d (last store of each seed)", total.placed, total.flipped, total.converted)
-	if total.placed == 0 || total.flipped == 0 || total.converted == 0 {
-		t.Fatalf("a placement path never ran: placed %d, flipped %d, converted %d", total.placed, total.flipped, total.converted)
+	t.Logf("placed %d, applied by flip %d, converted %d, blocks reclaimed %d (last store of each seed)",
+		total.placed, total.flipped, total.converted, total.reclaimed)
+	if total.placed == 0 || total.flipped == 0 || total.converted == 0 || total.reclaimed == 0 {
+		t.Fatalf("a placement path never ran: placed %d, flipped %d, converted %d, reclaimed %d",
+			total.placed, total.flipped, total.converted, total.reclaimed)
 	}
 }
 

@@ -47,6 +47,7 @@ type Store struct {
 	placeMu    sync.Mutex                   // guards the following; see placement.go
 	claims     *claims                      // slots that logged placements hold
 	placements map[PG]map[uint64]*placement // placed entries in the log, by index
+	inflight   map[*placement]struct{}      // placements of batches not yet committed; see reclaim.go
 	stats      placeStats                   // counters of the placement paths
 
 	ckptMu sync.Mutex    // serializes checkpoints

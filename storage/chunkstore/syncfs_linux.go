@@ -72,3 +72,11 @@ func fdatasync(f *os.File) error {
 		}
 	}
 }
+
+// startWriteback asks the kernel to start writing f's dirty pages in
+// [off, off+n) now, without waiting: a later fdatasync then mostly waits
+// for I/O already under way. Advice only, so errors are ignored (the
+// fdatasync reports them).
+func startWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
+}

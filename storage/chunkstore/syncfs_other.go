@@ -16,3 +16,6 @@ func (o *objectSyncer) close() error { return nil }
 
 // fdatasync makes f durable (fsync: no cheaper call everywhere).
 func fdatasync(f *os.File) error { return f.Sync() }
+
+// startWriteback does nothing here: the fdatasync does all the work.
+func startWriteback(*os.File, int64, int64) {}

@@ -1,0 +1,102 @@
+package chunkstore
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestReclaimPunchesStaleSlots: passes of placed writes over one object
+// alternate its blocks between slots; once checkpoints have released the
+// claims, each block is stored once (the other slot punched), the data
+// reads back and the entry still in the log rebuilds from its slots.
+func TestReclaimPunchesStaleSlots(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.placeWrites = true
+	s := openStore(t, cfg)
+	const chunk, span, passes = 64 << 10, 1 << 20, 3
+	index := uint64(0)
+	var want []byte
+	var ents [][]byte
+	for pass := range passes {
+		want = pattern(byte(pass+1), span)
+		for off := 0; off < span; off += chunk {
+			index++
+			op := testOp{kind: opWrite, name: "o", off: int64(off), data: want[off : off+chunk]}
+			e := op.encode()
+			ents = append(ents, e)
+			b := s.NewBatch()
+			if err := b.AppendPlaced(pg1, index, [][]byte{e}, []Place{{Entry: 0, Object: "o", Offset: int64(off), Lo: op.headerLen(), Hi: len(e)}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Write(pg1, "o", int64(off), op.data, index); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetApplyState(pg1, []byte{byte(index)}); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.CompactLog(pg1, index); err != nil { // as the OSD does once applied
+				t.Fatal(err)
+			}
+			if err := b.Commit(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Checkpoint(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := s.stats.placed.Load(); got != int64(len(ents)) {
+		t.Fatalf("placed %d entries, want %d", got, len(ents))
+	}
+	// The last entry is still in the log, rebuilt from its slots.
+	got, err := s.Entries(pg1, index, index+1, 1<<30)
+	if err != nil || len(got) != 1 || !bytes.Equal(got[0], ents[len(ents)-1]) {
+		t.Fatalf("Entries(last) = %d entries, %v; want the last placed entry rebuilt", len(got), err)
+	}
+	checkObject(t, s, pg1, "o", want, index)
+	alloc := allocatedData(t, s, pg1, "o")
+	if alloc[0]+alloc[1] != span {
+		t.Fatalf("data allocated: slot 0 %d, slot 1 %d bytes; want %d in all (one copy per block)", alloc[0], alloc[1], span)
+	}
+	if s.stats.reclaimed.Load() == 0 {
+		t.Fatal("reclaim punched nothing")
+	}
+}
+
+// allocatedData returns how many bytes of each slot's data area of an
+// object's file hold data (SEEK_DATA/SEEK_HOLE).
+func allocatedData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
+	t.Helper()
+	id := newObjID(pg, name)
+	f, err := os.Open(filepath.Join(s.files.root, id.rel()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := s.blockIO(id, f, loc{})
+	var out [2]int64
+	for slot := range 2 {
+		lo, hi := b.dataOff(0, slot), b.dataOff(0, slot)+MaxObjectSize
+		for off := lo; off < hi; {
+			d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+			if errors.Is(err, unix.ENXIO) || (err == nil && d >= hi) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[slot] += min(h, hi) - d
+			off = h
+		}
+	}
+	return out
+}
