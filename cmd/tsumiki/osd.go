@@ -27,11 +27,17 @@ type osdConfig struct {
 	DebugAddr        string  `yaml:"debug_addr" flag:"debug-addr"`
 	MemoryLimitMiB   int64   `yaml:"memory_limit_mib" flag:"memory-limit-mib"`
 	FullRatio        float64 `yaml:"full_ratio" flag:"full-ratio"`
+	LogLargeWrites   bool    `yaml:"log_large_writes" flag:"log-large-writes"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
-	return chunkstore.Config{MemTableSize: c.MemtableMiB << 20, BlockCacheSize: c.BlockCacheMiB << 20, IndexCacheSize: c.IndexCacheMiB << 20}
+	return chunkstore.Config{MemTableSize: c.MemtableMiB << 20, BlockCacheSize: c.BlockCacheMiB << 20, IndexCacheSize: c.IndexCacheMiB << 20,
+		LogLargeWrites: c.LogLargeWrites}
 }
+
+// logLargeWritesHelp is the help of --log-large-writes (osd and up).
+const logLargeWritesHelp = "keep writes of 64 KiB or more whole in the raft log as well as in the object files " +
+	"(twice the device bytes; the default writes them once, into the object files)"
 
 func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f := cmd.Flags()
@@ -48,6 +54,7 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.IndexCacheMiB, "index-cache-mib", 8, "chunk store index cache (MiB)")
 	f.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", 160, "soft limit of the Go heap (MiB): the garbage collector works harder near it; 0 = none")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
+	f.BoolVar(&cfg.LogLargeWrites, "log-large-writes", false, logLargeWritesHelp)
 	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
 }
 

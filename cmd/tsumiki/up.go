@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/image"
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/client"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 	"github.com/tsumiki-storage/tsumiki/storage/mon"
@@ -42,6 +43,7 @@ type upConfig struct {
 	NFSExport     string `yaml:"nfs_export" flag:"nfs-export"`
 	NFSListen     string `yaml:"nfs_listen" flag:"nfs-listen"`
 	NFSPortmap    string `yaml:"nfs_portmap_listen" flag:"nfs-portmap-listen"`
+	LogLarge      bool   `yaml:"log_large_writes" flag:"log-large-writes"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -91,6 +93,7 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.NBDListen, "nbd-listen", DefaultNBDListen, `NBD server address ("off": no NBD server)`)
 	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
 	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
+	f.BoolVar(&cfg.LogLarge, "log-large-writes", false, logLargeWritesHelp)
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.StringVar(&cfg.NFSImage, "nfs-image", "rbd/share", `image the NFS gateway serves, created on first start ("off": no gateway); needs root and the nbd module, else status says why it is not running`)
 	f.StringVar(&cfg.NFSSize, "nfs-size", "10G", "size of that image when it is created (thin)")
@@ -167,6 +170,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
 			ClusterListen: net.JoinHostPort("127.0.0.1", port(cfg.ClusterPort, i)),
 			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
+			Store: chunkstore.Config{LogLargeWrites: cfg.LogLarge},
 			Ready: func(id int32, pub, clu string) {
 				ready <- fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), dir, pub, clu)
 			},

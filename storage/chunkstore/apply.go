@@ -34,7 +34,7 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 		return nil, err
 	}
 	var before objMeta
-	if s.cfg.placeWrites && found {
+	if s.cfg.placeWrites() && found {
 		before = m.clone()
 	}
 	if flip != nil {

@@ -65,13 +65,17 @@ type Config struct {
 	// (use zap.NewNop in tests).
 	Logger *zap.Logger
 
-	// placeWrites lets AppendPlaced store large writes once, in the object
-	// files (placement.go). Unexported and off: only this package's tests
-	// set it until the design's remaining steps land
-	// (docs/design-big-writes.md). Stores that hold placed entries are read
-	// whatever it says.
-	placeWrites bool
+	// LogLargeWrites keeps the large writes AppendPlaced names whole in the
+	// raft log, as AppendEntries does, so their bytes reach the device twice
+	// (log, then object file). By default (false) they are placed: written
+	// once, into the object file's free slots, with the log keeping where
+	// they went (placement.go, docs/design-big-writes.md). A store that
+	// holds placed entries is read correctly either way.
+	LogLargeWrites bool
 }
+
+// placeWrites reports whether AppendPlaced places large writes.
+func (c *Config) placeWrites() bool { return !c.LogLargeWrites }
 
 // Defaults.
 const (

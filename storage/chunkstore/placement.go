@@ -8,11 +8,10 @@ import (
 	"sync/atomic"
 )
 
-// Placed large writes, wired into Batch (docs/design-big-writes.md). Off
-// unless Config.placeWrites is set, which only this package's tests do:
-// the OSD names its large writes (AppendPlaced), and nothing enables
-// placing at runtime until reclaim is built. placement_plan.go plans a
-// commit, placement_claims.go keeps the books.
+// Placed large writes, wired into Batch (docs/design-big-writes.md). On
+// unless Config.LogLargeWrites: the OSD names its large writes
+// (AppendPlaced). placement_plan.go plans a commit, placement_claims.go
+// keeps the books, reclaim.go frees the copies left behind.
 //
 // The rules, each enforced here:
 //   - a placed entry's blocks go into slots that are not current and hold
@@ -103,7 +102,7 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	}
 	var marks []bool
 	out := ents
-	if b.s.cfg.placeWrites && len(places) > 0 {
+	if b.s.cfg.placeWrites() && len(places) > 0 {
 		out = slices.Clone(ents)
 		marks = make([]bool, len(ents))
 		for _, p := range places {

@@ -111,7 +111,7 @@ func (b *Batch) noteApplied() {
 		}
 		s.placeMu.Unlock()
 	}
-	if !s.cfg.placeWrites {
+	if !s.cfg.placeWrites() {
 		return // the versions only release left claims, which placing makes
 	}
 	s.mu.Lock()

@@ -385,12 +385,12 @@ func (d *placedDriver) crash() {
 	_ = unlockDir(s.lock)
 	s.closeMu.Unlock()
 	cfg := s.cfg
-	cfg.placeWrites = d.rng.IntN(4) != 0 && !*noPlace // a store with placed entries opens either way
+	cfg.LogLargeWrites = d.rng.IntN(4) == 0 || *noPlace // a store with placed entries opens either way
 	var err error
 	if d.s, err = Open(cfg); err != nil {
 		d.fail("reopen after crash: %v", err)
 	}
-	d.trace = append(d.trace, fmt.Sprintf("crash (placing %v)", cfg.placeWrites))
+	d.trace = append(d.trace, fmt.Sprintf("crash (placing %v)", cfg.placeWrites()))
 	d.model = model{}
 	for _, pg := range d.pgs {
 		l := d.logs[pg]
@@ -474,7 +474,7 @@ func TestPlacedLog(t *testing.T) {
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			cfg := testConfig(t)
-			cfg.placeWrites = !*noPlace
+			cfg.LogLargeWrites = *noPlace
 			s, err := Open(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -557,7 +557,6 @@ func (d *placedDriver) debugMeta(pg PG) string {
 // before it in the batch still commit and read back.
 func TestAppendPlacedBadPlaces(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.placeWrites = true
 	s := openStore(t, cfg)
 	data := pattern(7, 4<<12)
 	good := testOp{kind: opWrite, name: "o", off: 0, data: data}

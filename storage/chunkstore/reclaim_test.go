@@ -16,7 +16,6 @@ import (
 // reads back and the entry still in the log rebuilds from its slots.
 func TestReclaimPunchesStaleSlots(t *testing.T) {
 	cfg := testConfig(t)
-	cfg.placeWrites = true
 	s := openStore(t, cfg)
 	const chunk, span, passes = 64 << 10, 1 << 20, 3
 	index := uint64(0)
