@@ -86,14 +86,35 @@ type fileCache struct {
 }
 
 type objFile struct {
-	rel  string
-	f    *os.File
-	refs int
-	elem *list.Element // in idle when refs == 0
+	rel    string
+	f      *os.File
+	direct *os.File // O_DIRECT descriptor for placed writes, opened on first use (directOf)
+	refs   int
+	elem   *list.Element // in idle when refs == 0
 }
 
-// close closes the descriptor.
-func (of *objFile) close() { _ = of.f.Close() }
+// close closes the descriptors.
+func (of *objFile) close() {
+	_ = of.f.Close()
+	if of.direct != nil {
+		_ = of.direct.Close()
+	}
+}
+
+// directOf returns of's O_DIRECT descriptor, opening it on first use;
+// the file system's refusal (no O_DIRECT) is returned.
+func (c *fileCache) directOf(of *objFile) (*os.File, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if of.direct == nil {
+		f, err := openDirect(filepath.Join(c.root, of.rel))
+		if err != nil {
+			return nil, err
+		}
+		of.direct = f
+	}
+	return of.direct, nil
+}
 
 func newFileCache(root string, max int) *fileCache {
 	return &fileCache{root: root, max: max, open: map[string]*objFile{}, idle: list.New(),

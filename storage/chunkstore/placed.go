@@ -188,13 +188,21 @@ func (r *placedRecord) rebuild(b *blockIO) ([]byte, error) {
 }
 
 // writeSlots writes r's blocks (data as placeEntry returned it) and their
-// checksums into their slots of b's file, one pwrite of bytes and one of
-// checksums per run. It does not sync: the caller makes the file durable
-// before the log record that points at it.
+// checksums into their slots of b's file, one pwrite of bytes (or several
+// direct ones, when b.direct is set) and one of checksums per run. It does
+// not sync: the caller makes the file durable before the log record that
+// points at it.
 func (r *placedRecord) writeSlots(b *blockIO, data []byte) error {
 	i0 := r.off / b.bs
 	for _, run := range r.slotRuns(b.bs) {
-		if _, err := b.f.WriteAt(data[(run.lo-i0)*b.bs:(run.hi-i0)*b.bs], b.dataOff(run.lo, run.slot)); err != nil {
+		blocks, off := data[(run.lo-i0)*b.bs:(run.hi-i0)*b.bs], b.dataOff(run.lo, run.slot)
+		var err error
+		if b.direct != nil {
+			err = b.writeDirect(blocks, off)
+		} else {
+			_, err = b.f.WriteAt(blocks, off)
+		}
+		if err != nil {
 			return b.l.wrap(fmt.Errorf("write placed blocks: %w", err))
 		}
 		sums := make([]byte, 0, 4*(run.hi-run.lo))
@@ -204,7 +212,9 @@ func (r *placedRecord) writeSlots(b *blockIO, data []byte) error {
 		if _, err := b.f.WriteAt(sums, b.sumOff(run.lo, run.slot)); err != nil {
 			return b.l.wrap(fmt.Errorf("write placed checksums: %w", err))
 		}
-		startWriteback(b.f, b.dataOff(run.lo, run.slot), (run.hi-run.lo)*b.bs)
+		if b.direct == nil {
+			startWriteback(b.f, off, int64(len(blocks)))
+		}
 	}
 	return nil
 }

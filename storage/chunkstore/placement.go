@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+
+	"go.uber.org/zap"
 )
 
 // Placed large writes, wired into Batch (docs/design-big-writes.md). On
@@ -34,6 +36,7 @@ type placeStats struct {
 	flipped   atomic.Int64 // placed entries applied by flipping slots
 	converted atomic.Int64 // placed entries rewritten inline
 	reclaimed atomic.Int64 // stale slot blocks punched (reclaim.go)
+	direct    atomic.Int64 // placed entries written past the page cache (direct.go)
 }
 
 // Place names the data of a large write inside one raft entry passed to
@@ -43,6 +46,11 @@ type Place struct {
 	Object string // the object the entry writes
 	Offset int64  // where the data goes in the object: a multiple of the block size
 	Lo, Hi int    // the data is ents[Entry][Lo:Hi], a whole number of blocks
+	// Direct asks for the data to be written past the page cache
+	// (O_DIRECT, direct.go): for a replica that does not serve reads, so
+	// does not want the bytes cached. Where the file system cannot, it is
+	// written through the page cache as without it.
+	Direct bool
 }
 
 // placement is a placed entry: its record and, for one made by the batch
@@ -183,6 +191,14 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		return nil, l.wrap(err)
 	}
 	bio := s.blockIO(id, of.f, l)
+	if p.Direct && !s.noDirect.Load() {
+		if bio.direct, err = s.files.directOf(of); err != nil {
+			s.noDirect.Store(true)
+			s.log.Warn("chunkstore: the file system refuses O_DIRECT; large writes go through the page cache", zap.Error(err))
+			bio.direct = nil
+		}
+		bio.bufs = s.directBufs
+	}
 	rec, data, err := bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
 	if err != nil {
 		s.files.put(of)
@@ -212,6 +228,9 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	s.files.markDirty(id.rel())
 	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
 	s.stats.placed.Add(1)
+	if bio.direct != nil {
+		s.stats.direct.Add(1)
+	}
 	return pl, nil
 }
 

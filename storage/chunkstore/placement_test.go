@@ -181,7 +181,7 @@ func (d *placedDriver) batch() {
 			op, placeable := d.randomOp()
 			e := op.encode()
 			if placeable && d.rng.IntN(5) != 0 {
-				places = append(places, Place{Entry: k, Object: op.name, Offset: op.off, Lo: op.headerLen(), Hi: len(e)})
+				places = append(places, Place{Entry: k, Object: op.name, Offset: op.off, Lo: op.headerLen(), Hi: len(e), Direct: d.rng.IntN(2) == 0})
 			}
 			ents = append(ents, e)
 		}
@@ -470,7 +470,10 @@ func TestPlacedLog(t *testing.T) {
 	if *placeSeeds > 0 {
 		seeds = *placeSeeds
 	}
-	var total struct{ placed, flipped, converted, reclaimed int64 }
+	var total struct {
+		placed, flipped, converted, reclaimed, direct int64
+		noDirect                                      bool
+	}
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			cfg := testConfig(t)
@@ -514,14 +517,16 @@ func TestPlacedLog(t *testing.T) {
 			total.flipped += st.flipped.Load()
 			total.converted += st.converted.Load()
 			total.reclaimed += st.reclaimed.Load()
+			total.direct += st.direct.Load()
+			total.noDirect = total.noDirect || d.s.noDirect.Load()
 		})
 	}
 	// Each path must have run, or the test proves nothing about it.
-	t.Logf("placed %d, applied by flip %d, converted %d, blocks reclaimed %d (last store of each seed)",
-		total.placed, total.flipped, total.converted, total.reclaimed)
-	if total.placed == 0 || total.flipped == 0 || total.converted == 0 || total.reclaimed == 0 {
-		t.Fatalf("a placement path never ran: placed %d, flipped %d, converted %d, reclaimed %d",
-			total.placed, total.flipped, total.converted, total.reclaimed)
+	t.Logf("placed %d (direct %d), applied by flip %d, converted %d, blocks reclaimed %d (last store of each seed)",
+		total.placed, total.direct, total.flipped, total.converted, total.reclaimed)
+	if total.placed == 0 || total.flipped == 0 || total.converted == 0 || total.reclaimed == 0 || (total.direct == 0 && !total.noDirect) {
+		t.Fatalf("a placement path never ran: placed %d, direct %d, flipped %d, converted %d, reclaimed %d",
+			total.placed, total.direct, total.flipped, total.converted, total.reclaimed)
 	}
 }
 

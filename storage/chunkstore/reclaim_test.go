@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -15,6 +16,12 @@ import (
 // claims, each block is stored once (the other slot punched), the data
 // reads back and the entry still in the log rebuilds from its slots.
 func TestReclaimPunchesStaleSlots(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprint("direct=", direct), func(t *testing.T) { testReclaim(t, direct) })
+	}
+}
+
+func testReclaim(t *testing.T, direct bool) {
 	cfg := testConfig(t)
 	s := openStore(t, cfg)
 	const chunk, span, passes = 64 << 10, 1 << 20, 3
@@ -29,7 +36,7 @@ func TestReclaimPunchesStaleSlots(t *testing.T) {
 			e := op.encode()
 			ents = append(ents, e)
 			b := s.NewBatch()
-			if err := b.AppendPlaced(pg1, index, [][]byte{e}, []Place{{Entry: 0, Object: "o", Offset: int64(off), Lo: op.headerLen(), Hi: len(e)}}); err != nil {
+			if err := b.AppendPlaced(pg1, index, [][]byte{e}, []Place{{Entry: 0, Object: "o", Offset: int64(off), Lo: op.headerLen(), Hi: len(e), Direct: direct}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := b.Write(pg1, "o", int64(off), op.data, index); err != nil {
@@ -64,6 +71,9 @@ func TestReclaimPunchesStaleSlots(t *testing.T) {
 	}
 	if s.stats.reclaimed.Load() == 0 {
 		t.Fatal("reclaim punched nothing")
+	}
+	if direct && s.stats.direct.Load() != int64(len(ents)) && !s.noDirect.Load() {
+		t.Fatalf("%d of %d placements written direct", s.stats.direct.Load(), len(ents))
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -48,7 +49,10 @@ type Store struct {
 	claims     *claims                      // slots that logged placements hold
 	placements map[PG]map[uint64]*placement // placed entries in the log, by index
 	inflight   map[*placement]struct{}      // placements of batches not yet committed; see reclaim.go
-	stats      placeStats                   // counters of the placement paths
+
+	directBufs *sync.Pool  // aligned buffers for direct slot writes (direct.go)
+	noDirect   atomic.Bool // the file system refused O_DIRECT: slot writes go through the page cache
+	stats      placeStats  // counters of the placement paths
 
 	ckptMu sync.Mutex    // serializes checkpoints
 	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
@@ -103,7 +107,7 @@ func Open(cfg Config) (*Store, error) {
 		table: tableSize(int64(cfg.BlockSize)), zeroBlock: make([]byte, cfg.BlockSize),
 		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{}, applied: map[PG]uint64{},
 		metas: newMetaCache(defaultMetaCacheEntries), backlog: newMetaBacklog(),
-		claims: newClaims(), placements: map[PG]map[uint64]*placement{}}
+		claims: newClaims(), placements: map[PG]map[uint64]*placement{}, directBufs: newDirectBufs()}
 	if err := s.openChecks(); err != nil {
 		_ = db.Close()
 		_ = unlockDir(lock)
