@@ -3,11 +3,13 @@
 package chunkstore
 
 import (
-	"errors"
+	"fmt"
 	"os"
+	"syscall"
 )
 
-// openDirect: no O_DIRECT here; placed writes go through the page cache.
+// openDirect: no O_DIRECT here (EINVAL, as a file system without it
+// answers on Linux); placed writes go through the page cache.
 func openDirect(string) (*os.File, error) {
-	return nil, errors.New("chunkstore: direct writes are supported on Linux only")
+	return nil, fmt.Errorf("chunkstore: direct writes are supported on Linux only: %w", syscall.EINVAL)
 }

@@ -1,11 +1,13 @@
 package chunkstore
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"path/filepath"
 	"slices"
 	"sync/atomic"
+	"syscall"
 
 	"go.uber.org/zap"
 )
@@ -192,10 +194,12 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	}
 	bio := s.blockIO(id, of.f, l)
 	if p.Direct && !s.noDirect.Load() {
-		if bio.direct, err = s.files.directOf(of); err != nil {
+		if bio.direct, err = s.files.directOf(of); errors.Is(err, syscall.EINVAL) {
 			s.noDirect.Store(true)
 			s.log.Warn("chunkstore: the file system refuses O_DIRECT; large writes go through the page cache", zap.Error(err))
-			bio.direct = nil
+		} else if err != nil {
+			s.log.Warn("chunkstore: cannot open an object file for direct writes; this write goes through the page cache",
+				zap.String("object", p.Object), zap.Error(err))
 		}
 		bio.bufs = s.directBufs
 	}
