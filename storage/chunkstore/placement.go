@@ -225,7 +225,17 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		return nil, nil
 	}
 	b.placed = append(b.placed, pl) // in flight: release forgets it whatever happens next
-	if err := rec.writeSlots(bio, data); err != nil {
+	err = rec.writeSlots(bio, data)
+	if bio.direct != nil && errors.Is(err, syscall.EINVAL) {
+		// The file system opened O_DIRECT but refuses these writes (an
+		// alignment it needs that whole blocks do not give): write
+		// through the page cache from now on; the slots are rewritten.
+		s.noDirect.Store(true)
+		s.log.Warn("chunkstore: the file system refuses direct writes of whole blocks; large writes go through the page cache", zap.Error(err))
+		bio.direct = nil
+		err = rec.writeSlots(bio, data)
+	}
+	if err != nil {
 		s.files.put(of)
 		return nil, err
 	}

@@ -109,3 +109,26 @@ func allocatedData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 	}
 	return out
 }
+
+// TestWriteDirectRefusal: a direct write the kernel cannot do (a length
+// that is not a multiple of the alignment) is EINVAL, which place takes
+// as the file system's refusal and answers by writing through the page
+// cache.
+func TestWriteDirectRefusal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := openDirect(path)
+	if err != nil {
+		t.Skipf("no O_DIRECT here: %v", err)
+	}
+	defer f.Close()
+	b := &blockIO{direct: f, bufs: newDirectBufs()}
+	if err := b.writeDirect(make([]byte, 1000), 0); !errors.Is(err, unix.EINVAL) {
+		t.Fatalf("writeDirect of 1000 bytes = %v, want EINVAL", err)
+	}
+	if err := b.writeDirect(pattern(3, 8192), 4096); err != nil {
+		t.Fatalf("writeDirect of two aligned blocks: %v", err)
+	}
+}
