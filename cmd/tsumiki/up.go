@@ -25,25 +25,25 @@ import (
 
 // upConfig is `tsumiki up`'s configuration (configs/up.yaml).
 type upConfig struct {
-	Data          string `yaml:"data" flag:"data"`
-	ListenClient  string `yaml:"listen_client" flag:"listen-client"`
-	ListenPeer    string `yaml:"listen_peer" flag:"listen-peer"`
-	OSDs          int    `yaml:"osds" flag:"osds"`
-	OSDPort       int    `yaml:"osd_port" flag:"osd-port"`
-	ClusterPort   int    `yaml:"cluster_port" flag:"cluster-port"`
-	AdvertiseHost string `yaml:"advertise_host" flag:"advertise-host"`
-	Pool          string `yaml:"pool" flag:"pool"`
-	PGNum         uint32 `yaml:"pg_num" flag:"pg-num"`
-	NBDListen     string `yaml:"nbd_listen" flag:"nbd-listen"`
-	DemoImage     string `yaml:"demo_image" flag:"demo-image"`
-	DemoSize      string `yaml:"demo_size" flag:"demo-size"`
-	DebugAddr     string `yaml:"debug_addr" flag:"debug-addr"`
-	NFSImage      string `yaml:"nfs_image" flag:"nfs-image"`
-	NFSSize       string `yaml:"nfs_size" flag:"nfs-size"`
-	NFSExport     string `yaml:"nfs_export" flag:"nfs-export"`
-	NFSListen     string `yaml:"nfs_listen" flag:"nfs-listen"`
-	NFSPortmap    string `yaml:"nfs_portmap_listen" flag:"nfs-portmap-listen"`
-	LogLarge      bool   `yaml:"log_large_writes" flag:"log-large-writes"`
+	Data           string `yaml:"data" flag:"data"`
+	ListenClient   string `yaml:"listen_client" flag:"listen-client"`
+	ListenPeer     string `yaml:"listen_peer" flag:"listen-peer"`
+	OSDs           int    `yaml:"osds" flag:"osds"`
+	OSDPort        int    `yaml:"osd_port" flag:"osd-port"`
+	ClusterPort    int    `yaml:"cluster_port" flag:"cluster-port"`
+	AdvertiseHost  string `yaml:"advertise_host" flag:"advertise-host"`
+	Pool           string `yaml:"pool" flag:"pool"`
+	PGNum          uint32 `yaml:"pg_num" flag:"pg-num"`
+	NBDListen      string `yaml:"nbd_listen" flag:"nbd-listen"`
+	DemoImage      string `yaml:"demo_image" flag:"demo-image"`
+	DemoSize       string `yaml:"demo_size" flag:"demo-size"`
+	DebugAddr      string `yaml:"debug_addr" flag:"debug-addr"`
+	NFSImage       string `yaml:"nfs_image" flag:"nfs-image"`
+	NFSSize        string `yaml:"nfs_size" flag:"nfs-size"`
+	NFSExport      string `yaml:"nfs_export" flag:"nfs-export"`
+	NFSListen      string `yaml:"nfs_listen" flag:"nfs-listen"`
+	NFSPortmap     string `yaml:"nfs_portmap_listen" flag:"nfs-portmap-listen"`
+	LogLargeWrites bool   `yaml:"log_large_writes" flag:"log-large-writes"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -93,7 +93,7 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.NBDListen, "nbd-listen", DefaultNBDListen, `NBD server address ("off": no NBD server)`)
 	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
 	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
-	f.BoolVar(&cfg.LogLarge, "log-large-writes", false, logLargeWritesHelp)
+	f.BoolVar(&cfg.LogLargeWrites, "log-large-writes", false, logLargeWritesHelp)
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.StringVar(&cfg.NFSImage, "nfs-image", "rbd/share", `image the NFS gateway serves, created on first start ("off": no gateway); needs root and the nbd module, else status says why it is not running`)
 	f.StringVar(&cfg.NFSSize, "nfs-size", "10G", "size of that image when it is created (thin)")
@@ -170,7 +170,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
 			ClusterListen: net.JoinHostPort("127.0.0.1", port(cfg.ClusterPort, i)),
 			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
-			Store: chunkstore.Config{LogLargeWrites: cfg.LogLarge},
+			Store: chunkstore.Config{LogLargeWrites: cfg.LogLargeWrites},
 			Ready: func(id int32, pub, clu string) {
 				ready <- fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), dir, pub, clu)
 			},

@@ -85,11 +85,14 @@ func (s *Store) NewBatch() *Batch {
 // the object bench's peak RSS per OSD stayed at 169-203 MiB.
 const maxSpareWAL = 32 << 20
 
-// release hands the WAL batch back for the next Batch to reuse.
-func (b *Batch) release() {
+// release ends the batch's placements' flight (stale: they were never
+// logged, so reclaim may punch their slots; otherwise claims cover them,
+// or a failed Commit stops the OSD) and hands the WAL batch back for the
+// next Batch to reuse.
+func (b *Batch) release(stale bool) {
 	if len(b.placed) > 0 {
 		b.s.placeMu.Lock()
-		b.s.placeLanded(b.placed, false) // committed: claimed; failed: the OSD stops
+		b.s.placeLanded(b.placed, stale)
 		b.s.placeMu.Unlock()
 	}
 	for _, of := range b.syncFiles {
@@ -130,12 +133,12 @@ func (b *Batch) Commit() error {
 	if err := b.usable(); err != nil {
 		if b.failed != nil && !b.done {
 			b.done = true
-			b.release()
+			b.release(false)
 		}
 		return err
 	}
 	b.done = true
-	defer b.release()
+	defer b.release(false)
 	s := b.s
 	if err := s.enter(); err != nil {
 		return err
@@ -178,12 +181,8 @@ func (b *Batch) Commit() error {
 func (b *Batch) Discard() {
 	if !b.done {
 		b.done = true
-		if len(b.placed) > 0 { // written, never logged: stale
-			b.s.placeMu.Lock()
-			b.s.placeLanded(b.placed, true)
-			b.s.placeMu.Unlock()
-		}
-		b.release()
+		b.release(true) // its placements were written, never logged
+
 	}
 }
 

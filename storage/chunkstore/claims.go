@@ -52,6 +52,14 @@ type staleRun struct {
 	run  slotRun
 }
 
+// stale hands runs of object name to reclaim without a claim to release
+// (a placement whose batch never logged it).
+func (c *claims) stale(pg PG, name string, runs []slotRun) {
+	for _, r := range runs {
+		c.gone = append(c.gone, staleRun{pg: pg, name: name, run: r})
+	}
+}
+
 // takeGone returns the runs of the claims released since the last call.
 func (c *claims) takeGone() []staleRun {
 	g := c.gone
@@ -155,7 +163,7 @@ func (c *claims) filter(pg PG, drop func(cl claim) bool) {
 			if !drop(cl) {
 				keep = append(keep, cl)
 			} else {
-				c.gone = append(c.gone, staleRun{pg: pg, name: name, run: slotRun{lo: cl.lo, hi: cl.hi, slot: cl.slot}})
+				c.stale(pg, name, []slotRun{{lo: cl.lo, hi: cl.hi, slot: cl.slot}})
 			}
 		}
 		clear(cls[len(keep):])

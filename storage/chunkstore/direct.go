@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"unsafe"
+
+	"go.uber.org/zap"
 )
 
 // Direct slot writes. A replica that does not serve reads (a raft
@@ -47,4 +49,13 @@ func (b *blockIO) writeDirect(data []byte, off int64) error {
 		data, off = data[n:], off+int64(n)
 	}
 	return nil
+}
+
+// refuseDirect turns direct slot writes off for the store's life: the file
+// system refused one with err (EINVAL: no O_DIRECT, or an alignment whole
+// blocks do not give). Large writes then go through the page cache.
+func (s *Store) refuseDirect(err error) {
+	if !s.noDirect.Swap(true) {
+		s.log.Warn("chunkstore: the file system refuses direct writes; large writes go through the page cache", zap.Error(err))
+	}
 }

@@ -195,8 +195,7 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	bio := s.blockIO(id, of.f, l)
 	if p.Direct && !s.noDirect.Load() {
 		if bio.direct, err = s.files.directOf(of); errors.Is(err, syscall.EINVAL) {
-			s.noDirect.Store(true)
-			s.log.Warn("chunkstore: the file system refuses O_DIRECT; large writes go through the page cache", zap.Error(err))
+			s.refuseDirect(err)
 		} else if err != nil {
 			s.log.Warn("chunkstore: cannot open an object file for direct writes; this write goes through the page cache",
 				zap.String("object", p.Object), zap.Error(err))
@@ -228,10 +227,9 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	err = rec.writeSlots(bio, data)
 	if bio.direct != nil && errors.Is(err, syscall.EINVAL) {
 		// The file system opened O_DIRECT but refuses these writes (an
-		// alignment it needs that whole blocks do not give): write
-		// through the page cache from now on; the slots are rewritten.
-		s.noDirect.Store(true)
-		s.log.Warn("chunkstore: the file system refuses direct writes of whole blocks; large writes go through the page cache", zap.Error(err))
+		// alignment it needs that whole blocks do not give): the slots
+		// are rewritten through the page cache.
+		s.refuseDirect(err)
 		bio.direct = nil
 		err = rec.writeSlots(bio, data)
 	}

@@ -30,9 +30,7 @@ func (s *Store) placeLanded(pls []*placement, stale bool) {
 	for _, pl := range pls {
 		delete(s.inflight, pl)
 		if stale {
-			for _, r := range pl.runs {
-				s.claims.gone = append(s.claims.gone, staleRun{pg: pl.pg, name: pl.rec.name, run: r})
-			}
+			s.claims.stale(pl.pg, pl.rec.name, pl.runs)
 		}
 	}
 }
