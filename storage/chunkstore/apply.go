@@ -33,10 +33,6 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 	if err != nil {
 		return nil, err
 	}
-	var before objMeta
-	if s.cfg.placeWrites() && found {
-		before = m.clone()
-	}
 	if flip != nil {
 		// A placed write: its blocks are in their slots already (Commit
 		// synced them before the log record); the file is not emptied
@@ -49,6 +45,10 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 		m.version = op.version
 		t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
 		return left, nil
+	}
+	var before objMeta // for the slots blocks leave (a flip returns its own)
+	if s.cfg.placeWrites() && found {
+		before = m.clone()
 	}
 	if op.kind == opDelete {
 		// Remove the file even without meta: a replay after a crash may

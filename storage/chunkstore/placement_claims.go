@@ -1,9 +1,5 @@
 package chunkstore
 
-import (
-	"fmt"
-)
-
 // Bookkeeping of placements and claims across commits, checkpoints and
 // restarts (placement.go, claims.go).
 
@@ -63,9 +59,9 @@ func (s *Store) loadPlacements() error {
 			if err != nil {
 				return walErr("open", pg, err)
 			}
-			rec, err := decodePlaced(raw[0], bs)
+			rec, err := s.decodePlacedAt("open", pg, idx, raw[0])
 			if err != nil {
-				return &CorruptError{Op: "open", PG: pg, Block: -1, Detail: fmt.Sprintf("placed entry %d", idx), Err: err}
+				return err
 			}
 			s.addPlacement(&placement{pg: pg, index: idx, rec: rec, runs: rec.slotRuns(bs)})
 		}

@@ -600,3 +600,42 @@ func TestAppendPlacedBadPlaces(t *testing.T) {
 	}
 	checkObject(t, s, pg1, "o", data, 1)
 }
+
+// TestEntriesBoundPlaced: Entries counts a placed entry at its rebuilt
+// size against maxBytes (raft's bound), and returns at least one.
+func TestEntriesBoundPlaced(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	var ents [][]byte
+	var places []Place
+	for k := range 3 {
+		op := testOp{kind: opWrite, name: "o", off: int64(k) * 16 << 10, data: pattern(byte(k+1), 16<<10)}
+		e := op.encode()
+		ents = append(ents, e)
+		places = append(places, Place{Entry: k, Object: "o", Offset: op.off, Lo: op.headerLen(), Hi: len(e)})
+	}
+	b := s.NewBatch()
+	if err := b.AppendPlaced(pg1, 1, ents, places); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if s.stats.placed.Load() != 3 {
+		t.Fatalf("placed %d entries, want 3", s.stats.placed.Load())
+	}
+	one := uint64(len(ents[0]))
+	for _, tc := range []struct {
+		max  uint64
+		want int
+	}{{0, 1}, {one, 1}, {one + one/2, 1}, {2 * one, 2}, {1 << 30, 3}} {
+		got, err := s.Entries(pg1, 1, 4, tc.max)
+		if err != nil || len(got) != tc.want {
+			t.Fatalf("Entries(max %d) = %d entries, %v; want %d", tc.max, len(got), err, tc.want)
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], ents[i]) {
+				t.Fatalf("Entries(max %d): entry %d rebuilt wrong", tc.max, i)
+			}
+		}
+	}
+}

@@ -58,25 +58,40 @@ func (s *Store) Entries(pg PG, lo, hi uint64, maxBytes uint64) ([][]byte, error)
 	}
 	total := uint64(0)
 	for i, marked := range marks {
+		size := uint64(len(ents[i]))
+		var rec *placedRecord
 		if marked {
-			if ents[i], err = s.entryFromPlaced(pg, lo+uint64(i), ents[i]); err != nil {
+			if rec, err = s.decodePlacedAt("entries", pg, lo+uint64(i), ents[i]); err != nil {
 				return nil, err
 			}
+			size = uint64(len(rec.rest)) + uint64(rec.n)*uint64(s.cfg.BlockSize)
 		}
-		// A placed entry is bigger than its record: keep raft's bound.
-		if total += uint64(len(ents[i])); i > 0 && total > maxBytes {
+		// A placed entry is bigger than its record: keep raft's bound,
+		// before reading the data of one that would not be returned.
+		if total += size; i > 0 && total > maxBytes {
 			return ents[:i], nil
+		}
+		if rec != nil {
+			if ents[i], err = s.entryFromPlaced(pg, rec); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return ents, nil
 }
 
-// entryFromPlaced rebuilds the entry at index from its placed record.
-func (s *Store) entryFromPlaced(pg PG, index uint64, raw []byte) ([]byte, error) {
+// decodePlacedAt decodes the placed record of pg's entry at index; a bad
+// record is corruption, reported for op.
+func (s *Store) decodePlacedAt(op string, pg PG, index uint64, raw []byte) (*placedRecord, error) {
 	rec, err := decodePlaced(raw, int64(s.cfg.BlockSize))
 	if err != nil {
-		return nil, &CorruptError{Op: "entries", PG: pg, Block: -1, Detail: fmt.Sprintf("placed entry %d", index), Err: err}
+		return nil, &CorruptError{Op: op, PG: pg, Block: -1, Detail: fmt.Sprintf("placed entry %d", index), Err: err}
 	}
+	return rec, nil
+}
+
+// entryFromPlaced rebuilds an entry from its placed record.
+func (s *Store) entryFromPlaced(pg PG, rec *placedRecord) ([]byte, error) {
 	// placeMu: the claims that keep the slots intact are not released
 	// (by a checkpoint's compaction) while the slots are read.
 	s.placeMu.Lock()
