@@ -83,6 +83,14 @@ type fileCache struct {
 	idle  *list.List          // of *objFile with refs == 0, most recently used at the front
 	dirty map[string]struct{} // files written since the last checkpoint (relative paths)
 	dirs  map[string]struct{} // directories whose entries changed since the last checkpoint
+	// Directories in which a file (or, for ".", a directory) was created
+	// and that no placement has synced since (placement.go, syncPlaced),
+	// with the generation of their last change; and those a placement
+	// synced at least once since open (before that, an entry may still be
+	// only in memory from a process that was killed).
+	unsynced   map[string]uint64
+	syncedOnce map[string]bool
+	gen        uint64
 }
 
 type objFile struct {
@@ -118,7 +126,8 @@ func (c *fileCache) directOf(of *objFile) (*os.File, error) {
 
 func newFileCache(root string, max int) *fileCache {
 	return &fileCache{root: root, max: max, open: map[string]*objFile{}, idle: list.New(),
-		dirty: map[string]struct{}{}, dirs: map[string]struct{}{}}
+		dirty: map[string]struct{}{}, dirs: map[string]struct{}{},
+		unsynced: map[string]uint64{}, syncedOnce: map[string]bool{}}
 }
 
 // get returns the open file of rel. With create, a missing file (and its
@@ -165,13 +174,48 @@ func (c *fileCache) openLocked(rel string, create bool) (*os.File, error) {
 			return nil, err
 		}
 		c.dirs["."] = struct{}{}
+		c.createdInLocked(".")
 	}
 	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
 		return nil, err
 	}
 	c.dirs[dir] = struct{}{}
+	c.createdInLocked(dir)
 	return f, nil
+}
+
+// createdInLocked records that an entry was created in dir.
+func (c *fileCache) createdInLocked(dir string) {
+	c.gen++
+	c.unsynced[dir] = c.gen
+}
+
+// unsyncedDirs returns which of dirs may hold entries not yet durable (see
+// unsynced), with their generations for dirsSynced.
+func (c *fileCache) unsyncedDirs(dirs []string) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]uint64{}
+	for _, d := range dirs {
+		if g, ok := c.unsynced[d]; ok || !c.syncedOnce[d] {
+			out[d] = g
+		}
+	}
+	return out
+}
+
+// dirsSynced forgets the directories that were synced, unless an entry
+// was created in one since unsyncedDirs returned it.
+func (c *fileCache) dirsSynced(synced map[string]uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for d, g := range synced {
+		c.syncedOnce[d] = true
+		if g2, ok := c.unsynced[d]; ok && g2 == g {
+			delete(c.unsynced, d)
+		}
+	}
 }
 
 // put releases a file from get.

@@ -247,7 +247,9 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 }
 
 // syncPlaced makes the slots this batch's placements wrote durable, with
-// the directory entries of their files, before the WAL points at them.
+// the directory entries of their files where those may not be (created
+// since a placement last synced their directory), before the WAL points at
+// them.
 func (b *Batch) syncPlaced() error {
 	dirs, synced := map[string]bool{}, map[string]bool{}
 	for _, of := range b.syncFiles {
@@ -260,13 +262,16 @@ func (b *Batch) syncPlaced() error {
 		}
 		dirs[filepath.Dir(of.rel)] = true
 	}
-	if len(dirs) > 0 {
-		dirs["."] = true
+	if len(dirs) == 0 {
+		return nil
 	}
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+	dirs["."] = true
+	need := b.s.files.unsyncedDirs(slices.Collect(maps.Keys(dirs)))
+	for _, d := range slices.Sorted(maps.Keys(need)) {
 		if err := syncDir(filepath.Join(b.s.files.root, d)); err != nil {
 			return fmt.Errorf("chunkstore: sync placed blocks: %w", err)
 		}
 	}
+	b.s.files.dirsSynced(need)
 	return nil
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -130,5 +132,40 @@ func TestWriteDirectRefusal(t *testing.T) {
 	}
 	if err := b.writeDirect(pattern(3, 8192), 4096); err != nil {
 		t.Fatalf("writeDirect of two aligned blocks: %v", err)
+	}
+}
+
+// TestUnsyncedDirs: syncPlaced syncs a directory only while an entry
+// created in it may not be durable: every directory once after open, then
+// only after a creation, including one made while it synced.
+func TestUnsyncedDirs(t *testing.T) {
+	c := newFileCache(t.TempDir(), 8)
+	defer c.closeAll()
+	dirs := []string{".", "1.1"}
+	keys := func(m map[string]uint64) []string { return slices.Sorted(maps.Keys(m)) }
+	if got := keys(c.unsyncedDirs(dirs)); !slices.Equal(got, dirs) {
+		t.Fatalf("after open: %v, want %v", got, dirs)
+	}
+	c.dirsSynced(c.unsyncedDirs(dirs))
+	if got := keys(c.unsyncedDirs(dirs)); len(got) != 0 {
+		t.Fatalf("after a sync: %v, want none", got)
+	}
+	of, err := c.get("1.1/a", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.put(of)
+	need := c.unsyncedDirs(dirs)
+	if got := keys(need); !slices.Equal(got, dirs) {
+		t.Fatalf("after creating 1.1/a (and 1.1): %v, want %v", got, dirs)
+	}
+	of, err = c.get("1.1/b", true, false) // created while need is being synced
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.put(of)
+	c.dirsSynced(need)
+	if got := keys(c.unsyncedDirs(dirs)); !slices.Equal(got, []string{"1.1"}) {
+		t.Fatalf("after 1.1/b was created during the sync: %v, want [1.1]", got)
 	}
 }
