@@ -73,11 +73,15 @@ type doneProposal struct {
 // fsync for all PGs), then send messages, advance, and answer callers.
 func (n *Node) cycle() error {
 	var rds []*ready
-	for _, r := range n.replicas {
+	for _, r := range n.touched {
+		r.touched = false
 		if r.rn.HasReady() {
 			rds = append(rds, &ready{r: r, rd: r.rn.Ready()})
 		}
 	}
+	// Touches made from here on (finish campaigns, issues reads) are for
+	// the next cycle; the list read above is not read again.
+	n.touched = n.touched[:0]
 	if len(rds) == 0 {
 		return nil
 	}
@@ -327,6 +331,7 @@ func (n *Node) finish(x *ready) {
 		n.queue(r, m)
 	}
 	r.rn.Advance(rd)
+	n.touch(r) // Advance may leave more to do: entries past a Ready's size cap
 	r.applied.Store(r.log.applied)
 	n.maybeCampaign(r)
 	for _, d := range x.done {

@@ -65,6 +65,7 @@ type replica struct {
 	readQ       []pendingRead        // read index known, waiting for apply
 	compactHint uint64               // leader: what it compacted to; follower: leader's hint
 	campaign    bool                 // campaign once the configuration is applied
+	touched     bool                 // listed in Node.touched
 	warnedHeld  uint64               // retained log length last warned about (leader)
 
 	applied atomic.Uint64             // for readers outside the loop

@@ -331,6 +331,7 @@ func (w *simWorld) tickNode(sn *simNode) {
 	for _, p := range w.pgs {
 		if r := sn.n.replicas[p.pg]; r != nil {
 			r.tick(w.now, sn.ticks%10 == 0, sn.n.newID)
+			sn.n.touch(r)
 			sn.n.maybeCampaign(r)
 		}
 	}
