@@ -43,6 +43,28 @@ func (b *blockIO) placeEntry(entry []byte, lo, hi int, off int64, slotOf func(i 
 		return nil, nil, fmt.Errorf("%w: place bytes [%d, %d) of an entry at offset %d (block size %d)", ErrInvalid, lo, hi, off, bs)
 	}
 	data := entry[lo:hi]
+	r := b.placeRecord(lo, data, off, slotOf)
+	r.rest = make([]byte, 0, len(entry)-len(data))
+	r.rest = append(append(r.rest, entry[:lo]...), entry[hi:]...)
+	return r, data, nil
+}
+
+// placeData is placeEntry for an entry given in two parts (Place.Data):
+// rest, the entry without its data, and the data that went at offset lo.
+func (b *blockIO) placeData(rest []byte, lo int, data []byte, off int64, slotOf func(i int64) int) (*placedRecord, error) {
+	bs := b.bs
+	if lo < 0 || lo > len(rest) || len(data) == 0 || off < 0 || off%bs != 0 || int64(len(data))%bs != 0 || off+int64(len(data)) > MaxObjectSize {
+		return nil, fmt.Errorf("%w: place %d bytes at %d of an entry at offset %d (block size %d)", ErrInvalid, len(data), lo, off, bs)
+	}
+	r := b.placeRecord(lo, data, off, slotOf)
+	r.rest = bytes.Clone(rest) // rest is the caller's until Commit; r outlives it
+	return r, nil
+}
+
+// placeRecord makes the record, without rest, for data that starts at
+// byte lo of its entry and goes at offset off of b's object.
+func (b *blockIO) placeRecord(lo int, data []byte, off int64, slotOf func(i int64) int) *placedRecord {
+	bs := b.bs
 	n := int64(len(data)) / bs
 	r := &placedRecord{cut: lo, name: b.id.name, off: off, n: n,
 		slots: make([]byte, (n+7)/8), holes: make([]byte, (n+7)/8), sums: make([]uint32, n)}
@@ -58,9 +80,7 @@ func (b *blockIO) placeEntry(entry []byte, lo, hi int, off int64, slotOf func(i 
 		}
 		r.sums[k] = b.id.blockSum(i, blk)
 	}
-	r.rest = make([]byte, 0, len(entry)-len(data))
-	r.rest = append(append(r.rest, entry[:lo]...), entry[hi:]...)
-	return r, data, nil
+	return r
 }
 
 // encode serialises r:

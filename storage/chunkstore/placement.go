@@ -48,6 +48,12 @@ type Place struct {
 	Object string // the object the entry writes
 	Offset int64  // where the data goes in the object: a multiple of the block size
 	Lo, Hi int    // the data is ents[Entry][Lo:Hi], a whole number of blocks
+	// Data, when not nil, is the data itself, and ents[Entry] is the entry
+	// without it: its bytes [0, Lo) then [Hi, end), with Hi = Lo +
+	// len(Data). A caller that marshals entries then need not copy large
+	// data into them only for the store to cut it out again; the store
+	// joins the parts only for an entry that goes whole.
+	Data []byte
 	// Direct asks for the data to be written past the page cache
 	// (O_DIRECT, direct.go): for a replica that does not serve reads, so
 	// does not want the bytes cached. Where the file system cannot, it is
@@ -62,7 +68,29 @@ type placement struct {
 	index uint64
 	rec   *placedRecord
 	runs  []slotRun // rec.slotRuns: the blocks each slot holds
-	entry []byte
+	entry []byte    // the caller's entry: whole, or without data (Place.Data)
+	data  []byte    // Place.Data, or nil
+}
+
+// whole returns the entry pl was made from, joining its parts if it came
+// in two (Place.Data); nil for a placement read back from the log.
+func (pl *placement) whole() []byte {
+	if pl.data == nil {
+		return pl.entry
+	}
+	return joinEntry(pl.entry, pl.rec.cut, pl.data)
+}
+
+// joinEntry returns the entry whose bytes without [lo, lo+len(data)) are
+// rest, and data there.
+func joinEntry(rest []byte, lo int, data []byte) []byte {
+	e := make([]byte, 0, len(rest)+len(data))
+	return append(append(append(e, rest[:lo]...), data...), rest[lo:]...)
+}
+
+// size is the length of p's whole entry, given ents.
+func (p Place) size(ents [][]byte) int {
+	return len(ents[p.Entry]) + len(p.Data)
 }
 
 // AppendPlaced is AppendEntries where the writes that places name may be
@@ -90,8 +118,8 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 		}
 		seen[p.Entry] = true
 		l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
-		if p.Lo < 0 || p.Hi > len(ents[p.Entry]) || p.Lo >= p.Hi {
-			return l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes", ErrInvalid, p.Lo, p.Hi, len(ents[p.Entry])))
+		if p.Lo < 0 || p.Hi > p.size(ents) || p.Lo >= p.Hi || (p.Data != nil && p.Hi-p.Lo != len(p.Data)) {
+			return l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes, or not its %d bytes of data", ErrInvalid, p.Lo, p.Hi, p.size(ents), len(p.Data)))
 		}
 		if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
 			return err
@@ -112,9 +140,11 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	}
 	var marks []bool
 	out := ents
-	if b.s.cfg.placeWrites() && len(places) > 0 {
+	if len(places) > 0 {
 		out = slices.Clone(ents)
 		marks = make([]bool, len(ents))
+	}
+	if b.s.cfg.placeWrites() {
 		for _, p := range places {
 			pl, err := b.place(pg, first+uint64(p.Entry), ents[p.Entry], p)
 			if err != nil {
@@ -126,6 +156,14 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 				marks[p.Entry] = true
 			}
 		}
+	}
+	for _, p := range places {
+		if p.Data != nil && !marks[p.Entry] { // goes whole
+			out[p.Entry] = joinEntry(ents[p.Entry], p.Lo, p.Data)
+		}
+	}
+	if !slices.Contains(marks, true) {
+		marks = nil
 	}
 	if first <= bd[1] {
 		if b.truncs == nil {
@@ -202,12 +240,19 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		}
 		bio.bufs = s.directBufs
 	}
-	rec, data, err := bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
+	var rec *placedRecord
+	var data []byte
+	if p.Data != nil {
+		rec, err = bio.placeData(entry, p.Lo, p.Data, p.Offset, slotOf)
+		data = p.Data
+	} else {
+		rec, data, err = bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
+	}
 	if err != nil {
 		s.files.put(of)
 		return nil, err
 	}
-	pl := &placement{pg: pg, index: index, rec: rec, runs: rec.slotRuns(bs), entry: entry}
+	pl := &placement{pg: pg, index: index, rec: rec, runs: rec.slotRuns(bs), entry: entry, data: p.Data}
 	// Check the slots and mark them in flight in one step, so that reclaim
 	// (reclaim.go) never punches what is about to be written.
 	s.placeMu.Lock()

@@ -180,7 +180,7 @@ func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
 		return cmp.Or(cmp.Compare(a.pg.Pool, c.pg.Pool), cmp.Compare(a.pg.Seq, c.pg.Seq), cmp.Compare(a.index, c.index))
 	}) {
 		pl := convert[k]
-		entry := pl.entry
+		entry := pl.whole()
 		if entry == nil {
 			var err error
 			if entry, err = b.s.rebuildPlaced(pl.pg, pl.rec); err != nil {

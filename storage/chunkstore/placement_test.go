@@ -175,17 +175,22 @@ func (d *placedDriver) batch() {
 		if l.last > l.commit && d.rng.IntN(4) == 0 {
 			first = l.commit + 1 + d.rng.Uint64N(l.last-l.commit) // raft replaces a suffix
 		}
-		var ents [][]byte
+		var ents, given [][]byte // the model's entries; what the store is given
 		var places []Place
 		for k := range 1 + d.rng.IntN(3) {
 			op, placeable := d.randomOp()
 			e := op.encode()
+			g := e
 			if placeable && d.rng.IntN(5) != 0 {
-				places = append(places, Place{Entry: k, Object: op.name, Offset: op.off, Lo: op.headerLen(), Hi: len(e), Direct: d.rng.IntN(2) == 0})
+				p := Place{Entry: k, Object: op.name, Offset: op.off, Lo: op.headerLen(), Hi: len(e), Direct: d.rng.IntN(2) == 0}
+				if d.rng.IntN(2) == 0 { // the entry in two parts, as the OSD gives it
+					g, p.Data = e[:p.Lo:p.Lo], e[p.Lo:]
+				}
+				places = append(places, p)
 			}
-			ents = append(ents, e)
+			ents, given = append(ents, e), append(given, g)
 		}
-		if err := b.AppendPlaced(pg, first, ents, places); err != nil {
+		if err := b.AppendPlaced(pg, first, given, places); err != nil {
 			d.fail("AppendPlaced(%s, %d): %v", pg, first, err)
 		}
 		d.trace = append(d.trace, fmt.Sprintf("append %s [%d, %d] places %d", pg, first, first+uint64(len(ents))-1, len(places)))
@@ -579,6 +584,8 @@ func TestAppendPlacedBadPlaces(t *testing.T) {
 		{{Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e2)}, {Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e2)}},
 		{{Entry: 0, Object: "", Lo: good.headerLen(), Hi: len(e2)}},
 		{{Entry: 0, Object: "o", Offset: -4096, Lo: good.headerLen(), Hi: len(e2)}},
+		{{Entry: 0, Object: "o", Lo: good.headerLen(), Hi: len(e2), Data: data[:4096]}},     // not Hi-Lo bytes
+		{{Entry: 0, Object: "o", Lo: len(e2) + 1, Hi: len(e2) + 1 + len(data), Data: data}}, // Lo past the rest
 	} {
 		wantErr(t, b.AppendPlaced(pg1, 2, [][]byte{e2}, bad), ErrInvalid)
 	}

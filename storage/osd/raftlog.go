@@ -3,6 +3,7 @@ package osd
 import (
 	"encoding/binary"
 	"fmt"
+	"google.golang.org/protobuf/encoding/protowire"
 	"math"
 
 	"go.etcd.io/raft/v3"
@@ -223,7 +224,9 @@ func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
 // committed. The entries are marshalled into *arena, which the caller
 // reuses only after b is committed or discarded (b may keep the bytes
 // until then): one buffer per cycle instead of a new, zeroed one per entry,
-// which cost 4 % of an OSD's CPU under 1 MiB writes. direct asks the store
+// which cost 4 % of an OSD's CPU under 1 MiB writes. The data of a large
+// write is not copied there at all: it goes to the store beside its entry
+// (chunkstore.Place.Data), another 4 %. direct asks the store
 // to write large writes past the page cache (a replica that serves no
 // reads).
 func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct bool) error {
@@ -240,8 +243,13 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 		}
 	}
 	need := 0
-	for _, e := range ents {
+	datas := make([]writeData, len(ents))
+	for i, e := range ents {
 		need += proto.Size(e)
+		if d, ok := placedData(e); ok {
+			datas[i] = d
+			need -= len(d.b) // not copied: see below
+		}
 	}
 	if a := *arena; cap(a)-len(a) < need {
 		// Earlier entries of this cycle keep the old buffer alive.
@@ -251,6 +259,16 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 	var places []chunkstore.Place
 	for i, e := range ents {
 		start := len(*arena)
+		// A large write's data stays where it is (Place.Data): the arena
+		// gets the entry without it, which the store keeps with the
+		// record of where the data went.
+		if data := datas[i]; data.b != nil {
+			*arena = appendEntryCut(*arena, e, len(data.b))
+			raw[i] = (*arena)[start:len(*arena):len(*arena)]
+			places = append(places, chunkstore.Place{Entry: i, Object: data.object, Offset: data.offset,
+				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct})
+			continue
+		}
 		// The sizes were just computed (and cached in e) by proto.Size.
 		out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(*arena, e)
 		if err != nil {
@@ -258,32 +276,56 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 		}
 		*arena = out
 		raw[i] = out[start:len(out):len(out)]
-		if p, ok := placeOf(e, len(raw[i])); ok {
-			p.Entry, p.Direct = i, direct
-			places = append(places, p)
-		}
 	}
 	return b.AppendPlaced(l.pg, ents[0].GetIndex(), raw, places)
+}
+
+// writeData is the data of a large write and where it goes.
+type writeData struct {
+	object string
+	offset int64
+	b      []byte
+}
+
+// placedData returns the data of e's write when e is a write of at least
+// placeMinBytes, which the store may place. The op's data is the end of
+// e's data (encodeOp), which protobuf writes last (TestPlacedDataLayout).
+func placedData(e *pb.Entry) (writeData, bool) {
+	if e.GetType() != pb.EntryNormal || len(e.GetData()) < placeMinBytes || len(e.ProtoReflect().GetUnknown()) > 0 {
+		return writeData{}, false
+	}
+	o, err := decodeOp(e.GetData())
+	if err != nil || o.Kind != opWrite || len(o.Data) < placeMinBytes {
+		return writeData{}, false
+	}
+	return writeData{o.Object, o.Offset, o.Data}, true
+}
+
+// appendEntryCut appends e's protobuf encoding without the last cut bytes
+// of its data: the bytes proto.Marshal gives, less those (fields in number
+// order, the data last; TestPlacedDataLayout).
+func appendEntryCut(dst []byte, e *pb.Entry, cut int) []byte {
+	if e.Type != nil {
+		dst = protowire.AppendTag(dst, 1, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(*e.Type))
+	}
+	if e.Term != nil {
+		dst = protowire.AppendTag(dst, 2, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, *e.Term)
+	}
+	if e.Index != nil {
+		dst = protowire.AppendTag(dst, 3, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, *e.Index)
+	}
+	dst = protowire.AppendTag(dst, 4, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(len(e.Data)))
+	return append(dst, e.Data[:len(e.Data)-cut]...)
 }
 
 // placeMinBytes is the smallest write whose entry names its data to the
 // store for placing (docs/design-big-writes.md): below it the store's
 // extra sync costs more than writing the data twice.
 const placeMinBytes = 64 << 10
-
-// placeOf names the data of e's write inside e's marshalled bytes (n of
-// them), for a write of at least placeMinBytes; the caller sets Entry. The op's data is the end
-// of e's data, which protobuf writes last (TestPlaceOfLayout).
-func placeOf(e *pb.Entry, n int) (chunkstore.Place, bool) {
-	if e.GetType() != pb.EntryNormal || len(e.GetData()) < placeMinBytes {
-		return chunkstore.Place{}, false
-	}
-	o, err := decodeOp(e.GetData())
-	if err != nil || o.Kind != opWrite || len(o.Data) < placeMinBytes {
-		return chunkstore.Place{}, false
-	}
-	return chunkstore.Place{Object: o.Object, Offset: o.Offset, Lo: n - len(o.Data), Hi: n}, true
-}
 
 func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	if len(ents) == 0 {

@@ -162,36 +162,48 @@ func TestRaftLogCommitBehindApplied(t *testing.T) {
 	}
 }
 
-// TestPlaceOfLayout: the place the OSD names is exactly the op's data in
-// the entry as marshalled, for writes of the placing size, and nothing
-// else is placed.
-func TestPlaceOfLayout(t *testing.T) {
+// TestPlacedDataLayout: the OSD hands the store an entry without its data
+// (appendEntryCut) and the op's data beside it, for writes of the placing
+// size only, and the two together are the bytes proto.Marshal gives.
+func TestPlacedDataLayout(t *testing.T) {
 	data := make([]byte, placeMinBytes+4096)
 	for i := range data {
 		data[i] = byte(i*7 + 1)
 	}
 	for _, tc := range []struct {
+		e    *pb.Entry
 		o    op
 		want bool
 	}{
-		{op{Kind: opWrite, ReqID: 9, Object: "img.0001", Offset: 1 << 20, Data: data}, true},
-		{op{Kind: opWrite, Object: "x", Data: data[:placeMinBytes-1]}, false},
-		{op{Kind: opZero, Object: "x", Length: 1 << 20}, false},
+		{&pb.Entry{Term: new(uint64(3)), Index: new(uint64(1 << 40)), Type: pb.EntryNormal.Enum()},
+			op{Kind: opWrite, ReqID: 9, Object: "img.0001", Offset: 1 << 20, Data: data}, true},
+		{&pb.Entry{Index: new(uint64(7))}, op{Kind: opWrite, Object: "no-term-no-type", Data: data}, true},
+		{&pb.Entry{Term: new(uint64(1)), Index: new(uint64(2)), Type: pb.EntryNormal.Enum()},
+			op{Kind: opWrite, Object: "x", Data: data[:placeMinBytes-1]}, false},
+		{&pb.Entry{Term: new(uint64(1)), Index: new(uint64(2)), Type: pb.EntryNormal.Enum()},
+			op{Kind: opZero, Object: "x", Length: 1 << 20}, false},
+		{&pb.Entry{Term: new(uint64(1)), Index: new(uint64(2)), Type: pb.EntryConfChange.Enum()},
+			op{Kind: opWrite, Object: "x", Data: data}, false},
 	} {
-		e := &pb.Entry{Term: new(uint64(3)), Index: new(uint64(1 << 40)), Type: pb.EntryNormal.Enum(), Data: encodeOp(&tc.o)}
+		e := tc.e
+		e.Data = encodeOp(&tc.o)
 		raw, err := proto.Marshal(e)
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, ok := placeOf(e, len(raw))
+		d, ok := placedData(e)
 		if ok != tc.want {
-			t.Fatalf("%v: placed %v, want %v", tc.o.Kind, ok, tc.want)
+			t.Fatalf("%v %q: placed %v, want %v", tc.o.Kind, tc.o.Object, ok, tc.want)
 		}
 		if !ok {
 			continue
 		}
-		if p.Object != tc.o.Object || p.Offset != tc.o.Offset || !bytes.Equal(raw[p.Lo:p.Hi], tc.o.Data) || p.Hi != len(raw) {
-			t.Fatalf("place %+v does not name the op's data in the marshalled entry", p)
+		if d.object != tc.o.Object || d.offset != tc.o.Offset || !bytes.Equal(d.b, tc.o.Data) {
+			t.Fatalf("placed data %q@%d does not name the op's data", d.object, d.offset)
+		}
+		cut := appendEntryCut([]byte("arena"), e, len(d.b))
+		if got := append(cut[len("arena"):], d.b...); !bytes.Equal(got, raw) {
+			t.Fatalf("%q: cut entry + data is not the marshalled entry:\n got %x...\nwant %x...", tc.o.Object, got[:40], raw[:40])
 		}
 	}
 }

@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 )
@@ -54,9 +55,24 @@ func (b *Batch) bounds(pg PG) bounds {
 }
 
 // AppendPlaced is AppendEntries: a MemStore keeps every entry whole, which
-// chunkstore.Batch.AppendPlaced allows.
-func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, _ []chunkstore.Place) error {
-	return b.AppendEntries(pg, first, ents)
+// chunkstore.Batch.AppendPlaced allows. An entry given in two parts
+// (chunkstore.Place.Data) is joined.
+func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunkstore.Place) error {
+	whole, cloned := ents, false
+	for _, p := range places {
+		if p.Data == nil {
+			continue
+		}
+		if p.Entry < 0 || p.Entry >= len(ents) || p.Lo < 0 || p.Lo > len(ents[p.Entry]) || p.Hi-p.Lo != len(p.Data) {
+			return fmt.Errorf("storagetest: append placed pg %s: %w: place [%d, %d) of entry %d", pg, chunkstore.ErrInvalid, p.Lo, p.Hi, p.Entry)
+		}
+		if !cloned {
+			whole, cloned = slices.Clone(ents), true
+		}
+		rest := ents[p.Entry]
+		whole[p.Entry] = slices.Concat(rest[:p.Lo], p.Data, rest[p.Lo:])
+	}
+	return b.AppendEntries(pg, first, whole)
 }
 
 // AppendEntries stores ents as entries first, first+1, ... of pg and deletes
