@@ -1,13 +1,17 @@
 package mon
 
 import (
+	"sync/atomic"
+
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-// etcdConfig turns a validated Config into etcd's embed.Config.
-func (c Config) etcdConfig() (*embed.Config, error) {
+// etcdConfig turns a validated Config into etcd's embed.Config. Once
+// stopping is set, etcd's complaints about its own closed listeners are
+// dropped (stopCore).
+func (c Config) etcdConfig(stopping *atomic.Bool) (*embed.Config, error) {
 	ec := embed.NewConfig()
 	ec.Name = c.Name
 	ec.Dir = c.DataDir
@@ -36,15 +40,16 @@ func (c Config) etcdConfig() (*embed.Config, error) {
 	ec.QuotaBackendBytes = defaultQuotaBytes
 
 	ec.LogLevel = "warn"
-	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(c.Logger, c.Name))
+	ec.ZapLoggerBuilder = embed.NewZapLoggerBuilder(etcdLogger(c.Logger, c.Name, stopping))
 	return ec, nil
 }
 
 // etcdLogger returns log restricted to warn and above, so etcd's chatty
 // info log does not flood the daemon's. A logger that is already stricter is
 // kept as is (zap refuses to lower a level).
-func etcdLogger(log *zap.Logger, name string) *zap.Logger {
+func etcdLogger(log *zap.Logger, name string, stopping *atomic.Bool) *zap.Logger {
 	l := log.Named("etcd").With(zap.String("member", name))
+	l = l.WithOptions(zap.WrapCore(func(core zapcore.Core) zapcore.Core { return stopCore{core, stopping} }))
 	if l.Core().Enabled(zapcore.InfoLevel) {
 		l = l.WithOptions(zap.IncreaseLevel(zapcore.WarnLevel))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -14,8 +15,9 @@ import (
 // Mon is one control-plane member. Create it with New and run it with Run;
 // a Mon runs at most once at a time.
 type Mon struct {
-	cfg Config
-	log *zap.Logger
+	cfg      Config
+	log      *zap.Logger
+	stopping atomic.Bool // Run was told to stop (see stopCore)
 }
 
 // New validates cfg (after applying defaults) and returns a Mon. It starts
@@ -47,7 +49,8 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 	}
 	defer unlock()
 
-	ec, err := c.etcdConfig()
+	m.stopping.Store(false)
+	ec, err := c.etcdConfig(&m.stopping)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidConfig, err)
 	}
@@ -62,6 +65,7 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 	select {
 	case <-e.Server.ReadyNotify():
 	case <-ctx.Done():
+		m.stopping.Store(true)
 		return nil
 	case err := <-e.Err():
 		return fmt.Errorf("%w: member %q while starting: %w", ErrStopped, c.Name, err)
@@ -79,6 +83,7 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 	select {
 	case <-ctx.Done():
 		m.log.Info("control plane member stopping")
+		m.stopping.Store(true)
 		return nil
 	case err := <-e.Err():
 		return fmt.Errorf("%w: member %q: %w", ErrStopped, c.Name, err)

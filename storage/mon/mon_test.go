@@ -95,6 +95,11 @@ func TestRunPutGetRestart(t *testing.T) {
 		if strings.HasPrefix(e.LoggerName, "etcd") && e.Level < zapcore.WarnLevel {
 			t.Fatalf("etcd logged below warn: %v %q", e.Level, e.Message)
 		}
+		// A clean stop logs no errors (etcd's about its own closed
+		// listeners are dropped: stopCore).
+		if e.Level >= zapcore.ErrorLevel {
+			t.Fatalf("a clean stop logged %v %q %v", e.Level, e.Message, e.ContextMap())
+		}
 	}
 
 	eps, _ = startMon(t, cfg)
