@@ -72,6 +72,9 @@ type doneProposal struct {
 // cycle handles every pending Ready: persist and apply in one batch (one
 // fsync for all PGs), then send messages, advance, and answer callers.
 func (n *Node) cycle() error {
+	// The flags are cleared and the list emptied together, with no return
+	// in between: a replica flagged but not listed would never be asked
+	// again (touch skips a flagged replica), not even by tick.
 	var rds []*ready
 	for _, r := range n.touched {
 		r.touched = false

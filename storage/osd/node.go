@@ -174,9 +174,17 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			break
 		}
-		if err := n.cycle(); err != nil {
-			n.log.Error("store failed; stopping this osd", zap.Error(err))
-			return err
+		// Advance, or a campaign or read started while finishing, may
+		// leave a replica with more to do: run it now, not at the next
+		// event or tick (a few rounds at most, so events keep their turn).
+		for range 4 {
+			if err := n.cycle(); err != nil {
+				n.log.Error("store failed; stopping this osd", zap.Error(err))
+				return err
+			}
+			if len(n.touched) == 0 || len(n.events) > 0 {
+				break
+			}
 		}
 	}
 }

@@ -3,11 +3,11 @@ package osd
 import (
 	"encoding/binary"
 	"fmt"
-	"google.golang.org/protobuf/encoding/protowire"
 	"math"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
@@ -303,7 +303,8 @@ func placedData(e *pb.Entry) (writeData, bool) {
 
 // appendEntryCut appends e's protobuf encoding without the last cut bytes
 // of its data: the bytes proto.Marshal gives, less those (fields in number
-// order, the data last; TestPlacedDataLayout).
+// order, the data last; TestPlacedDataLayout, which also fails if raftpb
+// gains a field this would drop).
 func appendEntryCut(dst []byte, e *pb.Entry, cut int) []byte {
 	if e.Type != nil {
 		dst = protowire.AppendTag(dst, 1, protowire.VarintType)

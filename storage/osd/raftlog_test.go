@@ -166,6 +166,10 @@ func TestRaftLogCommitBehindApplied(t *testing.T) {
 // (appendEntryCut) and the op's data beside it, for writes of the placing
 // size only, and the two together are the bytes proto.Marshal gives.
 func TestPlacedDataLayout(t *testing.T) {
+	// appendEntryCut writes these four fields and no others.
+	if f := (&pb.Entry{}).ProtoReflect().Descriptor().Fields(); f.Len() != 4 {
+		t.Fatalf("raftpb.Entry has %d fields; appendEntryCut encodes Type, Term, Index and Data only", f.Len())
+	}
 	data := make([]byte, placeMinBytes+4096)
 	for i := range data {
 		data[i] = byte(i*7 + 1)

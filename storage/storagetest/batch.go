@@ -59,12 +59,18 @@ func (b *Batch) bounds(pg PG) bounds {
 // (chunkstore.Place.Data) is joined.
 func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunkstore.Place) error {
 	whole, cloned := ents, false
+	seen := map[int]bool{}
 	for _, p := range places {
+		// The checks chunkstore makes on a place, so that an OSD that
+		// breaks them fails here too.
+		bad := p.Entry < 0 || p.Entry >= len(ents) || seen[p.Entry] || p.Lo < 0 || p.Lo >= p.Hi ||
+			p.Hi > len(ents[p.Entry])+len(p.Data) || (p.Data != nil && p.Hi-p.Lo != len(p.Data))
+		if bad {
+			return fmt.Errorf("storagetest: append placed pg %s: %w: place [%d, %d) of entry %d", pg, chunkstore.ErrInvalid, p.Lo, p.Hi, p.Entry)
+		}
+		seen[p.Entry] = true
 		if p.Data == nil {
 			continue
-		}
-		if p.Entry < 0 || p.Entry >= len(ents) || p.Lo < 0 || p.Lo > len(ents[p.Entry]) || p.Hi-p.Lo != len(p.Data) {
-			return fmt.Errorf("storagetest: append placed pg %s: %w: place [%d, %d) of entry %d", pg, chunkstore.ErrInvalid, p.Lo, p.Hi, p.Entry)
 		}
 		if !cloned {
 			whole, cloned = slices.Clone(ents), true
