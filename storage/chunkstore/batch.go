@@ -182,7 +182,6 @@ func (b *Batch) Discard() {
 	if !b.done {
 		b.done = true
 		b.release(true) // its placements were written, never logged
-
 	}
 }
 

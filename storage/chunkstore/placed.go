@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Placed entries (docs/design-big-writes.md, step 3). When a raft entry
@@ -38,35 +39,24 @@ var errBadPlaced = errors.New("malformed placed-entry record")
 // block's slot (by block index in the object). It touches no file. Errors:
 // ErrInvalid for a range that is not whole blocks inside the object.
 func (b *blockIO) placeEntry(entry []byte, lo, hi int, off int64, slotOf func(i int64) int) (*placedRecord, []byte, error) {
-	bs := b.bs
-	if lo < 0 || hi > len(entry) || lo >= hi || off < 0 || off%bs != 0 || int64(hi-lo)%bs != 0 || off+int64(hi-lo) > MaxObjectSize {
-		return nil, nil, fmt.Errorf("%w: place bytes [%d, %d) of an entry at offset %d (block size %d)", ErrInvalid, lo, hi, off, bs)
+	if lo < 0 || hi > len(entry) || lo >= hi {
+		return nil, nil, fmt.Errorf("%w: place bytes [%d, %d) of an entry of %d", ErrInvalid, lo, hi, len(entry))
 	}
 	data := entry[lo:hi]
-	r := b.placeRecord(lo, data, off, slotOf)
-	r.rest = make([]byte, 0, len(entry)-len(data))
-	r.rest = append(append(r.rest, entry[:lo]...), entry[hi:]...)
-	return r, data, nil
+	r, err := b.placeData(slices.Concat(entry[:lo], entry[hi:]), lo, data, off, slotOf)
+	return r, data, err
 }
 
 // placeData is placeEntry for an entry given in two parts (Place.Data):
-// rest, the entry without its data, and the data that went at offset lo.
+// rest, the entry without its data, which the record keeps (the caller
+// gives it up), and the data, which went at byte lo of the entry.
 func (b *blockIO) placeData(rest []byte, lo int, data []byte, off int64, slotOf func(i int64) int) (*placedRecord, error) {
 	bs := b.bs
 	if lo < 0 || lo > len(rest) || len(data) == 0 || off < 0 || off%bs != 0 || int64(len(data))%bs != 0 || off+int64(len(data)) > MaxObjectSize {
 		return nil, fmt.Errorf("%w: place %d bytes at %d of an entry at offset %d (block size %d)", ErrInvalid, len(data), lo, off, bs)
 	}
-	r := b.placeRecord(lo, data, off, slotOf)
-	r.rest = bytes.Clone(rest) // rest is the caller's until Commit; r outlives it
-	return r, nil
-}
-
-// placeRecord makes the record, without rest, for data that starts at
-// byte lo of its entry and goes at offset off of b's object.
-func (b *blockIO) placeRecord(lo int, data []byte, off int64, slotOf func(i int64) int) *placedRecord {
-	bs := b.bs
 	n := int64(len(data)) / bs
-	r := &placedRecord{cut: lo, name: b.id.name, off: off, n: n,
+	r := &placedRecord{cut: lo, name: b.id.name, off: off, n: n, rest: rest,
 		slots: make([]byte, (n+7)/8), holes: make([]byte, (n+7)/8), sums: make([]uint32, n)}
 	for k := int64(0); k < n; k++ {
 		blk := data[k*bs : (k+1)*bs]
@@ -80,7 +70,7 @@ func (b *blockIO) placeRecord(lo int, data []byte, off int64, slotOf func(i int6
 		}
 		r.sums[k] = b.id.blockSum(i, blk)
 	}
-	return r
+	return r, nil
 }
 
 // encode serialises r:

@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -78,19 +79,40 @@ func (pl *placement) whole() []byte {
 	if pl.data == nil {
 		return pl.entry
 	}
-	return joinEntry(pl.entry, pl.rec.cut, pl.data)
-}
-
-// joinEntry returns the entry whose bytes without [lo, lo+len(data)) are
-// rest, and data there.
-func joinEntry(rest []byte, lo int, data []byte) []byte {
-	e := make([]byte, 0, len(rest)+len(data))
-	return append(append(append(e, rest[:lo]...), data...), rest[lo:]...)
+	return Place{Lo: pl.rec.cut, Data: pl.data}.Join(pl.entry)
 }
 
 // size is the length of p's whole entry, given ents.
 func (p Place) size(ents [][]byte) int {
 	return len(ents[p.Entry]) + len(p.Data)
+}
+
+// Join returns p's whole entry from rest, the entry without its data (the
+// entry as given with p.Data).
+func (p Place) Join(rest []byte) []byte {
+	return slices.Concat(rest[:p.Lo], p.Data, rest[p.Lo:])
+}
+
+// CheckPlaces checks places against the entries they name, as AppendPlaced
+// does before it changes anything: one place per entry at most, a range
+// inside the (whole) entry, the data's length for an entry in two parts,
+// and a valid object name and range. Errors wrap ErrInvalid.
+func CheckPlaces(pg PG, ents [][]byte, places []Place) error {
+	seen := make(map[int]bool, len(places))
+	for _, p := range places {
+		if p.Entry < 0 || p.Entry >= len(ents) || seen[p.Entry] {
+			return fmt.Errorf("chunkstore: append placed pg %s: %w: place for entry %d", pg, ErrInvalid, p.Entry)
+		}
+		seen[p.Entry] = true
+		l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
+		if p.Lo < 0 || p.Hi > p.size(ents) || p.Lo >= p.Hi || (p.Data != nil && p.Hi-p.Lo != len(p.Data)) {
+			return l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes, or not its %d bytes of data", ErrInvalid, p.Lo, p.Hi, p.size(ents), len(p.Data)))
+		}
+		if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // AppendPlaced is AppendEntries where the writes that places name may be
@@ -111,19 +133,8 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	if err != nil {
 		return err
 	}
-	seen := make(map[int]bool, len(places))
-	for _, p := range places {
-		if p.Entry < 0 || p.Entry >= len(ents) || seen[p.Entry] {
-			return fmt.Errorf("chunkstore: append placed pg %s: %w: place for entry %d", pg, ErrInvalid, p.Entry)
-		}
-		seen[p.Entry] = true
-		l := loc{op: "append placed", pg: pg, object: p.Object, block: -1}
-		if p.Lo < 0 || p.Hi > p.size(ents) || p.Lo >= p.Hi || (p.Data != nil && p.Hi-p.Lo != len(p.Data)) {
-			return l.wrap(fmt.Errorf("%w: place [%d, %d) outside its entry of %d bytes, or not its %d bytes of data", ErrInvalid, p.Lo, p.Hi, p.size(ents), len(p.Data)))
-		}
-		if err := checkRange(l, p.Offset, int64(p.Hi-p.Lo)); err != nil {
-			return err
-		}
+	if err := CheckPlaces(pg, ents, places); err != nil {
+		return err
 	}
 	if first <= bd[1] { // replacing entries placed earlier in this batch
 		var gone []*placement
@@ -159,7 +170,7 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	}
 	for _, p := range places {
 		if p.Data != nil && !marks[p.Entry] { // goes whole
-			out[p.Entry] = joinEntry(ents[p.Entry], p.Lo, p.Data)
+			out[p.Entry] = p.Join(ents[p.Entry])
 		}
 	}
 	if !slices.Contains(marks, true) {
@@ -241,10 +252,10 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		bio.bufs = s.directBufs
 	}
 	var rec *placedRecord
-	var data []byte
-	if p.Data != nil {
-		rec, err = bio.placeData(entry, p.Lo, p.Data, p.Offset, slotOf)
-		data = p.Data
+	data := p.Data
+	if data != nil {
+		// entry is the caller's until Commit; the record outlives it.
+		rec, err = bio.placeData(bytes.Clone(entry), p.Lo, data, p.Offset, slotOf)
 	} else {
 		rec, data, err = bio.placeEntry(entry, p.Lo, p.Hi, p.Offset, slotOf)
 	}

@@ -58,25 +58,20 @@ func (b *Batch) bounds(pg PG) bounds {
 // chunkstore.Batch.AppendPlaced allows. An entry given in two parts
 // (chunkstore.Place.Data) is joined.
 func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunkstore.Place) error {
+	// The places chunkstore refuses are refused here too, so that an OSD
+	// that makes one fails in the simulation.
+	if err := chunkstore.CheckPlaces(pg, ents, places); err != nil {
+		return err
+	}
 	whole, cloned := ents, false
-	seen := map[int]bool{}
 	for _, p := range places {
-		// The checks chunkstore makes on a place, so that an OSD that
-		// breaks them fails here too.
-		bad := p.Entry < 0 || p.Entry >= len(ents) || seen[p.Entry] || p.Lo < 0 || p.Lo >= p.Hi ||
-			p.Hi > len(ents[p.Entry])+len(p.Data) || (p.Data != nil && p.Hi-p.Lo != len(p.Data))
-		if bad {
-			return fmt.Errorf("storagetest: append placed pg %s: %w: place [%d, %d) of entry %d", pg, chunkstore.ErrInvalid, p.Lo, p.Hi, p.Entry)
-		}
-		seen[p.Entry] = true
 		if p.Data == nil {
 			continue
 		}
 		if !cloned {
 			whole, cloned = slices.Clone(ents), true
 		}
-		rest := ents[p.Entry]
-		whole[p.Entry] = slices.Concat(rest[:p.Lo], p.Data, rest[p.Lo:])
+		whole[p.Entry] = p.Join(ents[p.Entry])
 	}
 	return b.AppendEntries(pg, first, whole)
 }
