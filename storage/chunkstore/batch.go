@@ -44,6 +44,7 @@ type Batch struct {
 	placed    []*placement  // placements made by AppendPlaced
 	syncFiles []*objFile    // their files: synced before the WAL commit, put after
 	left      []leftClaim   // slots blocks left while applying (placing stores only)
+	lost      []*placement  // conversions that found the data damaged: kept as heads (rewriteInline)
 	failed    error         // an AppendPlaced that failed half-way: Commit refuses
 }
 
@@ -62,6 +63,8 @@ type queuedOp struct {
 	off, n  int64
 	data    []byte
 	version uint64
+	// placedOnly: ApplyPlaced, no data; it must apply as a flip.
+	placedOnly bool
 }
 
 // NewBatch returns an empty batch. It never fails; a closed store makes
@@ -148,7 +151,10 @@ func (b *Batch) Commit() error {
 	defer s.applyMu.Unlock()
 	s.placeMu.Lock()
 	flips, convert := b.planPlacements()
-	err := b.rewriteInline(convert)
+	err := b.checkPlacedOnly(flips)
+	if err == nil {
+		err = b.rewriteInline(convert)
+	}
 	if err == nil {
 		err = b.syncPlaced()
 	}

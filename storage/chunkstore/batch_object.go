@@ -12,6 +12,17 @@ func (b *Batch) Write(pg PG, object string, off int64, data []byte, version uint
 	return b.add(queuedOp{kind: opWrite, off: off, n: int64(len(data)), data: data, version: version}, pg, object, "write")
 }
 
+// ApplyPlaced applies at Commit the placed write logged at index version of
+// pg, without its data: for an entry whose data is damaged here (Entries
+// gave ErrDamagedEntry), whose head says it wrote n bytes at off of
+// object. It applies by making the write's slots current, as the write
+// itself would have, so the damaged blocks stay where reads and scrub find
+// them. Errors: those of Write; at Commit, ErrDamagedEntry when the write
+// cannot apply that way (it is not the placed entry at that index).
+func (b *Batch) ApplyPlaced(pg PG, object string, off, n int64, version uint64) error {
+	return b.add(queuedOp{kind: opWrite, off: off, n: n, version: version, placedOnly: true}, pg, object, "apply placed")
+}
+
 // Truncate sets object's size at Commit, creating it if missing: blocks past
 // size become holes and the partial last block is zeroed past size. Errors
 // as Write.

@@ -6,13 +6,20 @@ import (
 )
 
 // Sentinel errors. Every error returned by this package wraps at most one of
-// them (a *CorruptError matches ErrCorrupt); classify with errors.Is.
+// them (a *CorruptError matches ErrCorrupt, and ErrDamagedEntry too when it
+// says so); classify with errors.Is.
 var (
 	// ErrNotFound: the object, raft entry or other key does not exist.
 	ErrNotFound = errors.New("chunkstore: not found")
 	// ErrCorrupt: stored bytes failed verification or could not be read back.
 	// The error is a *CorruptError that says where.
 	ErrCorrupt = errors.New("chunkstore: corrupt data")
+	// ErrDamagedEntry: the data of a placed raft entry (a large write kept
+	// in its object's slots, Place) failed its checksum, or was found so
+	// before and dropped. The entry's head is intact (EntryHeads), the
+	// other replicas hold the data, and ApplyPlaced still applies it. The
+	// error is a *CorruptError: it matches ErrCorrupt as well.
+	ErrDamagedEntry = errors.New("chunkstore: damaged raft entry data")
 	// ErrLocked: another Store (in this or another process) has the directory open.
 	ErrLocked = errors.New("chunkstore: directory locked")
 	// ErrConfig: the configuration is invalid or does not match the store on disk.

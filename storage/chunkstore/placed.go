@@ -9,14 +9,20 @@ import (
 )
 
 // Placed entries (docs/design-big-writes.md, step 3). When a raft entry
-// carries a large block-aligned write, the store will write the data once,
-// into object slots that are not current, and log a placedRecord instead of
-// the entry: the entry without the data, and where each block went. The log
-// marks such records (wal.Batch.AppendMarked) and Entries rebuilds the
-// entry's exact bytes from the slots. Not wired into Batch yet.
+// carries a large block-aligned write, the store writes the data once,
+// into object slots that are not current, and logs a placedRecord instead
+// of the entry: the entry without the data, and where each block went. The
+// log marks such records (wal.Batch.AppendMarked) and Entries rebuilds the
+// entry's exact bytes from the slots (placement.go wires it into Batch).
 
-// placedVersion is the first byte of an encoded placedRecord.
-const placedVersion = 1
+// placedVersion is the first byte of an encoded placedRecord;
+// placedLostVersion that of one whose data was found damaged and dropped
+// (rewriteInline): its slots are no longer claimed and it cannot be
+// rebuilt, but its entry's head is kept for raft.
+const (
+	placedVersion     = 1
+	placedLostVersion = 2
+)
 
 // placedRecord describes one placed entry. A record is only meaningful to
 // the store that wrote it (block size, slots and checksums are its own).
@@ -29,6 +35,7 @@ type placedRecord struct {
 	holes []byte   // bit i: the block is all zeros and was not written
 	sums  []uint32 // checksum of each block as stored (0 for holes)
 	rest  []byte   // the entry without the data
+	lost  bool     // the data was found damaged and dropped: no slots hold it
 }
 
 var errBadPlaced = errors.New("malformed placed-entry record")
@@ -80,6 +87,9 @@ func (b *blockIO) placeData(rest []byte, lo int, data []byte, off int64, slotOf 
 func (r *placedRecord) encode() []byte {
 	p := make([]byte, 0, 1+4+8+4+2+len(r.name)+len(r.slots)+len(r.holes)+4*len(r.sums)+len(r.rest))
 	p = append(p, placedVersion)
+	if r.lost {
+		p[0] = placedLostVersion
+	}
 	p = binary.BigEndian.AppendUint32(p, uint32(r.cut))
 	p = binary.BigEndian.AppendUint64(p, uint64(r.off))
 	p = binary.BigEndian.AppendUint32(p, uint32(r.n))
@@ -97,13 +107,14 @@ func (r *placedRecord) encode() []byte {
 // refuses anything encode could not have produced; rest aliases p.
 func decodePlaced(p []byte, bs int64) (*placedRecord, error) {
 	const fixed = 1 + 4 + 8 + 4 + 2
-	if len(p) < fixed || p[0] != placedVersion {
+	if len(p) < fixed || (p[0] != placedVersion && p[0] != placedLostVersion) {
 		return nil, errBadPlaced
 	}
 	r := &placedRecord{
-		cut: int(binary.BigEndian.Uint32(p[1:])),
-		off: int64(binary.BigEndian.Uint64(p[5:])),
-		n:   int64(binary.BigEndian.Uint32(p[13:])),
+		lost: p[0] == placedLostVersion,
+		cut:  int(binary.BigEndian.Uint32(p[1:])),
+		off:  int64(binary.BigEndian.Uint64(p[5:])),
+		n:    int64(binary.BigEndian.Uint32(p[13:])),
 	}
 	nameLen := int(binary.BigEndian.Uint16(p[17:]))
 	if r.off < 0 || r.off%bs != 0 || r.n <= 0 || r.n > MaxObjectSize/bs || r.off+r.n*bs > MaxObjectSize ||
@@ -144,9 +155,13 @@ func decodePlaced(p []byte, bs int64) (*placedRecord, error) {
 }
 
 // slotRuns returns r's written blocks as runs of consecutive blocks in one
-// slot (object block indexes), holes left out: what the claims record.
+// slot (object block indexes), holes left out: what the claims record. A
+// lost record has none.
 func (r *placedRecord) slotRuns(bs int64) []slotRun {
 	var runs []slotRun
+	if r.lost {
+		return nil
+	}
 	i0 := r.off / bs
 	for k := int64(0); k < r.n; k++ {
 		if bit(r.holes, k) {
@@ -173,9 +188,14 @@ func appendRun(runs []slotRun, i int64, s int) []slotRun {
 
 // rebuild returns the entry r was made from, reading the data from the
 // slots of b's file (b must be the record's object) and checking every
-// block against the checksum in r. A mismatch is corruption: the claims
-// keep a placed entry's slots from being reused while it is in the log.
+// block against the checksum in r. A mismatch is corruption of the entry
+// (ErrDamagedEntry), not a reused slot: the claims keep a placed entry's
+// slots from being reused while it is in the log. A lost record gives
+// ErrDamagedEntry without reading.
 func (r *placedRecord) rebuild(b *blockIO) ([]byte, error) {
+	if r.lost {
+		return nil, b.l.corrupt("placed entry: its data was found damaged earlier and dropped", ErrDamagedEntry)
+	}
 	size := int64(len(r.rest)) + r.n*b.bs
 	entry := make([]byte, size)
 	copy(entry, r.rest[:r.cut])
@@ -190,7 +210,7 @@ func (r *placedRecord) rebuild(b *blockIO) ([]byte, error) {
 		for i := run.lo; i < run.hi; i++ {
 			blk := data[(i-i0)*b.bs : (i-i0+1)*b.bs]
 			if want := r.sums[i-i0]; b.id.blockSum(i, blk) != want {
-				return nil, b.l.withBlock(i).corrupt(fmt.Sprintf("placed entry: slot %d checksum mismatch (logged %08x)", run.slot, want), nil)
+				return nil, b.l.withBlock(i).corrupt(fmt.Sprintf("placed entry: slot %d checksum mismatch (logged %08x)", run.slot, want), ErrDamagedEntry)
 			}
 		}
 	}

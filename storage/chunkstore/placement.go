@@ -31,13 +31,18 @@ import (
 //     after the WAL commit that replaced, rewrote or compacted the entry.
 //
 // So every placed record in the durable log has its slots intact, which
-// is all that Entries and a replay need.
+// is all that Entries and a replay need, unless the device damaged them
+// later. Such an entry is not lost to raft: Entries reports it
+// (ErrDamagedEntry), EntryHeads still gives its head, ApplyPlaced applies
+// it by flipping (no data needed), and a conversion that meets it keeps a
+// lost record (its head, no slots) instead of the whole entry.
 
 // placeStats counts what the placement paths did since open.
 type placeStats struct {
 	placed    atomic.Int64 // entries whose data went to slots
 	flipped   atomic.Int64 // placed entries applied by flipping slots
 	converted atomic.Int64 // placed entries rewritten inline
+	lost      atomic.Int64 // placed entries found damaged at conversion, kept as heads
 	reclaimed atomic.Int64 // stale slot blocks punched (reclaim.go)
 	direct    atomic.Int64 // placed entries written past the page cache (direct.go)
 }

@@ -23,6 +23,9 @@ func (b *Batch) notePlacements(convert map[placeKey]*placement) {
 		s.forgetPlacements(k.pg, func(idx uint64) bool { return idx == k.index })
 		s.claims.released(k.pg, k.index)
 	}
+	for _, pl := range b.lost {
+		s.addPlacement(pl) // no slots to claim; a replay may still flip it
+	}
 }
 
 // addPlacement records a placement in the log and claims its slots. The
@@ -63,6 +66,8 @@ func (s *Store) loadPlacements() error {
 			if err != nil {
 				return err
 			}
+			// A lost record claims no slots (slotRuns), but a replay
+			// may still apply its entry by flipping (ApplyPlaced).
 			s.addPlacement(&placement{pg: pg, index: idx, rec: rec, runs: rec.slotRuns(bs)})
 		}
 	}

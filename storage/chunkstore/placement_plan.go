@@ -2,8 +2,12 @@ package chunkstore
 
 import (
 	"cmp"
+	"errors"
+	"fmt"
 	"maps"
 	"slices"
+
+	"go.uber.org/zap"
 )
 
 // Planning a batch's commit when placements are in play
@@ -66,13 +70,33 @@ func (b *Batch) planPlacements() (flips map[int]*placement, convert map[placeKey
 
 // flipOf is the placement op i applies by flipping, or nil: the op is the
 // write a placement was made from, and that placement is not converted.
+// An op without data (ApplyPlaced) flips even when its placement is
+// converted: the log then holds the entry inline (or as a lost head), and
+// the flip makes current the slots that applying it in place would have
+// filled with the same bytes. A lost placement (rewriteInline) flips only
+// such an op: one with its data applies in place, which repairs it.
 func (p *planner) flipOf(i int, convert map[placeKey]*placement) *placement {
 	op := &p.b.ops[i]
 	pl := p.lookup(op.id.pg, op.version)
-	if pl == nil || !p.b.isFlip(op, pl) || convert[placeKey{op.id.pg, op.version}] != nil {
+	if pl == nil || !p.b.isFlip(op, pl) {
+		return nil
+	}
+	if !op.placedOnly && (pl.rec.lost || convert[placeKey{op.id.pg, op.version}] != nil) {
 		return nil
 	}
 	return pl
+}
+
+// checkPlacedOnly refuses a batch with an op without data (ApplyPlaced)
+// that does not apply as a flip: there is nothing to write in its place.
+func (b *Batch) checkPlacedOnly(flips map[int]*placement) error {
+	for i := range b.ops {
+		if op := &b.ops[i]; op.placedOnly && flips[i] == nil {
+			l := loc{op: "apply placed", pg: op.id.pg, object: op.id.name, block: -1}
+			return l.corrupt(fmt.Sprintf("entry %d is not a placed write of %d bytes at %d in this store's log, and its data is not here to write", op.version, op.n, op.off), ErrDamagedEntry)
+		}
+	}
+	return nil
 }
 
 // placeKey names a placement by PG and index.
@@ -183,7 +207,22 @@ func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
 		entry := pl.whole()
 		if entry == nil {
 			var err error
-			if entry, err = b.s.rebuildPlaced(pl.pg, pl.rec); err != nil {
+			entry, err = b.s.rebuildPlaced(pl.pg, pl.rec)
+			if errors.Is(err, ErrDamagedEntry) {
+				// The log cannot keep data it no longer has: it keeps
+				// the entry's head, marked lost, and the operations
+				// may overwrite the slots. Raft gets the head
+				// (EntryHeads); the other replicas hold the data.
+				b.s.log.Error("chunkstore: a placed raft entry's data is damaged; the log keeps only its head, the other replicas hold the data",
+					zap.Stringer("pg", pl.pg), zap.Uint64("index", pl.index), zap.String("object", pl.rec.name), zap.Error(err))
+				lost := *pl.rec
+				lost.lost = true
+				b.wal.Rewrite(walPG(pl.pg), pl.index, lost.encode(), true)
+				b.lost = append(b.lost, &placement{pg: pl.pg, index: pl.index, rec: &lost})
+				b.s.stats.lost.Add(1)
+				continue
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -204,7 +243,7 @@ func (s *Store) rebuildPlaced(pg PG, rec *placedRecord) ([]byte, error) {
 	defer s.locks[id.stripe()].RUnlock()
 	of, err := s.files.get(id.rel(), false, false)
 	if err != nil {
-		return nil, l.corrupt("the object file of a placed entry is missing", err)
+		return nil, l.corrupt("the object file of a placed entry is missing", fmt.Errorf("%w: %w", ErrDamagedEntry, err))
 	}
 	defer s.files.put(of)
 	return rec.rebuild(s.blockIO(id, of.f, l))

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -43,7 +44,9 @@ func (s *Store) LoadRaft(pg PG) (RaftState, error) {
 // Entries returns the stored log entries [lo, hi) of pg. It stops before the
 // entry that would take the total past maxBytes, but returns at least one
 // entry if lo < hi (raft's MaxSize rule). A range outside the stored log is
-// an error wrapping ErrNotFound. Errors: ErrNotFound, ErrCorrupt, ErrClosed.
+// an error wrapping ErrNotFound. A placed entry whose data is damaged fails
+// the call with ErrDamagedEntry (see EntryHeads and ApplyPlaced). Errors:
+// ErrNotFound, ErrCorrupt, ErrDamagedEntry, ErrClosed.
 func (s *Store) Entries(pg PG, lo, hi uint64, maxBytes uint64) ([][]byte, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -78,6 +81,48 @@ func (s *Store) Entries(pg PG, lo, hi uint64, maxBytes uint64) ([][]byte, error)
 		}
 	}
 	return ents, nil
+}
+
+// EntryHead is a logged entry as far as the log itself holds it. An entry
+// logged whole is Rest with Data 0. A placed entry is Rest with Data bytes
+// left out at Cut: the entry's bytes are Rest[:Cut], then its data (kept
+// in its object's slots), then Rest[Cut:]. The slices are the caller's.
+type EntryHead struct {
+	Rest []byte
+	Cut  int
+	Data int
+}
+
+// EntryHeads returns the heads of pg's stored entries [lo, hi): what
+// Entries returns without reading the data of placed entries, so it is
+// cheap and does not fail when that data is damaged. A range outside the
+// stored log is an error wrapping ErrNotFound. Errors: ErrNotFound,
+// ErrCorrupt (of the log itself), ErrClosed.
+func (s *Store) EntryHeads(pg PG, lo, hi uint64) ([]EntryHead, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	if lo >= hi {
+		return nil, nil
+	}
+	ents, marks, err := s.wal.EntriesMarked(walPG(pg), lo, hi, math.MaxUint64)
+	if err != nil {
+		return nil, walErr("entry heads", pg, err)
+	}
+	heads := make([]EntryHead, len(ents))
+	for i, marked := range marks {
+		if !marked {
+			heads[i] = EntryHead{Rest: ents[i]}
+			continue
+		}
+		rec, err := s.decodePlacedAt("entry heads", pg, lo+uint64(i), ents[i])
+		if err != nil {
+			return nil, err
+		}
+		heads[i] = EntryHead{Rest: rec.rest, Cut: rec.cut, Data: int(rec.n) * s.cfg.BlockSize}
+	}
+	return heads, nil
 }
 
 // decodePlacedAt decodes the placed record of pg's entry at index; a bad
