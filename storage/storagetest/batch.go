@@ -73,7 +73,19 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []chunks
 		}
 		whole[p.Entry] = p.Join(ents[p.Entry])
 	}
-	return b.AppendEntries(pg, first, whole)
+	if err := b.AppendEntries(pg, first, whole); err != nil {
+		return err
+	}
+	for _, p := range places {
+		i, at := first+uint64(p.Entry), placed{object: p.Object, offset: p.Offset, lo: p.Lo, hi: p.Hi}
+		b.add(pg, "", func(d *pgData) {
+			if d.placed == nil {
+				d.placed = map[uint64]placed{}
+			}
+			d.placed[i] = at
+		})
+	}
+	return nil
 }
 
 // AppendEntries stores ents as entries first, first+1, ... of pg and deletes
@@ -97,12 +109,12 @@ func (b *Batch) AppendEntries(pg PG, first uint64, ents [][]byte) error {
 	}
 	if bd.first != 0 {
 		for i := bd.last; i >= first && i >= bd.first; i-- {
-			b.add(pg, "", func(d *pgData) { delete(d.ents, i) })
+			b.add(pg, "", func(d *pgData) { delete(d.ents, i); delete(d.placed, i) })
 		}
 	}
 	for k, e := range ents {
 		i, e := first+uint64(k), bytes.Clone(e)
-		b.add(pg, "", func(d *pgData) { d.ents[i] = e })
+		b.add(pg, "", func(d *pgData) { d.ents[i] = e; delete(d.placed, i) })
 	}
 	if bd.first == 0 {
 		bd.first = first
@@ -159,6 +171,32 @@ func (b *Batch) Write(pg PG, name string, off int64, data []byte, version uint64
 		o.version = version
 	})
 	return nil
+}
+
+// ApplyPlaced writes the data of the entry at index version of pg, which
+// must be stored with a place (AppendPlaced) that writes n bytes at off of
+// object: what chunkstore does by flipping slots. Errors wrap
+// chunkstore.ErrDamagedEntry when it is not such an entry, or ErrInvalid.
+func (b *Batch) ApplyPlaced(pg PG, name string, off, n int64, version uint64) error {
+	if err := b.check("apply placed"); err != nil {
+		return err
+	}
+	if err := checkRange(name, off, n); err != nil {
+		return err
+	}
+	b.s.mu.Lock()
+	var data []byte
+	if d := b.s.pgs[pg]; d != nil {
+		if p, ok := d.placed[version]; ok && p.object == name && p.offset == off && int64(p.hi-p.lo) == n {
+			data = bytes.Clone(d.ents[version][p.lo:p.hi])
+		}
+	}
+	b.s.mu.Unlock()
+	if data == nil {
+		return fmt.Errorf("storagetest: apply placed pg %s entry %d: %w: not a stored placed write of %d bytes at %d of %q",
+			pg, version, chunkstore.ErrDamagedEntry, n, off, name)
+	}
+	return b.Write(pg, name, off, data, version)
 }
 
 // Truncate sets object's size, creating it; errors as Write.

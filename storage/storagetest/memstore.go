@@ -41,17 +41,26 @@ type MemStore struct {
 	crashMix    func(pg PG, object string) bool
 	ckptEvery   int // checkpoint after every ckptEvery commits; 0: only when asked
 	commits     int
+	damaged     func(pg PG, index uint64) bool
 }
 
 type pgData struct {
 	hard, apply []byte            // nil if never set; apply is the latest, not yet durable
 	compact     uint64            // compaction point as of the last checkpoint; 0 if never
 	ents        map[uint64][]byte // raft log entries by index
+	placed      map[uint64]placed // which of them came with a place (AppendPlaced)
 	objs        map[string]*object
 
 	ckApply     []byte             // apply state of the last checkpoint (what LoadRaft returns)
 	ckObjs      map[string]*object // objects as of the last checkpoint
 	pendCompact uint64             // compaction asked for since the last checkpoint
+}
+
+// placed is where the data of a placed entry is, and where it goes.
+type placed struct {
+	object string
+	offset int64
+	lo, hi int // the data is the entry's bytes [lo, hi)
 }
 
 // object is an object's logical content: len(data) is its size, holes are
@@ -86,6 +95,18 @@ func (s *MemStore) SetLoseWrites(f func(pg PG, object string) bool) {
 	s.loseWrite = f
 }
 
+// SetDamaged makes Entries fail with chunkstore.ErrDamagedEntry for each
+// entry stored with a place (AppendPlaced) for which f returns true, as
+// chunkstore does when the slots holding its data are damaged; EntryHeads
+// still gives its head and ApplyPlaced applies it. f runs under the store's
+// lock and should give the same answer for an entry every time. nil
+// removes the fault.
+func (s *MemStore) SetDamaged(f func(pg PG, index uint64) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.damaged = f
+}
+
 // Clone returns what a restarted OSD finds after a power cut (see
 // MemStore), without the faults.
 func (s *MemStore) Clone() *MemStore {
@@ -100,6 +121,7 @@ func (s *MemStore) Clone() *MemStore {
 		for i, e := range d.ents {
 			nd.ents[i] = bytes.Clone(e)
 		}
+		nd.placed = maps.Clone(d.placed)
 		names := slices.Collect(maps.Keys(d.objs))
 		for n := range d.ckObjs {
 			if d.objs[n] == nil {
@@ -155,6 +177,7 @@ func (s *MemStore) checkpointLocked() {
 			for i := range d.ents {
 				if i < d.pendCompact {
 					delete(d.ents, i)
+					delete(d.placed, i)
 				}
 			}
 			d.compact = d.pendCompact
@@ -247,11 +270,39 @@ func (s *MemStore) Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error) {
 		if !ok {
 			return nil, fmt.Errorf("storagetest: entries pg %s index %d: %w", pg, i, chunkstore.ErrNotFound)
 		}
+		if _, ok := s.pgs[pg].placed[i]; ok && s.damaged != nil && s.damaged(pg, i) {
+			return nil, &chunkstore.CorruptError{Op: "entries", PG: pg, Block: -1,
+				Detail: fmt.Sprintf("placed entry %d (injected damage)", i), Err: chunkstore.ErrDamagedEntry}
+		}
 		total += uint64(len(e))
 		if len(out) > 0 && total > maxBytes {
 			break
 		}
 		out = append(out, bytes.Clone(e))
+	}
+	return out, nil
+}
+
+// EntryHeads returns the heads of log entries [lo, hi) of pg: an entry
+// stored with a place (AppendPlaced) without its data, as chunkstore keeps
+// it; the others whole. A missing entry is an error wrapping
+// chunkstore.ErrNotFound.
+func (s *MemStore) EntryHeads(pg PG, lo, hi uint64) ([]chunkstore.EntryHead, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []chunkstore.EntryHead
+	for i := lo; i < hi; i++ {
+		d := s.pgs[pg]
+		if d == nil || d.ents[i] == nil {
+			return nil, fmt.Errorf("storagetest: entry heads pg %s index %d: %w", pg, i, chunkstore.ErrNotFound)
+		}
+		e := d.ents[i]
+		p, ok := d.placed[i]
+		if !ok {
+			out = append(out, chunkstore.EntryHead{Rest: bytes.Clone(e)})
+			continue
+		}
+		out = append(out, chunkstore.EntryHead{Rest: slices.Concat(e[:p.lo], e[p.hi:]), Cut: p.lo, Data: p.hi - p.lo})
 	}
 	return out, nil
 }
