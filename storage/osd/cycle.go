@@ -51,6 +51,9 @@ func (n *Node) sendEarly(x *ready) {
 // never changes an entry once made, and the transport writes them
 // before they could be collected.
 func (n *Node) queue(r *replica, m *pb.Message) {
+	if len(r.log.damaged) > 0 && m.GetType() == pb.MsgApp && !n.cutDamaged(r, m) {
+		return
+	}
 	wm, err := encodeRaftMsg(m)
 	if err != nil {
 		n.log.Error("cannot marshal raft message", zap.Error(err))
@@ -202,7 +205,12 @@ func (n *Node) applyEntry(b Batch, x *ready, e *pb.Entry) error {
 		if err != nil {
 			return fmt.Errorf("pg %d.%d entry %d: %w", r.pg.Pool, r.pg.Seq, idx, err)
 		}
-		if err := applyOp(b, r.pg, &o, idx); err != nil {
+		if n, ok := r.log.damaged[idx]; ok && isStandIn(e, n) {
+			err = b.ApplyPlaced(r.pg, o.Object, o.Offset, int64(n), idx)
+		} else {
+			err = applyOp(b, r.pg, &o, idx)
+		}
+		if err != nil {
 			return fmt.Errorf("apply %s of %q at pg %d.%d index %d: %w", o.Kind, o.Object, r.pg.Pool, r.pg.Seq, idx, err)
 		}
 		if w := r.waiters[o.ReqID]; w != nil {

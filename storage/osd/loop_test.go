@@ -43,6 +43,7 @@ type loopCluster struct {
 	t      *testing.T
 	net    *chanNet
 	stores []*chunkstore.Store
+	dirs   []string // of the stores
 	nodes  []*Node
 	cancel []context.CancelFunc
 	done   []chan error
@@ -78,11 +79,12 @@ func newLoopCluster(t *testing.T, pgs int) *loopCluster {
 	lc := &loopCluster{t: t, net: &chanNet{nodes: map[int32]*Node{}, down: map[int32]bool{}},
 		stores: make([]*chunkstore.Store, 3), nodes: make([]*Node, 3), cancel: make([]context.CancelFunc, 3), done: make([]chan error, 3)}
 	for i := 0; i < 3; i++ {
-		st, err := chunkstore.Open(chunkstore.Config{Dir: t.TempDir(), Logger: zap.NewNop()})
+		dir := t.TempDir()
+		st, err := chunkstore.Open(chunkstore.Config{Dir: dir, Logger: zap.NewNop()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		lc.stores[i] = st
+		lc.stores[i], lc.dirs = st, append(lc.dirs, dir)
 		startLoopNode(lc, i)
 	}
 	for i := 0; i < 3; i++ {

@@ -194,10 +194,17 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) tick(expire bool) {
 	now := n.cfg.Clock.Now()
 	for _, r := range n.replicas {
-		r.tick(now, expire, n.newID)
-		n.touch(r)
-		n.maybeCampaign(r)
+		n.tickReplica(r, now, expire)
 	}
+}
+
+// tickReplica is one replica's part of tick (the simulation ticks replicas
+// in its own order).
+func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
+	r.tick(now, expire, n.newID)
+	n.touch(r)
+	n.maybeCampaign(r)
+	n.maybeHandOff(r)
 }
 
 // touch lists r for the next cycle: something may have changed its raft
@@ -463,7 +470,7 @@ func (n *Node) startRead(pg PG, w *waiter) {
 // start: it may have acknowledged a leader's heartbeat just before a crash,
 // and that leader's lease counts on it not electing anyone else (lease.go).
 func (n *Node) maybeCampaign(r *replica) {
-	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() && !n.cfg.Clock.Now().Before(n.votesAfter) {
+	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() && !n.cfg.Clock.Now().Before(n.votesAfter) && !r.holdsLostEntry() {
 		r.campaign = false
 		n.touch(r)
 		_ = r.rn.Campaign()

@@ -2,6 +2,7 @@ package osd
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -33,6 +34,10 @@ type raftLog struct {
 	heldBytes   uint64   // payload bytes of the entries in terms
 
 	applied, appliedTerm uint64
+
+	// damaged maps the entries read back as stand-ins (damaged.go) to
+	// the data bytes they lack.
+	damaged map[uint64]int
 
 	// tail caches the newest entries [last+1-len(tail), last]: raft reads
 	// them back soon after appending, to apply them once committed and to
@@ -130,25 +135,38 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 		} else {
 			from = l.first
 		}
-		ents, err := l.read(from, st.LastIndex+1, math.MaxUint64)
+		// Heads only: the data of a large write stays in its object,
+		// unread (and a damaged one does not stop the start-up).
+		hs, err := l.heads(from, st.LastIndex+1)
 		if err != nil {
 			return nil, err
 		}
-		if uint64(len(ents)) != st.LastIndex-from+1 {
-			return nil, fmt.Errorf("%w: pg %d.%d log [%d,%d] holds %d entries", ErrBadEntry, pg.Pool, pg.Seq, from, st.LastIndex, len(ents))
+		if uint64(len(hs)) != st.LastIndex-from+1 {
+			return nil, fmt.Errorf("%w: pg %d.%d log [%d,%d] holds %d entries", ErrBadEntry, pg.Pool, pg.Seq, from, st.LastIndex, len(hs))
 		}
 		l.termBase = from
-		for _, e := range ents {
-			l.terms = append(l.terms, e.GetTerm())
-			l.sizes = append(l.sizes, uint32(len(e.GetData())))
-			l.heldBytes += uint64(len(e.GetData()))
+		for _, h := range hs {
+			l.terms = append(l.terms, h.term)
+			l.sizes = append(l.sizes, uint32(h.size))
+			l.heldBytes += uint64(h.size)
 		}
 		l.last = st.LastIndex
 	}
 	return l, nil
 }
 
+// read returns entries [lo, hi) with raft's size bound; a damaged entry
+// comes back as its stand-in (damaged.go).
 func (l *raftLog) read(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
+	ents, err := l.readStrict(lo, hi, maxSize)
+	if errors.Is(err, chunkstore.ErrDamagedEntry) {
+		return l.readDamaged(lo, hi, maxSize)
+	}
+	return ents, err
+}
+
+// readStrict is read that fails on a damaged entry.
+func (l *raftLog) readStrict(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 	raw, err := l.store.Entries(l.pg, lo, hi, maxSize)
 	if err != nil {
 		return nil, fmt.Errorf("read raft log [%d,%d) of pg %d.%d: %w", lo, hi, l.pg.Pool, l.pg.Seq, err)
@@ -198,11 +216,11 @@ func (l *raftLog) Term(i uint64) (uint64, error) {
 	case i >= l.termBase:
 		return l.terms[i-l.termBase], nil
 	}
-	ents, err := l.read(i, i+1, math.MaxUint64)
+	hs, err := l.heads(i, i+1)
 	if err != nil {
 		return 0, err
 	}
-	return ents[0].GetTerm(), nil
+	return hs[0].term, nil
 }
 
 // LastIndex implements raft.Storage.
@@ -336,6 +354,9 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	if i0 < l.first {
 		panic(fmt.Sprintf("osd: append at %d below first index %d of pg %d.%d", i0, l.first, l.pg.Pool, l.pg.Seq))
 	}
+	if len(l.damaged) > 0 {
+		l.forgetDamaged(l.first, i0)
+	}
 	if i0 < l.termBase {
 		l.termBase, l.terms, l.sizes, l.heldBytes = i0, nil, nil, 0
 	}
@@ -424,6 +445,9 @@ func (l *raftLog) compact(upTo, term uint64) {
 	}
 	l.first = upTo
 	l.trimTail(upTo)
+	if len(l.damaged) > 0 {
+		l.forgetDamaged(upTo, math.MaxUint64)
+	}
 }
 
 // applyStateBytes encodes the apply state, with the compaction point

@@ -76,6 +76,9 @@ func (g *groupedBatch) CompactLog(pg PG, upTo uint64) error {
 func (g *groupedBatch) Write(pg PG, object string, off int64, data []byte, version uint64) error {
 	return g.add(pg, "write", func(b Batch) error { return b.Write(pg, object, off, data, version) })
 }
+func (g *groupedBatch) ApplyPlaced(pg PG, object string, off, n int64, version uint64) error {
+	return g.add(pg, "write", func(b Batch) error { return b.ApplyPlaced(pg, object, off, n, version) })
+}
 func (g *groupedBatch) Truncate(pg PG, object string, size int64, version uint64) error {
 	return g.add(pg, "truncate", func(b Batch) error { return b.Truncate(pg, object, size, version) })
 }

@@ -69,6 +69,7 @@ func simOptsFor(seed uint64, trace bool) simOpts {
 		pgs:     2 + rng.IntN(2),
 		minSize: []int{0, 2}[rng.IntN(2)],
 		compact: []uint64{4, 16, 1024}[rng.IntN(3)],
+		damage:  rng.IntN(3) == 0,
 		trace:   trace,
 		// TSUMIKI_SIM_TRACE_RAFT=1 adds every raft message to a replay's trace
 		traceRaft: trace && os.Getenv("TSUMIKI_SIM_TRACE_RAFT") != "",

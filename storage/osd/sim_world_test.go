@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"errors"
@@ -39,6 +40,9 @@ type simOpts struct {
 	compact uint64 // NodeConfig.CompactEvery
 	// faults, if set, runs once the stores exist (tests of the checker).
 	faults func(w *simWorld)
+	// damage: every fourth write is large enough to be placed, and some
+	// placed entries read back damaged on one replica each (damagedOn).
+	damage bool
 	trace  bool // keep a readable log of every action
 	// traceRaft adds every raft message delivered to the trace
 	traceRaft bool
@@ -75,6 +79,7 @@ type simWorld struct {
 type simStats struct {
 	acked, unknown, refused, reads, crashes, torn, compactions, maxIndex int
 	leased                                                               int // reads granted at once under a lease
+	damaged                                                              int // reads of a placed entry that found it damaged
 }
 
 func (s *simStats) add(o simStats) {
@@ -86,6 +91,7 @@ func (s *simStats) add(o simStats) {
 	s.torn += o.torn
 	s.compactions += o.compactions
 	s.leased += o.leased
+	s.damaged += o.damaged
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -165,6 +171,9 @@ func newSimWorld(seed uint64, opts simOpts) *simWorld {
 		// checkpoint (as in chunkstore); a crash loses the rest.
 		st.SetCheckpointEvery(1 + w.rng.IntN(6))
 		w.nodes = append(w.nodes, &simNode{id: int32(i), store: st})
+		if opts.damage {
+			st.SetDamaged(w.damagedOn(int32(i)))
+		}
 	}
 	for i := range opts.pgs {
 		p := simPG{pg: PG{Pool: 1, Seq: uint32(i)}}
@@ -177,6 +186,24 @@ func newSimWorld(seed uint64, opts simOpts) *simWorld {
 		w.pgs = append(w.pgs, p)
 	}
 	return w
+}
+
+// damagedOn is the damage fault of osd id: a quarter of the placed
+// entries read back damaged, each on one replica only (two damaged copies
+// of an entry the third replica lacks would be data lost, not a fault
+// the cluster must survive).
+func (w *simWorld) damagedOn(id int32) func(pg PG, index uint64) bool {
+	return func(pg PG, index uint64) bool {
+		x := w.seed ^ uint64(pg.Seq)<<48 ^ index*0x9e3779b97f4a7c15
+		x ^= x >> 31
+		x *= 0xbf58476d1ce4e5b9
+		x ^= x >> 29
+		if x%12 != uint64(id) {
+			return false
+		}
+		w.stats.damaged++
+		return true
+	}
 }
 
 func (w *simWorld) logf(format string, args ...any) {
@@ -231,6 +258,9 @@ func (w *simWorld) crash(sn *simNode) {
 	sn.store = sn.store.Clone()
 	if sn.lose != nil {
 		sn.store.SetLoseWrites(sn.lose)
+	}
+	if w.opts.damage {
+		sn.store.SetDamaged(w.damagedOn(sn.id))
 	}
 	w.ops = slices.DeleteFunc(w.ops, func(op *simOp) bool {
 		if op.node != sn {
@@ -324,15 +354,13 @@ func (w *simWorld) cycle(sn *simNode) error {
 // with the replicas taken in PG order rather than map order: raft draws its
 // election jitter from one process-wide stream (crypto/rand, seeded per
 // schedule), so which replica gets which draw must not depend on map
-// iteration, or a seed would not replay. Keep it in step with Node.tick.
+// iteration, or a seed would not replay.
 func (w *simWorld) tickNode(sn *simNode) {
 	w.takeTick(sn) // the fair rounds tick after moving the clock one tick
 	sn.ticks++
 	for _, p := range w.pgs {
 		if r := sn.n.replicas[p.pg]; r != nil {
-			r.tick(w.now, sn.ticks%10 == 0, sn.n.newID)
-			sn.n.touch(r)
-			sn.n.maybeCampaign(r)
+			sn.n.tickReplica(r, w.now, sn.ticks%10 == 0)
 		}
 	}
 	w.poll(sn)
@@ -439,6 +467,9 @@ func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
 		w.nextVal++
 		o.val = w.nextVal
 		data := binary.BigEndian.AppendUint64(nil, o.val)
+		if w.opts.damage && o.val%4 == 0 {
+			data = bytes.Repeat(data, placeMinBytes/8) // placed: see damagedOn
+		}
 		sn.n.startPropose(p.pg, w.nextReq, encodeOp(&op{Kind: opWrite, ReqID: w.nextReq, Object: obj, Data: data}), o.w)
 	} else if idx, ok := sn.n.leaseIndex(p.pg); ok && w.rng.IntN(2) == 0 {
 		o.w.finish(idx, nil) // as readIndex: under the published lease, without the loop

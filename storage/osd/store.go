@@ -11,6 +11,9 @@ type PG = chunkstore.PG
 type Store interface {
 	LoadRaft(pg PG) (chunkstore.RaftState, error)
 	Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error)
+	// EntryHeads is Entries without the data of placed entries, which
+	// does not fail when that data is damaged (damaged.go).
+	EntryHeads(pg PG, lo, hi uint64) ([]chunkstore.EntryHead, error)
 	ListPGs() ([]PG, error)
 	NewBatch() Batch
 	Read(pg PG, object string, off int64, p []byte) error
@@ -37,6 +40,9 @@ type Batch interface {
 	SetApplyState(pg PG, st []byte) error
 	CompactLog(pg PG, upTo uint64) error
 	Write(pg PG, object string, off int64, data []byte, version uint64) error
+	// ApplyPlaced applies the placed write logged at version without its
+	// data, which is damaged here (damaged.go).
+	ApplyPlaced(pg PG, object string, off, n int64, version uint64) error
 	Truncate(pg PG, object string, size int64, version uint64) error
 	Zero(pg PG, object string, off, length int64, version uint64) error
 	Delete(pg PG, object string) error
