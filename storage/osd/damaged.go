@@ -122,12 +122,15 @@ func (l *raftLog) readDamaged(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
 
 // readOne reads entry i, or its stand-in when its data is damaged.
 func (l *raftLog) readOne(i uint64) (*pb.Entry, error) {
-	ents, err := l.readStrict(i, i+1, math.MaxUint64)
-	if err == nil {
-		return ents[0], nil
-	}
-	if !errors.Is(err, chunkstore.ErrDamagedEntry) {
-		return nil, err
+	err := error(chunkstore.ErrDamagedEntry)
+	if _, known := l.damaged[i]; !known { // known: do not read its data again
+		var ents []*pb.Entry
+		if ents, err = l.readStrict(i, i+1, math.MaxUint64); err == nil {
+			return ents[0], nil
+		}
+		if !errors.Is(err, chunkstore.ErrDamagedEntry) {
+			return nil, err
+		}
 	}
 	hs, herr := l.heads(i, i+1)
 	if herr != nil {
@@ -170,6 +173,16 @@ func (l *raftLog) firstStandIn(ents []*pb.Entry) int {
 func isStandIn(e *pb.Entry, n int) bool {
 	o, err := decodeOp(e.GetData())
 	return n > 0 && err == nil && o.Kind == opWrite && len(o.Data) == 0
+}
+
+// damagedIn reports whether an entry of [lo, hi) is known to be damaged.
+func (l *raftLog) damagedIn(lo, hi uint64) bool {
+	for i := range l.damaged {
+		if i >= lo && i < hi {
+			return true
+		}
+	}
+	return false
 }
 
 // forgetDamaged drops the damaged marks of entries that left the log:

@@ -158,11 +158,13 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 // read returns entries [lo, hi) with raft's size bound; a damaged entry
 // comes back as its stand-in (damaged.go).
 func (l *raftLog) read(lo, hi, maxSize uint64) ([]*pb.Entry, error) {
-	ents, err := l.readStrict(lo, hi, maxSize)
-	if errors.Is(err, chunkstore.ErrDamagedEntry) {
-		return l.readDamaged(lo, hi, maxSize)
+	if !l.damagedIn(lo, hi) {
+		ents, err := l.readStrict(lo, hi, maxSize)
+		if !errors.Is(err, chunkstore.ErrDamagedEntry) {
+			return ents, err
+		}
 	}
-	return ents, err
+	return l.readDamaged(lo, hi, maxSize)
 }
 
 // readStrict is read that fails on a damaged entry.
