@@ -27,17 +27,34 @@ type op struct {
 	Offset int64 // write/zero offset, truncate size
 	Length int64 // zero length
 	Data   []byte
+
+	// frame, when set, is the request frame Data came in as its tail,
+	// which encodeOp may write the op's header into, before Data: the
+	// header fits where the request's head was (decoded already), and a
+	// MiB of data is not copied and zeroed once more per write.
+	frame []byte
 }
 
 func encodeOp(o *op) []byte {
-	b := make([]byte, 0, 1+1+8+2+len(o.Object)+8+8+len(o.Data))
+	h := opHeaderLen(o)
+	if start := len(o.frame) - len(o.Data); len(o.Data) > 0 && start >= h &&
+		&o.frame[start] == &o.Data[0] && len(o.frame[start:]) == len(o.Data) {
+		appendOpHeader(o.frame[start-h:start-h], o) // in place, before Data
+		return o.frame[start-h:]
+	}
+	return append(appendOpHeader(make([]byte, 0, h+len(o.Data)), o), o.Data...)
+}
+
+func opHeaderLen(o *op) int { return 1 + 1 + 8 + 2 + len(o.Object) + 8 + 8 }
+
+// appendOpHeader appends o's encoding up to its data.
+func appendOpHeader(b []byte, o *op) []byte {
 	b = append(b, opVersion, byte(o.Kind))
 	b = binary.BigEndian.AppendUint64(b, o.ReqID)
 	b = binary.BigEndian.AppendUint16(b, uint16(len(o.Object)))
 	b = append(b, o.Object...)
 	b = binary.BigEndian.AppendUint64(b, uint64(o.Offset))
-	b = binary.BigEndian.AppendUint64(b, uint64(o.Length))
-	return append(b, o.Data...)
+	return binary.BigEndian.AppendUint64(b, uint64(o.Length))
 }
 
 func decodeOp(b []byte) (op, error) {

@@ -151,7 +151,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem; s.inflight.Release(weight) }()
-			resp := s.handle(ctx, &req)
+			resp := s.handle(ctx, &req, body)
 			select {
 			case out <- resp:
 			case <-ctx.Done():
@@ -163,7 +163,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	<-writerDone
 }
 
-func (s *Server) handle(ctx context.Context, req *wire.Request) wire.Response {
+// handle answers req, decoded from frame (whose tail is req.Data).
+func (s *Server) handle(ctx context.Context, req *wire.Request, frame []byte) wire.Response {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp := wire.Response{ID: req.ID, Epoch: s.epoch.Load(), Leader: -1}
@@ -175,7 +176,7 @@ func (s *Server) handle(ctx context.Context, req *wire.Request) wire.Response {
 	var err error
 	switch req.Op {
 	case wire.OpWrite, wire.OpTruncate, wire.OpZero, wire.OpDelete:
-		resp.A, err = s.mutate(ctx, pg, req)
+		resp.A, err = s.mutate(ctx, pg, req, frame)
 	case wire.OpRead:
 		resp.A, resp.Data, err = s.read(ctx, pg, req)
 	case wire.OpStat:
@@ -250,7 +251,7 @@ func checkRange(off, length int64) error {
 	return nil
 }
 
-func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request) (uint64, error) {
+func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request, frame []byte) (uint64, error) {
 	o := op{Object: req.Object, Offset: req.Offset}
 	switch req.Op {
 	case wire.OpWrite:
@@ -263,7 +264,7 @@ func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request) (uint64, 
 		if len(req.Data) > maxProposal {
 			return s.splitWrite(ctx, pg, req)
 		}
-		o.Kind, o.Data = opWrite, req.Data
+		o.Kind, o.Data, o.frame = opWrite, req.Data, frame
 	case wire.OpTruncate:
 		if err := checkRange(req.Offset, 0); err != nil {
 			return 0, err
