@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"sync"
 )
 
 // blockIO reads and writes one object's blocks in its file. The caller holds
@@ -20,8 +19,8 @@ type blockIO struct {
 	tolerate bool // replaying after a crash: a checksum mismatch may be a torn write (see Store.Recover)
 	torn     int  // blocks read with a mismatch that tolerate let through
 
-	direct *os.File   // set for a placement written past the page cache (direct.go)
-	bufs   *sync.Pool // aligned buffers for direct
+	direct *os.File    // set for a placement written past the page cache (direct.go)
+	bufs   *directBufs // aligned buffers for direct
 }
 
 func (s *Store) blockIO(id objID, f *os.File, l loc) *blockIO {

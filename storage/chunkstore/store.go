@@ -50,7 +50,7 @@ type Store struct {
 	placements map[PG]map[uint64]*placement // placed entries in the log, by index
 	inflight   map[*placement]struct{}      // placements of batches not yet committed; see reclaim.go
 
-	directBufs *sync.Pool  // aligned buffers for direct slot writes (direct.go)
+	directBufs *directBufs // aligned buffers for direct slot writes (direct.go)
 	noDirect   atomic.Bool // the file system refused O_DIRECT: slot writes go through the page cache
 	stats      placeStats  // counters of the placement paths
 
