@@ -21,13 +21,17 @@ import (
 // not keep the OSD from starting, nor reach another replica:
 //
 //   - start-up and terms read entry heads only (no data);
-//   - raft gets a stand-in for a damaged entry: its op without the data
-//     (stand-in). Applying the stand-in flips the write's slots
+//   - raft gets a stand-in for a damaged entry: its type, term, index and
+//     op without the data. Applying the stand-in flips the write's slots
 //     (Batch.ApplyPlaced), which needs no data and leaves the damaged
 //     block where reads and pg verify find it;
-//   - a stand-in is never sent: a message that would carry one is dropped
-//     and the replica hands leadership to a voter that holds the entry
-//     (Node.handOffDamaged); the other replicas hold the data.
+//   - a stand-in is never sent: an append that would carry one is cut
+//     before it (cutDamaged) and the replica hands leadership to a voter
+//     that holds the entry (maybeHandOff); the other replicas hold the
+//     data;
+//   - a replica with a damaged entry above its commit index does not
+//     campaign, and steps down if it leads and no voter holds the entry
+//     (holdsLostEntry).
 
 // entryHead is what the log itself says about an entry, without its data.
 type entryHead struct {
