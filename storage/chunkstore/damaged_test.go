@@ -128,3 +128,54 @@ func TestDamagedPlacedEntry(t *testing.T) {
 		checkObject(t, s, pg1, "o", want, 2)
 	}
 }
+
+// TestLostPlacementKeepsItsSlots: a placed entry not applied yet, damaged,
+// then converted by an earlier entry's in-place write over its blocks,
+// keeps its (non-current) slots claimed: its replay may still flip them
+// in, so no later write may be placed there meanwhile. Its data-less
+// apply then flips them in and the blocks read as damaged or as written.
+func TestLostPlacementKeepsItsSlots(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	bs := int64(s.cfg.BlockSize)
+	first := testOp{kind: opWrite, name: "o", off: 0, data: pattern(1, int(4*bs))}
+	fix := testOp{kind: opWrite, name: "o", off: 2 * bs, data: pattern(2, int(bs))}
+	commit(t, s, func(b *Batch) error {
+		if err := b.AppendEntries(pg1, 1, [][]byte{first.encode(), fix.encode()}); err != nil {
+			return err
+		}
+		return b.Write(pg1, "o", 0, first.data, 1)
+	})
+	data := pattern(7, int(4*bs))
+	op := testOp{kind: opWrite, name: "o", off: 0, data: data}
+	appendPlaced(t, s, 3, op) // placed into the non-current slots, not applied
+	m, _, err := s.cachedMeta(loc{pg: pg1, object: "o", block: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	placedSlot := 1 - m.slot(2)
+	path := objectFile(s, pg1, "o")
+	off := s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(2, placedSlot)
+	damage(t, path, off+5, 1)
+
+	// Entry 2, before it in the log, writes block 2 in place: the
+	// placement is converted, and found damaged.
+	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", 2*bs, fix.data, 2) })
+	if s.stats.lost.Load() != 1 {
+		t.Fatalf("lost %d placed entries, want 1", s.stats.lost.Load())
+	}
+	s.placeMu.Lock()
+	free := s.slotFree(pg1, "o", 2, placedSlot)
+	s.placeMu.Unlock()
+	if free {
+		t.Fatal("the lost placement's slot is free for another placed write")
+	}
+	for pass := range 2 {
+		commit(t, s, func(b *Batch) error { return b.ApplyPlaced(pg1, "o", 0, int64(len(data)), 3) })
+		if got := mustRead(t, s, pg1, "o", 0, int(bs)); !bytes.Equal(got, data[:bs]) {
+			t.Fatalf("pass %d: block 0 reads wrong after the flip", pass)
+		}
+		wantCorruptBlock(t, s.Read(pg1, "o", 2*bs, make([]byte, bs)), 2)
+		s = reopen(t, s)
+		s.Recover(pg1, 3)
+	}
+}

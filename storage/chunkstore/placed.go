@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"syscall"
 )
 
 // Placed entries (docs/design-big-writes.md, step 3). When a raft entry
@@ -17,8 +18,8 @@ import (
 
 // placedVersion is the first byte of an encoded placedRecord;
 // placedLostVersion that of one whose data was found damaged and dropped
-// (rewriteInline): its slots are no longer claimed and it cannot be
-// rebuilt, but its entry's head is kept for raft.
+// (rewriteInline): it cannot be rebuilt, but its entry's head is kept for
+// raft, and its slots stay claimed until the entry leaves the log.
 const (
 	placedVersion     = 1
 	placedLostVersion = 2
@@ -35,7 +36,7 @@ type placedRecord struct {
 	holes []byte   // bit i: the block is all zeros and was not written
 	sums  []uint32 // checksum of each block as stored (0 for holes)
 	rest  []byte   // the entry without the data
-	lost  bool     // the data was found damaged and dropped: no slots hold it
+	lost  bool     // the data was found damaged and dropped: it is not rebuilt
 }
 
 var errBadPlaced = errors.New("malformed placed-entry record")
@@ -156,12 +157,10 @@ func decodePlaced(p []byte, bs int64) (*placedRecord, error) {
 
 // slotRuns returns r's written blocks as runs of consecutive blocks in one
 // slot (object block indexes), holes left out: what the claims record. A
-// lost record has none.
+// lost record keeps its claims: a replay may still flip its slots in
+// (ApplyPlaced), so no other write may be placed there meanwhile.
 func (r *placedRecord) slotRuns(bs int64) []slotRun {
 	var runs []slotRun
-	if r.lost {
-		return nil
-	}
 	i0 := r.off / bs
 	for k := int64(0); k < r.n; k++ {
 		if bit(r.holes, k) {
@@ -204,7 +203,11 @@ func (r *placedRecord) rebuild(b *blockIO) ([]byte, error) {
 	i0 := r.off / b.bs
 	for _, run := range r.slotRuns(b.bs) {
 		dst := data[(run.lo-i0)*b.bs : (run.hi-i0)*b.bs]
-		if err := preadFull(b.f, dst, b.dataOff(run.lo, run.slot)); err != nil {
+		if err := preadFull(b.f, dst, b.dataOff(run.lo, run.slot)); errors.Is(err, syscall.EIO) {
+			// The device cannot read the slot back: as damaged as a
+			// bad checksum, and as permanent.
+			return nil, b.l.withBlock(run.lo).corrupt(fmt.Sprintf("placed entry: slot %d unreadable: %v", run.slot, err), ErrDamagedEntry)
+		} else if err != nil {
 			return nil, b.l.wrap(fmt.Errorf("read placed blocks: %w", err))
 		}
 		for i := run.lo; i < run.hi; i++ {

@@ -24,7 +24,7 @@ func (b *Batch) notePlacements(convert map[placeKey]*placement) {
 		s.claims.released(k.pg, k.index)
 	}
 	for _, pl := range b.lost {
-		s.addPlacement(pl) // no slots to claim; a replay may still flip it
+		s.addPlacement(pl) // claims again: a replay may still flip it in
 	}
 }
 
@@ -66,8 +66,8 @@ func (s *Store) loadPlacements() error {
 			if err != nil {
 				return err
 			}
-			// A lost record claims no slots (slotRuns), but a replay
-			// may still apply its entry by flipping (ApplyPlaced).
+			// A lost record claims its slots too: a replay may still
+			// apply its entry by flipping (ApplyPlaced).
 			s.addPlacement(&placement{pg: pg, index: idx, rec: rec, runs: rec.slotRuns(bs)})
 		}
 	}

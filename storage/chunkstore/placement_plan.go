@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"slices"
 
@@ -212,13 +213,14 @@ func (b *Batch) rewriteInline(convert map[placeKey]*placement) error {
 				// The log cannot keep data it no longer has: it keeps
 				// the entry's head, marked lost, and the operations
 				// may overwrite the slots. Raft gets the head
-				// (EntryHeads); the other replicas hold the data.
+				// (EntryHeads); the other replicas hold the data. Its
+				// claims stay (notePlacements): a replay may flip it.
 				b.s.log.Error("chunkstore: a placed raft entry's data is damaged; the log keeps only its head, the other replicas hold the data",
 					zap.Stringer("pg", pl.pg), zap.Uint64("index", pl.index), zap.String("object", pl.rec.name), zap.Error(err))
 				lost := *pl.rec
 				lost.lost = true
 				b.wal.Rewrite(walPG(pl.pg), pl.index, lost.encode(), true)
-				b.lost = append(b.lost, &placement{pg: pl.pg, index: pl.index, rec: &lost})
+				b.lost = append(b.lost, &placement{pg: pl.pg, index: pl.index, rec: &lost, runs: pl.runs})
 				b.s.stats.lost.Add(1)
 				continue
 			}
@@ -243,7 +245,10 @@ func (s *Store) rebuildPlaced(pg PG, rec *placedRecord) ([]byte, error) {
 	defer s.locks[id.stripe()].RUnlock()
 	of, err := s.files.get(id.rel(), false, false)
 	if err != nil {
-		return nil, l.corrupt("the object file of a placed entry is missing", fmt.Errorf("%w: %w", ErrDamagedEntry, err))
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, l.corrupt("the object file of a placed entry is missing", fmt.Errorf("%w: %w", ErrDamagedEntry, err))
+		}
+		return nil, l.wrap(fmt.Errorf("open the object file of a placed entry: %w", err))
 	}
 	defer s.files.put(of)
 	return rec.rebuild(s.blockIO(id, of.f, l))
