@@ -51,7 +51,7 @@ func (n *Node) sendEarly(x *ready) {
 // never changes an entry once made, and the transport writes them
 // before they could be collected.
 func (n *Node) queue(r *replica, m *pb.Message) {
-	if len(r.log.damaged) > 0 && m.GetType() == pb.MsgApp && !n.cutDamaged(r, m) {
+	if len(r.log.damaged) > 0 && !n.sendDamaged(r, m) {
 		return
 	}
 	wm, err := encodeRaftMsg(m)

@@ -26,12 +26,12 @@ import (
 //     (Batch.ApplyPlaced), which needs no data and leaves the damaged
 //     block where reads and pg verify find it;
 //   - a stand-in is never sent: an append that would carry one is cut
-//     before it (cutDamaged) and the replica hands leadership to a voter
+//     before it (sendDamaged) and the replica hands leadership to a voter
 //     that holds the entry (maybeHandOff); the other replicas hold the
 //     data;
 //   - a replica with a damaged entry above its commit index does not
-//     campaign, and steps down if it leads and no voter holds the entry
-//     (holdsLostEntry).
+//     ask for votes, and steps down if it leads and no voter holds the
+//     entry (holdsLostEntry).
 
 // entryHead is what the log itself says about an entry, without its data.
 type entryHead struct {
@@ -199,23 +199,29 @@ func (l *raftLog) forgetDamaged(first, from uint64) {
 	}
 }
 
-// cutDamaged shortens append m to the entries before its first stand-in
-// and reports whether anything is left to send. The follower then holds
-// what this replica could give it (raft takes a shorter append as it
-// takes a lost one); the rest must come from a replica that holds it, so
-// r hands its leadership over at the next tick (maybeHandOff). Each
-// leader so brings a lagging follower up to its own first damaged entry,
-// so the follower catches up as long as every entry has a good copy on
-// some voter.
-func (n *Node) cutDamaged(r *replica, m *pb.Message) bool {
+// sendDamaged filters what r, which holds damaged entries, sends: it
+// reports whether m may go. A vote request of a replica that holds a
+// damaged uncommitted entry does not (holdsLostEntry: it must not lead).
+// An append is shortened to the entries before its first stand-in, and
+// goes if anything is left. The follower then holds what this replica
+// could give it (raft takes a shorter append as it takes a lost one); the
+// rest must come from a replica that holds it, so r hands its leadership
+// over at the next tick (maybeHandOff). Each leader so brings a lagging
+// follower up to its own first damaged entry, so the follower catches up
+// as long as every entry has a good copy on some voter.
+func (n *Node) sendDamaged(r *replica, m *pb.Message) bool {
+	switch m.GetType() {
+	case pb.MsgPreVote, pb.MsgVote:
+		return !r.holdsLostEntry()
+	case pb.MsgApp:
+	default:
+		return true
+	}
 	k := r.log.firstStandIn(m.GetEntries())
 	if k < 0 {
 		return true
 	}
 	need := m.GetEntries()[k].GetIndex()
-	if !r.handOff || need < r.handOffNeed {
-		r.handOffNeed = need
-	}
 	r.handOff = true
 	m.Entries = m.Entries[:k]
 	if now := n.cfg.Clock.Now(); now.Sub(r.warnedLost) >= lostWarnEvery {
@@ -230,11 +236,13 @@ func (n *Node) cutDamaged(r *replica, m *pb.Message) bool {
 // entry (once per tick otherwise).
 const lostWarnEvery = 10 * time.Second
 
-// maybeHandOff moves r's leadership to the most up-to-date voter that
-// holds the damaged entry r could not send (cutDamaged): the entry reaches
-// the followers that lack it from there. Without such a voter, r steps
-// down if the entry is not committed (holdsLostEntry); if it is, the group
-// waits for the replica that holds it (raft keeps probing).
+// maybeHandOff moves r's leadership, once r could not send a damaged
+// entry (sendDamaged), to the most up-to-date voter that holds every
+// entry r has damaged: raft catches a transferee up before handing over,
+// and nothing r must send it then is damaged. The entries reach the
+// followers that lack them from there. Without such a voter, r steps
+// down if it holds a damaged uncommitted entry (holdsLostEntry); else the
+// group waits for a replica that holds them (raft keeps probing).
 func (n *Node) maybeHandOff(r *replica) {
 	if !r.handOff {
 		return
@@ -243,7 +251,10 @@ func (n *Node) maybeHandOff(r *replica) {
 	if !r.isLeader() || len(r.log.damaged) == 0 {
 		return
 	}
-	need := r.handOffNeed
+	need := uint64(0)
+	for i := range r.log.damaged {
+		need = max(need, i)
+	}
 	st := r.rn.Status()
 	best := int32(-1)
 	for _, v := range r.voters {
@@ -279,9 +290,11 @@ func (n *Node) maybeHandOff(r *replica) {
 
 // holdsLostEntry reports whether r has a damaged entry above its commit
 // index. Such a replica must not lead: it could not replicate the entry,
-// nor may it drop it. It does not campaign (tick, maybeCampaign); a
-// transfer (MsgTimeoutNow) still makes it a candidate, and it then steps
-// down at its first append that needs the entry (maybeHandOff).
+// nor may it drop it. Its vote requests are not sent (sendDamaged) and it
+// does not start a campaign (maybeCampaign); it keeps ticking, since with
+// CheckQuorum a replica that never ticks ignores others' votes for ever.
+// A transfer (MsgTimeoutNow) makes it a candidate whose requests go
+// nowhere; it then returns to following whoever wins.
 func (r *replica) holdsLostEntry() bool {
 	if len(r.log.damaged) == 0 {
 		return false

@@ -68,7 +68,6 @@ type replica struct {
 	touched     bool                 // listed in Node.touched
 	warnedHeld  uint64               // retained log length last warned about (leader)
 	handOff     bool                 // an append was cut at a damaged entry (damaged.go)
-	handOffNeed uint64               // the lowest such entry since the last hand-off
 	warnedLost  time.Time            // when that was last logged
 
 	applied atomic.Uint64             // for readers outside the loop
@@ -188,11 +187,7 @@ func (r *replica) expire(now time.Time) {
 // given up (its reads time out and are retried by their clients) so that
 // the reads queued behind it are not stuck.
 func (r *replica) tick(now time.Time, expire bool, newID func() uint64) {
-	// A follower that holds a damaged uncommitted entry must not
-	// campaign (damaged.go); a leader steps down instead (maybeHandOff).
-	if r.isLeader() || !r.holdsLostEntry() {
-		r.rn.Tick()
-	}
+	r.rn.Tick()
 	if r.readOut != 0 {
 		r.readAge++
 		if r.readAge > 20 {
