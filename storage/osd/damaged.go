@@ -273,8 +273,9 @@ func (n *Node) maybeHandOff(r *replica) {
 	if r.holdsLostEntry() {
 		// Not committed, and no other voter holds it: it was never
 		// acknowledged, and only this replica could make it so, which
-		// it cannot. It steps down and does not campaign (tick); the
-		// others elect a leader whose log replaces the entry.
+		// it cannot. It steps down and sends no vote requests
+		// (sendDamaged); the others elect a leader whose log replaces
+		// the entry.
 		n.log.Warn("stepping down: this replica's copy of an uncommitted raft entry is damaged and no other voter holds it",
 			zap.Stringer("pg", r.pg), zap.Uint64("index", need))
 		r.stepDown()

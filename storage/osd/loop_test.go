@@ -240,3 +240,52 @@ func TestLoopDegradedRefusesWrites(t *testing.T) {
 		t.Fatalf("read %q", got)
 	}
 }
+
+// leaderOf returns the node that pg's replicas (running, not cut off)
+// agree leads it, or -1.
+func (lc *loopCluster) leaderOf(pg PG) int {
+	lc.net.mu.Lock()
+	defer lc.net.mu.Unlock()
+	lead := -1
+	for i, n := range lc.nodes {
+		if lc.net.nodes[int32(i)] == nil || lc.net.down[int32(i)] {
+			continue
+		}
+		r := n.lookup(pg)
+		if r == nil {
+			return -1
+		}
+		if l := int(r.leader.Load()); lead == -1 || l == lead {
+			lead = l
+		} else {
+			return -1
+		}
+	}
+	return lead
+}
+
+// cut cuts node i off the network, or heals it.
+func (lc *loopCluster) cut(i int, down bool) {
+	lc.net.mu.Lock()
+	defer lc.net.mu.Unlock()
+	lc.net.down[int32(i)] = down
+}
+
+// waitAllApplied waits until every running node not cut off has applied
+// idx of pg.
+func (lc *loopCluster) waitAllApplied(pg PG, idx uint64) {
+	lc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i, n := range lc.nodes {
+		lc.net.mu.Lock()
+		skip := lc.net.nodes[int32(i)] == nil || lc.net.down[int32(i)]
+		lc.net.mu.Unlock()
+		if skip {
+			continue
+		}
+		if err := n.waitApplied(ctx, pg, idx); err != nil {
+			lc.t.Fatalf("node %d did not apply %d: %v", i, idx, err)
+		}
+	}
+}
