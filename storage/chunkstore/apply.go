@@ -1,7 +1,9 @@
 package chunkstore
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"go.uber.org/zap"
 )
@@ -42,6 +44,11 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 		}
 		left := s.blockIO(id, nil, l).flip(&m, flip.rec)
 		s.stats.flipped.Add(1)
+		if op.placedOnly {
+			if err := s.markFlippedDamage(id, l, &m, flip.rec); err != nil {
+				return nil, err
+			}
+		}
 		m.version = op.version
 		t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
 		return left, nil
@@ -83,10 +90,36 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 		s.log.Warn("chunkstore: replay rewrote blocks that a crash left torn",
 			zap.Stringer("pg", id.pg), zap.String("object", id.name), zap.Int("blocks", b.torn))
 	}
+	if b.marked > 0 {
+		s.log.Warn("chunkstore: a partial write found damaged blocks; they stay unreadable until rewritten whole or repaired from a replica",
+			zap.Stringer("pg", id.pg), zap.String("object", id.name), zap.Int("blocks", b.marked), zap.Uint64("version", op.version))
+	}
 	s.files.markDirty(id.rel())
 	m.version = op.version
 	t.metas[metaKeyT{id.pg, id.name}] = metaItem{m: m.clone(), found: true}
 	return leftSlots(&before, &m), nil
+}
+
+// markFlippedDamage marks the blocks of a data-less flip (ApplyPlaced) that
+// do not read back as r logged them (placedRecord.markDamaged). A missing
+// file marks every block; another error opening it fails the batch, as
+// any store error does.
+func (s *Store) markFlippedDamage(id objID, l loc, m *objMeta, r *placedRecord) error {
+	b := s.blockIO(id, nil, l)
+	of, err := s.files.get(id.rel(), false, false)
+	switch {
+	case err == nil:
+		defer s.files.put(of)
+		b.f = of.f
+	case !errors.Is(err, fs.ErrNotExist):
+		return l.wrap(err)
+	}
+	n, err := r.markDamaged(b, m)
+	if n > 0 {
+		s.log.Warn("chunkstore: a placed write applied without its data left damaged blocks; they read as corrupt until rewritten whole or repaired from a replica",
+			zap.Stringer("pg", id.pg), zap.String("object", id.name), zap.Int("blocks", n))
+	}
+	return err
 }
 
 // leftSlots returns, as runs, the slots of the blocks stored in before that
@@ -132,18 +165,27 @@ func (b *blockIO) write(m *objMeta, off int64, data []byte) error {
 		return b.put(m, i0, data)
 	}
 	buf := make([]byte, (i1-i0+1)*b.bs)
+	var keep []int64 // partly written blocks that stay marked damaged
 	if off%b.bs != 0 || (i0 == i1 && end%b.bs != 0) {
-		if err := b.read(m, i0, buf[:b.bs]); err != nil {
+		bad, err := b.readForUpdate(m, i0, buf[:b.bs])
+		if err != nil {
 			return err
+		}
+		if bad {
+			keep = append(keep, i0)
 		}
 	}
 	if i1 != i0 && end%b.bs != 0 {
-		if err := b.read(m, i1, buf[(i1-i0)*b.bs:]); err != nil {
+		bad, err := b.readForUpdate(m, i1, buf[(i1-i0)*b.bs:])
+		if err != nil {
 			return err
+		}
+		if bad {
+			keep = append(keep, i1)
 		}
 	}
 	copy(buf[off-i0*b.bs:], data)
-	return b.put(m, i0, buf)
+	return b.put(m, i0, buf, keep...)
 }
 
 func (b *blockIO) truncate(m *objMeta, size int64) error {

@@ -3,8 +3,11 @@ package chunkstore
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"syscall"
 )
 
 // blockIO reads and writes one object's blocks in its file. The caller holds
@@ -18,6 +21,7 @@ type blockIO struct {
 	zero     []byte
 	tolerate bool // replaying after a crash: a checksum mismatch may be a torn write (see Store.Recover)
 	torn     int  // blocks read with a mismatch that tolerate let through
+	marked   int  // blocks a partial write found damaged and marked (readForUpdate)
 
 	direct *os.File    // set for a placement written past the page cache (direct.go)
 	bufs   *directBufs // aligned buffers for direct
@@ -81,6 +85,10 @@ func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 			clear(blk)
 			continue
 		}
+		if m.isBad(i) {
+			clear(blk)
+			return b.l.withBlock(i).corrupt("block marked damaged: a partial write or a lost placed write left it so; a whole-block write or a repair from a replica restores it", nil)
+		}
 		want := binary.BigEndian.Uint32(sums[4*(i-first):])
 		if b.id.blockSum(i, blk) == want {
 			continue
@@ -93,6 +101,30 @@ func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 		return b.l.withBlock(i).corrupt(fmt.Sprintf("checksum mismatch (stored %08x)", want), nil)
 	}
 	return nil
+}
+
+// readForUpdate fills dst (one block) with block i for a partial write
+// over it. A block marked damaged is read as it is, unchecked; a block
+// that fails its checksum (outside a replay's tolerance) is marked
+// damaged here and read the same way. Either way it reports bad, and the
+// caller stores the updated block still marked (put's keep): the bytes
+// the write does not cover are not the object's, and must not gain a
+// checksum that vouches for them. The write itself goes through, so one
+// damaged block does not stop the store; reads of the block keep failing
+// until a whole-block write or a repair.
+func (b *blockIO) readForUpdate(m *objMeta, i int64, dst []byte) (bad bool, err error) {
+	if !m.isBad(i) {
+		err := b.read(m, i, dst)
+		if !m.has(i) || !(errors.Is(err, ErrCorrupt) || errors.Is(err, syscall.EIO)) {
+			return false, err
+		}
+		b.marked++
+	}
+	if err := preadFull(b.f, dst, b.dataOff(i, m.slot(i))); err != nil && !errors.Is(err, syscall.EIO) {
+		return false, b.l.withBlock(i).wrap(fmt.Errorf("read damaged block: %w", err))
+	}
+	m.setBad(i, true)
+	return true, nil
 }
 
 // readRange fills p with the object's bytes at off (any alignment); bytes
@@ -131,7 +163,10 @@ func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
 // earlier version wrote runs of 64 KiB or more with O_DIRECT; after a bulk
 // write nothing was cached, and random 4 KiB reads through NBD ran at
 // 9–11 k/s against 24–26 k/s now (docs/benchmarks.md, 2026-11-26).
-func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
+//
+// keep lists blocks that stay marked damaged (readForUpdate): they are
+// stored even when all zeros. Every other block written loses its mark.
+func (b *blockIO) put(m *objMeta, i0 int64, buf []byte, keep ...int64) error {
 	n := int64(len(buf)) / b.bs
 	sums := make([]byte, 4*n)
 	runStart, runSlot := int64(-1), 0
@@ -152,7 +187,8 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 	}
 	for i := i0; i < i0+n; i++ {
 		blk := buf[(i-i0)*b.bs : (i-i0+1)*b.bs]
-		if bytes.Equal(blk, b.zero) {
+		bad := slices.Contains(keep, i)
+		if !bad && bytes.Equal(blk, b.zero) {
 			if err := flush(i); err != nil {
 				return err
 			}
@@ -162,6 +198,7 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte) error {
 		binary.BigEndian.PutUint32(sums[4*(i-i0):], b.id.blockSum(i, blk))
 		s := m.slot(i) // 0 for a hole
 		m.set(i)
+		m.setBad(i, bad)
 		if runStart >= 0 && s != runSlot {
 			if err := flush(i); err != nil {
 				return err
@@ -194,9 +231,13 @@ func (b *blockIO) drop(m *objMeta, i0, i1 int64) {
 // modify rewrites the partial block i: fn changes its current content.
 func (b *blockIO) modify(m *objMeta, i int64, fn func(blk []byte)) error {
 	blk := make([]byte, b.bs)
-	if err := b.read(m, i, blk); err != nil {
+	bad, err := b.readForUpdate(m, i, blk)
+	if err != nil {
 		return err
 	}
 	fn(blk)
+	if bad {
+		return b.put(m, i, blk, i)
+	}
 	return b.put(m, i, blk)
 }

@@ -1,9 +1,11 @@
 package chunkstore
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -44,8 +46,8 @@ func wantCorruptBlock(tb testing.TB, err error, block int64) {
 // TestCorruptBlock: damaged block bytes, a damaged checksum and a block
 // copied to the wrong place are each detected on read, name the block, and
 // never reach the caller; the other blocks still read; Digest fails; a
-// partial rewrite of the damaged block fails unless the store is replaying
-// (Recover); a whole-block rewrite repairs it.
+// partial rewrite of the damaged block goes through but leaves it marked
+// damaged (unreadable); a whole-block rewrite repairs it.
 func TestCorruptBlock(t *testing.T) {
 	bs := int64(DefaultBlockSize)
 	table := tableSize(bs)
@@ -105,12 +107,19 @@ func TestCorruptBlock(t *testing.T) {
 			if _, _, _, err := s.Digest(pg1); !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Digest = %v, want ErrCorrupt", err)
 			}
-			// A partial rewrite reads the damaged block: refused.
-			b := s.NewBatch()
-			if err := b.Write(pg1, "o", bs+10, []byte("x"), 2); err != nil {
-				t.Fatal(err)
+			// A partial rewrite of the damaged block goes through (the
+			// store does not stop), but the block stays unreadable, also
+			// after a restart, and its neighbours keep their bytes.
+			commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", bs+10, []byte("x"), 2) })
+			for pass := range 2 {
+				wantCorruptBlock(t, s.Read(pg1, "o", bs, p), 1)
+				if err := s.Read(pg1, "o", 2*bs, p); err != nil || string(p) != string(data[2*bs:]) {
+					t.Fatalf("pass %d: block 2: %v", pass, err)
+				}
+				if pass == 0 {
+					s = reopen(t, s)
+				}
 			}
-			wantCorruptBlock(t, b.Commit(), 1)
 			// A whole-block rewrite repairs it.
 			commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", bs, data[bs:2*bs], 3) })
 			checkObject(t, s, pg1, "o", data, 3)
@@ -120,7 +129,8 @@ func TestCorruptBlock(t *testing.T) {
 
 // TestRecoverToleratesTornBlock: while replaying (Recover), a partial
 // rewrite of a block whose checksum does not match goes through, as a
-// block torn by a crash must; past the recovery point it is refused again.
+// block torn by a crash must, and the block reads right; past the recovery
+// point the write goes through too, but the block is marked damaged.
 func TestRecoverToleratesTornBlock(t *testing.T) {
 	bs := int64(DefaultBlockSize)
 	cfg := defaultConfig(t)
@@ -139,11 +149,58 @@ func TestRecoverToleratesTornBlock(t *testing.T) {
 	copy(want[10:], "abc")
 	checkObject(t, s, pg1, "o", want, 2)
 	damage(t, path, 0, 1)
-	b := s.NewBatch()
-	if err := b.Write(pg1, "o", 20, []byte("d"), 3); err != nil {
+	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", 20, []byte("d"), 3) })
+	wantCorruptBlock(t, s.Read(pg1, "o", 0, make([]byte, bs)), 0)
+}
+
+// TestReplayKeepsDamageMarked: a placed write whose slot the device
+// damaged is replayed without its data (ApplyPlaced), and a later partial
+// write into the damaged block is replayed too, both inside the recovery
+// range where a checksum mismatch passes as a torn write. The damaged
+// block must still read as corrupt afterwards, not as the damaged bytes
+// under a fresh checksum, also when only the partial write is replayed
+// again after a restart (the flip checkpointed), and until a whole-block
+// write repairs it.
+func TestReplayKeepsDamageMarked(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	bs := int64(s.cfg.BlockSize)
+	data := pattern(7, int(4*bs))
+	op := testOp{kind: opWrite, name: "o", off: 0, data: data}
+	appendPlaced(t, s, 1, op)
+	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", 0, data, 1) })
+	patch := testOp{kind: opWrite, name: "o", off: bs + 100, data: []byte("patch")}
+	commit(t, s, func(b *Batch) error { return b.AppendEntries(pg1, 2, [][]byte{patch.encode()}) })
+	m, _, err := s.cachedMeta(loc{pg: pg1, object: "o", block: -1})
+	if err != nil {
 		t.Fatal(err)
 	}
-	wantCorruptBlock(t, b.Commit(), 0)
+	off := s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(1, m.slot(1))
+	path := objectFile(s, pg1, "o")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	damage(t, path, off+2000, 3) // not where the patch goes
+	s = openStore(t, s.cfg)
+
+	s.Recover(pg1, 2)
+	commit(t, s, func(b *Batch) error { return b.ApplyPlaced(pg1, "o", 0, int64(len(data)), 1) })
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+	for pass := range 2 {
+		commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", patch.off, patch.data, 2) })
+		wantCorruptBlock(t, s.Read(pg1, "o", bs, make([]byte, bs)), 1)
+		for _, i := range []int64{0, 2, 3} {
+			if got := mustRead(t, s, pg1, "o", i*bs, int(bs)); !bytes.Equal(got, data[i*bs:(i+1)*bs]) {
+				t.Fatalf("pass %d: block %d reads wrong", pass, i)
+			}
+		}
+		s = reopen(t, s)
+		s.Recover(pg1, 2) // the apply state is at 1: only the patch replays
+	}
+	fix := pattern(9, int(bs))
+	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", bs, fix, 3) })
+	checkObject(t, s, pg1, "o", slices.Concat(data[:bs], fix, data[2*bs:]), 3)
 }
 
 // TestMissingObjectFile: an object whose file vanished reads as corrupt,

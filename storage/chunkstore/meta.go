@@ -15,11 +15,21 @@ import (
 // objfile.go) holds its current bytes: bit set, slot 1. It is nil while
 // every block is in slot 0, which is what every store written so far has;
 // docs/design-big-writes.md explains what will put blocks in slot 1.
+//
+// bad marks stored blocks known to be damaged: their bytes are not the
+// object's (a placed write's data that the device lost, flipped in by its
+// data-less replay; a block that failed its checksum under a partial
+// write). Reading one fails as corruption whatever its checksum says, a
+// replay's torn-write tolerance (Store.Recover) never covers one, and only
+// a write of the whole block (or making it a hole) clears the mark. So a
+// partial write over damage neither stops the store nor launders the
+// damaged bytes under a fresh checksum.
 type objMeta struct {
 	size    int64
 	version uint64
 	bits    []byte // (nblocks(size)+7)/8 bytes; bits past nblocks(size) are zero
 	alt     []byte // nil, or len(bits) bytes; a bit is set only where bits has it
+	bad     []byte // nil, or len(bits) bytes; a bit is set only where bits has it
 }
 
 const metaHeaderLen = 16
@@ -48,11 +58,28 @@ func (m *objMeta) empty() bool {
 
 func (m *objMeta) set(i int64) { setBit(m.bits, i) }
 
-// clear makes block i a hole (in no slot).
+// clear makes block i a hole (in no slot, not damaged).
 func (m *objMeta) clear(i int64) {
 	clearBit(m.bits, i)
 	if m.alt != nil {
 		clearBit(m.alt, i)
+	}
+	m.setBad(i, false)
+}
+
+// isBad reports whether stored block i is marked damaged (see objMeta).
+func (m *objMeta) isBad(i int64) bool { return inBitmap(m.bad, i) && bit(m.bad, i) }
+
+// setBad marks block i damaged or clears the mark.
+func (m *objMeta) setBad(i int64, bad bool) {
+	switch {
+	case bad && m.bad == nil:
+		m.bad = make([]byte, len(m.bits))
+		fallthrough
+	case bad:
+		setBit(m.bad, i)
+	case m.bad != nil:
+		clearBit(m.bad, i)
 	}
 }
 
@@ -98,6 +125,9 @@ func (m *objMeta) resize(size, bs int64) {
 		if m.alt != nil {
 			m.alt = m.alt[:need]
 		}
+		if m.bad != nil {
+			m.bad = m.bad[:need]
+		}
 		for i := n; i < int64(need)*8; i++ {
 			m.clear(i)
 		}
@@ -106,16 +136,26 @@ func (m *objMeta) resize(size, bs int64) {
 		if m.alt != nil {
 			m.alt = append(m.alt, make([]byte, need-len(m.alt))...)
 		}
+		if m.bad != nil {
+			m.bad = append(m.bad, make([]byte, need-len(m.bad))...)
+		}
 	}
 	m.size = size
 }
 
-// encode writes the header, the bitmap and, if a block is in slot 1, the
-// slot bitmap: a meta with every block in slot 0 encodes as it always has.
+// encode writes the header, the bitmap and, if a block is in slot 1 or
+// damaged, the slot bitmap, then, if a block is damaged, the damage
+// bitmap: a meta with every block in slot 0 and none damaged encodes as
+// it always has.
 func (m *objMeta) encode() []byte {
-	alt := slices.ContainsFunc(m.alt, func(b byte) bool { return b != 0 })
+	nonzero := func(b byte) bool { return b != 0 }
+	bad := slices.ContainsFunc(m.bad, nonzero)
+	alt := bad || slices.ContainsFunc(m.alt, nonzero)
 	n := len(m.bits)
-	if alt {
+	switch {
+	case bad:
+		n *= 3
+	case alt:
 		n *= 2
 	}
 	p := make([]byte, metaHeaderLen, metaHeaderLen+n)
@@ -123,7 +163,14 @@ func (m *objMeta) encode() []byte {
 	binary.BigEndian.PutUint64(p[8:], m.version)
 	p = append(p, m.bits...)
 	if alt {
-		p = append(p, m.alt...)
+		if m.alt != nil {
+			p = append(p, m.alt...)
+		} else {
+			p = append(p, make([]byte, len(m.bits))...)
+		}
+	}
+	if bad {
+		p = append(p, m.bad...)
 	}
 	return p
 }
@@ -147,6 +194,10 @@ func decodeMeta(p []byte, bs int64) (objMeta, error) {
 	case 2 * nb:
 		m.bits = append([]byte(nil), p[metaHeaderLen:metaHeaderLen+nb]...)
 		m.alt = append([]byte(nil), p[metaHeaderLen+nb:]...)
+	case 3 * nb:
+		m.bits = append([]byte(nil), p[metaHeaderLen:metaHeaderLen+nb]...)
+		m.alt = append([]byte(nil), p[metaHeaderLen+nb:metaHeaderLen+2*nb]...)
+		m.bad = append([]byte(nil), p[metaHeaderLen+2*nb:]...)
 	default:
 		return objMeta{}, errBadMeta
 	}
@@ -157,6 +208,11 @@ func decodeMeta(p []byte, bs int64) (objMeta, error) {
 	}
 	for i := range m.alt {
 		if m.alt[i]&^m.bits[i] != 0 { // a hole in slot 1
+			return objMeta{}, errBadMeta
+		}
+	}
+	for i := range m.bad {
+		if m.bad[i]&^m.bits[i] != 0 { // a damaged hole
 			return objMeta{}, errBadMeta
 		}
 	}

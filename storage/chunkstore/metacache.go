@@ -40,6 +40,7 @@ func newMetaCache(max int) *metaCache {
 func (m objMeta) clone() objMeta {
 	m.bits = bytes.Clone(m.bits)
 	m.alt = bytes.Clone(m.alt)
+	m.bad = bytes.Clone(m.bad)
 	return m
 }
 

@@ -280,6 +280,38 @@ func (b *blockIO) flip(m *objMeta, r *placedRecord) []slotRun {
 		}
 		m.set(i)
 		m.setSlot(i, s)
+		m.setBad(i, false)
 	}
 	return left
+}
+
+// markDamaged runs after a flip of r without its data (ApplyPlaced): it
+// reads back each block r flipped in and marks damaged (objMeta.bad) each
+// one that does not match the checksum r logged, cannot be read, or whose
+// file is gone. Those blocks are why the data was not available; marked,
+// they read as corrupt and a later partial write (a replay's included)
+// cannot vouch for their bytes. It returns how many it marked.
+func (r *placedRecord) markDamaged(b *blockIO, m *objMeta) (int, error) {
+	i0 := r.off / b.bs
+	blk := make([]byte, b.bs)
+	marked := 0
+	for k := int64(0); k < r.n; k++ {
+		i := i0 + k
+		if bit(r.holes, k) {
+			continue
+		}
+		bad := b.f == nil
+		if !bad {
+			err := preadFull(b.f, blk, b.dataOff(i, m.slot(i)))
+			if err != nil && !errors.Is(err, syscall.EIO) {
+				return marked, b.l.withBlock(i).wrap(fmt.Errorf("check flipped block: %w", err))
+			}
+			bad = err != nil || b.id.blockSum(i, blk) != r.sums[k]
+		}
+		if bad {
+			m.setBad(i, true)
+			marked++
+		}
+	}
+	return marked, nil
 }
