@@ -44,7 +44,8 @@ func flipLast(t *testing.T, dir string, pattern []byte) int {
 
 // TestClusterCorruptBlock is the proof 3: bytes flipped in one
 // replica's store files (daemon stopped) are detected on read, the read is
-// served from a good replica, and pg verify reports the damaged replica.
+// served from a good replica, and pg verify reports the damaged replica,
+// also after a partial write into the damaged block.
 func TestClusterCorruptBlock(t *testing.T) {
 	c := newCluster(t, 3)
 	c.startAll()
@@ -108,5 +109,35 @@ func TestClusterCorruptBlock(t *testing.T) {
 	}
 	if !strings.Contains(vout, "pg "+om.PG+" INCONSISTENT") || !strings.Contains(vout, osdName(om.Leader)) {
 		t.Fatalf("pg verify does not name pg %s on %s:\n%s", om.PG, osdName(om.Leader), vout)
+	}
+
+	// A partial write into the damaged block: every replica applies it,
+	// the damaged one included. It must neither stop that OSD (it did:
+	// the read-modify-write failed its batch) nor launder the damage
+	// under a fresh checksum: the block stays corrupt there, the object
+	// reads right (from a good replica), and pg verify still names it.
+	patch := []byte("PATCHED")
+	patchOff := bytes.Index(want, []byte("tsumiki-corruption-probe-00001000|")) + 40
+	copy(want[patchOff:], patch)
+	pin := filepath.Join(c.dir, "patch.in")
+	if err := os.WriteFile(pin, patch, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustCLI("object", "put", "data", "probe", pin, "--offset", fmt.Sprint(patchOff))
+	c.eventually(20*time.Second, "the patch read back", func() error {
+		if _, _, err := c.cliFull(nil, "object", "get", "data", "probe", out); err != nil {
+			return err
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+			return fmt.Errorf("the object reads back different from what was written")
+		}
+		return nil
+	})
+	time.Sleep(3 * time.Second) // the victim has applied it by now, or stopped over it
+	if logb, _ := os.ReadFile(c.osds[victim].log); !c.osds[victim].running() || bytes.Contains(logb, []byte("store failed")) {
+		t.Fatalf("%s stopped over a partial write into its damaged block; log:\n%s", c.osdName(victim), tail(c.osds[victim].log))
+	}
+	if vout, err := c.cli("pg", "verify", "--timeout", "5s"); err == nil || !strings.Contains(vout, osdName(om.Leader)) {
+		t.Fatalf("after a partial write the damaged replica is no longer reported (laundered?); err %v:\n%s", err, vout)
 	}
 }
