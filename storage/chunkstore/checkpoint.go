@@ -144,8 +144,8 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 		}
 	}
 	s.placeMu.Lock()
-	defer s.placeMu.Unlock()
 	if err := s.wal.Commit(&wb); err != nil {
+		s.placeMu.Unlock()
 		return walErr("checkpoint", PG{}, err)
 	}
 	for pg, p := range pend {
@@ -157,7 +157,9 @@ func (s *Store) checkpoint(pend map[PG]pendingState, files, dirs []string) error
 			s.claims.checkpointed(pg, p.through)
 		}
 	}
-	s.reclaimLocked()
+	gone := s.claims.takeGone()
+	s.placeMu.Unlock()
+	s.reclaim(gone)
 	return nil
 }
 
