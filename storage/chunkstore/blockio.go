@@ -90,8 +90,15 @@ func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 			return b.l.withBlock(i).corrupt("block marked damaged: a partial write or a lost placed write left it so; a whole-block write or a repair from a replica restores it", nil)
 		}
 		want := binary.BigEndian.Uint32(sums[4*(i-first):])
-		if b.id.blockSum(i, blk) == want {
+		got := b.id.blockSum(i, blk)
+		if got == want {
 			continue
+		}
+		if got == ^want {
+			// Stored inverted on purpose (put's keep): damage that a
+			// crash may have dropped the meta's mark of. Never torn.
+			clear(blk)
+			return b.l.withBlock(i).corrupt("block stored marked damaged: a partial write over damage left it so; a whole-block write or a repair from a replica restores it", nil)
 		}
 		if b.tolerate {
 			b.torn++
@@ -165,7 +172,11 @@ func (b *blockIO) readRange(m *objMeta, off int64, p []byte) error {
 // 9–11 k/s against 24–26 k/s now (docs/benchmarks.md, 2026-11-26).
 //
 // keep lists blocks that stay marked damaged (readForUpdate): they are
-// stored even when all zeros. Every other block written loses its mark.
+// stored even when all zeros, under the inverse of their checksum, so the
+// file itself says they are damaged (read refuses them, and a replay's
+// tolerance does not take them for torn) even when a crash loses the
+// meta's mark, which reaches the disk only at a checkpoint. Every other
+// block written loses its mark.
 func (b *blockIO) put(m *objMeta, i0 int64, buf []byte, keep ...int64) error {
 	n := int64(len(buf)) / b.bs
 	sums := make([]byte, 4*n)
@@ -195,7 +206,11 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte, keep ...int64) error {
 			b.drop(m, i, i+1)
 			continue
 		}
-		binary.BigEndian.PutUint32(sums[4*(i-i0):], b.id.blockSum(i, blk))
+		sum := b.id.blockSum(i, blk)
+		if bad {
+			sum = ^sum // the mark on disk too: the meta's reaches it only at a checkpoint
+		}
+		binary.BigEndian.PutUint32(sums[4*(i-i0):], sum)
 		s := m.slot(i) // 0 for a hole
 		m.set(i)
 		m.setBad(i, bad)

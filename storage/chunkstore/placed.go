@@ -287,10 +287,13 @@ func (b *blockIO) flip(m *objMeta, r *placedRecord) []slotRun {
 
 // markDamaged runs after a flip of r without its data (ApplyPlaced): it
 // reads back each block r flipped in and marks damaged (objMeta.bad) each
-// one that does not match the checksum r logged, cannot be read, or whose
-// file is gone. Those blocks are why the data was not available; marked,
-// they read as corrupt and a later partial write (a replay's included)
-// cannot vouch for their bytes. It returns how many it marked.
+// one that matches neither the checksum r logged nor the one stored beside
+// it, cannot be read, or whose file is gone. Those blocks are why the data
+// was not available; marked, they read as corrupt and a later partial
+// write (a replay's included) cannot vouch for their bytes. A block that
+// matches only its stored checksum holds newer bytes: during a replay, an
+// in-place write after r (a conversion) may have reached the slot, and the
+// replay of that write rewrites it. It returns how many it marked.
 func (r *placedRecord) markDamaged(b *blockIO, m *objMeta) (int, error) {
 	i0 := r.off / b.bs
 	blk := make([]byte, b.bs)
@@ -302,11 +305,16 @@ func (r *placedRecord) markDamaged(b *blockIO, m *objMeta) (int, error) {
 		}
 		bad := b.f == nil
 		if !bad {
+			var stored [4]byte
 			err := preadFull(b.f, blk, b.dataOff(i, m.slot(i)))
+			if err == nil {
+				err = preadFull(b.f, stored[:], b.sumOff(i, m.slot(i)))
+			}
 			if err != nil && !errors.Is(err, syscall.EIO) {
 				return marked, b.l.withBlock(i).wrap(fmt.Errorf("check flipped block: %w", err))
 			}
-			bad = err != nil || b.id.blockSum(i, blk) != r.sums[k]
+			sum := b.id.blockSum(i, blk)
+			bad = err != nil || (sum != r.sums[k] && sum != binary.BigEndian.Uint32(stored[:]))
 		}
 		if bad {
 			m.setBad(i, true)
