@@ -216,7 +216,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	tr.Start(gctx)
-	g.Go(func() error { defer tr.Wait(); return node.Run(gctx) })
+	// The transport's peer goroutines end with gctx, which errgroup
+	// cancels only once a function has returned: waiting for them inside
+	// node.Run's function hung the daemon for ever when its store failed
+	// (the loop returned, the rest kept serving and renewing the lease).
+	g.Go(func() error { return node.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, pub) })
 	g.Go(func() error { return ServeCluster(gctx, clu, node, log.Named("cluster")) })
 	g.Go(func() error { return st.RunGC(gctx) })
@@ -231,6 +235,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		cfg.Ready(me.ID, pubAddr, cluAddr)
 	}
 	err = g.Wait()
+	tr.Wait()
 	log.Info("osd stopped")
 	if errors.Is(err, context.Canceled) {
 		err = nil
