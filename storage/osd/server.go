@@ -65,10 +65,16 @@ func (s *Server) SetEpoch(e uint64) {
 	}
 }
 
-// Serve accepts client connections on l until ctx is done.
+// Serve accepts client connections on l until ctx is done, or until l
+// fails; then it ends the connections and returns.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The connections end with ctx. On an accept error it is cancelled
+	// here, before the wait: the caller's context ends only after Serve
+	// returns, and waiting for it hung the daemon.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
 	defer stop()
 	for {
