@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -13,10 +14,19 @@ import (
 
 // serveDebug serves Go's profiler on addr (e.g. 127.0.0.1:6060) until ctx
 // is done. Empty addr: nothing. Metrics will join it in a later release.
+//
+// It also turns on the mutex and block profiles (/debug/pprof/mutex and
+// /block, sampled: see debugMutexFraction and debugBlockRate), which are
+// off by default in Go: diffed over a window (`go tool pprof -base`), they
+// found the lock stall behind 15 % of the OSD loops' time under a
+// sequential write (docs/design-big-writes.md, eleventh session). Their
+// cost is paid only by a process started with --debug-addr.
 func serveDebug(ctx context.Context, addr string, log *zap.Logger) {
 	if addr == "" {
 		return
 	}
+	runtime.SetMutexProfileFraction(debugMutexFraction)
+	runtime.SetBlockProfileRate(debugBlockRate)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -36,3 +46,11 @@ func serveDebug(ctx context.Context, addr string, log *zap.Logger) {
 	context.AfterFunc(ctx, func() { _ = srv.Close() })
 	log.Info("debug endpoints", zap.String("pprof", "http://"+l.Addr().String()+"/debug/pprof/"))
 }
+
+// The sampling of the mutex profile (one contention event in
+// debugMutexFraction) and of the block profile (about one event per
+// debugBlockRate nanoseconds spent blocked).
+const (
+	debugMutexFraction = 5
+	debugBlockRate     = 100_000
+)
