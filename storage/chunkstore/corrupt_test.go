@@ -170,11 +170,7 @@ func TestReplayKeepsDamageMarked(t *testing.T) {
 	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", 0, data, 1) })
 	patch := testOp{kind: opWrite, name: "o", off: bs + 100, data: []byte("patch")}
 	commit(t, s, func(b *Batch) error { return b.AppendEntries(pg1, 2, [][]byte{patch.encode()}) })
-	m, _, err := s.cachedMeta(loc{pg: pg1, object: "o", block: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(1, m.slot(1))
+	off := blockOff(t, s, "o", 1)
 	path := objectFile(s, pg1, "o")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -235,11 +231,7 @@ func TestReplayNoFalseDamage(t *testing.T) {
 	op := testOp{kind: opWrite, name: "o", off: 0, data: data}
 	appendPlaced(t, s, 1, op)
 	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", 0, data, 1) })
-	m, _, err := s.cachedMeta(loc{pg: pg1, object: "o", block: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	damage(t, objectFile(s, pg1, "o"), s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(3, m.slot(3))+10, 3)
+	damage(t, objectFile(s, pg1, "o"), blockOff(t, s, "o", 3)+10, 3)
 	patch := []byte("patch")
 	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", bs+100, patch, 2) })
 	want := bytes.Clone(data)
@@ -261,21 +253,6 @@ func TestReplayNoFalseDamage(t *testing.T) {
 	}
 }
 
-// crashStore stops s as a killed process would: no checkpoint, metas not
-// yet written behind are lost; the files keep what was written to them
-// (the page cache's writeback may well have reached the disk).
-func crashStore(tb testing.TB, s *Store) *Store {
-	s.closeMu.Lock()
-	s.closed = true
-	s.files.closeAll()
-	_ = s.wal.Close()
-	_ = s.syncer.close()
-	_ = s.db.Close()
-	_ = unlockDir(s.lock)
-	s.closeMu.Unlock()
-	return openStore(tb, s.cfg)
-}
-
 // TestDamageMarkSurvivesCrash (found by a review): a partial write over a
 // block that fails its checksum goes through and keeps it marked damaged.
 // The meta's mark reaches the disk only at a checkpoint; a crash before it
@@ -289,11 +266,12 @@ func TestDamageMarkSurvivesCrash(t *testing.T) {
 	if err := s.Checkpoint(); err != nil {
 		t.Fatal(err)
 	}
-	damage(t, objectFile(s, pg1, "o"), s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(1, 0)+2000, 3)
+	damage(t, objectFile(s, pg1, "o"), blockOff(t, s, "o", 1)+2000, 3)
 	commit(t, s, func(b *Batch) error { return b.Write(pg1, "o", bs+100, []byte("patch"), 2) })
 	wantCorruptBlock(t, s.Read(pg1, "o", bs, make([]byte, bs)), 1)
 
-	s = crashStore(t, s)
+	killStore(s)
+	s = openStore(t, s.cfg)
 	p := make([]byte, bs)
 	if err := s.Read(pg1, "o", bs, p); err == nil {
 		t.Errorf("after the crash, before any replay: damaged block 1 reads without error")

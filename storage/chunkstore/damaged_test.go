@@ -56,18 +56,14 @@ func TestDamagedPlacedEntry(t *testing.T) {
 
 	// Damage block 1 in the slot the entry went to (the current one).
 	path := objectFile(s, pg1, "o")
-	m, _, err := s.cachedMeta(loc{pg: pg1, object: "o", block: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	off := s.blockIO(newObjID(pg1, "o"), nil, loc{}).dataOff(1, m.slot(1))
+	off := blockOff(t, s, "o", 1)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	damage(t, path, off+10, 2)
 	s = openStore(t, s.cfg)
 
-	_, err = s.Entries(pg1, 1, 2, 1<<30)
+	_, err := s.Entries(pg1, 1, 2, 1<<30)
 	if !errors.Is(err, ErrDamagedEntry) || !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Entries over a damaged slot: %v; want ErrDamagedEntry (and ErrCorrupt)", err)
 	}

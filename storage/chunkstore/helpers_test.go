@@ -110,3 +110,28 @@ func wantErr(tb testing.TB, err, target error) {
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+// killStore stops s as a killed process would: no checkpoint, so metas not
+// yet written behind are lost; the files keep what was written to them
+// (the page cache's writeback may well have reached the disk).
+func killStore(s *Store) {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	s.closed = true
+	s.files.closeAll()
+	_ = s.wal.Close()
+	_ = s.syncer.close()
+	_ = s.db.Close()
+	_ = unlockDir(s.lock)
+}
+
+// blockOff is where block i of object name of pg1 has its current bytes in
+// the object's file.
+func blockOff(tb testing.TB, s *Store, name string, i int64) int64 {
+	tb.Helper()
+	m, _, err := s.cachedMeta(loc{pg: pg1, object: name, block: -1})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s.blockIO(newObjID(pg1, name), nil, loc{}).dataOff(i, m.slot(i))
+}

@@ -381,16 +381,8 @@ func (d *placedDriver) checkObjects() {
 // yet written behind are lost), reopens it and replays the log from the
 // durable apply state, as the OSD does.
 func (d *placedDriver) crash() {
-	s := d.s
-	s.closeMu.Lock()
-	s.closed = true
-	s.files.closeAll()
-	_ = s.wal.Close()
-	_ = s.syncer.close()
-	_ = s.db.Close()
-	_ = unlockDir(s.lock)
-	s.closeMu.Unlock()
-	cfg := s.cfg
+	killStore(d.s)
+	cfg := d.s.cfg
 	cfg.LogLargeWrites = d.rng.IntN(4) == 0 || *noPlace // a store with placed entries opens either way
 	var err error
 	if d.s, err = Open(cfg); err != nil {
