@@ -72,6 +72,15 @@ type Config struct {
 	// they went (placement.go, docs/design-big-writes.md). A store that
 	// holds placed entries is read correctly either way.
 	LogLargeWrites bool
+
+	// StaleReserve bounds the bytes of stale slots (the copies large writes
+	// leave behind, see reclaim.go) kept allocated for later large writes
+	// to overwrite instead of punched at once; default 8 GiB, and never
+	// more than a sixteenth of the file system's free space, so a filling
+	// disk gets its space back. Negative: punch every stale slot at once.
+	// A clean Close punches the reserve; after a crash its slots stay
+	// allocated until their blocks are written again.
+	StaleReserve int64
 }
 
 // placeWrites reports whether AppendPlaced places large writes.
@@ -91,6 +100,7 @@ const (
 	DefaultOpenFiles        = 1024
 	DefaultGCInterval       = time.Minute
 	DefaultGCDiscardRatio   = 0.5
+	DefaultStaleReserve     = 8 << 30
 
 	minBlockSize = 4 << 10
 	maxBlockSize = 1 << 20
@@ -127,6 +137,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CheckpointBytes == 0 {
 		c.CheckpointBytes = DefaultCheckpointBytes
+	}
+	if c.StaleReserve == 0 {
+		c.StaleReserve = DefaultStaleReserve
 	}
 	if c.OpenFiles == 0 {
 		c.OpenFiles = DefaultOpenFiles

@@ -476,6 +476,9 @@ func TestPlacedLog(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			cfg := testConfig(t)
 			cfg.LogLargeWrites = *noPlace
+			// Stale slots punched at once, late (a reserve of a few
+			// blocks: slots written again before their turn), or never.
+			cfg.StaleReserve = []int64{-1, 8 * int64(cfg.BlockSize), DefaultStaleReserve}[seed%3]
 			s, err := Open(cfg)
 			if err != nil {
 				t.Fatal(err)

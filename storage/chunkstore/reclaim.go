@@ -1,5 +1,7 @@
 package chunkstore
 
+import "slices"
+
 // Reclaim (docs/design-big-writes.md, "Reclaim"): a block that large
 // writes moved between slots leaves a copy in the slot it left. Once
 // nothing needs that copy (its claim is released: the checkpoint that
@@ -10,8 +12,21 @@ package chunkstore
 // covers it and no batch in progress has placed data in it.
 //
 // What is not reclaimed: the stale slots of a store that stopped before
-// its checkpoint released them (the list is not kept on disk). Each such
-// block keeps at most one stale copy, until a large write moves it again.
+// its checkpoint released them, or that crashed with slots in its reserve
+// (neither list is kept on disk). Each such block keeps at most one stale
+// copy, until a large write moves it again.
+//
+// The stale reserve (Config.StaleReserve). Punching a stale slot at once
+// frees its space, but the block's next large write then lands in a hole:
+// on ext4 a direct write into a hole allocates, under the inode's lock,
+// and journals the new extent, which the next fdatasync has to commit.
+// fio here: three serial 1 MiB direct writers with fdatasync every third
+// write do 1.2-1.3 GB/s into fresh files and 2.0-2.5 GB/s over written
+// blocks. So the most recently released slots are kept allocated, up to a
+// byte budget, for later writes to overwrite; the oldest beyond it are
+// punched. A reserved slot is punched only if it is still stale then: the
+// same check under the same locks as at once, so a slot written again in
+// the meantime is left alone (and its bytes counted until it leaves).
 
 // placeInFlight records a placement of a batch not yet committed: its slots
 // hold data that no claim covers yet. The caller holds placeMu.
@@ -55,29 +70,120 @@ func (s *Store) slotFree(pg PG, name string, i int64, slot int) bool {
 	return true
 }
 
-// reclaim punches the stale slots among gone (runs of released claims),
-// object by object. Errors are not returned: a slot left unpunched only
-// costs space, and the file system's errors show at the next sync.
+// staleReserve is the FIFO of released runs kept allocated (see above).
+type staleReserve struct {
+	runs  []staleRun // oldest first
+	bytes int64      // their size; a run written again since still counts
+}
+
+// reclaim adds the blocks among gone (runs of released claims) whose slot
+// is stale to the stale reserve, and punches the oldest runs beyond its
+// budget. The caller holds ckptMu.
 func (s *Store) reclaim(gone []staleRun) {
-	if len(gone) == 0 {
+	budget := s.reserveBudget()
+	if budget == 0 {
+		out := append(s.reserve.runs, gone...)
+		s.reserve = staleReserve{}
+		s.punchStale(out)
 		return
 	}
+	bs := int64(s.cfg.BlockSize)
+	for _, o := range groupRuns(gone) {
+		// Only stale blocks count against the budget: most released
+		// claims are of a block's current slot.
+		for _, r := range s.staleNow(o.pg, o.name, o.runs) {
+			s.reserve.runs = append(s.reserve.runs, staleRun{pg: o.pg, name: o.name, run: r})
+			s.reserve.bytes += (r.hi - r.lo) * bs
+		}
+	}
+	var out []staleRun
+	n := 0
+	for ; n < len(s.reserve.runs) && s.reserve.bytes > budget; n++ {
+		g := &s.reserve.runs[n]
+		if k := (s.reserve.bytes - budget + bs - 1) / bs; k < g.run.hi-g.run.lo {
+			// Only part of the run is over budget: punch its head.
+			head := *g
+			head.run.hi = head.run.lo + k
+			g.run.lo += k
+			s.reserve.bytes -= k * bs
+			out = append(out, head)
+			break
+		}
+		s.reserve.bytes -= (g.run.hi - g.run.lo) * bs
+		out = append(out, *g)
+	}
+	s.reserve.runs = slices.Delete(s.reserve.runs, 0, n)
+	s.punchStale(out)
+}
+
+// reserveBudget is how many bytes of stale slots may stay allocated now.
+func (s *Store) reserveBudget() int64 {
+	if s.cfg.StaleReserve <= 0 {
+		return 0
+	}
+	free, err := freeBytes(s.cfg.Dir)
+	if err != nil {
+		return 0
+	}
+	return min(s.cfg.StaleReserve, free/16)
+}
+
+// punchReserve punches every stale slot of the reserve (Close). The caller
+// holds ckptMu.
+func (s *Store) punchReserve() {
+	out := s.reserve.runs
+	s.reserve = staleReserve{}
+	s.punchStale(out)
+}
+
+// punchStale punches the stale slots among gone, object by object. Errors
+// are not returned: a slot left unpunched only costs space, and the file
+// system's errors show at the next sync.
+func (s *Store) punchStale(gone []staleRun) {
+	for _, o := range groupRuns(gone) {
+		s.reclaimObject(o.pg, o.name, o.runs)
+	}
+}
+
+// objRuns is the runs of one object.
+type objRuns struct {
+	pg   PG
+	name string
+	runs []slotRun
+}
+
+// groupRuns groups runs by object, objects in the order they first appear.
+func groupRuns(gone []staleRun) []objRuns {
 	type objKey struct {
 		pg   PG
 		name string
 	}
-	byObj := map[objKey][]slotRun{}
-	var order []objKey
+	at := map[objKey]int{}
+	var out []objRuns
 	for _, g := range gone {
 		k := objKey{g.pg, g.name}
-		if byObj[k] == nil {
-			order = append(order, k)
+		i, ok := at[k]
+		if !ok {
+			i = len(out)
+			at[k] = i
+			out = append(out, objRuns{pg: g.pg, name: g.name})
 		}
-		byObj[k] = append(byObj[k], g.run)
+		out[i].runs = append(out[i].runs, g.run)
 	}
-	for _, k := range order {
-		s.reclaimObject(k.pg, k.name, byObj[k])
-	}
+	return out
+}
+
+// staleNow returns the blocks of runs of object name whose slot is stale
+// (not current, not claimed, not in flight) at the time of the call.
+func (s *Store) staleNow(pg PG, name string, runs []slotRun) []slotRun {
+	id := newObjID(pg, name)
+	lock := &s.locks[id.stripe()]
+	s.placeMu.Lock() // before the object's lock, as everywhere
+	lock.RLock()
+	stale := s.staleRuns(id, runs)
+	lock.RUnlock()
+	s.placeMu.Unlock()
+	return stale
 }
 
 // reclaimObject punches the stale blocks of runs in one object. Which
@@ -113,6 +219,18 @@ func (s *Store) reclaimObject(pg PG, name string, runs []slotRun) {
 // claimed, not in flight) and marks them in flight, as a placement of its
 // own (nil: none). The caller holds placeMu and the object's lock.
 func (s *Store) staleSlots(id objID, runs []slotRun) *placement {
+	stale := s.staleRuns(id, runs)
+	if len(stale) == 0 {
+		return nil
+	}
+	busy := &placement{pg: id.pg, rec: &placedRecord{name: id.name}, runs: stale}
+	s.placeInFlight(busy)
+	return busy
+}
+
+// staleRuns returns the blocks of runs whose slot is stale. The caller
+// holds placeMu and the object's lock.
+func (s *Store) staleRuns(id objID, runs []slotRun) []slotRun {
 	m, found, err := s.cachedMeta(loc{op: "reclaim", pg: id.pg, object: id.name, block: -1})
 	if err != nil || !found {
 		return nil // deleted (its file with it), or unreadable: nothing to do here
@@ -126,12 +244,7 @@ func (s *Store) staleSlots(id objID, runs []slotRun) *placement {
 			stale = appendRun(stale, i, r.slot)
 		}
 	}
-	if len(stale) == 0 {
-		return nil
-	}
-	busy := &placement{pg: id.pg, rec: &placedRecord{name: id.name}, runs: stale}
-	s.placeInFlight(busy)
-	return busy
+	return stale
 }
 
 // punchRuns punches runs of id's file. The caller holds the object's lock.

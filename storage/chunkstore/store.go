@@ -54,8 +54,9 @@ type Store struct {
 	noDirect   atomic.Bool // the file system refused O_DIRECT: slot writes go through the page cache
 	stats      placeStats  // counters of the placement paths
 
-	ckptMu sync.Mutex    // serializes checkpoints
-	kick   chan struct{} // asks RunCheckpoints for an early checkpoint
+	ckptMu  sync.Mutex    // serializes checkpoints and guards reserve
+	reserve staleReserve  // stale slots kept allocated for reuse (reclaim.go)
+	kick    chan struct{} // asks RunCheckpoints for an early checkpoint
 
 	mu       sync.Mutex // guards the following
 	spareWAL *wal.Batch // a reset WAL batch whose buffer the next Batch reuses
@@ -226,6 +227,14 @@ func (s *Store) Close() error {
 	if errors.Is(cerr, ErrClosed) {
 		cerr = nil
 	}
+	// Give back the space of the reserve: the next process cannot know
+	// these slots are stale until their blocks are written again.
+	s.ckptMu.Lock()
+	if s.enter() == nil {
+		s.punchReserve()
+		s.leave()
+	}
+	s.ckptMu.Unlock()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed {
