@@ -132,7 +132,9 @@ func (n *Node) stage(b Batch, x *ready) error {
 	if !raft.IsEmptySnap(rd.Snapshot) {
 		return fmt.Errorf("pg %d.%d: received a raft snapshot, which this version cannot install", r.pg.Pool, r.pg.Seq)
 	}
-	if err := r.log.stageAppend(b, rd.Entries, &n.arena); err != nil {
+	// Only the leader serves reads, so only it keeps large writes in its
+	// page cache; followers write them past it (chunkstore.Place.Direct).
+	if err := r.log.stageAppend(b, rd.Entries, &n.arena, !r.isLeader()); err != nil {
 		return err
 	}
 	// A hard state whose term and vote are unchanged only moves the commit

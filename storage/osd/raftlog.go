@@ -246,13 +246,10 @@ func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
 // until then): one buffer per cycle instead of a new, zeroed one per entry,
 // which cost 4 % of an OSD's CPU under 1 MiB writes. The data of a large
 // write is not copied there at all: it goes to the store beside its entry
-// (chunkstore.Place.Data), another 4 %. Every replica, the leader too,
-// writes large writes past the page cache (chunkstore.Place.Direct): the
-// leader once kept them there for its reads, but a buffered rewrite of a
-// slot kept in the store's stale reserve cost more than the direct write
-// (a sequential 1 MiB rewrite: 245-274 MB/s with the leader buffered,
-// 313-365 all direct; reads of it were unchanged, 1290-1430 MB/s).
-func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
+// (chunkstore.Place.Data), another 4 %. direct asks the store
+// to write large writes past the page cache (a replica that serves no
+// reads).
+func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct bool) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -289,7 +286,7 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte) error {
 			*arena = appendEntryCut(*arena, e, len(data.b))
 			raw[i] = (*arena)[start:len(*arena):len(*arena)]
 			places = append(places, chunkstore.Place{Entry: i, Object: data.object, Offset: data.offset,
-				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: true})
+				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct})
 			continue
 		}
 		// The sizes were just computed (and cached in e) by proto.Size.
