@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -165,6 +166,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		}
 		dir := filepath.Join(cfg.Data, fmt.Sprintf("osd.%d", i))
 		ready := make(chan string, 1)
+		var started atomic.Bool
 		d, err := osd.NewDaemon(osd.Config{
 			DataDir: dir, Host: host, Class: "hdd",
 			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
@@ -172,13 +174,26 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
 			Store: chunkstore.Config{LogLargeWrites: cfg.LogLargeWrites},
 			Ready: func(id int32, pub, clu string) {
+				started.Store(true)
 				ready <- fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), dir, pub, clu)
 			},
 		})
 		if err != nil {
 			return err
 		}
-		grp.Go(func() error { return d.Run(gctx) })
+		grp.Go(func() error {
+			err := d.Run(gctx)
+			if err == nil || gctx.Err() != nil || !started.Load() {
+				return err // an OSD that cannot start stops up: a setup problem
+			}
+			// One OSD stopping (its disk failed, say) leaves the others
+			// serving its PGs, degraded, as separate osd processes would:
+			// stopping everything would turn one replica's failure into
+			// an outage.
+			log.Error("an OSD stopped; the cluster goes on without it (tsumiki status shows it down; fix the cause and restart tsumiki up to bring it back)",
+				zap.String("data", dir), zap.Error(err))
+			return nil
+		})
 		select {
 		case lines[i] = <-ready:
 		case <-gctx.Done():

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,6 +80,68 @@ func TestUpRestart(t *testing.T) {
 	})
 	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
 		t.Fatal("object differs after restart")
+	}
+	up.stop(t)
+}
+
+// TestUpOSDFailureDegrades: when one OSD of `tsumiki up` stops with an
+// error (its store fails: its object files made immutable, as in
+// TestClusterStoreFailureStopsOSD), up keeps running on the other two,
+// says which OSD stopped and why, and keeps taking writes; it used to
+// stop everything.
+func TestUpOSDFailureDegrades(t *testing.T) {
+	if _, err := exec.LookPath("chattr"); err != nil {
+		t.Skip("chattr (e2fsprogs) not installed")
+	}
+	dir := t.TempDir()
+	c := &cluster{t: t, dir: dir, etcd: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
+		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", "off", "--nfs-image", "off", "--demo-image", ""}}
+	objects := filepath.Join(dir, "data", "osd.1", "store", "objects")
+	t.Cleanup(func() {
+		_ = exec.Command("chattr", "-R", "-i", objects).Run() // before TempDir's removal
+		up.kill9(t)
+		if t.Failed() {
+			t.Logf("up log:\n%s", tail(up.log))
+		}
+	})
+	up.start(t)
+	c.waitUp(3)
+	c.eventually(30*time.Second, "pool rbd", func() error {
+		out, err := c.cli("pool", "ls")
+		if err == nil && !strings.Contains(out, "rbd") {
+			err = fmt.Errorf("no rbd pool:\n%s", out)
+		}
+		return err
+	})
+	want := bytes.Repeat([]byte("tsumiki up "), 1000)
+	in := filepath.Join(dir, "obj.in")
+	if err := os.WriteFile(in, want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustCLI("object", "put", "rbd", "before", in)
+	if _, err := os.Stat(objects); err != nil {
+		t.Fatalf("the OSD's object files are not where the test looks: %v", err)
+	}
+	if out, err := exec.Command("chattr", "-R", "+i", objects).CombinedOutput(); err != nil {
+		t.Skipf("chattr +i refused here (%v: %s): no way to fail the store from outside", err, out)
+	}
+	c.mustCLI("object", "put", "rbd", "before", in, "--offset", "100") // in place, in an existing file
+	c.eventually(30*time.Second, "the OSD's stop in up's log", func() error {
+		if b, _ := os.ReadFile(up.log); !bytes.Contains(b, []byte("an OSD stopped")) {
+			return errors.New("no \"an OSD stopped\" in the log yet")
+		}
+		return nil
+	})
+	if !up.running() {
+		t.Fatal("tsumiki up stopped when one of its OSDs did")
+	}
+	c.mustCLI("object", "put", "rbd", "after", in)
+	out := filepath.Join(dir, "obj.out")
+	c.mustCLI("object", "get", "rbd", "after", out)
+	if got, _ := os.ReadFile(out); !bytes.Equal(got, want) {
+		t.Fatal("object written after the OSD stopped reads back different")
 	}
 	up.stop(t)
 }
