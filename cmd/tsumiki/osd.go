@@ -28,11 +28,21 @@ type osdConfig struct {
 	MemoryLimitMiB   int64   `yaml:"memory_limit_mib" flag:"memory-limit-mib"`
 	FullRatio        float64 `yaml:"full_ratio" flag:"full-ratio"`
 	LogLargeWrites   bool    `yaml:"log_large_writes" flag:"log-large-writes"`
+	StaleReserveMiB  int64   `yaml:"stale_reserve_mib" flag:"stale-reserve-mib"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
 	return chunkstore.Config{MemTableSize: c.MemtableMiB << 20, BlockCacheSize: c.BlockCacheMiB << 20, IndexCacheSize: c.IndexCacheMiB << 20,
-		LogLargeWrites: c.LogLargeWrites}
+		LogLargeWrites: c.LogLargeWrites, StaleReserve: staleReserve(c.StaleReserveMiB)}
+}
+
+// staleReserve turns --stale-reserve-mib into chunkstore.Config.StaleReserve
+// (where 0 means the default and a negative value none).
+func staleReserve(mib int64) int64 {
+	if mib <= 0 {
+		return -1
+	}
+	return mib << 20
 }
 
 // logLargeWritesHelp is the help of --log-large-writes (osd and up).
@@ -55,6 +65,8 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.MemoryLimitMiB, "memory-limit-mib", 160, "soft limit of the Go heap (MiB): the garbage collector works harder near it; 0 = none")
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go profiling (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.BoolVar(&cfg.LogLargeWrites, "log-large-writes", false, logLargeWritesHelp)
+	f.Int64Var(&cfg.StaleReserveMiB, "stale-reserve-mib", chunkstore.DefaultStaleReserve>>20,
+		"most space (MiB) the stale copies large writes leave behind may keep, so later large writes overwrite them instead of filling holes; never more than 1/16 of the free space; 0 = free them at once")
 	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
 }
 
