@@ -21,3 +21,10 @@ func freeBytes(dir string) (int64, error) {
 	}
 	return int64(st.Bavail) * st.Bsize, nil
 }
+
+// dropCache asks the kernel to drop the clean cached pages of the file
+// range [off, off+n). Dirty pages are not dropped (their writeback is only
+// started), so no data is lost whatever is written there meanwhile.
+func dropCache(f *os.File, off, n int64) {
+	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}

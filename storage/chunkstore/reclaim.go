@@ -91,10 +91,12 @@ func (s *Store) reclaim(gone []staleRun) {
 	for _, o := range groupRuns(gone) {
 		// Only stale blocks count against the budget: most released
 		// claims are of a block's current slot.
-		for _, r := range s.staleNow(o.pg, o.name, o.runs) {
+		stale := s.staleNow(o.pg, o.name, o.runs)
+		for _, r := range stale {
 			s.reserve.runs = append(s.reserve.runs, staleRun{pg: o.pg, name: o.name, run: r})
 			s.reserve.bytes += (r.hi - r.lo) * bs
 		}
+		s.dropStaleCache(o.pg, o.name, stale)
 	}
 	var out []staleRun
 	n := 0
@@ -245,6 +247,29 @@ func (s *Store) staleRuns(id objID, runs []slotRun) []slotRun {
 		}
 	}
 	return stale
+}
+
+// dropStaleCache drops the cached pages of reserved stale runs: their
+// blocks stay allocated on disk, but their memory goes back to the kernel
+// as a punch gave it back. Without it a sequential pass grew the page
+// cache by the reserve: on this VM, where memory touched for the first
+// time is slow, a first pass over 4 GiB fell from 251-285 MB/s to 181-217.
+// Only clean pages are dropped (dropCache), so it needs no lock: a
+// placement that took one of the slots meanwhile loses nothing.
+func (s *Store) dropStaleCache(pg PG, name string, runs []slotRun) {
+	if len(runs) == 0 {
+		return
+	}
+	id := newObjID(pg, name)
+	of, err := s.files.get(id.rel(), false, false)
+	if err != nil {
+		return // no file: nothing cached
+	}
+	defer s.files.put(of)
+	b := s.blockIO(id, of.f, loc{op: "reclaim", pg: id.pg, object: id.name, block: -1})
+	for _, r := range runs {
+		dropCache(of.f, b.dataOff(r.lo, r.slot), (r.hi-r.lo)*b.bs)
+	}
 }
 
 // punchRuns punches runs of id's file. The caller holds the object's lock.

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -82,6 +83,12 @@ func testReclaim(t *testing.T, direct bool, reserve int64) {
 		t.Fatalf("data allocated: slot 0 %d, slot 1 %d bytes; want %d in all (one copy per block, %d kept stale)",
 			alloc[0], alloc[1], span+kept, kept)
 	}
+	// The reserve keeps blocks on disk, not in memory: the stale copies'
+	// cached pages were dropped (all but the last chunk's, whose claim the
+	// entry still in the log holds).
+	if res := residentData(t, s, pg1, "o"); !direct && min(res[0], res[1]) > chunk {
+		t.Fatalf("cached: slot 0 %d, slot 1 %d bytes; want at most %d of the stale slot", res[0], res[1], chunk)
+	}
 	if punched := s.stats.reclaimed.Load() > 0; punched != (kept < span) {
 		t.Fatalf("reclaim punched %d blocks with %d of %d stale bytes kept", s.stats.reclaimed.Load(), kept, span)
 	}
@@ -93,6 +100,43 @@ func testReclaim(t *testing.T, direct bool, reserve int64) {
 		t.Fatalf("after Close: slot 0 %d, slot 1 %d bytes allocated; want %d (the reserve punched)", alloc[0], alloc[1], span)
 	}
 	checkObject(t, s, pg1, "o", want, index)
+}
+
+// residentData returns how many bytes of each slot's data area of an
+// object's file are in the page cache (mincore).
+func residentData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
+	t.Helper()
+	id := newObjID(pg, name)
+	f, err := os.Open(filepath.Join(s.files.root, id.rel()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	page := int64(os.Getpagesize())
+	vec := make([]byte, (st.Size()+page-1)/page)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	b := s.blockIO(id, f, loc{})
+	var out [2]int64
+	for slot := range 2 {
+		lo, hi := b.dataOff(0, slot), min(b.dataOff(0, slot)+MaxObjectSize, st.Size())
+		for off := lo; off < hi; off += page {
+			if vec[off/page]&1 != 0 {
+				out[slot] += page
+			}
+		}
+	}
+	return out
 }
 
 // allocatedData returns how many bytes of each slot's data area of an
