@@ -17,26 +17,8 @@ import (
 // object back.
 func TestUpRestart(t *testing.T) {
 	dir := t.TempDir()
-	c := &cluster{t: t, dir: dir, etcd: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
-	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
-		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", "127.0.0.1:0",
-		"--nfs-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--nfs-portmap-listen", ""}}
-	t.Cleanup(func() {
-		up.kill9(t)
-		if t.Failed() {
-			t.Logf("up log:\n%s", tail(up.log))
-		}
-	})
-	up.start(t)
-	c.waitUp(3)
-	c.eventually(30*time.Second, "pool rbd", func() error {
-		out, err := c.cli("pool", "ls")
-		if err == nil && !strings.Contains(out, "rbd") {
-			err = fmt.Errorf("no rbd pool:\n%s", out)
-		}
-		return err
-	})
+	c, up := startUp(t, dir, "--nbd-listen", "127.0.0.1:0",
+		"--nfs-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--nfs-portmap-listen", "")
 	// status lists the gateways: the NBD server, and the NFS gateway or
 	// why it does not run (here: no nbd module or not root).
 	c.eventually(30*time.Second, "gateways in status", func() error {
@@ -94,27 +76,9 @@ func TestUpOSDFailureDegrades(t *testing.T) {
 		t.Skip("chattr (e2fsprogs) not installed")
 	}
 	dir := t.TempDir()
-	c := &cluster{t: t, dir: dir, etcd: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
-	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
-		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
-		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", "off", "--nfs-image", "off", "--demo-image", ""}}
+	c, up := startUp(t, dir, "--nbd-listen", "off", "--nfs-image", "off", "--demo-image", "")
 	objects := filepath.Join(dir, "data", "osd.1", "store", "objects")
-	t.Cleanup(func() {
-		_ = exec.Command("chattr", "-R", "-i", objects).Run() // before TempDir's removal
-		up.kill9(t)
-		if t.Failed() {
-			t.Logf("up log:\n%s", tail(up.log))
-		}
-	})
-	up.start(t)
-	c.waitUp(3)
-	c.eventually(30*time.Second, "pool rbd", func() error {
-		out, err := c.cli("pool", "ls")
-		if err == nil && !strings.Contains(out, "rbd") {
-			err = fmt.Errorf("no rbd pool:\n%s", out)
-		}
-		return err
-	})
+	t.Cleanup(func() { _ = exec.Command("chattr", "-R", "-i", objects).Run() }) // before TempDir's removal
 	want := bytes.Repeat([]byte("tsumiki up "), 1000)
 	in := filepath.Join(dir, "obj.in")
 	if err := os.WriteFile(in, want, 0o644); err != nil {
@@ -144,4 +108,31 @@ func TestUpOSDFailureDegrades(t *testing.T) {
 		t.Fatal("object written after the OSD stopped reads back different")
 	}
 	up.stop(t)
+}
+
+// startUp starts `tsumiki up` on dir/data with extra flags, waits for its
+// three OSDs and pool rbd, and kills it at the test's end (logging its log
+// if the test failed).
+func startUp(t *testing.T, dir string, extra ...string) (*cluster, *proc) {
+	t.Helper()
+	c := &cluster{t: t, dir: dir, etcd: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
+	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: append([]string{"up", "--data", filepath.Join(dir, "data"),
+		"--listen-client", c.etcd, "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		"--osd-port", "0", "--cluster-port", "0"}, extra...)}
+	t.Cleanup(func() {
+		up.kill9(t)
+		if t.Failed() {
+			t.Logf("up log:\n%s", tail(up.log))
+		}
+	})
+	up.start(t)
+	c.waitUp(3)
+	c.eventually(30*time.Second, "pool rbd", func() error {
+		out, err := c.cli("pool", "ls")
+		if err == nil && !strings.Contains(out, "rbd") {
+			err = fmt.Errorf("no rbd pool:\n%s", out)
+		}
+		return err
+	})
+	return c, up
 }

@@ -1,6 +1,9 @@
 package chunkstore
 
-import "slices"
+import (
+	"os"
+	"slices"
+)
 
 // Reclaim (docs/design-big-writes.md, "Reclaim"): a block that large
 // writes moved between slots leaves a copy in the slot it left. Once
@@ -257,31 +260,30 @@ func (s *Store) staleRuns(id objID, runs []slotRun) []slotRun {
 // Only clean pages are dropped (dropCache), so it needs no lock: a
 // placement that took one of the slots meanwhile loses nothing.
 func (s *Store) dropStaleCache(pg PG, name string, runs []slotRun) {
-	if len(runs) == 0 {
-		return
-	}
-	id := newObjID(pg, name)
-	of, err := s.files.get(id.rel(), false, false)
-	if err != nil {
-		return // no file: nothing cached
-	}
-	defer s.files.put(of)
-	b := s.blockIO(id, of.f, loc{op: "reclaim", pg: id.pg, object: id.name, block: -1})
-	for _, r := range runs {
-		dropCache(of.f, b.dataOff(r.lo, r.slot), (r.hi-r.lo)*b.bs)
-	}
+	s.eachRunRange(newObjID(pg, name), runs, func(f *os.File, off, n int64) { dropCache(f, off, n) })
 }
 
 // punchRuns punches runs of id's file. The caller holds the object's lock.
 func (s *Store) punchRuns(id objID, runs []slotRun) {
+	s.eachRunRange(id, runs, func(f *os.File, off, n int64) {
+		punch(f, off, n)
+		s.stats.reclaimed.Add(n / int64(s.cfg.BlockSize))
+	})
+}
+
+// eachRunRange calls fn with the byte range of each run's data in id's
+// file; nothing if the file does not exist.
+func (s *Store) eachRunRange(id objID, runs []slotRun, fn func(f *os.File, off, n int64)) {
+	if len(runs) == 0 {
+		return
+	}
 	of, err := s.files.get(id.rel(), false, false)
 	if err != nil {
-		return // no file: nothing stored
+		return // no file: nothing stored or cached
 	}
 	defer s.files.put(of)
 	b := s.blockIO(id, of.f, loc{op: "reclaim", pg: id.pg, object: id.name, block: -1})
 	for _, r := range runs {
-		punch(of.f, b.dataOff(r.lo, r.slot), (r.hi-r.lo)*b.bs)
-		s.stats.reclaimed.Add(r.hi - r.lo)
+		fn(of.f, b.dataOff(r.lo, r.slot), (r.hi-r.lo)*b.bs)
 	}
 }

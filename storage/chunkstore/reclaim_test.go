@@ -106,53 +106,38 @@ func testReclaim(t *testing.T, direct bool, reserve int64) {
 // object's file are in the page cache (mincore).
 func residentData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 	t.Helper()
-	id := newObjID(pg, name)
-	f, err := os.Open(filepath.Join(s.files.root, id.rel()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	page := int64(os.Getpagesize())
-	vec := make([]byte, (st.Size()+page-1)/page)
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
-	}
-	b := s.blockIO(id, f, loc{})
-	var out [2]int64
-	for slot := range 2 {
-		lo, hi := b.dataOff(0, slot), min(b.dataOff(0, slot)+MaxObjectSize, st.Size())
-		for off := lo; off < hi; off += page {
-			if vec[off/page]&1 != 0 {
-				out[slot] += page
-			}
+	return perSlot(t, s, pg, name, func(f *os.File, lo, hi int64) int64 {
+		st, err := f.Stat()
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	return out
+		if hi = min(hi, st.Size()); hi <= lo {
+			return 0
+		}
+		m, err := unix.Mmap(int(f.Fd()), lo, int(hi-lo), unix.PROT_READ, unix.MAP_SHARED)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Munmap(m)
+		page := int64(os.Getpagesize())
+		vec := make([]byte, (hi-lo+page-1)/page)
+		if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+			t.Fatal(errno)
+		}
+		var n int64
+		for _, v := range vec {
+			n += int64(v&1) * page
+		}
+		return n
+	})
 }
 
 // allocatedData returns how many bytes of each slot's data area of an
 // object's file hold data (SEEK_DATA/SEEK_HOLE).
 func allocatedData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 	t.Helper()
-	id := newObjID(pg, name)
-	f, err := os.Open(filepath.Join(s.files.root, id.rel()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	b := s.blockIO(id, f, loc{})
-	var out [2]int64
-	for slot := range 2 {
-		lo, hi := b.dataOff(0, slot), b.dataOff(0, slot)+MaxObjectSize
+	return perSlot(t, s, pg, name, func(f *os.File, lo, hi int64) int64 {
+		var n int64
 		for off := lo; off < hi; {
 			d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
 			if errors.Is(err, unix.ENXIO) || (err == nil && d >= hi) {
@@ -165,9 +150,27 @@ func allocatedData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[slot] += min(h, hi) - d
+			n += min(h, hi) - d
 			off = h
 		}
+		return n
+	})
+}
+
+// perSlot opens an object's file and returns count of each slot's data
+// area, the byte range [lo, hi).
+func perSlot(t *testing.T, s *Store, pg PG, name string, count func(f *os.File, lo, hi int64) int64) [2]int64 {
+	t.Helper()
+	id := newObjID(pg, name)
+	f, err := os.Open(filepath.Join(s.files.root, id.rel()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := s.blockIO(id, f, loc{})
+	var out [2]int64
+	for slot := range 2 {
+		out[slot] = count(f, b.dataOff(0, slot), b.dataOff(0, slot)+MaxObjectSize)
 	}
 	return out
 }
