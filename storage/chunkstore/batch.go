@@ -151,6 +151,10 @@ func (b *Batch) Commit() error {
 	defer s.applyMu.Unlock()
 	s.placeMu.Lock()
 	flips, convert := b.planPlacements()
+	if len(b.ops) > 0 {
+		b.spoilPreplaced()
+		defer b.doneApplying() // after applyOps
+	}
 	err := b.checkPlacedOnly(flips)
 	if err == nil {
 		err = b.rewriteInline(convert)

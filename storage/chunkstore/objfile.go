@@ -227,6 +227,9 @@ func (c *fileCache) put(of *objFile) {
 
 func (c *fileCache) putLocked(of *objFile) {
 	of.refs--
+	if c.open[of.rel] != of {
+		return // removed (and closed) while held: not the cache's any more
+	}
 	if of.refs == 0 {
 		of.elem = c.idle.PushFront(of)
 		c.evictLocked()

@@ -45,6 +45,25 @@ type placeStats struct {
 	lost      atomic.Int64 // placed entries found damaged at conversion, kept as heads
 	reclaimed atomic.Int64 // stale slot blocks punched (reclaim.go)
 	direct    atomic.Int64 // placed entries written past the page cache (direct.go)
+	ahead     atomic.Int64 // placed entries whose data was placed ahead (preplace.go)
+}
+
+// PlaceCounts counts what the placement paths did since the store opened.
+type PlaceCounts struct {
+	Placed    int64 // entries whose data went to slots
+	Ahead     int64 // of which placed ahead of their batch (Preplace)
+	Direct    int64 // slot writes past the page cache
+	Flipped   int64 // placed entries applied by flipping slots
+	Converted int64 // placed entries rewritten inline
+	Lost      int64 // placed entries found damaged at conversion
+	Reclaimed int64 // stale slot blocks punched
+}
+
+// PlaceCounts returns the placement counters.
+func (s *Store) PlaceCounts() PlaceCounts {
+	st := &s.stats
+	return PlaceCounts{Placed: st.placed.Load(), Ahead: st.ahead.Load(), Direct: st.direct.Load(), Flipped: st.flipped.Load(),
+		Converted: st.converted.Load(), Lost: st.lost.Load(), Reclaimed: st.reclaimed.Load()}
 }
 
 // Place names the data of a large write inside one raft entry passed to
@@ -65,6 +84,11 @@ type Place struct {
 	// does not want the bytes cached. Where the file system cannot, it is
 	// written through the page cache as without it.
 	Direct bool
+	// Pre, when not nil, is the data placed ahead (Store.Preplace) for
+	// this entry: AppendPlaced logs it if it was made from this very
+	// entry and nothing spoiled it, and releases it otherwise. It needs
+	// Data.
+	Pre *Preplaced
 }
 
 // placement is a placed entry: its record and, for one made by the batch
@@ -124,10 +148,16 @@ func CheckPlaces(pg PG, ents [][]byte, places []Place) error {
 // stored once, in the object's file, with the log keeping only where they
 // went. A place that cannot be honoured (the store does not place, the
 // data is not whole blocks of the store's block size, or a slot it needs
-// is taken) leaves its entry stored whole, as AppendEntries would. Errors:
+// is taken) leaves its entry stored whole, as AppendEntries would. A
+// place's Pre is logged or released. Errors:
 // those of AppendEntries, and ErrInvalid for a place outside its entry or
 // a bad object name or range.
 func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place) error {
+	defer func() {
+		for _, p := range places {
+			b.s.Unplace(p.Pre) // a no-op for one adopted
+		}
+	}()
 	if err := b.usable(); err != nil {
 		return err
 	}
@@ -162,6 +192,13 @@ func (b *Batch) AppendPlaced(pg PG, first uint64, ents [][]byte, places []Place)
 	}
 	if b.s.cfg.placeWrites() {
 		for _, p := range places {
+			if p.Pre != nil {
+				if pl := b.adopt(pg, first+uint64(p.Entry), ents[p.Entry], p); pl != nil {
+					out[p.Entry] = pl.rec.encode()
+					marks[p.Entry] = true
+					continue
+				}
+			}
 			pl, err := b.place(pg, first+uint64(p.Entry), ents[p.Entry], p)
 			if err != nil {
 				b.failed = err // the batch's placements no longer match its log records
@@ -242,19 +279,9 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		return nil, err
 	}
 	slotOf := func(i int64) int { return 1 - m.slot(i) }
-	of, err := s.files.get(id.rel(), true, false)
+	of, bio, err := s.placeIO(id, p, l)
 	if err != nil {
-		return nil, l.wrap(err)
-	}
-	bio := s.blockIO(id, of.f, l)
-	if p.Direct && !s.noDirect.Load() {
-		if bio.direct, err = s.files.directOf(of); errors.Is(err, syscall.EINVAL) {
-			s.refuseDirect(err)
-		} else if err != nil {
-			s.log.Warn("chunkstore: cannot open an object file for direct writes; this write goes through the page cache",
-				zap.String("object", p.Object), zap.Error(err))
-		}
-		bio.bufs = s.directBufs
+		return nil, err
 	}
 	var rec *placedRecord
 	data := p.Data
@@ -285,7 +312,39 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		return nil, nil
 	}
 	b.placed = append(b.placed, pl) // in flight: release forgets it whatever happens next
-	err = rec.writeSlots(bio, data)
+	if err := s.writePlaced(bio, rec, data); err != nil {
+		s.files.put(of)
+		return nil, err
+	}
+	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
+	s.stats.placed.Add(1)
+	return pl, nil
+}
+
+// placeIO opens the file of a placement's object (creating it) and the
+// blockIO that writes its slots: past the page cache when p asks for it
+// and the file system allows it. The caller puts the file back.
+func (s *Store) placeIO(id objID, p Place, l loc) (*objFile, *blockIO, error) {
+	of, err := s.files.get(id.rel(), true, false)
+	if err != nil {
+		return nil, nil, l.wrap(err)
+	}
+	bio := s.blockIO(id, of.f, l)
+	if p.Direct && !s.noDirect.Load() {
+		if bio.direct, err = s.files.directOf(of); errors.Is(err, syscall.EINVAL) {
+			s.refuseDirect(err)
+		} else if err != nil {
+			s.log.Warn("chunkstore: cannot open an object file for direct writes; this write goes through the page cache",
+				zap.String("object", p.Object), zap.Error(err))
+		}
+		bio.bufs = s.directBufs
+	}
+	return of, bio, nil
+}
+
+// writePlaced writes rec's slots (not synced) and marks the file dirty.
+func (s *Store) writePlaced(bio *blockIO, rec *placedRecord, data []byte) error {
+	err := rec.writeSlots(bio, data)
 	if bio.direct != nil && errors.Is(err, syscall.EINVAL) {
 		// The file system opened O_DIRECT but refuses these writes (an
 		// alignment it needs that whole blocks do not give): the slots
@@ -295,16 +354,13 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		err = rec.writeSlots(bio, data)
 	}
 	if err != nil {
-		s.files.put(of)
-		return nil, err
+		return err
 	}
-	s.files.markDirty(id.rel())
-	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
-	s.stats.placed.Add(1)
+	s.files.markDirty(bio.id.rel())
 	if bio.direct != nil {
 		s.stats.direct.Add(1)
 	}
-	return pl, nil
+	return nil
 }
 
 // syncPlaced makes the slots this batch's placements wrote durable, with
@@ -323,6 +379,7 @@ func (b *Batch) syncPlaced() error {
 		}
 		dirs[filepath.Dir(of.rel)] = true
 	}
+
 	if len(dirs) == 0 {
 		return nil
 	}

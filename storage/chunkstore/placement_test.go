@@ -93,6 +93,60 @@ type placedDriver struct {
 	logs  map[PG]*driverLog
 	model model // the objects as of each PG's applied index
 	trace []string
+	ahead map[PG]*aheadWrite // a large write placed ahead for the next append
+}
+
+// aheadWrite is a write whose data the driver places ahead (Preplace)
+// while a batch commits, as a follower's connection does while its loop
+// commits, for the entry at idx of the next append.
+type aheadWrite struct {
+	idx  uint64
+	op   testOp
+	pp   *Preplaced
+	done chan struct{} // closed once Preplace returned
+}
+
+// placeAhead starts placing ahead a random large write for pg's next
+// entry, on another goroutine or (sync) at once.
+func (d *placedDriver) placeAhead(pg PG, sync bool) {
+	op, placeable := d.randomOp()
+	if !placeable {
+		return
+	}
+	e, lo := op.encode(), op.headerLen()
+	a := &aheadWrite{idx: d.logs[pg].last + 1, op: op, done: make(chan struct{})}
+	p := Place{Object: op.name, Offset: op.off, Lo: lo, Hi: len(e), Data: e[lo:], Direct: d.rng.IntN(2) == 0}
+	s := d.s
+	run := func() {
+		a.pp = s.Preplace(pg, a.idx, e[:lo:lo], p)
+		close(a.done)
+	}
+	if sync {
+		run()
+	} else {
+		go run()
+	}
+	d.ahead[pg] = a
+	d.trace = append(d.trace, fmt.Sprintf("place ahead %s %d %q %d+%d (sync %v)", pg, a.idx, op.name, op.off, len(op.data), sync))
+}
+
+// takeAhead waits for pg's write placed ahead, if any, and hands it over.
+func (d *placedDriver) takeAhead(pg PG) *aheadWrite {
+	a := d.ahead[pg]
+	if a != nil {
+		<-a.done
+		delete(d.ahead, pg)
+	}
+	return a
+}
+
+// dropAhead releases the writes placed ahead (keep: the store still runs).
+func (d *placedDriver) dropAhead(keep bool) {
+	for _, pg := range d.pgs {
+		if a := d.takeAhead(pg); a != nil && keep {
+			d.s.Unplace(a.pp)
+		}
+	}
 }
 
 type driverLog struct {
@@ -169,7 +223,11 @@ func (d *placedDriver) batch() {
 	fresh := map[newEnt][]byte{}
 	for _, pg := range d.pgs {
 		l := d.logs[pg]
+		a := d.takeAhead(pg)
 		if d.rng.IntN(3) == 0 {
+			if a != nil {
+				d.s.Unplace(a.pp)
+			}
 			continue
 		}
 		first := l.last + 1
@@ -179,6 +237,15 @@ func (d *placedDriver) batch() {
 		var ents, given [][]byte // the model's entries; what the store is given
 		var places []Place
 		for k := range 1 + d.rng.IntN(3) {
+			if k == 0 && a != nil && d.rng.IntN(4) != 0 {
+				// The write placed ahead, at the index it was made for
+				// unless raft replaces a suffix here.
+				e, lo := a.op.encode(), a.op.headerLen()
+				places = append(places, Place{Entry: k, Object: a.op.name, Offset: a.op.off, Lo: lo, Hi: len(e), Data: e[lo:], Pre: a.pp})
+				ents, given = append(ents, e), append(given, e[:lo:lo])
+				a = nil
+				continue
+			}
 			op, placeable := d.randomOp()
 			e := op.encode()
 			g := e
@@ -190,6 +257,9 @@ func (d *placedDriver) batch() {
 				places = append(places, p)
 			}
 			ents, given = append(ents, e), append(given, g)
+		}
+		if a != nil {
+			d.s.Unplace(a.pp)
 		}
 		if err := b.AppendPlaced(pg, first, given, places); err != nil {
 			d.fail("AppendPlaced(%s, %d): %v", pg, first, err)
@@ -266,6 +336,13 @@ func (d *placedDriver) batch() {
 			*d.logs[pg] = l
 		}
 		return
+	}
+	// Writes for the next appends are placed ahead while this batch
+	// commits (or just before: its operations may spoil them).
+	for _, pg := range d.pgs {
+		if d.ahead[pg] == nil && d.rng.IntN(3) == 0 {
+			d.placeAhead(pg, d.rng.IntN(2) == 0)
+		}
 	}
 	if err := b.Commit(); err != nil {
 		d.fail("Commit: %v", err)
@@ -381,6 +458,7 @@ func (d *placedDriver) checkObjects() {
 // yet written behind are lost), reopens it and replays the log from the
 // durable apply state, as the OSD does.
 func (d *placedDriver) crash() {
+	d.dropAhead(false) // gone with the process
 	killStore(d.s)
 	cfg := d.s.cfg
 	cfg.LogLargeWrites = d.rng.IntN(4) == 0 || *noPlace // a store with placed entries opens either way
@@ -470,6 +548,7 @@ func TestPlacedLog(t *testing.T) {
 	}
 	var total struct {
 		placed, flipped, converted, reclaimed, direct int64
+		adopted, spoiled                              int64
 		noDirect                                      bool
 	}
 	for seed := uint64(1); seed <= uint64(seeds); seed++ {
@@ -484,7 +563,8 @@ func TestPlacedLog(t *testing.T) {
 				t.Fatal(err)
 			}
 			d := &placedDriver{t: t, rng: rand.New(rand.NewPCG(seed, 11)), s: s, bs: int64(cfg.BlockSize),
-				pgs: []PG{{1, 0}, {1, 1}}, names: []string{"a", "b"}, logs: map[PG]*driverLog{}, model: model{}}
+				pgs: []PG{{1, 0}, {1, 1}}, names: []string{"a", "b"}, logs: map[PG]*driverLog{}, model: model{},
+				ahead: map[PG]*aheadWrite{}}
 			for _, pg := range d.pgs {
 				d.logs[pg] = &driverLog{first: 1, ents: map[uint64][]byte{}, history: map[uint64]testOp{}}
 			}
@@ -512,7 +592,13 @@ func TestPlacedLog(t *testing.T) {
 			for range 10 {
 				d.batch()
 			}
+			d.dropAhead(true)
 			d.checkObjects()
+			if len(d.s.inflight) != 0 || len(d.s.pre.live) != 0 {
+				t.Fatalf("%d placements in flight, %d live preplacements at the end", len(d.s.inflight), len(d.s.pre.live))
+			}
+			total.adopted += d.s.stats.ahead.Load()
+			total.spoiled += d.s.pre.refused["spoiled"]
 			st := &d.s.stats
 			total.placed += st.placed.Load()
 			total.flipped += st.flipped.Load()
@@ -523,11 +609,12 @@ func TestPlacedLog(t *testing.T) {
 		})
 	}
 	// Each path must have run, or the test proves nothing about it.
-	t.Logf("placed %d (direct %d), applied by flip %d, converted %d, blocks reclaimed %d (last store of each seed)",
-		total.placed, total.direct, total.flipped, total.converted, total.reclaimed)
-	if total.placed == 0 || total.flipped == 0 || total.converted == 0 || total.reclaimed == 0 || (total.direct == 0 && !total.noDirect) {
-		t.Fatalf("a placement path never ran: placed %d, direct %d, flipped %d, converted %d, reclaimed %d",
-			total.placed, total.direct, total.flipped, total.converted, total.reclaimed)
+	t.Logf("placed %d (direct %d, placed ahead %d), applied by flip %d, converted %d, blocks reclaimed %d, placed ahead and spoiled %d (last store of each seed)",
+		total.placed, total.direct, total.adopted, total.flipped, total.converted, total.reclaimed, total.spoiled)
+	if total.placed == 0 || total.flipped == 0 || total.converted == 0 || total.reclaimed == 0 || (total.direct == 0 && !total.noDirect) ||
+		(total.adopted == 0 && !*noPlace) {
+		t.Fatalf("a placement path never ran: placed %d, direct %d, placed ahead %d, flipped %d, converted %d, reclaimed %d",
+			total.placed, total.direct, total.adopted, total.flipped, total.converted, total.reclaimed)
 	}
 }
 

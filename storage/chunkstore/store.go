@@ -49,6 +49,7 @@ type Store struct {
 	claims     *claims                      // slots that logged placements hold
 	placements map[PG]map[uint64]*placement // placed entries in the log, by index
 	inflight   map[*placement]struct{}      // placements of batches not yet committed; see reclaim.go
+	pre        prePlacing                   // placements made ahead of their batch (preplace.go)
 
 	directBufs *directBufs // aligned buffers for direct slot writes (direct.go)
 	noDirect   atomic.Bool // the file system refused O_DIRECT: slot writes go through the page cache
@@ -109,6 +110,7 @@ func Open(cfg Config) (*Store, error) {
 		kick: make(chan struct{}, 1), pending: map[PG]pendingState{}, recovery: map[PG]uint64{}, applied: map[PG]uint64{},
 		metas: newMetaCache(defaultMetaCacheEntries), backlog: newMetaBacklog(),
 		claims: newClaims(), placements: map[PG]map[uint64]*placement{}, directBufs: newDirectBufs()}
+	s.pre = newPrePlacing(&s.placeMu)
 	if err := s.openChecks(); err != nil {
 		_ = db.Close()
 		_ = unlockDir(lock)
