@@ -88,6 +88,8 @@ func (n *Node) cycle() error {
 	// Touches made from here on (finish campaigns, issues reads) are for
 	// the next cycle; the list read above is not read again.
 	n.touched = n.touched[:0]
+	// Data placed ahead that the stages below do not log is released.
+	defer n.dropPre()
 	if len(rds) == 0 {
 		return nil
 	}
@@ -134,7 +136,7 @@ func (n *Node) stage(b Batch, x *ready) error {
 	}
 	// Only the leader serves reads, so only it keeps large writes in its
 	// page cache; followers write them past it (chunkstore.Place.Direct).
-	if err := r.log.stageAppend(b, rd.Entries, &n.arena, !r.isLeader()); err != nil {
+	if err := r.log.stageAppend(b, rd.Entries, &n.arena, !r.isLeader(), r.pre); err != nil {
 		return err
 	}
 	// A hard state whose term and vote are unchanged only moves the commit

@@ -114,7 +114,8 @@ type Node struct {
 	// of every write.
 	touched []*replica
 	outbox  map[int32][]wire.RaftMsg
-	arena   []byte // one cycle's marshalled log entries (raftLog.stageAppend)
+	arena   []byte     // one cycle's marshalled log entries (raftLog.stageAppend)
+	preHeld []*replica // replicas holding data placed ahead (placeahead.go)
 	// votesAfter: until an election timeout after start, vote requests are
 	// dropped and no replica campaigns early (lease.go).
 	votesAfter time.Time
@@ -293,26 +294,36 @@ func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
 	})
 }
 
-// Deliver steps raft messages received from peer OSD from.
+// Deliver steps raft messages received from peer OSD from. It decodes
+// them and places their large writes ahead (placeahead.go) on the
+// caller's goroutine, then hands them to the loop.
 func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 	now := n.cfg.Clock.Now()
 	n.mu.Lock()
 	n.heard[from] = now
 	n.mu.Unlock()
-	n.post(context.Background(), func() {
-		for _, wm := range msgs {
-			r := n.replicas[PG{Pool: wm.Pool, Seq: wm.PG}]
+	ws := make([]wireMsg, len(msgs))
+	for i := range msgs {
+		wm := &msgs[i]
+		ws[i].pg, ws[i].compact = PG{Pool: wm.Pool, Seq: wm.PG}, wm.Compact
+		ws[i].m, ws[i].err = decodeRaftMsg(wm)
+	}
+	pres := n.placeAhead(ws)
+	posted := n.post(context.Background(), func() {
+		n.holdPre(pres)
+		for _, w := range ws {
+			r := n.replicas[w.pg]
 			if r == nil {
 				continue // not created here yet; raft retransmits
 			}
-			m, err := decodeRaftMsg(&wm)
-			if err != nil {
-				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(err))
+			if w.err != nil {
+				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(w.err))
 				continue
 			}
+			m := w.m
 			n.touch(r)
-			if wm.Compact > r.compactHint && !r.isLeader() {
-				r.compactHint = wm.Compact
+			if w.compact > r.compactHint && !r.isLeader() {
+				r.compactHint = w.compact
 			}
 			if m.GetType() == pb.MsgAppResp && !m.GetReject() && m.GetIndex() == 0 && m.GetTerm() <= r.rn.BasicStatus().GetTerm() {
 				// raft answers a message from an older term with this empty
@@ -328,6 +339,19 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			_ = r.rn.Step(m)
 		}
 	})
+	if !posted {
+		for _, x := range pres {
+			n.unplace(x.pp)
+		}
+	}
+}
+
+// wireMsg is a received raft message, decoded.
+type wireMsg struct {
+	pg      PG
+	compact uint64
+	m       *pb.Message
+	err     error
 }
 
 // lookup returns the replica of pg, or nil.

@@ -248,8 +248,9 @@ func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
 // write is not copied there at all: it goes to the store beside its entry
 // (chunkstore.Place.Data), another 4 %. direct asks the store
 // to write large writes past the page cache (a replica that serves no
-// reads).
-func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct bool) error {
+// reads). pre holds data placed ahead for some of the entries
+// (placeahead.go), by index: those given to b are deleted from it.
+func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct bool, pre map[uint64]*chunkstore.Preplaced) error {
 	if len(ents) == 0 {
 		return nil
 	}
@@ -285,8 +286,10 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 		if data := datas[i]; data.b != nil {
 			*arena = appendEntryCut(*arena, e, len(data.b))
 			raw[i] = (*arena)[start:len(*arena):len(*arena)]
+			pp := pre[e.GetIndex()]
+			delete(pre, e.GetIndex())
 			places = append(places, chunkstore.Place{Entry: i, Object: data.object, Offset: data.offset,
-				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct})
+				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct, Pre: pp})
 			continue
 		}
 		// The sizes were just computed (and cached in e) by proto.Size.

@@ -29,7 +29,7 @@ func TestRaftLogLazyTerms(t *testing.T) {
 		ents = append(ents, entry(i, 1+i/100, 10))
 	}
 	b := st.NewBatch()
-	if err := l.stageAppend(b, ents, new([]byte), false); err != nil {
+	if err := l.stageAppend(b, ents, new([]byte), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	l.applied, l.appliedTerm = 480, 5
@@ -78,7 +78,7 @@ func TestRaftLogLazyTerms(t *testing.T) {
 	// A conflicting append below the window replaces everything after it.
 	b = st.NewBatch()
 	repl := []*pb.Entry{entry(300, 9, 10), entry(301, 9, 10)}
-	if err := l.stageAppend(b, repl, new([]byte), false); err != nil {
+	if err := l.stageAppend(b, repl, new([]byte), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.Commit(); err != nil {
@@ -125,7 +125,7 @@ func TestRaftLogCommitBehindApplied(t *testing.T) {
 		ents = append(ents, entry(i, 1, 10))
 	}
 	b := st.NewBatch()
-	if err := l.stageAppend(b, ents, new([]byte), false); err != nil {
+	if err := l.stageAppend(b, ents, new([]byte), false, nil); err != nil {
 		t.Fatal(err)
 	}
 	hs, err := proto.Marshal(&pb.HardState{Term: new(uint64(1)), Vote: new(uint64(1)), Commit: new(uint64(3))})

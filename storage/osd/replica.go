@@ -11,6 +11,8 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 )
 
 // result completes a proposal or a read-index request.
@@ -52,23 +54,24 @@ type replica struct {
 	minSize int
 	voters  []int32 // from the conf state
 
-	conf        []byte               // marshalled current pb.ConfState
-	waiters     map[uint64]*waiter   // proposal ReqID → waiter
-	readCtx     map[uint64][]*waiter // outstanding read-index request → its batch of reads
-	readNext    []*waiter            // reads that arrived while a request was outstanding
-	readOut     uint64               // the outstanding request's ctx id (0: none)
-	readAge     int                  // ticks since readOut was issued
-	readOutAt   time.Time            // when readOut was issued
-	leaseDur    time.Duration        // leader lease per acknowledged round (lease.go); 0: none
-	leaseUntil  time.Time            // lease reads are served until then
-	noLeaseTerm uint64               // a transfer was asked in this term: no lease reads
-	readQ       []pendingRead        // read index known, waiting for apply
-	compactHint uint64               // leader: what it compacted to; follower: leader's hint
-	campaign    bool                 // campaign once the configuration is applied
-	touched     bool                 // listed in Node.touched
-	warnedHeld  uint64               // retained log length last warned about (leader)
-	handOff     bool                 // an append was cut at a damaged entry (damaged.go)
-	warnedLost  time.Time            // when that was last logged
+	conf        []byte                           // marshalled current pb.ConfState
+	waiters     map[uint64]*waiter               // proposal ReqID → waiter
+	readCtx     map[uint64][]*waiter             // outstanding read-index request → its batch of reads
+	readNext    []*waiter                        // reads that arrived while a request was outstanding
+	readOut     uint64                           // the outstanding request's ctx id (0: none)
+	readAge     int                              // ticks since readOut was issued
+	readOutAt   time.Time                        // when readOut was issued
+	leaseDur    time.Duration                    // leader lease per acknowledged round (lease.go); 0: none
+	leaseUntil  time.Time                        // lease reads are served until then
+	noLeaseTerm uint64                           // a transfer was asked in this term: no lease reads
+	readQ       []pendingRead                    // read index known, waiting for apply
+	compactHint uint64                           // leader: what it compacted to; follower: leader's hint
+	campaign    bool                             // campaign once the configuration is applied
+	touched     bool                             // listed in Node.touched
+	warnedHeld  uint64                           // retained log length last warned about (leader)
+	handOff     bool                             // an append was cut at a damaged entry (damaged.go)
+	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
+	warnedLost  time.Time                        // when that was last logged
 
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown
