@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"errors"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -27,4 +28,25 @@ func freeBytes(dir string) (int64, error) {
 // started), so no data is lost whatever is written there meanwhile.
 func dropCache(f *os.File, off, n int64) {
 	_ = unix.Fadvise(int(f.Fd()), off, n, unix.FADV_DONTNEED)
+}
+
+// dataRanges returns the allocated byte ranges of f within [lo, hi).
+func dataRanges(f *os.File, lo, hi int64) ([][2]int64, error) {
+	var out [][2]int64
+	for off := lo; off < hi; {
+		d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) || (err == nil && d >= hi) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		h, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, [2]int64{d, min(h, hi)})
+		off = h
+	}
+	return out, nil
 }

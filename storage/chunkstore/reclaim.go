@@ -14,10 +14,11 @@ import (
 // under the object's lock, it is not the block's current slot, no claim
 // covers it and no batch in progress has placed data in it.
 //
-// What is not reclaimed: the stale slots of a store that stopped before
-// its checkpoint released them, or that crashed with slots in its reserve
-// (neither list is kept on disk). Each such block keeps at most one stale
-// copy, until a large write moves it again.
+// What a checkpoint does not reclaim: the stale slots of a store that
+// stopped before its checkpoint released them, or that crashed with slots
+// in its reserve or placements in flight (none of these lists is kept on
+// disk). Each such block keeps at most one stale copy, until a large write
+// moves it again or the sweep after the next open (sweep.go) finds it.
 //
 // The stale reserve (Config.StaleReserve). Punching a stale slot at once
 // frees its space, but the block's next large write then lands in a hole:
@@ -159,10 +160,6 @@ type objRuns struct {
 
 // groupRuns groups runs by object, objects in the order they first appear.
 func groupRuns(gone []staleRun) []objRuns {
-	type objKey struct {
-		pg   PG
-		name string
-	}
 	at := map[objKey]int{}
 	var out []objRuns
 	for _, g := range gone {

@@ -37,28 +37,7 @@ func testReclaim(t *testing.T, direct bool, reserve int64) {
 	var ents [][]byte
 	for pass := range passes {
 		want = pattern(byte(pass+1), span)
-		for off := 0; off < span; off += chunk {
-			index++
-			op := testOp{kind: opWrite, name: "o", off: int64(off), data: want[off : off+chunk]}
-			e := op.encode()
-			ents = append(ents, e)
-			b := s.NewBatch()
-			if err := b.AppendPlaced(pg1, index, [][]byte{e}, []Place{{Entry: 0, Object: "o", Offset: int64(off), Lo: op.headerLen(), Hi: len(e), Direct: direct}}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.Write(pg1, "o", int64(off), op.data, index); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.SetApplyState(pg1, []byte{byte(index)}); err != nil {
-				t.Fatal(err)
-			}
-			if err := b.CompactLog(pg1, index); err != nil { // as the OSD does once applied
-				t.Fatal(err)
-			}
-			if err := b.Commit(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		ents = append(ents, placePass(t, s, "o", want, chunk, direct, &index)...)
 		if err := s.Checkpoint(); err != nil {
 			t.Fatal(err)
 		}
@@ -100,6 +79,37 @@ func testReclaim(t *testing.T, direct bool, reserve int64) {
 		t.Fatalf("after Close: slot 0 %d, slot 1 %d bytes allocated; want %d (the reserve punched)", alloc[0], alloc[1], span)
 	}
 	checkObject(t, s, pg1, "o", want, index)
+}
+
+// placePass writes data over object name in placed writes of chunk bytes,
+// each its own entry (from *index+1 on), applied and compacted in its own
+// batch as the OSD does, and returns the entries.
+func placePass(t *testing.T, s *Store, name string, data []byte, chunk int, direct bool, index *uint64) [][]byte {
+	t.Helper()
+	var ents [][]byte
+	for off := 0; off < len(data); off += chunk {
+		*index++
+		op := testOp{kind: opWrite, name: name, off: int64(off), data: data[off : off+chunk]}
+		e := op.encode()
+		ents = append(ents, e)
+		b := s.NewBatch()
+		if err := b.AppendPlaced(pg1, *index, [][]byte{e}, []Place{{Entry: 0, Object: name, Offset: int64(off), Lo: op.headerLen(), Hi: len(e), Direct: direct}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Write(pg1, name, int64(off), op.data, *index); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.SetApplyState(pg1, []byte{byte(*index)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.CompactLog(pg1, *index); err != nil { // as the OSD does once applied
+			t.Fatal(err)
+		}
+		if err := b.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ents
 }
 
 // residentData returns how many bytes of each slot's data area of an
