@@ -225,6 +225,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return ServeCluster(gctx, clu, node, log.Named("cluster")) })
 	g.Go(func() error { return st.RunGC(gctx) })
 	g.Go(func() error { return st.RunCheckpoints(gctx) })
+	g.Go(func() error { sweep(gctx, st, log); return nil })
 	g.Go(func() error { return cm.KeepAlive(gctx, me.ID, cfg.LeaseTTL) })
 	g.Go(func() error { return watchFullness(gctx, cfg.DataDir, cfg.FullRatio, me.ID, cm, log) })
 	g.Go(func() error {
@@ -283,5 +284,22 @@ func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTra
 				}
 			}
 		}
+	}
+}
+
+// sweep hands the stale slots a crash left allocated to the store's
+// reclaim, once (chunkstore.Store.Sweep). A failure only costs space: it is
+// logged, and the OSD goes on.
+func sweep(ctx context.Context, st *chunkstore.Store, log *zap.Logger) {
+	t0 := time.Now()
+	res, err := st.Sweep(ctx)
+	if err != nil {
+		log.Warn("sweep for stale copies failed; their space stays used until their blocks are written again", zap.Error(err))
+		return
+	}
+	if res.Punched > 0 || res.Reserved > 0 {
+		log.Info("swept stale copies of blocks (left by a crash, or a store stopped before its checkpoint)",
+			zap.Int("objects", res.Objects), zap.Int64("punched_blocks", res.Punched),
+			zap.Int64("reserved_bytes", res.Reserved), zap.Duration("took", time.Since(t0)))
 	}
 }
