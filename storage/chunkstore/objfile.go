@@ -114,6 +114,9 @@ func (of *objFile) close() {
 func (c *fileCache) directOf(of *objFile) (*os.File, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.open[of.rel] != of {
+		return nil, os.ErrClosed // removed since: the path may name a new file
+	}
 	if of.direct == nil {
 		f, err := openDirect(filepath.Join(c.root, of.rel))
 		if err != nil {

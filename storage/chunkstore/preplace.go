@@ -2,7 +2,9 @@ package chunkstore
 
 import (
 	"bytes"
+	"errors"
 	"sync"
+	"sync/atomic"
 
 	"go.uber.org/zap"
 )
@@ -35,8 +37,8 @@ import (
 type Preplaced struct {
 	pl      *placement // index and record; entry and data are set at adoption
 	of      *objFile
-	data    []byte // the data written, to recognise the entry's at adoption
-	spoiled bool   // guarded by placeMu
+	data    []byte      // the data written, to recognise the entry's at adoption
+	spoiled atomic.Bool // set under placeMu, before the spoiling batch applies
 }
 
 // prePlacing is the store's state for placing ahead, guarded by placeMu.
@@ -82,8 +84,11 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 	id := newObjID(pg, p.Object)
 	// The sums do not depend on the slots: the record is made outside the
 	// lock from the meta as it is now, and checked against it under the lock.
-	m, err := s.lockedMeta(id, l)
-	if err != nil {
+	m, found, err := s.lockedMeta(id, l)
+	if err != nil || !found {
+		// An object that does not exist yet is left to the batch: data
+		// placed ahead and then not logged would be stale slots of a file
+		// without meta, which neither reclaim nor the sweep can find.
 		return nil
 	}
 	slotOf := func(i int64) int { return 1 - m.slot(i) }
@@ -96,16 +101,7 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 		s.notePre(why)
 		return nil
 	}
-	// The file is opened once the slots are ours: a delete that ran
-	// before has removed the file (and closed its handles), and one
-	// after spoils pp.
-	of, bio, err := s.placeIO(id, p, l)
-	if err != nil {
-		s.Unplace(pp)
-		return nil
-	}
-	pp.of = of
-	if err = s.writePlaced(bio, rec, p.Data); err != nil {
+	if err := s.writeAhead(pp, id, p, l); err != nil {
 		s.log.Debug("chunkstore: a write placed ahead failed; the batch places it", zap.Stringer("pg", pg), zap.Uint64("index", index), zap.Error(err))
 		s.Unplace(pp)
 		return nil
@@ -113,12 +109,43 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 	return pp
 }
 
+// testHookWriteAhead, when set (tests), runs as a write placed ahead
+// starts.
+var testHookWriteAhead func()
+
+// errSpoiled: a batch spoiled a preplacement before its data was written.
+var errSpoiled = errors.New("spoiled before written")
+
+// writeAhead opens the object's file and writes pp's slots, under the
+// object's lock (shared): a batch applies its operations to the object
+// under the same lock (exclusive), so either they wait for the write to
+// end, or they ran first and spoiled pp, which the write then sees.
+// Without the lock a spoiled write could land after an operation that made
+// its slot current (a zeroed block refilled in place goes to slot 0), or
+// in the file of an object deleted and created again.
+func (s *Store) writeAhead(pp *Preplaced, id objID, p Place, l loc) error {
+	lock := &s.locks[id.stripe()]
+	lock.RLock()
+	defer lock.RUnlock()
+	if pp.spoiled.Load() {
+		return errSpoiled
+	}
+	if testHookWriteAhead != nil {
+		testHookWriteAhead()
+	}
+	of, bio, err := s.placeIO(id, p, l)
+	if err != nil {
+		return err
+	}
+	pp.of = of // put by Unplace or by the batch that adopts pp
+	return s.writePlaced(bio, pp.pl.rec, p.Data)
+}
+
 // lockedMeta reads id's meta under its lock.
-func (s *Store) lockedMeta(id objID, l loc) (objMeta, error) {
+func (s *Store) lockedMeta(id objID, l loc) (objMeta, bool, error) {
 	s.locks[id.stripe()].RLock()
 	defer s.locks[id.stripe()].RUnlock()
-	m, _, err := s.cachedMeta(l)
-	return m, err
+	return s.cachedMeta(l)
 }
 
 // preRegister marks pp's slots in flight if the object's meta (read again,
@@ -132,9 +159,9 @@ func (s *Store) preRegister(pp *Preplaced, id objID, l loc) string {
 	for pre.applying[k] > 0 {
 		pre.applied.Wait()
 	}
-	m, err := s.lockedMeta(id, l)
-	if err != nil {
-		return "meta"
+	m, found, err := s.lockedMeta(id, l)
+	if err != nil || !found {
+		return "no meta"
 	}
 	for _, r := range pp.pl.runs {
 		for i := r.lo; i < r.hi; i++ {
@@ -194,7 +221,7 @@ func (b *Batch) adopt(pg PG, index uint64, entry []byte, p Place) *placement {
 	}
 	s.placeMu.Lock()
 	_, live := s.pre.live[pp]
-	ok := live && same && !pp.spoiled
+	ok := live && same && !pp.spoiled.Load()
 	if ok {
 		delete(s.pre.live, pp) // still in flight, now as the batch's
 	}
@@ -224,12 +251,12 @@ func (b *Batch) spoilPreplaced() {
 		s.pre.applying[k]++
 		for pp := range s.pre.live {
 			rec := pp.pl.rec
-			if pp.spoiled || pp.pl.pg != k.pg || rec.name != k.name {
+			if pp.spoiled.Load() || pp.pl.pg != k.pg || rec.name != k.name {
 				continue
 			}
 			lo, hi := s.opBlocks(op, p.createsObject(i))
 			if rec.off/bs < hi && lo < rec.off/bs+rec.n {
-				pp.spoiled = true
+				pp.spoiled.Store(true)
 				s.pre.refused["spoiled"]++
 			}
 		}

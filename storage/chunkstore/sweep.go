@@ -13,11 +13,14 @@ import (
 // memory. After a crash their copies stay allocated, unknown to reclaim,
 // until their blocks are written again: up to one stale copy per block,
 // twice the data in the worst case. Sweep finds them once after open.
+// Not found: the file of an object whose meta never reached the disk (a
+// crash while a batch created it by a placed write), which stays until the
+// object is written or deleted.
 
-// SweepResult is what a sweep did.
+// SweepResult is what a sweep did, with what checkpoints did meanwhile.
 type SweepResult struct {
-	Objects  int   // objects whose files were walked
-	Punched  int64 // stale blocks punched (beyond the reserve's budget)
+	Objects  int   // objects listed
+	Punched  int64 // stale blocks punched (beyond the reserve's budget), checkpoints' included
 	Reserved int64 // bytes of stale slots in the reserve at the end, kept for reuse
 }
 
@@ -68,13 +71,14 @@ func (s *Store) Sweep(ctx context.Context) (res SweepResult, err error) {
 			}
 			res.Objects += len(infos)
 			after = infos[len(infos)-1].Name
+			s.ckptMu.Lock() // before enter, as Checkpoint and Close take them
 			if err := s.enter(); err != nil {
+				s.ckptMu.Unlock()
 				return res, err
 			}
-			s.ckptMu.Lock()
 			s.reclaim(s.notReserved(found))
-			s.ckptMu.Unlock()
 			s.leave()
+			s.ckptMu.Unlock()
 			if len(infos) < sweepPage {
 				break
 			}

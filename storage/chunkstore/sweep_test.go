@@ -81,3 +81,10 @@ func TestSubtractRuns(t *testing.T) {
 		}
 	}
 }
+
+func checkpoint(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.Checkpoint(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -249,7 +249,7 @@ func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
 // (chunkstore.Place.Data), another 4 %. direct asks the store
 // to write large writes past the page cache (a replica that serves no
 // reads). pre holds data placed ahead for some of the entries
-// (placeahead.go), by index: those given to b are deleted from it.
+// (placeahead.go), by index: those handed to b are deleted from it.
 func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct bool, pre map[uint64]*chunkstore.Preplaced) error {
 	if len(ents) == 0 {
 		return nil
@@ -286,10 +286,8 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 		if data := datas[i]; data.b != nil {
 			*arena = appendEntryCut(*arena, e, len(data.b))
 			raw[i] = (*arena)[start:len(*arena):len(*arena)]
-			pp := pre[e.GetIndex()]
-			delete(pre, e.GetIndex())
 			places = append(places, chunkstore.Place{Entry: i, Object: data.object, Offset: data.offset,
-				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct, Pre: pp})
+				Lo: len(raw[i]), Hi: len(raw[i]) + len(data.b), Data: data.b, Direct: direct, Pre: pre[e.GetIndex()]})
 			continue
 		}
 		// The sizes were just computed (and cached in e) by proto.Size.
@@ -299,6 +297,14 @@ func (l *raftLog) stageAppend(b Batch, ents []*pb.Entry, arena *[]byte, direct b
 		}
 		*arena = out
 		raw[i] = out[start:len(out):len(out)]
+	}
+	// AppendPlaced logs or releases the data placed ahead it is given;
+	// until then (an error above) it stays in pre, which the cycle
+	// releases.
+	for _, p := range places {
+		if p.Pre != nil {
+			delete(pre, ents[p.Entry].GetIndex())
+		}
 	}
 	return b.AppendPlaced(l.pg, ents[0].GetIndex(), raw, places)
 }
