@@ -92,6 +92,13 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 		return nil
 	}
 	slotOf := func(i int64) int { return 1 - m.slot(i) }
+	if !s.slotsLookFree(id, p.Offset/bs, (p.Offset+int64(len(p.Data)))/bs, slotOf) {
+		// Checked again at registration; this only saves the checksums
+		// of a write that cannot be placed (an object written again
+		// before the checkpoint that frees the slot its last write left).
+		s.notePre("slot taken")
+		return nil
+	}
 	rec, err := s.blockIO(id, nil, l).placeData(entry, p.Lo, p.Data, p.Offset, slotOf)
 	if err != nil {
 		return nil
@@ -176,6 +183,19 @@ func (s *Store) preRegister(pp *Preplaced, id objID, l loc) string {
 	s.placeInFlight(pp.pl)
 	pre.live[pp] = struct{}{}
 	return ""
+}
+
+// slotsLookFree reports whether the slots slotOf gives blocks [lo, hi) of
+// id are free now.
+func (s *Store) slotsLookFree(id objID, lo, hi int64, slotOf func(i int64) int) bool {
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	for i := lo; i < hi; i++ {
+		if !s.slotFree(id.pg, id.name, i, slotOf(i)) {
+			return false
+		}
+	}
+	return true
 }
 
 // notePre counts a refusal (for tests and debugging).
