@@ -267,10 +267,8 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 		return nil, nil // not whole blocks of this store: stored whole
 	}
 	lo, hi := p.Offset/bs, (p.Offset+int64(p.Hi-p.Lo))/bs
-	for _, q := range b.placed {
-		if q.pg == pg && q.rec.name == p.Object && q.rec.off/bs < hi && lo < q.rec.off/bs+q.rec.n {
-			return nil, nil // q's slots are not claimed yet (notePlacements)
-		}
+	if b.overlapsPlaced(pg, p.Object, lo, hi) {
+		return nil, nil // its slots are not claimed yet (notePlacements)
 	}
 	s.locks[id.stripe()].RLock()
 	m, _, err := s.cachedMeta(l)
@@ -299,10 +297,7 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	// Check the slots and mark them in flight in one step, so that reclaim
 	// (reclaim.go) never punches what is about to be written.
 	s.placeMu.Lock()
-	free := true
-	for i := lo; i < hi; i++ {
-		free = free && s.slotFree(pg, p.Object, i, slotOf(i))
-	}
+	free := s.slotsFree(newObjID(pg, p.Object), lo, hi, slotOf)
 	if free {
 		s.placeInFlight(pl)
 	}
@@ -319,6 +314,18 @@ func (b *Batch) place(pg PG, index uint64, entry []byte, p Place) (*placement, e
 	b.syncFiles = append(b.syncFiles, of) // put after the sync at Commit
 	s.stats.placed.Add(1)
 	return pl, nil
+}
+
+// overlapsPlaced reports whether a placement made earlier in the batch has
+// some of blocks [lo, hi) of object name.
+func (b *Batch) overlapsPlaced(pg PG, name string, lo, hi int64) bool {
+	bs := int64(b.s.cfg.BlockSize)
+	for _, q := range b.placed {
+		if q.pg == pg && q.rec.name == name && q.rec.off/bs < hi && lo < q.rec.off/bs+q.rec.n {
+			return true
+		}
+	}
+	return false
 }
 
 // placeIO opens the file of a placement's object (creating it) and the
@@ -379,7 +386,6 @@ func (b *Batch) syncPlaced() error {
 		}
 		dirs[filepath.Dir(of.rel)] = true
 	}
-
 	if len(dirs) == 0 {
 		return nil
 	}

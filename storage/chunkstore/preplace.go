@@ -185,17 +185,11 @@ func (s *Store) preRegister(pp *Preplaced, id objID, l loc) string {
 	return ""
 }
 
-// slotsLookFree reports whether the slots slotOf gives blocks [lo, hi) of
-// id are free now.
+// slotsLookFree is slotsFree, taking placeMu.
 func (s *Store) slotsLookFree(id objID, lo, hi int64, slotOf func(i int64) int) bool {
 	s.placeMu.Lock()
 	defer s.placeMu.Unlock()
-	for i := lo; i < hi; i++ {
-		if !s.slotFree(id.pg, id.name, i, slotOf(i)) {
-			return false
-		}
-	}
-	return true
+	return s.slotsFree(id, lo, hi, slotOf)
 }
 
 // notePre counts a refusal (for tests and debugging).
@@ -234,11 +228,7 @@ func (b *Batch) adopt(pg PG, index uint64, entry []byte, p Place) *placement {
 	same := pp.pl.pg == pg && pp.pl.index == index && rec.name == p.Object && rec.off == p.Offset &&
 		rec.cut == p.Lo && p.Data != nil && len(p.Data) == len(pp.data) && bytes.Equal(rec.rest, entry) &&
 		(&p.Data[0] == &pp.data[0] || bytes.Equal(p.Data, pp.data))
-	for _, q := range b.placed {
-		if q.pg == pg && q.rec.name == rec.name && q.rec.off/bs < rec.off/bs+rec.n && rec.off/bs < q.rec.off/bs+q.rec.n {
-			same = false
-		}
-	}
+	same = same && !b.overlapsPlaced(pg, rec.name, rec.off/bs, rec.off/bs+rec.n)
 	s.placeMu.Lock()
 	_, live := s.pre.live[pp]
 	ok := live && same && !pp.spoiled.Load()

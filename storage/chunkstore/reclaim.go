@@ -74,6 +74,17 @@ func (s *Store) slotFree(pg PG, name string, i int64, slot int) bool {
 	return true
 }
 
+// slotsFree reports whether the slots slotOf gives blocks [lo, hi) of id
+// are all free (slotFree). The caller holds placeMu.
+func (s *Store) slotsFree(id objID, lo, hi int64, slotOf func(i int64) int) bool {
+	for i := lo; i < hi; i++ {
+		if !s.slotFree(id.pg, id.name, i, slotOf(i)) {
+			return false
+		}
+	}
+	return true
+}
+
 // staleReserve is the FIFO of released runs kept allocated (see above).
 type staleReserve struct {
 	runs  []staleRun // oldest first

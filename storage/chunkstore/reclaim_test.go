@@ -147,21 +147,13 @@ func residentData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 func allocatedData(t *testing.T, s *Store, pg PG, name string) [2]int64 {
 	t.Helper()
 	return perSlot(t, s, pg, name, func(f *os.File, lo, hi int64) int64 {
+		rs, err := dataRanges(f, lo, hi)
+		if err != nil {
+			t.Fatal(err)
+		}
 		var n int64
-		for off := lo; off < hi; {
-			d, err := unix.Seek(int(f.Fd()), off, unix.SEEK_DATA)
-			if errors.Is(err, unix.ENXIO) || (err == nil && d >= hi) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			h, err := unix.Seek(int(f.Fd()), d, unix.SEEK_HOLE)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n += min(h, hi) - d
-			off = h
+		for _, r := range rs {
+			n += r[1] - r[0]
 		}
 		return n
 	})

@@ -27,8 +27,8 @@ type preplaced struct {
 	pp    *chunkstore.Preplaced
 }
 
-// placeAhead writes ahead the large writes of the appends in ms (decoded
-// from msgs) to PGs this OSD hosts. It runs on the caller's goroutine,
+// placeAhead writes ahead the large writes of the appends in msgs to PGs
+// this OSD hosts. It runs on the caller's goroutine,
 // outside the loop.
 func (n *Node) placeAhead(msgs []wireMsg) []preplaced {
 	st, ok := n.cfg.Store.(preplacer)

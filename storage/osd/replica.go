@@ -70,8 +70,8 @@ type replica struct {
 	touched     bool                             // listed in Node.touched
 	warnedHeld  uint64                           // retained log length last warned about (leader)
 	handOff     bool                             // an append was cut at a damaged entry (damaged.go)
-	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
 	warnedLost  time.Time                        // when that was last logged
+	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
 
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown
