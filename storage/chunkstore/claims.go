@@ -127,9 +127,13 @@ func (c *claims) compacted(pg PG, below uint64) {
 // it, so nothing is left to reclaim).
 func (c *claims) dropPG(pg PG) { delete(c.pgs, pg) }
 
-// free reports whether a large write may be placed in slot of block i.
-func (c *claims) free(pg PG, name string, i int64, slot int) bool {
-	for _, cl := range c.pgs[pg][name] {
+// of returns the claims of object name.
+func (c *claims) of(pg PG, name string) []claim { return c.pgs[pg][name] }
+
+// claimsFree reports whether none of cls covers slot of block i: whether
+// a large write may be placed there, as far as claims go.
+func claimsFree(cls []claim, i int64, slot int) bool {
+	for _, cl := range cls {
 		if cl.lo <= i && i < cl.hi && cl.slot == slot {
 			return false
 		}

@@ -132,7 +132,7 @@ func TestClaimsAgainstNaive(t *testing.T) {
 				for _, name := range names {
 					for i := int64(0); i < blocks; i++ {
 						for s := 0; s < 2; s++ {
-							if got, want := c.free(pg, name, i, s), n.free(pg, name, i, s); got != want {
+							if got, want := claimsFree(c.of(pg, name), i, s), n.free(pg, name, i, s); got != want {
 								t.Fatalf("seed %d step %d: free(%v, %s, block %d, slot %d) = %v, want %v", seed, step, pg, name, i, s, got, want)
 							}
 						}
@@ -163,7 +163,7 @@ func TestClaimsDropPG(t *testing.T) {
 	c.placed(a, "x", 5, []slotRun{{0, 4, 1}})
 	c.placed(b, "x", 5, []slotRun{{0, 4, 1}})
 	c.dropPG(a)
-	if !c.free(a, "x", 2, 1) || c.free(b, "x", 2, 1) {
+	if !claimsFree(c.of(a, "x"), 2, 1) || claimsFree(c.of(b, "x"), 2, 1) {
 		t.Fatal("dropPG did not forget exactly one PG")
 	}
 }

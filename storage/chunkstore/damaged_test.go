@@ -160,7 +160,7 @@ func TestLostPlacementKeepsItsSlots(t *testing.T) {
 		t.Fatalf("lost %d placed entries, want 1", s.stats.lost.Load())
 	}
 	s.placeMu.Lock()
-	free := s.slotFree(pg1, "o", 2, placedSlot)
+	free := s.slotUse(newObjID(pg1, "o")).free(2, placedSlot)
 	s.placeMu.Unlock()
 	if free {
 		t.Fatal("the lost placement's slot is free for another placed write")

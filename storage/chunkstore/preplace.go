@@ -170,12 +170,13 @@ func (s *Store) preRegister(pp *Preplaced, id objID, l loc) string {
 	if err != nil || !found {
 		return "no meta"
 	}
+	u := s.slotUse(id)
 	for _, r := range pp.pl.runs {
 		for i := r.lo; i < r.hi; i++ {
 			if r.slot != 1-m.slot(i) {
 				return "meta changed"
 			}
-			if !s.slotFree(id.pg, id.name, i, r.slot) {
+			if !u.free(i, r.slot) {
 				return "slot taken"
 			}
 		}

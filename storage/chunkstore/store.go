@@ -48,7 +48,7 @@ type Store struct {
 	placeMu    sync.Mutex                   // guards the following; see placement.go
 	claims     *claims                      // slots that logged placements hold
 	placements map[PG]map[uint64]*placement // placed entries in the log, by index
-	inflight   map[*placement]struct{}      // placements of batches not yet committed; see reclaim.go
+	inflight   map[objKey][]*placement      // placements of batches not yet committed; see reclaim.go
 	pre        prePlacing                   // placements made ahead of their batch (preplace.go)
 
 	directBufs *directBufs // aligned buffers for direct slot writes (direct.go)
