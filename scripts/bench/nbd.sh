@@ -8,10 +8,12 @@
 #
 #   BENCH_RUNTIME=20 BENCH_RAMP=2   seconds per job (the anchors' defaults)
 #   BENCH_SIZE=4G                   working set / image size (as the anchors)
-#   BENCH_CEPH=0                    skip Ceph; BENCH_NBDKIT=0 skip nbdkit
+#   BENCH_CEPH=0                    skip Ceph; BENCH_NBDKIT=0 skip nbdkit;
+#                                   BENCH_FLOOR=0 skip the sequential-write floor
 #   BENCH_CEILING_SECS=10           how long the device's write ceiling is measured
 #   BENCH_OUT=DIR                   results (default /tmp/tsumiki-nbdbench-DATE)
-#   BENCH_PORT_BASE=11800           tsumiki's etcd, peer and NBD ports: +0 +1 +2
+#   BENCH_PORT_BASE=11800           tsumiki's etcd, peer and NBD ports: +0 +1 +2;
+#                                   the floor's NBD port: +3
 #   BENCH_KEEP=1                    keep the systems' data (default: deleted after
 #                                   each system, results kept; the three together
 #                                   would need about 35 GiB with the default size)
@@ -34,6 +36,7 @@ if [[ ! -f "$JOBFILE" ]]; then
 fi
 
 go build -o bin/tsumiki ./cmd/tsumiki
+go build -o bin/seqfloor ./scripts/bench/seqfloor
 
 # ---- the device under all the systems: bytes written, and its ceiling ----
 # Every system here keeps its data on the filesystem of $OUT. diskwatch
@@ -89,6 +92,29 @@ du -sh "$OUT/data"/osd.*/store/* > "$OUT/tsumiki-disk.txt" 2>&1 || true
 stop_up
 trap - EXIT
 [[ "${BENCH_KEEP:-0}" == 1 ]] || rm -rf "$OUT/data"
+
+# ---- the floor of a replicated sequential write on this machine ----
+# scripts/bench/seqfloor: the same client -> primary -> two replicas path
+# over loopback TCP, O_DIRECT writes into sparse files and group-committed
+# fdatasync, and nothing else (no checksums, log or metadata). No system
+# with that path (tsumiki's, Ceph's) can beat it here; the table sets the
+# sequential-write target and both systems against it.
+if [[ "${BENCH_FLOOR:-1}" == 1 ]]; then
+	log "floor: seqfloor, seqwrite-1M-qd16"
+	mkdir -p "$OUT/floor"
+	bin/seqfloor -dir "$OUT/floor" -size "$(numfmt --from=iec "$SIZE")" -sparse -listen "127.0.0.1:$((PB + 3))" -for 10m \
+		> "$OUT/floor.log" 2>&1 &
+	FL=$!
+	for _ in $(seq 50); do grep -q serving "$OUT/floor.log" && break; sleep 0.1; done
+	c0=$(awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$FL/stat"); t0=$(date +%s.%N)
+	fio --ioengine=nbd --uri="nbd://127.0.0.1:$((PB + 3))/floor" --section=seqwrite-1M-qd16 --output-format=json "$JOBFILE" \
+		> "$OUT/floor-seqwrite-1M-qd16.json" || log "floor: fio failed; see $OUT/floor.log"
+	c1=$(awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$FL/stat"); t1=$(date +%s.%N)
+	echo -e "seqwrite-1M-qd16\t$(echo "$c1 - $c0" | bc -l)\t$(echo "$t1 - $t0" | bc -l)" > "$OUT/floor-cpu.tsv"
+	kill "$FL"; wait "$FL" 2>/dev/null || true
+	sleep 1 # diskwatch samples every 0.5 s: one past the job's end
+	rm -rf "$OUT/floor"
+fi
 
 # ---- nbdkit (memory and file plugins), through the anchor's runner ----
 if [[ "${BENCH_NBDKIT:-1}" == 1 ]]; then

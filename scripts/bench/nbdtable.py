@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Print the table of scripts/bench/nbd.sh: tsumiki, nbdkit and Ceph RBD on
-the anchors' fio job set, with CPU per I/O and issue 3's targets.
+"""Print the table of scripts/bench/nbd.sh: tsumiki, the sequential-write
+floor, nbdkit and Ceph RBD on the anchors' fio job set, with CPU per I/O
+and issue 3's targets.
 
 usage: nbdtable.py OUTDIR [CEPH_SUMMARY_TSV]
 """
@@ -102,25 +103,42 @@ def seq_bound(t, ceph, factor, ceiling):
     return " ".join(parts[:1]) + " " + ", ".join(parts[1:-1]) + "; " + parts[-1] + "."
 
 
-def main():
-    out = sys.argv[1]
-    ceph_sum = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else ""
-    rows = {}
+def own_rows(out, server, samples):
+    """Rows of a system this script runs itself (tsumiki, the floor): fio's
+    SERVER-JOB.json, with CPU per I/O from SERVER-cpu.tsv."""
     cpu = {}
-    cpu_path = os.path.join(out, "tsumiki-cpu.tsv")
+    cpu_path = os.path.join(out, f"{server}-cpu.tsv")
     if os.path.exists(cpu_path):
         for line in open(cpu_path):
             job, c, wall = line.split()
             cpu[job] = (float(c), float(wall))
-    samples = disk_samples(out)
+    rows = {}
     for job in JOBS:
-        p = os.path.join(out, f"tsumiki-{job}.json")
+        p = os.path.join(out, f"{server}-{job}.json")
         if os.path.exists(p):
             r = fio_result(p, samples)
             if job in cpu and r["iops"] > 0:
                 c, wall = cpu[job]
                 r["cpu_ms"] = c * 1000 / (r["iops"] * wall)
-            rows[("tsumiki", job)] = r
+            rows[(server, job)] = r
+    return rows
+
+
+def floor_verdict(t, ceph, factor, floor):
+    """The sequential-write target and both systems against the floor."""
+    need = factor * ceph["mbps"]
+    return (f"against the floor ({floor['mbps']:.0f} MB/s: the same data path with no storage logic) the target "
+            f"is {100 * need / floor['mbps']:.0f} %, tsumiki {100 * t['mbps'] / floor['mbps']:.0f} % and Ceph "
+            f"{100 * ceph['mbps'] / floor['mbps']:.0f} % of it.")
+
+
+def main():
+    out = sys.argv[1]
+    ceph_sum = sys.argv[2] if len(sys.argv) > 2 and sys.argv[2] else ""
+    rows = {}
+    samples = disk_samples(out)
+    for server in ("tsumiki", "floor"):
+        rows.update(own_rows(out, server, samples))
     nbdkit = os.path.join(out, "nbdkit.txt")
     if os.path.exists(nbdkit):
         for line in open(nbdkit):
@@ -149,7 +167,7 @@ def main():
                     if amp is not None:
                         rows[("ceph-rbd", job)]["amp"] = amp
     ceiling = ceiling_mbps(out)
-    servers = [s for s in ("tsumiki", "nbdkit-memory", "nbdkit-file", "ceph-rbd") if any(k[0] == s for k in rows)]
+    servers = [s for s in ("tsumiki", "floor", "nbdkit-memory", "nbdkit-file", "ceph-rbd") if any(k[0] == s for k in rows)]
     print("| job | server | IOPS | MB/s | p50 ms | p99 ms | CPU ms/IO | disk B/B | vs Ceph |")
     print("|---|---|---|---|---|---|---|---|---|")
     verdicts = []
@@ -177,12 +195,18 @@ def main():
             verdicts.append(f"- {job}: tsumiki/Ceph {metric} = {got:.2f} (target {sign} {factor:.2f}): {'met' if ok else 'MISSED'}")
             if job == "seqwrite-1M-qd16" and ceiling:
                 verdicts.append("  " + seq_bound(t, ceph, factor, ceiling))
+            floor = rows.get(("floor", job))
+            if job == "seqwrite-1M-qd16" and floor and floor["mbps"] > 0:
+                verdicts.append("  " + floor_verdict(t, ceph, factor, floor))
     print()
     print("CPU ms/IO: tsumiki = all of `tsumiki up` (mon, 3 OSDs and the NBD gateway) per I/O; Ceph = its 3 OSDs per I/O")
     print("(librbd runs inside fio and is not counted). Latencies are fio's total latency; for syncwrite-4k-qd1 the")
     print("write+FLUSH cycle (Ceph: 4k randwrite qd1 with rbd_cache=false, clat).")
     print("disk B/B: bytes written to the data device per byte the client wrote, in the job's measured window")
     print("(every process's writes to that device count; replication, logs and metadata included).")
+    if any(k[0] == "floor" for k in rows):
+        print("floor: scripts/bench/seqfloor, NBD -> primary -> two replicas over loopback TCP with O_DIRECT writes")
+        print("and group-committed fdatasync and nothing else: no replicated system with that path does better here.")
     if ceiling:
         print(f"Device ceiling: {ceiling:.0f} MB/s written by three direct 1 MiB writers (qd16 each), measured in this run.")
     hwm = os.path.join(out, "tsumiki-hwm-mib")
