@@ -105,7 +105,7 @@ if [[ "${BENCH_FLOOR:-1}" == 1 ]]; then
 	bin/seqfloor -dir "$OUT/floor" -size "$(numfmt --from=iec "$SIZE")" -sparse -listen "127.0.0.1:$((PB + 3))" -for 10m \
 		> "$OUT/floor.log" 2>&1 &
 	FL=$!
-	for _ in $(seq 50); do grep -q serving "$OUT/floor.log" && break; sleep 0.1; done
+	for _ in $(seq 50); do grep -qs serving "$OUT/floor.log" && break; sleep 0.1; done
 	c0=$(awk '{ printf "%.2f", ($14 + $15) / 100 }' "/proc/$FL/stat"); t0=$(date +%s.%N)
 	fio --ioengine=nbd --uri="nbd://127.0.0.1:$((PB + 3))/floor" --section=seqwrite-1M-qd16 --output-format=json "$JOBFILE" \
 		> "$OUT/floor-seqwrite-1M-qd16.json" || log "floor: fio failed; see $OUT/floor.log"
