@@ -134,6 +134,10 @@ func TestReplayAndCheck(t *testing.T) {
 	if _, err := e2.Check(1, make([]byte, UnitSize)); !errors.Is(err, ErrLost) {
 		t.Errorf("unit 1 after acknowledged write 10: %v", err)
 	}
+	// A later cycle must not use the seqs of the base again.
+	if _, _, err := Replay(strings.NewReader(logOf(t, [][5]int64{{1, 2, 20, 1, 1}})), back, l); !errors.Is(err, ErrLog) {
+		t.Errorf("seq 2 again over a base holding write 2: %v", err)
+	}
 }
 
 func TestReplayRefusesBadLogs(t *testing.T) {
@@ -150,5 +154,64 @@ func TestReplayRefusesBadLogs(t *testing.T) {
 		if _, _, err := Replay(strings.NewReader(log), nil, l); !errors.Is(err, ErrLog) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+func TestReplayAcked(t *testing.T) {
+	l := Layout{Units: 40, Writers: 2}
+	// The whole run's log: the device state checked is from when writer 0
+	// had write 2 acknowledged and writer 1 nothing.
+	log := logOf(t, [][5]int64{
+		{0, 1, 0, 4, 1},
+		{1, 1, 20, 2, 1},
+		{0, 2, 2, 4, 1},
+		{0, 3, 0, 2, 1},
+		{1, 2, 21, 3, 1},
+	})
+	e, st, err := ReplayAcked(strings.NewReader(log), nil, l, []uint64{2, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st != (Stats{Issued: 5, Acked: 2, InFlight: 2, Later: 1}) {
+		t.Fatalf("stats %+v", st)
+	}
+	for _, tc := range []struct {
+		u   int64
+		p   []byte
+		err error
+	}{
+		{0, unit(0, 0, 1), nil},              // write 1, not overwritten by 2
+		{0, unit(0, 0, 3), nil},              // write 3 was in flight
+		{2, unit(0, 2, 2), nil},              // acknowledged write 2
+		{2, unit(0, 2, 1), ErrLost},          // write 2 lost
+		{20, make([]byte, UnitSize), nil},    // writer 1's write 1 in flight, not landed
+		{20, unit(1, 20, 1), nil},            // or landed
+		{21, unit(1, 21, 2), ErrLost},        // write 2 came after: not in this state
+		{5, make([]byte, UnitSize), ErrLost}, // acknowledged write 2 lost
+	} {
+		if _, err := e.Check(tc.u, tc.p); !errors.Is(err, tc.err) {
+			t.Errorf("unit %d: %v, want %v", tc.u, err, tc.err)
+		}
+	}
+	if _, _, err := ReplayAcked(strings.NewReader(log), nil, l, []uint64{7, 0}); !errors.Is(err, ErrLog) {
+		t.Errorf("an acknowledged write the log never issued: %v", err)
+	}
+}
+
+func TestAckRecord(t *testing.T) {
+	p := make([]byte, AckRecordSize)
+	if seq, err := DecodeAck(p, 3); seq != 0 || err != nil {
+		t.Fatalf("zeros: %d %v", seq, err)
+	}
+	EncodeAck(p, 3, 1<<40+5)
+	if seq, err := DecodeAck(p, 3); seq != 1<<40+5 || err != nil {
+		t.Fatalf("round trip: %d %v", seq, err)
+	}
+	if _, err := DecodeAck(p, 2); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("another writer's record: %v", err)
+	}
+	p[13] ^= 1
+	if _, err := DecodeAck(p, 3); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("flipped bit: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -83,56 +84,71 @@ type Expect struct {
 	maybe  map[int64]uint64 // unit -> seq of its writer's write in flight
 }
 
-// Stats counts a log's records.
+// Stats counts a log's writes: issued, acknowledged, in flight at the
+// crash, and issued after that (ReplayAcked of a run that went on past the
+// state checked: none of those can be on the device).
 type Stats struct {
-	Issued, Acked, InFlight int
+	Issued, Acked, InFlight, Later int
 }
 
 type issue struct {
-	seq    uint64
-	lo, n  int64
-	active bool
+	seq   uint64
+	lo, n int64
+}
+
+// history is a log's writes, per writer in order, and each writer's last
+// acknowledged write.
+type history struct {
+	issued [][]issue
+	acked  []uint64
 }
 
 // Replay reads a log over base (the state before the log's writes; nil for
-// a device never written) and returns what each unit may hold now. A torn
-// last line is ignored: its write was never issued, or never acknowledged.
+// a device never written) and returns what each unit may hold now: each
+// writer's writes up to its last acknowledged one, and the one after it
+// maybe. A torn last line is ignored: its write was never issued, or never
+// acknowledged.
 func Replay(r io.Reader, base State, l Layout) (*Expect, Stats, error) {
-	var st Stats
-	e := &Expect{layout: l, acked: make(State, l.Units), maybe: map[int64]uint64{}}
-	if base != nil {
-		if int64(len(base)) != l.Units {
-			return nil, st, fmt.Errorf("%w: base state has %d units, the device %d", ErrLog, len(base), l.Units)
-		}
-		copy(e.acked, base)
+	h, err := parseLog(r, l)
+	if err != nil {
+		return nil, Stats{}, err
 	}
-	pending := make([]issue, l.Writers)
-	last := make([]uint64, l.Writers)
+	return h.expect(base, l, h.acked)
+}
+
+// ReplayAcked is Replay with the acknowledgements known elsewhere: acked[w]
+// is writer w's last acknowledged write (0: none), as recorded on the
+// device itself (ack records, see ackrec.go); the log's own
+// acknowledgements are not used.
+func ReplayAcked(r io.Reader, base State, l Layout, acked []uint64) (*Expect, Stats, error) {
+	if len(acked) != l.Writers {
+		return nil, Stats{}, fmt.Errorf("acklog: %d acknowledgements for %d writers", len(acked), l.Writers)
+	}
+	h, err := parseLog(r, l)
+	if err != nil {
+		return nil, Stats{}, err
+	}
+	return h.expect(base, l, acked)
+}
+
+func parseLog(r io.Reader, l Layout) (*history, error) {
+	h := &history{issued: make([][]issue, l.Writers), acked: make([]uint64, l.Writers)}
 	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if err == io.EOF {
-			break // a torn last line, or none
+			return h, nil // a torn last line, or none
 		}
 		if err != nil {
-			return nil, st, err
+			return nil, err
 		}
-		if err := e.apply(bytes.TrimSuffix(line, []byte("\n")), pending, last, &st); err != nil {
-			return nil, st, fmt.Errorf("%w: line %d %q: %v", ErrLog, n, line, err)
-		}
-	}
-	for _, p := range pending {
-		if p.active {
-			st.InFlight++
-			for u := p.lo; u < p.lo+p.n; u++ {
-				e.maybe[u] = p.seq
-			}
+		if err := h.apply(bytes.TrimSuffix(line, []byte("\n")), l); err != nil {
+			return nil, fmt.Errorf("%w: line %d %q: %v", ErrLog, n, line, err)
 		}
 	}
-	return e, st, nil
 }
 
-func (e *Expect) apply(line []byte, pending []issue, last []uint64, st *Stats) error {
+func (h *history) apply(line []byte, l Layout) error {
 	var w int
 	var seq uint64
 	switch {
@@ -141,37 +157,78 @@ func (e *Expect) apply(line []byte, pending []issue, last []uint64, st *Stats) e
 		if _, err := fmt.Sscanf(string(line), "I %d %d %d %d", &w, &seq, &lo, &n); err != nil {
 			return err
 		}
-		if w < 0 || w >= len(pending) {
+		if w < 0 || w >= l.Writers {
 			return fmt.Errorf("no writer %d", w)
 		}
-		if rlo, rhi := e.layout.Region(w); n <= 0 || lo < rlo || lo+n > rhi {
+		if rlo, rhi := l.Region(w); n <= 0 || lo < rlo || lo+n > rhi {
 			return fmt.Errorf("units [%d, %d) outside writer %d's region [%d, %d)", lo, lo+n, w, rlo, rhi)
 		}
-		if pending[w].active {
-			return fmt.Errorf("writer %d issued write %d with write %d in flight", w, seq, pending[w].seq)
+		is := h.issued[w]
+		if k := len(is); k > 0 {
+			if last := is[k-1].seq; last != h.acked[w] {
+				return fmt.Errorf("writer %d issued write %d with write %d in flight", w, seq, last)
+			} else if seq <= last {
+				return fmt.Errorf("writer %d: write %d after %d", w, seq, last)
+			}
 		}
-		if seq <= last[w] {
-			return fmt.Errorf("writer %d: write %d after %d", w, seq, last[w])
-		}
-		pending[w], last[w] = issue{seq: seq, lo: lo, n: n, active: true}, seq
-		st.Issued++
+		h.issued[w] = append(is, issue{seq: seq, lo: lo, n: n})
 	case bytes.HasPrefix(line, []byte("A ")):
 		if _, err := fmt.Sscanf(string(line), "A %d %d", &w, &seq); err != nil {
 			return err
 		}
-		if w < 0 || w >= len(pending) || !pending[w].active || pending[w].seq != seq {
+		if w < 0 || w >= l.Writers {
+			return fmt.Errorf("no writer %d", w)
+		}
+		is := h.issued[w]
+		if len(is) == 0 || is[len(is)-1].seq != seq || h.acked[w] == seq {
 			return fmt.Errorf("acknowledges a write not in flight")
 		}
-		p := pending[w]
-		for u := p.lo; u < p.lo+p.n; u++ {
-			e.acked[u] = p.seq
-		}
-		pending[w] = issue{}
-		st.Acked++
+		h.acked[w] = seq
 	default:
 		return errors.New("unknown record")
 	}
 	return nil
+}
+
+// expect applies each writer's writes up to acked[w] over base; the first
+// write after it is in flight.
+func (h *history) expect(base State, l Layout, acked []uint64) (*Expect, Stats, error) {
+	var st Stats
+	e := &Expect{layout: l, acked: make(State, l.Units), maybe: map[int64]uint64{}}
+	if base != nil {
+		if int64(len(base)) != l.Units {
+			return nil, st, fmt.Errorf("%w: base state has %d units, the device %d", ErrLog, len(base), l.Units)
+		}
+		copy(e.acked, base)
+	}
+	for w, is := range h.issued {
+		if lo, hi := l.Region(w); base != nil && len(is) > 0 {
+			// A seq used again would write the very bytes of an older
+			// write, and hide its loss.
+			if top := slices.Max(base[lo:hi]); is[0].seq <= top {
+				return nil, st, fmt.Errorf("%w: writer %d's write %d is not after the base state's %d", ErrLog, w, is[0].seq, top)
+			}
+		}
+		st.Issued += len(is)
+		k := 0
+		for ; k < len(is) && is[k].seq <= acked[w]; k++ {
+			for u := is[k].lo; u < is[k].lo+is[k].n; u++ {
+				e.acked[u] = is[k].seq
+			}
+			st.Acked++
+		}
+		if acked[w] != 0 && (k == 0 || is[k-1].seq != acked[w]) {
+			return nil, st, fmt.Errorf("%w: writer %d's write %d is acknowledged but not in the log", ErrLog, w, acked[w])
+		}
+		if k < len(is) {
+			st.InFlight++
+			st.Later += len(is) - k - 1
+			for u := is[k].lo; u < is[k].lo+is[k].n; u++ {
+				e.maybe[u] = is[k].seq
+			}
+		}
+	}
+	return e, st, nil
 }
 
 // Check checks unit u as read from the device (p: UnitSize bytes) and

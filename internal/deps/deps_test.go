@@ -221,6 +221,12 @@ var rules = []rule{
 		reach:   transitive,
 	},
 	{
+		why:     "internal/acklog and internal/writelog are test tools: tests (and acklog's own guest command) import them",
+		applies: not(in("internal/acklog")),
+		forbids: inModule("internal/acklog", "internal/writelog"),
+		reach:   transitive,
+	},
+	{
 		why:     "test helpers (…test packages) are imported by tests only",
 		applies: not(isHelper),
 		forbids: func(path string, _ graph) bool { r, ok := rel(path); return ok && isHelper(r) },

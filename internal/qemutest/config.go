@@ -30,6 +30,13 @@ type Config struct {
 	// Empty: none.
 	ExtraDisk string
 
+	// ExtraDiskLog, with ExtraDisk, logs every write, discard and flush
+	// the guest's disk completes to this file, in the format of Linux's
+	// dm-log-writes (QEMU's blklogwrites driver; the file is started
+	// over). Package writelog reads it and replays crash states. Empty:
+	// no log.
+	ExtraDiskLog string
+
 	// MemMiB is the guest's memory. Zero means 1024.
 	MemMiB int
 
@@ -77,6 +84,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: CPUs %d: want 0 (default) to 16", ErrConfig, c.CPUs)
 	case c.Timeout < 0:
 		return fmt.Errorf("%w: Timeout %s is negative", ErrConfig, c.Timeout)
+	case c.ExtraDiskLog != "" && c.ExtraDisk == "":
+		return fmt.Errorf("%w: ExtraDiskLog without ExtraDisk", ErrConfig)
 	}
 	return nil
 }

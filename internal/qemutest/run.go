@@ -144,7 +144,16 @@ func qemuArgs(g *Guest, cfg Config, a accel, initrd string) []string {
 		"-device", "virtio-rng-pci",
 	)
 	// Disks in this order, so that the extra disk is /dev/vda.
-	if cfg.ExtraDisk != "" {
+	switch {
+	case cfg.ExtraDiskLog != "":
+		// blklogwrites over the raw file, its log in another; 512-byte
+		// log sectors, the guest's logical block size.
+		args = append(args,
+			"-blockdev", "driver=file,node-name=extrafile,filename="+qemuOptValue(cfg.ExtraDisk),
+			"-blockdev", "driver=file,node-name=extralog,filename="+qemuOptValue(cfg.ExtraDiskLog),
+			"-blockdev", "driver=blklogwrites,node-name=extra,file=extrafile,log=extralog,log-sector-size=512",
+			"-device", "virtio-blk-pci,drive=extra,serial=extra")
+	case cfg.ExtraDisk != "":
 		args = append(args,
 			"-drive", "file="+qemuOptValue(cfg.ExtraDisk)+",format=raw,if=none,id=extra",
 			"-device", "virtio-blk-pci,drive=extra,serial=extra")

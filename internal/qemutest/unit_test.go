@@ -177,6 +177,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"minimal", Config{Script: "true"}, true},
 		{"full", Config{Script: "true", Share: "/tmp", ExtraDisk: "/tmp/d", MemMiB: 512, CPUs: 2, Timeout: time.Minute}, true},
+		{"log without disk", Config{Script: "true", ExtraDiskLog: "/tmp/l"}, false},
 		{"no script", Config{}, false},
 		{"too little memory", Config{Script: "true", MemMiB: 64}, false},
 		{"negative cpus", Config{Script: "true", CPUs: -1}, false},
@@ -219,6 +220,13 @@ func TestQemuArgs(t *testing.T) {
 	}
 	if kvm := strings.Join(qemuArgs(g, cfg, accelKVM, "/tmp/initrd"), " "); !strings.Contains(kvm, "-accel kvm -cpu host") {
 		t.Errorf("KVM args: %s", kvm)
+	}
+	logged := strings.Join(qemuArgs(g, Config{Script: "true", ExtraDisk: "/d", ExtraDiskLog: "/l"}.withDefaults(), accelTCG, "/i"), " ")
+	for _, want := range []string{"driver=file,node-name=extrafile,filename=/d ", "driver=file,node-name=extralog,filename=/l ",
+		"driver=blklogwrites,node-name=extra,file=extrafile,log=extralog", "virtio-blk-pci,drive=extra,serial=extra"} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("logged disk args lack %q:\n%s", want, logged)
+		}
 	}
 	bare := strings.Join(qemuArgs(g, Config{Script: "true"}.withDefaults(), accelTCG, "/tmp/initrd"), " ")
 	if strings.Contains(bare, "9p") || strings.Contains(bare, "id=extra") {

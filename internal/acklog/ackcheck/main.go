@@ -13,6 +13,12 @@
 //	    reads every unit and checks it against the base state and the
 //	    log; writes the state found to -out (the next cycle's -base).
 //	    Exit status 1 on any lost or corrupt unit.
+//
+// With -ack-dev DEV -ack-off BYTES, write also records each writer's last
+// acknowledged write on DEV at BYTES (acklog's ack records, written
+// O_DSYNC after each acknowledgement), and verify takes the
+// acknowledgements from there instead of from the log: for checking a
+// crash state of DEV replayed from its write log.
 package main
 
 import (
@@ -43,6 +49,8 @@ func main() {
 	dur := fs.Duration("for", 3*time.Minute, "write: stop after this long")
 	base := fs.String("base", "", "verify: the state before the log's writes (empty: a fresh device)")
 	out := fs.String("out", "", "verify: where to write the state found")
+	ackDev := fs.String("ack-dev", "", "the device to keep ack records on (empty: none)")
+	ackOff := fs.Int64("ack-off", 0, "where on -ack-dev the records start (4 KiB aligned)")
 	fs.Parse(os.Args[2:])
 	if *dev == "" || *logPath == "" {
 		fmt.Fprintln(os.Stderr, "ackcheck: -dev and -log are required")
@@ -51,9 +59,9 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "write":
-		err = write(*dev, *logPath, *writers, *seqBase, *dur)
+		err = write(*dev, *logPath, *writers, *seqBase, *dur, ackRecords{*ackDev, *ackOff})
 	case "verify":
-		err = verify(*dev, *logPath, *writers, *base, *out)
+		err = verify(*dev, *logPath, *writers, *base, *out, ackRecords{*ackDev, *ackOff})
 	default:
 		err = fmt.Errorf("unknown command %q (write or verify)", os.Args[1])
 	}
@@ -75,7 +83,15 @@ func layoutOf(f *os.File, writers int) (acklog.Layout, error) {
 	return l, nil
 }
 
-func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration) error {
+// ackRecords is where ack records are kept; dev "" for none.
+type ackRecords struct {
+	dev string
+	off int64
+}
+
+func (a ackRecords) at(w int) int64 { return a.off + int64(w)*acklog.AckRecordSize }
+
+func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration, recs ackRecords) error {
 	f, err := os.OpenFile(dev, os.O_RDWR|syscall.O_DIRECT, 0)
 	if err != nil {
 		return err
@@ -91,13 +107,26 @@ func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration) 
 	}
 	defer lf.Close()
 	log := acklog.NewLog(lf)
+	var af *os.File
+	if recs.dev != "" {
+		if af, err = os.OpenFile(recs.dev, os.O_WRONLY|syscall.O_DIRECT|syscall.O_DSYNC, 0); err != nil {
+			return err
+		}
+		defer af.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	var acked atomic.Int64
 	errs := make(chan error, writers)
 	var wg sync.WaitGroup
 	for w := range writers {
-		wg.Go(func() { errs <- writer(ctx, f, log, l, w, seqBase, &acked) })
+		wg.Go(func() {
+			if err := writer(ctx, f, log, af, recs.at(w), l, w, seqBase, &acked); err != nil {
+				fmt.Fprintln(os.Stderr, "ackcheck:", err) // now: the power may go before the exit
+				errs <- err
+				cancel() // the others stop after their write in flight
+			}
+		})
 	}
 	go func() {
 		t := time.NewTicker(5 * time.Second)
@@ -122,10 +151,14 @@ func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration) 
 	return nil
 }
 
-func writer(ctx context.Context, f *os.File, log *acklog.Log, l acklog.Layout, w int, seqBase uint64, acked *atomic.Int64) error {
+// writer writes writer w's region until ctx ends; with af, it records
+// each acknowledgement there at recOff.
+func writer(ctx context.Context, f *os.File, log *acklog.Log, af *os.File, recOff int64, l acklog.Layout, w int,
+	seqBase uint64, acked *atomic.Int64) error {
 	lo, hi := l.Region(w)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
 	buf := aligned(256 * acklog.UnitSize)
+	rec := aligned(acklog.AckRecordSize)
 	for seq := seqBase + 1; ctx.Err() == nil; seq++ {
 		n := min(int64(1)<<rng.IntN(9), hi-lo)
 		u0 := lo + rng.Int64N(hi-lo-n+1)
@@ -142,12 +175,18 @@ func writer(ctx context.Context, f *os.File, log *acklog.Log, l acklog.Layout, w
 		if err := log.Ack(w, seq); err != nil {
 			return fmt.Errorf("log: %w", err)
 		}
+		if af != nil {
+			acklog.EncodeAck(rec, w, seq)
+			if _, err := af.WriteAt(rec, recOff); err != nil {
+				return fmt.Errorf("writer %d: ack record of write %d: %w", w, seq, err)
+			}
+		}
 		acked.Add(1)
 	}
 	return nil
 }
 
-func verify(dev, logPath string, writers int, basePath, outPath string) error {
+func verify(dev, logPath string, writers int, basePath, outPath string, recs ackRecords) error {
 	f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
 	if err != nil {
 		return err
@@ -172,7 +211,18 @@ func verify(dev, logPath string, writers int, basePath, outPath string) error {
 		return err
 	}
 	defer lf.Close()
-	exp, st, err := acklog.Replay(lf, base, l)
+	var exp *acklog.Expect
+	var st acklog.Stats
+	if recs.dev == "" {
+		exp, st, err = acklog.Replay(lf, base, l)
+	} else {
+		var acked []uint64
+		if acked, err = readAckRecords(recs, writers); err != nil {
+			return err
+		}
+		fmt.Printf("ackcheck verify: acknowledged writes recorded on %s: %v\n", recs.dev, acked)
+		exp, st, err = acklog.ReplayAcked(lf, base, l, acked)
+	}
 	if err != nil {
 		return err
 	}
@@ -207,8 +257,8 @@ func verify(dev, logPath string, writers int, basePath, outPath string) error {
 			return err
 		}
 	}
-	fmt.Printf("ackcheck verify: %d units (%d written), %d writes issued, %d acknowledged, %d in flight at the crash (%d of their units landed), %d bad units\n",
-		l.Units, written, st.Issued, st.Acked, st.InFlight, landed, len(bad))
+	fmt.Printf("ackcheck verify: %d units (%d written), %d writes issued, %d acknowledged, %d in flight at the crash (%d of their units landed), %d after it, %d bad units\n",
+		l.Units, written, st.Issued, st.Acked, st.InFlight, landed, st.Later, len(bad))
 	for i, err := range bad {
 		if i == 20 {
 			fmt.Printf("... and %d more\n", len(bad)-i)
@@ -220,6 +270,25 @@ func verify(dev, logPath string, writers int, basePath, outPath string) error {
 		return fmt.Errorf("%d units lost or corrupt", len(bad))
 	}
 	return nil
+}
+
+func readAckRecords(recs ackRecords, writers int) ([]uint64, error) {
+	f, err := os.OpenFile(recs.dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	p := aligned(acklog.AckRecordSize)
+	acked := make([]uint64, writers)
+	for w := range acked {
+		if _, err := f.ReadAt(p, recs.at(w)); err != nil {
+			return nil, fmt.Errorf("ack record of writer %d: %w", w, err)
+		}
+		if acked[w], err = acklog.DecodeAck(p, w); err != nil {
+			return nil, err
+		}
+	}
+	return acked, nil
 }
 
 // aligned returns n bytes at an address O_DIRECT accepts.

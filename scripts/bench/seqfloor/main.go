@@ -10,10 +10,12 @@
 // `tsumiki up`.
 //
 // It is a floor of cost, not a storage system: no checksums, no log, no
-// metadata, no placement, one preallocated file per replica, written in
-// place. A real system does all of that on top, so what seqfloor reaches
-// bounds what tsumiki (or Ceph, which has the same client -> primary -> two
-// replicas path) can reach on the same machine.
+// metadata, no placement, one file per replica (preallocated, or sparse
+// with -sparse), written in place. A real system does all of that on top,
+// so what seqfloor reaches bounds what a system with this path (an NBD
+// gateway, a primary, two replicas, over TCP: tsumiki's) can reach on the
+// same machine. Ceph in scripts/bench/nbd.sh runs librbd inside fio: one
+// hop (the gateway's) fewer than this.
 //
 //	seqfloor [-listen 127.0.0.1:10899] [-dir DIR] [-size 4G] [-for 10m]
 //
@@ -179,7 +181,10 @@ func (r *replica) write(p []byte, off int64) error {
 		r.mu.Unlock()
 		err := syscall.Fdatasync(int(r.f.Fd()))
 		r.mu.Lock()
-		r.running, r.done, r.err = false, gen, err
+		r.running, r.done = false, gen
+		if err != nil && r.err == nil {
+			r.err = err // sticky: a failed fdatasync may have lost any write before it
+		}
 		r.cond.Broadcast()
 	}
 	return r.err
@@ -282,16 +287,21 @@ func serveConn(c net.Conn, r *replica, followers []*peer) {
 		}
 		id := binary.BigEndian.Uint64(h[:8])
 		off := int64(binary.BigEndian.Uint64(h[8:16]))
-		data := alignedBuf(int(binary.BigEndian.Uint32(h[16:])))
+		n := int(binary.BigEndian.Uint32(h[16:]))
+		buf := getBuf(n)
+		data := (*buf)[:n]
 		if _, err := io.ReadFull(br, data); err != nil {
 			return
 		}
 		go func() {
+			defer bufs.Put(buf)
+			own := make(chan error, 1)
+			go func() { own <- r.write(data, off) }()
 			var sent []<-chan error
 			for _, f := range followers {
 				sent = append(sent, f.send(data, off))
 			}
-			err := r.write(data, off)
+			err := <-own
 			for _, ch := range sent {
 				if e := <-ch; err == nil {
 					err = e
@@ -308,6 +318,18 @@ func serveConn(c net.Conn, r *replica, followers []*peer) {
 			wmu.Unlock()
 		}()
 	}
+}
+
+// bufs recycles the aligned request buffers of the replicas.
+var bufs sync.Pool
+
+// getBuf returns a recycled aligned buffer of at least n bytes.
+func getBuf(n int) *[]byte {
+	if b, ok := bufs.Get().(*[]byte); ok && cap(*b) >= n {
+		return b
+	}
+	b := alignedBuf(max(n, 1<<20))
+	return &b
 }
 
 // alignedBuf returns n bytes whose address is a multiple of align.

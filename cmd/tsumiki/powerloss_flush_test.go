@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
+	"github.com/tsumiki-storage/tsumiki/internal/writelog"
+)
+
+// TestClusterPowerLossFlushPoints is the strict form of TestClusterPowerLoss:
+// the guest's disk also loses what it had not flushed. QEMU logs every
+// write and flush the guest's disk completes (blklogwrites, the format of
+// dm-log-writes) while a cluster in the guest takes writes; each writer
+// also records its last acknowledged write on that same disk, O_DSYNC,
+// after the acknowledgement. Then the host rebuilds the disk as it was
+// right after a flush chosen at random (every logged operation before it,
+// none after: what a disk with a volatile cache may hold after a power
+// cut there), boots the cluster from it and checks every unit against the
+// acknowledgements that state holds: each writer's writes up to its
+// recorded one must be there. Such a state never saw the cluster stop: it
+// also tests recovery from a log and files cut at a flush. One flush point
+// in `make test`; three with TSUMIKI_E2E=long.
+func TestClusterPowerLossFlushPoints(t *testing.T) {
+	qemutest.SkipIfUnavailable(t)
+	share := guestTools(t)
+	dir := t.TempDir()
+	const (
+		diskSize = 4 << 30
+		ackOff   = 3 << 30 // the file system takes the first 3 GiB; the ack records follow
+	)
+	disk := sparseFile(t, dir, "disk.raw", diskSize, nil, 0)
+	wlog := sparseFile(t, dir, "writes.log", 0, nil, 0)
+	points, writeFor := 1, "25s"
+	if longE2E() {
+		points, writeFor = 3, "60s"
+	}
+
+	script := guestClusterUp("/dev/vda 3G", 0) + fmt.Sprintf(`tsumiki pool create rbd --size 3 --pg-num 16
+tsumiki image create rbd/p --size 256M
+dev=$(tsumiki map rbd/p)
+ackcheck write -dev "$dev" -log /host/log -for %s -ack-dev /dev/vda -ack-off %d
+sync
+echo "written; every write and flush of /dev/vda logged"
+`, writeFor, ackOff)
+	res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: script, Share: share, ExtraDisk: disk,
+		ExtraDiskLog: wlog, MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 {
+		t.Fatalf("logged boot: guest job failed with exit code %d (console above)", res.ExitCode)
+	}
+	l, err := writelog.Open(wlog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	flushes := l.Flushes()
+	// The replayer against QEMU's own log: replaying all of it must give
+	// the disk as the guest left it.
+	checkFullReplay(t, l, disk, diskSize)
+
+	first := l.FirstWriteAt(ackOff, 4*4096) // the first ack record: writes were acknowledged from here
+	var after []int
+	for _, f := range flushes {
+		if f > first {
+			after = append(after, f)
+		}
+	}
+	if first < 0 || len(after) < points {
+		t.Fatalf("the log has %d flushes after the first ack record (entry %d); need %d", len(after), first, points)
+	}
+	t.Logf("write log: %d entries, %d flushes, %d after the first acknowledgement", len(l.Entries), len(flushes), len(after))
+	for k := range points {
+		at := after[rand.IntN(len(after))]
+		crash := sparseFile(t, dir, fmt.Sprintf("crash%d.raw", k), diskSize, nil, 0)
+		replay(t, l, at, crash)
+		check := fmt.Sprintf(`ackcheck verify -dev "$dev" -log /host/log -ack-dev /dev/vda -ack-off %d`, ackOff)
+		verify := guestClusterUp("", 1) + "dev=$(tsumiki map --break-lock rbd/p)\n" +
+			guestVerifyTwice(check, fmt.Sprintf("/host/state.%d", k)) + `tsumiki unmap "$dev"
+echo "the state after flush point verified"
+`
+		t.Logf("crash state %d: the disk as of flush entry %d of %d", k, at, len(l.Entries))
+		res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: verify, Share: share, ExtraDisk: crash,
+			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ExitCode != 0 || !strings.Contains(res.Console, "the state after flush point verified") {
+			t.Fatalf("crash state at entry %d: guest job failed with exit code %d (console above)", at, res.ExitCode)
+		}
+		os.Remove(crash)
+	}
+}
+
+func replay(t *testing.T, l *writelog.Log, through int, path string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := l.Replay(f, through); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkFullReplay replays the whole of l onto a new image and compares it
+// with disk.
+func checkFullReplay(t *testing.T, l *writelog.Log, disk string, size int64) {
+	t.Helper()
+	img := sparseFile(t, filepath.Dir(disk), "full.raw", size, nil, 0)
+	defer os.Remove(img)
+	replay(t, l, len(l.Entries)-1, img)
+	a, err := os.Open(disk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	pa, pb := make([]byte, 1<<20), make([]byte, 1<<20)
+	for off := int64(0); off < size; off += int64(len(pa)) {
+		if _, err := io.ReadFull(io.NewSectionReader(a, off, int64(len(pa))), pa); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(io.NewSectionReader(b, off, int64(len(pb))), pb); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(pa, pb) {
+			t.Fatalf("replaying the whole write log does not give the disk: first difference in MiB %d", off>>20)
+		}
+	}
+}

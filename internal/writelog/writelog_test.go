@@ -1,0 +1,149 @@
+package writelog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// logBuilder writes a log as QEMU's blklogwrites does: super block in
+// sector 0 (entry count as of the last flush), then per entry one sector
+// with the entry, then its data rounded up to whole sectors.
+type logBuilder struct {
+	ss      int64
+	body    bytes.Buffer
+	n, done uint64 // entries; entries the super block counts
+}
+
+func (b *logBuilder) entry(sector, sectors, flags uint64, data []byte) {
+	hdr := make([]byte, b.ss)
+	binary.LittleEndian.PutUint64(hdr[0:], sector)
+	binary.LittleEndian.PutUint64(hdr[8:], sectors)
+	binary.LittleEndian.PutUint64(hdr[16:], flags)
+	b.body.Write(hdr)
+	b.body.Write(data)
+	b.n++
+	if flags&FlagFlush != 0 {
+		b.done = b.n
+	}
+}
+
+func (b *logBuilder) write(sector uint64, data []byte) {
+	b.entry(sector, uint64(len(data))/uint64(b.ss), 0, data)
+}
+
+func (b *logBuilder) file(t *testing.T) string {
+	sb := make([]byte, b.ss)
+	binary.LittleEndian.PutUint64(sb[0:], logMagic)
+	binary.LittleEndian.PutUint64(sb[8:], logVersion)
+	binary.LittleEndian.PutUint64(sb[16:], b.done)
+	binary.LittleEndian.PutUint32(sb[24:], uint32(b.ss))
+	p := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(p, append(sb, b.body.Bytes()...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func fill(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
+
+func TestReplayPrefixes(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(1024, 1))     // 0: sectors 0-1 = 1
+	b.write(4, fill(512, 2))      // 1: sector 4 = 2
+	b.entry(0, 0, FlagFlush, nil) // 2
+	b.write(1, fill(1024, 3))     // 3: sectors 1-2 = 3
+	b.entry(0, 2, FlagDiscard, nil)
+	b.entry(0, 0, FlagFlush, nil) // 5
+	b.write(4, fill(512, 9))      // 6: after the last flush: not counted, but whole
+	path := b.file(t)
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if len(l.Entries) != 7 {
+		t.Fatalf("%d entries, want 7 (6 counted, one whole after them)", len(l.Entries))
+	}
+	if got := l.Flushes(); len(got) != 2 || got[0] != 2 || got[1] != 5 {
+		t.Fatalf("flushes %v", got)
+	}
+	if got := l.FirstWriteAt(2*512, 1); got != 3 {
+		t.Fatalf("first write of sector 2: entry %d, want 3", got)
+	}
+	for _, tc := range []struct {
+		through int
+		want    []byte // sectors 0-4, one byte each
+	}{
+		{2, []byte{1, 1, 0, 0, 2}},
+		{5, []byte{0, 0, 3, 0, 2}},
+		{6, []byte{0, 0, 3, 0, 9}},
+	} {
+		img, err := os.Create(filepath.Join(t.TempDir(), "img"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := img.Truncate(8 * 512); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Replay(img, tc.through); err != nil {
+			t.Fatal(err)
+		}
+		for s, v := range tc.want {
+			got := make([]byte, 512)
+			if _, err := img.ReadAt(got, int64(s)*512); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, fill(512, v)) {
+				t.Errorf("through %d: sector %d holds %d..., want %d", tc.through, s, got[0], v)
+			}
+		}
+		img.Close()
+	}
+}
+
+func TestOpenRefuses(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x")
+	if err := os.WriteFile(p, fill(4096, 7), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(p); !errors.Is(err, ErrFormat) {
+		t.Fatalf("garbage: %v", err)
+	}
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(1024, 1))
+	b.entry(0, 0, FlagFlush, nil)
+	path := b.file(t)
+	if err := os.Truncate(path, 512+512+512); err != nil { // cut inside entry 0's data
+		t.Fatal(err)
+	}
+	if _, err := Open(path); !errors.Is(err, ErrFormat) {
+		t.Fatalf("truncated: %v", err)
+	}
+}
+
+func TestOpenStopsAtTornTail(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(512, 1))
+	b.entry(0, 0, FlagFlush, nil)
+	b.write(1, fill(1024, 2)) // uncounted; its data cut below
+	path := b.file(t)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()-512); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if len(l.Entries) != 2 {
+		t.Fatalf("%d entries, want the 2 counted (the torn one after them dropped)", len(l.Entries))
+	}
+}
