@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,7 +28,9 @@ import (
 // acknowledgements that state holds: each writer's writes up to its
 // recorded one must be there. Such a state never saw the cluster stop: it
 // also tests recovery from a log and files cut at a flush. One flush point
-// in `make test`; three with TSUMIKI_E2E=long.
+// in `make test`; three with TSUMIKI_E2E=long, TSUMIKI_POWERLOSS_POINTS=N
+// for N. TSUMIKI_POWERLOSS_POINT=first takes the first flushes after the
+// first acknowledgement, one per point; =last the last flush.
 func TestClusterPowerLossFlushPoints(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := guestTools(t)
@@ -41,6 +44,9 @@ func TestClusterPowerLossFlushPoints(t *testing.T) {
 	points, writeFor := 1, "25s"
 	if longE2E() {
 		points, writeFor = 3, "60s"
+	}
+	if n, err := strconv.Atoi(os.Getenv("TSUMIKI_POWERLOSS_POINTS")); err == nil && n > 0 {
+		points = n
 	}
 
 	script := guestClusterUp("/dev/vda 3G", 0) + fmt.Sprintf(`tsumiki pool create rbd --size 3 --pg-num 16
@@ -81,10 +87,16 @@ echo "written; every write and flush of /dev/vda logged"
 	t.Logf("write log: %d entries, %d flushes, %d after the first acknowledgement", len(l.Entries), len(flushes), len(after))
 	for k := range points {
 		at := after[rand.IntN(len(after))]
+		switch os.Getenv("TSUMIKI_POWERLOSS_POINT") { // to look at one end of the run again
+		case "first": // the first flushes, one per point
+			at = after[min(k, len(after)-1)]
+		case "last":
+			at = after[len(after)-1]
+		}
 		crash := sparseFile(t, dir, fmt.Sprintf("crash%d.raw", k), diskSize, nil, 0)
 		replay(t, l, at, crash)
 		check := fmt.Sprintf(`ackcheck verify -dev "$dev" -log /host/log -ack-dev /dev/vda -ack-off %d`, ackOff)
-		verify := guestClusterUp("", 1) + "dev=$(tsumiki map --break-lock rbd/p)\n" +
+		verify := guestClusterUp("", 1) + guestMapBreakingLock +
 			guestVerifyTwice(check, fmt.Sprintf("/host/state.%d", k)) + `tsumiki unmap "$dev"
 echo "the state after flush point verified"
 `

@@ -133,9 +133,22 @@ func countAcks(path string) []int {
 // replica over a good one would leave the replicas equal and the data
 // lost.
 func guestVerifyTwice(verify, out string) string {
-	return verify + " -out " + out + "\n" + guestPGVerify + verify + " -out " + out + ".after\n" +
+	return verify + " -out " + out + " || " + guestDiagnose + "\n" + guestPGVerify +
+		verify + " -out " + out + ".after || " + guestDiagnose + "\n" +
 		"cmp -s " + out + " " + out + ".after || { echo \"the state read changed after recovery\"; exit 6; }\n"
 }
+
+// guestDiagnose shows the cluster's state and the daemons' last words, and
+// fails the job.
+const guestDiagnose = `{ echo "verify failed; the cluster:"; tsumiki status; tsumiki pg ls; tail -n 40 /tmp/mon.log /tmp/osd*.log; exit 8; }`
+
+// guestMapBreakingLock maps rbd/p after a power cut: the client that held
+// its lock died with the power, so the lock is taken over. On failure it
+// shows what the kernel and the map process said.
+const guestMapBreakingLock = `dev=$(tsumiki map --break-lock rbd/p) || {
+  echo "map failed:"; dmesg | tail -n 30; cat /run/tsumiki/mapped/*.log; exit 7
+}
+`
 
 // guestPGVerify waits (up to 2 minutes) for `tsumiki pg verify` to find
 // every PG's replicas equal.
@@ -187,7 +200,7 @@ dev=$(tsumiki map rbd/p)
 `)
 	} else {
 		// The client died with the power: its lock is taken over.
-		s.WriteString("dev=$(tsumiki map --break-lock rbd/p)\n")
+		s.WriteString(guestMapBreakingLock)
 		base := ""
 		if boot >= 2 {
 			base = fmt.Sprintf("-base /host/state.%d ", boot-2)

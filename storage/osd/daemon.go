@@ -2,8 +2,6 @@ package osd
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -121,40 +119,6 @@ func lockDir(dir string) (*fileutil.LockedFile, error) {
 	_ = lf.Truncate(0)
 	_, _ = lf.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	return lf, nil
-}
-
-// identity returns the device's UUID, creating it on first use.
-func identity(dir string) (string, error) {
-	path := filepath.Join(dir, "osd_uuid")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		return strings.TrimSpace(string(b)), nil
-	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return "", err
-	}
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	id := hex.EncodeToString(u[:])
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	return id, nil
-}
-
-// checkID records the OSD id in the data dir and refuses a mismatch (a
-// store copied or a map restored from elsewhere).
-func checkID(dir string, id int32) error {
-	path := filepath.Join(dir, "osd_id")
-	b, err := os.ReadFile(path)
-	if err == nil {
-		old, perr := strconv.Atoi(strings.TrimSpace(string(b)))
-		if perr == nil && int32(old) != id {
-			return fmt.Errorf("%w: %s belongs to osd.%d but the cluster map gave osd.%d to its uuid; is this the right cluster?", ErrConfig, dir, old, id)
-		}
-		return nil
-	}
-	return os.WriteFile(path, []byte(strconv.Itoa(int(id))+"\n"), 0o600)
 }
 
 // Run serves until ctx is done, then shuts down cleanly.
