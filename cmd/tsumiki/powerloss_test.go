@@ -172,12 +172,20 @@ i=0
 until tsumiki status >/dev/null 2>&1; do
   i=$((i+1)); if [ $i -gt 240 ]; then cat /tmp/mon.log; exit 3; fi; sleep 0.5
 done
+osds=""
 for n in 0 1 2; do
   tsumiki osd --data /data/osd$n --host h$n --listen 127.0.0.1:680$n --cluster-listen 127.0.0.1:690$n > /tmp/osd$n.log 2>&1 &
+  osds="$osds $!"
 done
 i=0
 until tsumiki osd ls | grep -c "up,in" | grep -q 3; do
   i=$((i+1)); if [ $i -gt 300 ]; then tsumiki osd ls; tail -n 20 /tmp/osd*.log; exit 3; fi; sleep 1
+done
+# After a power cut the map still says up until the old leases expire:
+# the daemons themselves must be running.
+sleep 2
+for p in $osds; do
+  kill -0 $p 2>/dev/null || { echo "an OSD exited:"; tail -n 20 /tmp/osd*.log; exit 3; }
 done
 echo "cluster up (boot ` + fmt.Sprint(boot) + `)"
 `
