@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tsumiki-storage/tsumiki/internal/acklog"
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 	"github.com/tsumiki-storage/tsumiki/internal/writelog"
 )
@@ -20,13 +21,15 @@ import (
 // the guest's disk also loses what it had not flushed. QEMU logs every
 // write and flush the guest's disk completes (blklogwrites, the format of
 // dm-log-writes) while a cluster in the guest takes writes; each writer
-// also records its last acknowledged write on that same disk, O_DSYNC,
-// after the acknowledgement. Then the host rebuilds the disk as it was
-// right after a flush chosen at random (every logged operation before it,
-// none after: what a disk with a volatile cache may hold after a power
-// cut there), boots the cluster from it and checks every unit against the
-// acknowledgements that state holds: each writer's writes up to its
-// recorded one must be there. Such a state never saw the cluster stop: it
+// also records its last acknowledged write on that same disk after the
+// acknowledgement, with a direct write and no flush. Then the host
+// rebuilds the disk as it was just before the flush after a flush chosen
+// at random: everything up to that flush, and of what completed after it
+// only the ack records (a disk with a volatile cache may keep any subset).
+// It boots the cluster from that and checks every unit against the
+// acknowledgements the state holds: each writer's writes up to its
+// recorded one must be there, so an acknowledgement given before the
+// write was flushed fails. Such a state never saw the cluster stop: it
 // also tests recovery from a log and files cut at a flush. One flush point
 // in `make test`; three with TSUMIKI_E2E=long, TSUMIKI_POWERLOSS_POINTS=N
 // for N. TSUMIKI_POWERLOSS_POINT=first takes the first flushes after the
@@ -86,21 +89,37 @@ echo "written; every write and flush of /dev/vda logged"
 	}
 	t.Logf("write log: %d entries, %d flushes, %d after the first acknowledgement", len(l.Entries), len(flushes), len(after))
 	for k := range points {
-		at := after[rand.IntN(len(after))]
+		j := rand.IntN(len(after))
 		switch os.Getenv("TSUMIKI_POWERLOSS_POINT") { // to look at one end of the run again
 		case "first": // the first flushes, one per point
-			at = after[min(k, len(after)-1)]
+			j = min(k, len(after)-1)
 		case "last":
-			at = after[len(after)-1]
+			j = len(after) - 1
+		}
+		at, next := after[j], len(l.Entries)
+		if j+1 < len(after) {
+			next = after[j+1]
 		}
 		crash := sparseFile(t, dir, fmt.Sprintf("crash%d.raw", k), diskSize, nil, 0)
 		replay(t, l, at, crash)
+		// Of what the disk completed after the flush, only the ack records
+		// reach it: acknowledgements the state knows of, without the
+		// cluster's writes that no flush covered yet.
+		f, err := os.OpenFile(crash, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := l.ApplyWithin(f, at+1, next, ackOff, 4*acklog.AckRecordSize)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
 		check := fmt.Sprintf(`ackcheck verify -dev "$dev" -log /host/log -ack-dev /dev/vda -ack-off %d`, ackOff)
 		verify := guestClusterUp("", 1) + guestMapBreakingLock +
 			guestVerifyTwice(check, fmt.Sprintf("/host/state.%d", k)) + `tsumiki unmap "$dev"
 echo "the state after flush point verified"
 `
-		t.Logf("crash state %d: the disk as of flush entry %d of %d", k, at, len(l.Entries))
+		t.Logf("crash state %d: the disk as of flush entry %d of %d, with %d ack records written after it", k, at, len(l.Entries), recs)
 		res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: verify, Share: share, ExtraDisk: crash,
 			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
 		if err != nil {

@@ -8,15 +8,14 @@ import (
 
 // Ack records: a writer can also record its acknowledgements on the device
 // under test, each writer in its own AckRecordSize record that it
-// overwrites (synchronously, O_DSYNC) after each acknowledged write with
-// that write's seq. Since a writer writes its record only after the write
-// was acknowledged, any state of the device that holds a record also holds
-// every write up to the one it names, if the device keeps what it
-// acknowledges. This lets a check run against any crash state of the
-// device (a prefix of its write log, package writelog) without knowing
-// when that state was current: the state says itself which writes it must
-// hold (ReplayAcked).
-
+// overwrites after each acknowledged write with that write's seq: a plain
+// direct write, no flush, so that the record itself makes nothing else
+// durable. A crash state of the device (package writelog) that holds a
+// record then says which writes it must hold: every write of that writer
+// up to the one the record names, if the device kept what it acknowledged
+// (ReplayAcked). The strictest such state ends at a flush and keeps, of
+// the writes completed after it, only the records: an acknowledgement
+// given before the writes it covers were flushed shows up as a lost write.
 // AckRecordSize is the size of one writer's record, and its alignment.
 const AckRecordSize = 4096
 

@@ -157,6 +157,28 @@ func (l *Log) FirstWriteAt(off, n int64) int {
 	return -1
 }
 
+// ApplyWithin applies to dst the writes among entries [lo, hi) that lie
+// wholly inside bytes [off, off+n) of the disk, and returns how many. With
+// a Replay through a flush and lo just after it, this builds a crash state
+// in which, of the writes the disk completed after that flush, only those
+// in the range reached the media (a disk with a volatile cache may keep
+// any of them).
+func (l *Log) ApplyWithin(dst *os.File, lo, hi int, off, n int64) (int, error) {
+	applied := 0
+	for i := lo; i < hi && i < len(l.Entries); i++ {
+		e := l.Entries[i]
+		eo, en := int64(e.Sector)*l.SectorSize, int64(e.Sectors)*l.SectorSize
+		if e.Flags&(FlagDiscard|FlagFlush) != 0 || en == 0 || eo < off || eo+en > off+n {
+			continue
+		}
+		if _, err := io.Copy(io.NewOffsetWriter(dst, eo), io.NewSectionReader(l.f, e.data, en)); err != nil {
+			return applied, fmt.Errorf("writelog: entry %d: %w", i, err)
+		}
+		applied++
+	}
+	return applied, nil
+}
+
 // Replay applies entries [0, through] to dst, an image of the disk as it
 // was when the log began (for a log begun on a new disk: a sparse file of
 // zeros of the disk's size). Discarded ranges become holes.

@@ -105,6 +105,46 @@ func TestReplayPrefixes(t *testing.T) {
 	}
 }
 
+func TestApplyWithin(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(512, 1))
+	b.entry(0, 0, FlagFlush, nil) // 1
+	b.write(1, fill(512, 2))      // after the flush, outside the range: dropped
+	b.write(6, fill(512, 3))      // inside: kept
+	b.write(5, fill(1024, 4))     // straddles the range's start: dropped
+	b.write(7, fill(512, 5))      // inside: kept
+	b.entry(0, 0, FlagFlush, nil) // 6
+	l, err := Open(b.file(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	img, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if err := img.Truncate(8 * 512); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Replay(img, 1); err != nil {
+		t.Fatal(err)
+	}
+	n, err := l.ApplyWithin(img, 2, 6, 6*512, 2*512)
+	if err != nil || n != 2 {
+		t.Fatalf("applied %d, %v; want 2", n, err)
+	}
+	for s, v := range []byte{1, 0, 0, 0, 0, 0, 3, 5} {
+		got := make([]byte, 512)
+		if _, err := img.ReadAt(got, int64(s)*512); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, fill(512, v)) {
+			t.Errorf("sector %d holds %d..., want %d", s, got[0], v)
+		}
+	}
+}
+
 func TestOpenRefuses(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x")
 	if err := os.WriteFile(p, fill(4096, 7), 0o600); err != nil {
