@@ -88,8 +88,24 @@ echo "written; every write and flush of /dev/vda logged"
 		t.Fatalf("the log has %d flushes after the first ack record (entry %d); need %d", len(after), first, points)
 	}
 	t.Logf("write log: %d entries, %d flushes, %d after the first acknowledgement", len(l.Entries), len(flushes), len(after))
+	// Prefer flushes followed by ack records before the next flush: there
+	// an acknowledgement given before its write was flushed can show.
+	var withRecs []int
+	for j := range after {
+		next := len(l.Entries)
+		if j+1 < len(after) {
+			next = after[j+1]
+		}
+		if n, _ := l.ApplyWithin(nil, after[j]+1, next, ackOff, 4*acklog.AckRecordSize); n > 0 {
+			withRecs = append(withRecs, j)
+		}
+	}
+	t.Logf("%d of those flushes are followed by ack records", len(withRecs))
 	for k := range points {
 		j := rand.IntN(len(after))
+		if len(withRecs) > 0 {
+			j = withRecs[rand.IntN(len(withRecs))]
+		}
 		switch os.Getenv("TSUMIKI_POWERLOSS_POINT") { // to look at one end of the run again
 		case "first": // the first flushes, one per point
 			j = min(k, len(after)-1)

@@ -162,13 +162,17 @@ func (l *Log) FirstWriteAt(off, n int64) int {
 // a Replay through a flush and lo just after it, this builds a crash state
 // in which, of the writes the disk completed after that flush, only those
 // in the range reached the media (a disk with a volatile cache may keep
-// any of them).
+// any of them). A nil dst only counts them.
 func (l *Log) ApplyWithin(dst *os.File, lo, hi int, off, n int64) (int, error) {
 	applied := 0
 	for i := lo; i < hi && i < len(l.Entries); i++ {
 		e := l.Entries[i]
 		eo, en := int64(e.Sector)*l.SectorSize, int64(e.Sectors)*l.SectorSize
 		if e.Flags&(FlagDiscard|FlagFlush) != 0 || en == 0 || eo < off || eo+en > off+n {
+			continue
+		}
+		if dst == nil {
+			applied++
 			continue
 		}
 		if _, err := io.Copy(io.NewOffsetWriter(dst, eo), io.NewSectionReader(l.f, e.data, en)); err != nil {

@@ -130,6 +130,9 @@ func TestApplyWithin(t *testing.T) {
 	if err := l.Replay(img, 1); err != nil {
 		t.Fatal(err)
 	}
+	if n, err := l.ApplyWithin(nil, 2, 6, 6*512, 2*512); err != nil || n != 2 {
+		t.Fatalf("counted %d, %v; want 2", n, err)
+	}
 	n, err := l.ApplyWithin(img, 2, 6, 6*512, 2*512)
 	if err != nil || n != 2 {
 		t.Fatalf("applied %d, %v; want 2", n, err)
