@@ -4,9 +4,10 @@
 // block device with package acklog's units and log, and checks it after
 // the crash.
 //
-//	ackcheck write -dev /dev/nbd0 -log /host/log.0 [-writers 4] [-seq-base 0] [-for 3m]
+//	ackcheck write -dev /dev/nbd0 -log /host/log.0 [-writers 4] [-small-writers 0] [-seq-base 0] [-for 3m]
 //	    writes until -for passes (or the power goes): each writer picks a
-//	    random run of 1-256 units (4 KiB-1 MiB) in its region, logs it,
+//	    random run of 1-256 units (4 KiB-1 MiB; the first -small-writers
+//	    writers 1-8 units) in its region, logs it,
 //	    writes it with O_DIRECT, logs the acknowledgement. No flushes: a
 //	    write the device acknowledged must be durable by itself.
 //	ackcheck verify -dev /dev/nbd0 -log /host/log.0 [-base /host/state.0] -out /host/state.1 [-writers 4]
@@ -47,6 +48,7 @@ func main() {
 	writers := fs.Int("writers", 4, "concurrent writers, each with its own region")
 	seqBase := fs.Uint64("seq-base", 0, "write: seqs start after this (unique across cycles)")
 	dur := fs.Duration("for", 3*time.Minute, "write: stop after this long")
+	small := fs.Int("small-writers", 0, "write: this many writers (the first ones) write 4-32 KiB only, the rest 4 KiB-1 MiB")
 	base := fs.String("base", "", "verify: the state before the log's writes (empty: a fresh device)")
 	out := fs.String("out", "", "verify: where to write the state found")
 	ackDev := fs.String("ack-dev", "", "the device to keep ack records on (empty: none)")
@@ -59,7 +61,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "write":
-		err = write(*dev, *logPath, *writers, *seqBase, *dur, ackRecords{*ackDev, *ackOff})
+		err = write(*dev, *logPath, *writers, *small, *seqBase, *dur, ackRecords{*ackDev, *ackOff})
 	case "verify":
 		err = verify(*dev, *logPath, *writers, *base, *out, ackRecords{*ackDev, *ackOff})
 	default:
@@ -91,7 +93,7 @@ type ackRecords struct {
 
 func (a ackRecords) at(w int) int64 { return a.off + int64(w)*acklog.AckRecordSize }
 
-func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration, recs ackRecords) error {
+func write(dev, logPath string, writers, small int, seqBase uint64, dur time.Duration, recs ackRecords) error {
 	f, err := os.OpenFile(dev, os.O_RDWR|syscall.O_DIRECT, 0)
 	if err != nil {
 		return err
@@ -123,7 +125,11 @@ func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration, 
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Go(func() {
-			if err := writer(ctx, f, log, af, recs.at(w), l, w, seqBase, &acked); err != nil {
+			sizes := 9 // 1-256 units
+			if w < small {
+				sizes = 4 // 1-8 units: writes a store logs whole, no placement
+			}
+			if err := writer(ctx, f, log, af, recs.at(w), l, w, sizes, seqBase, &acked); err != nil {
 				fmt.Fprintln(os.Stderr, "ackcheck:", err) // now: the power may go before the exit
 				errs <- err
 				cancel() // the others stop after their write in flight
@@ -155,14 +161,14 @@ func write(dev, logPath string, writers int, seqBase uint64, dur time.Duration, 
 
 // writer writes writer w's region until ctx ends; with af, it records
 // each acknowledgement there at recOff.
-func writer(ctx context.Context, f *os.File, log *acklog.Log, af *os.File, recOff int64, l acklog.Layout, w int,
+func writer(ctx context.Context, f *os.File, log *acklog.Log, af *os.File, recOff int64, l acklog.Layout, w, sizes int,
 	seqBase uint64, acked *atomic.Int64) error {
 	lo, hi := l.Region(w)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
 	buf := aligned(256 * acklog.UnitSize)
 	rec := aligned(acklog.AckRecordSize)
 	for seq := seqBase + 1; ctx.Err() == nil; seq++ {
-		n := min(int64(1)<<rng.IntN(9), hi-lo)
+		n := min(int64(1)<<rng.IntN(sizes), hi-lo)
 		u0 := lo + rng.Int64N(hi-lo-n+1)
 		p := buf[:n*acklog.UnitSize]
 		for k := range n {
@@ -174,14 +180,14 @@ func writer(ctx context.Context, f *os.File, log *acklog.Log, af *os.File, recOf
 		if _, err := f.WriteAt(p, u0*acklog.UnitSize); err != nil {
 			return fmt.Errorf("writer %d: write %d of units [%d, %d): %w", w, seq, u0, u0+n, err)
 		}
-		if err := log.Ack(w, seq); err != nil {
-			return fmt.Errorf("log: %w", err)
-		}
-		if af != nil {
+		if af != nil { // first: the sooner after the acknowledgement, the stricter the check
 			acklog.EncodeAck(rec, w, seq)
 			if _, err := af.WriteAt(rec, recOff); err != nil {
 				return fmt.Errorf("writer %d: ack record of write %d: %w", w, seq, err)
 			}
+		}
+		if err := log.Ack(w, seq); err != nil {
+			return fmt.Errorf("log: %w", err)
 		}
 		acked.Add(1)
 	}
