@@ -73,6 +73,20 @@ func main() {
 	}
 }
 
+// openDevice opens dev with O_DIRECT and returns its layout for writers.
+func openDevice(dev string, flag, writers int) (*os.File, acklog.Layout, error) {
+	f, err := os.OpenFile(dev, flag|syscall.O_DIRECT, 0)
+	if err != nil {
+		return nil, acklog.Layout{}, err
+	}
+	l, err := layoutOf(f, writers)
+	if err != nil {
+		f.Close()
+		return nil, l, err
+	}
+	return f, l, nil
+}
+
 func layoutOf(f *os.File, writers int) (acklog.Layout, error) {
 	size, err := f.Seek(0, 2)
 	if err != nil {
@@ -94,15 +108,11 @@ type ackRecords struct {
 func (a ackRecords) at(w int) int64 { return a.off + int64(w)*acklog.AckRecordSize }
 
 func write(dev, logPath string, writers, small int, seqBase uint64, dur time.Duration, recs ackRecords) error {
-	f, err := os.OpenFile(dev, os.O_RDWR|syscall.O_DIRECT, 0)
+	f, l, err := openDevice(dev, os.O_RDWR, writers)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	l, err := layoutOf(f, writers)
-	if err != nil {
-		return err
-	}
 	lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return err
@@ -195,15 +205,11 @@ func writer(ctx context.Context, f *os.File, log *acklog.Log, af *os.File, recOf
 }
 
 func verify(dev, logPath string, writers int, basePath, outPath string, recs ackRecords) error {
-	f, err := os.OpenFile(dev, os.O_RDONLY|syscall.O_DIRECT, 0)
+	f, l, err := openDevice(dev, os.O_RDONLY, writers)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	l, err := layoutOf(f, writers)
-	if err != nil {
-		return err
-	}
 	var base acklog.State
 	if basePath != "" {
 		b, err := os.ReadFile(basePath)
