@@ -97,6 +97,20 @@ func Connected(dev string) bool {
 	return err == nil
 }
 
+// sizeOf returns dev's capacity in bytes as the kernel shows it (-1 if
+// unreadable).
+func sizeOf(dev string) int64 {
+	b, err := os.ReadFile(filepath.Join(sysBlock, filepath.Base(dev), "size"))
+	if err != nil {
+		return -1
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n * 512 // sysfs counts 512-byte sectors whatever the block size
+}
+
 // FreeDevice returns the first /dev/nbdX without a connection.
 func FreeDevice() (string, error) {
 	devs, err := Devices()
@@ -162,8 +176,11 @@ func Attach(dev string, sock *os.File, p Params) (wait func() error, err error) 
 		f.Close()
 		done <- err
 	}()
-	// The device is live once the kernel shows our pid.
-	for end := time.Now().Add(5 * time.Second); !Connected(dev) && time.Now().Before(end); {
+	// The device is live once the kernel shows our pid and then its size:
+	// it creates the pid file first and sets the capacity after, so a
+	// caller that opened the device in between saw 0 bytes (an ackcheck
+	// in TestClusterPowerLossFlushPoints did, right after `tsumiki map`).
+	for end := time.Now().Add(5 * time.Second); !(Connected(dev) && sizeOf(dev) == p.Size) && time.Now().Before(end); {
 		select {
 		case err := <-done:
 			return nil, fmt.Errorf("attach: NBD_DO_IT on %s: %w", dev, err)
