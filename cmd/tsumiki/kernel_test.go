@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,12 +105,7 @@ echo "kernel saw no I/O error"
 func TestClusterKernelMap(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := t.TempDir()
-	// The guest has no Go toolchain and its own libc: a static binary.
-	build := exec.Command("go", "build", "-o", filepath.Join(share, "tsumiki"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
-	}
+	buildStaticTsumiki(t, share)
 	// The OSDs keep their data on the guest's RAM-backed /tmp (half the
 	// guest's memory): three replicas of the files must stay well under the
 	// OSDs' full ratio.

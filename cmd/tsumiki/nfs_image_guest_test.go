@@ -208,12 +208,16 @@ echo NFS-IMAGE-GUEST-OK
 
 // buildStaticTsumiki builds the binary into dir for the guest, which has
 // no Go toolchain and its own libc.
-func buildStaticTsumiki(t *testing.T, dir string) {
+func buildStaticTsumiki(t *testing.T, dir string) { buildStatic(t, dir, "tsumiki", ".") }
+
+// buildStatic builds package pkg (a path from cmd/tsumiki) into dir/name
+// for the guest: static, without cgo.
+func buildStatic(t *testing.T, dir, name, pkg string) {
 	t.Helper()
-	build := exec.Command("go", "build", "-o", filepath.Join(dir, "tsumiki"), ".")
+	build := exec.Command("go", "build", "-o", filepath.Join(dir, name), pkg)
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("static build: %v\n%s", err, out)
+		t.Fatalf("static build of %s: %v\n%s", name, err, out)
 	}
 }
 
