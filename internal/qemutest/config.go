@@ -32,10 +32,15 @@ type Config struct {
 
 	// ExtraDiskLog, with ExtraDisk, logs every write, discard and flush
 	// the guest's disk completes to this file, in the format of Linux's
-	// dm-log-writes (QEMU's blklogwrites driver; the file is started
-	// over). Package writelog reads it and replays crash states. Empty:
+	// dm-log-writes (QEMU's blklogwrites driver; the file is created or
+	// started over). Package writelog reads it and replays crash states. Empty:
 	// no log.
 	ExtraDiskLog string
+
+	// Disks are more disks, attached after ExtraDisk in their order: with
+	// an ExtraDisk the first is /dev/vdb, without one /dev/vda. Each is
+	// also /dev/disk/by-id/virtio-SERIAL.
+	Disks []Disk
 
 	// MemMiB is the guest's memory. Zero means 1024.
 	MemMiB int
@@ -51,6 +56,19 @@ type Config struct {
 	// Log, if set, receives the console as it comes (with \r). Use
 	// LineLogger(tb) to stream it into the test log.
 	Log io.Writer
+}
+
+// Disk is a raw image file attached read-write as a virtio disk.
+type Disk struct {
+	// Path is the image file. Required.
+	Path string
+	// Log, if set, logs every write, discard and flush the guest completes
+	// on this disk to this file, as ExtraDiskLog does for ExtraDisk.
+	Log string
+	// Serial names the disk in /dev/disk/by-id/virtio-SERIAL: at most 20
+	// letters, digits or '-', unique, and not "extra", "fio" or
+	// "tsumiki-fio". It is also the drive's id. Required.
+	Serial string
 }
 
 const (
@@ -87,5 +105,31 @@ func (c Config) Validate() error {
 	case c.ExtraDiskLog != "" && c.ExtraDisk == "":
 		return fmt.Errorf("%w: ExtraDiskLog without ExtraDisk", ErrConfig)
 	}
+	seen := map[string]bool{"extra": true, "fio": true, "tsumiki-fio": true} // taken by ExtraDisk and the fio disk
+	for i, d := range c.Disks {
+		switch {
+		case d.Path == "":
+			return fmt.Errorf("%w: Disks[%d] has no Path", ErrConfig, i)
+		case !validSerial(d.Serial):
+			return fmt.Errorf("%w: Disks[%d]: serial %q: want 1-20 letters, digits or '-'", ErrConfig, i, d.Serial)
+		case seen[d.Serial]:
+			return fmt.Errorf("%w: Disks[%d]: serial %q is taken", ErrConfig, i, d.Serial)
+		}
+		seen[d.Serial] = true
+	}
 	return nil
+}
+
+// validSerial reports whether s can be a virtio-blk serial that names a
+// file in /dev/disk/by-id and needs no escaping in QEMU's options.
+func validSerial(s string) bool {
+	if s == "" || len(s) > 20 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return false
+		}
+	}
+	return true
 }

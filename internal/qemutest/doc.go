@@ -23,7 +23,10 @@
 // guest is 10.0.2.15/24 on QEMU's user network with no default route, so it
 // can reach nothing but the host. A host folder can be shared read-write
 // at /host (virtio-9p); a raw image can be attached as /dev/vda
-// (Config.ExtraDisk, also /dev/disk/by-id/virtio-extra).
+// (Config.ExtraDisk, also /dev/disk/by-id/virtio-extra), more after it
+// (Config.Disks, also /dev/disk/by-id/virtio-SERIAL), and each can have
+// every write and flush the guest completes logged (package writelog
+// reads the logs).
 //
 // In the guest: busybox, nbd-client, e2fsprogs (mkfs.ext4, e2fsck, ...),
 // mkfs.xfs and xfs_repair, mount.nfs, util-linux's mount, umount, losetup,

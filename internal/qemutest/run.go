@@ -65,6 +65,16 @@ func (g *Guest) Run(ctx context.Context, tb testing.TB, cfg Config) (Result, err
 	if err != nil {
 		return Result{}, err
 	}
+	// QEMU opens write logs, and starts them over, but does not create
+	// them.
+	for _, log := range append([]string{cfg.ExtraDiskLog}, diskLogs(cfg.Disks)...) {
+		if log == "" {
+			continue
+		}
+		if err := os.WriteFile(log, nil, 0o644); err != nil {
+			return Result{}, err
+		}
+	}
 	return g.boot(ctx, cfg.withDefaults(), a)
 }
 
@@ -143,20 +153,14 @@ func qemuArgs(g *Guest, cfg Config, a accel, initrd string) []string {
 		"-device", "virtio-net-pci,netdev=n,romfile=",
 		"-device", "virtio-rng-pci",
 	)
-	// Disks in this order, so that the extra disk is /dev/vda.
-	switch {
-	case cfg.ExtraDiskLog != "":
-		// blklogwrites over the raw file, its log in another; 512-byte
-		// log sectors, the guest's logical block size.
-		args = append(args,
-			"-blockdev", "driver=file,node-name=extrafile,filename="+qemuOptValue(cfg.ExtraDisk),
-			"-blockdev", "driver=file,node-name=extralog,filename="+qemuOptValue(cfg.ExtraDiskLog),
-			"-blockdev", "driver=blklogwrites,node-name=extra,file=extrafile,log=extralog,log-sector-size=512",
-			"-device", "virtio-blk-pci,drive=extra,serial=extra")
-	case cfg.ExtraDisk != "":
-		args = append(args,
-			"-drive", "file="+qemuOptValue(cfg.ExtraDisk)+",format=raw,if=none,id=extra",
-			"-device", "virtio-blk-pci,drive=extra,serial=extra")
+	// Disks in this order, so that the extra disk is /dev/vda and Disks
+	// follow it.
+	disks := cfg.Disks
+	if cfg.ExtraDisk != "" {
+		disks = append([]Disk{{Path: cfg.ExtraDisk, Log: cfg.ExtraDiskLog, Serial: "extra"}}, disks...)
+	}
+	for _, d := range disks {
+		args = append(args, diskArgs(d)...)
 	}
 	if g.FioDisk != "" {
 		args = append(args,
@@ -169,6 +173,31 @@ func qemuArgs(g *Guest, cfg Config, a accel, initrd string) []string {
 			"-device", "virtio-9p-pci,fsdev=host,mount_tag=host")
 	}
 	return args
+}
+
+func diskLogs(ds []Disk) []string {
+	var out []string
+	for _, d := range ds {
+		out = append(out, d.Log)
+	}
+	return out
+}
+
+// diskArgs attaches d as a virtio disk, its drive named by its serial.
+func diskArgs(d Disk) []string {
+	id := d.Serial
+	if d.Log == "" {
+		return []string{
+			"-drive", "file=" + qemuOptValue(d.Path) + ",format=raw,if=none,id=" + id,
+			"-device", "virtio-blk-pci,drive=" + id + ",serial=" + id}
+	}
+	// blklogwrites over the raw file, its log in another; 512-byte log
+	// sectors, the guest's logical block size.
+	return []string{
+		"-blockdev", "driver=file,node-name=" + id + "file,filename=" + qemuOptValue(d.Path),
+		"-blockdev", "driver=file,node-name=" + id + "log,filename=" + qemuOptValue(d.Log),
+		"-blockdev", "driver=blklogwrites,node-name=" + id + ",file=" + id + "file,log=" + id + "log,log-sector-size=512",
+		"-device", "virtio-blk-pci,drive=" + id + ",serial=" + id}
 }
 
 // qemuOptValue escapes a value inside a QEMU -opt a=b,c=d list.

@@ -178,6 +178,13 @@ func TestConfigValidate(t *testing.T) {
 		{"minimal", Config{Script: "true"}, true},
 		{"full", Config{Script: "true", Share: "/tmp", ExtraDisk: "/tmp/d", MemMiB: 512, CPUs: 2, Timeout: time.Minute}, true},
 		{"log without disk", Config{Script: "true", ExtraDiskLog: "/tmp/l"}, false},
+		{"disks", Config{Script: "true", ExtraDisk: "/d", Disks: []Disk{{Path: "/a", Serial: "osd0"}, {Path: "/b", Log: "/l", Serial: "osd-1"}}}, true},
+		{"disk without path", Config{Script: "true", Disks: []Disk{{Serial: "osd0"}}}, false},
+		{"disk without serial", Config{Script: "true", Disks: []Disk{{Path: "/a"}}}, false},
+		{"disk serial with comma", Config{Script: "true", Disks: []Disk{{Path: "/a", Serial: "a,b"}}}, false},
+		{"disk serial too long", Config{Script: "true", Disks: []Disk{{Path: "/a", Serial: strings.Repeat("x", 21)}}}, false},
+		{"disk serial taken", Config{Script: "true", Disks: []Disk{{Path: "/a", Serial: "x"}, {Path: "/b", Serial: "x"}}}, false},
+		{"disk serial of extra", Config{Script: "true", Disks: []Disk{{Path: "/a", Serial: "extra"}}}, false},
 		{"no script", Config{}, false},
 		{"too little memory", Config{Script: "true", MemMiB: 64}, false},
 		{"negative cpus", Config{Script: "true", CPUs: -1}, false},
@@ -226,6 +233,18 @@ func TestQemuArgs(t *testing.T) {
 		"driver=blklogwrites,node-name=extra,file=extrafile,log=extralog", "virtio-blk-pci,drive=extra,serial=extra"} {
 		if !strings.Contains(logged, want) {
 			t.Errorf("logged disk args lack %q:\n%s", want, logged)
+		}
+	}
+	more := strings.Join(qemuArgs(g, Config{Script: "true", ExtraDisk: "/d", Disks: []Disk{{Path: "/a", Serial: "osd0"},
+		{Path: "/b", Log: "/bl", Serial: "osd1"}}}.withDefaults(), accelTCG, "/i"), " ")
+	e, a, b, f := strings.Index(more, "id=extra"), strings.Index(more, "id=osd0"), strings.Index(more, "node-name=osd1,"), strings.Index(more, "id=fio")
+	if e < 0 || a < e || b < a || f < b {
+		t.Errorf("disks not attached as extra, osd0, osd1, fio (vda, vdb, vdc, vdd):\n%s", more)
+	}
+	for _, want := range []string{"file=/a,format=raw,if=none,id=osd0 ", "virtio-blk-pci,drive=osd0,serial=osd0",
+		"driver=blklogwrites,node-name=osd1,file=osd1file,log=osd1log", "node-name=osd1log,filename=/bl "} {
+		if !strings.Contains(more, want) {
+			t.Errorf("args with Disks lack %q:\n%s", want, more)
 		}
 	}
 	bare := strings.Join(qemuArgs(g, Config{Script: "true"}.withDefaults(), accelTCG, "/tmp/initrd"), " ")

@@ -192,18 +192,37 @@ func (l *Log) Replay(dst *os.File, through int) error {
 	}
 	buf := make([]byte, 1<<20)
 	for i := 0; i <= through; i++ {
-		e := l.Entries[i]
-		off, n := int64(e.Sector)*l.SectorSize, int64(e.Sectors)*l.SectorSize
-		switch {
-		case e.Flags&FlagDiscard != 0:
-			if err := unix.Fallocate(int(dst.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
-				return fmt.Errorf("writelog: entry %d: discard: %w", i, err)
-			}
-		case n > 0:
-			src := io.NewSectionReader(l.f, e.data, n)
-			if _, err := io.CopyBuffer(io.NewOffsetWriter(dst, off), src, buf); err != nil {
-				return fmt.Errorf("writelog: entry %d: %w", i, err)
-			}
+		if err := l.apply(dst, i, buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Apply applies entry i alone to dst: its write, or its discard as a hole;
+// a flush changes nothing. Replaying through the last flush and then
+// applying some of the entries after it, in order, builds a state a disk
+// with a volatile write cache may be left in at a power cut: of the
+// writes it completed after its last flush, any subset reached the media.
+func (l *Log) Apply(dst *os.File, i int) error {
+	if i < 0 || i >= len(l.Entries) {
+		return fmt.Errorf("writelog: apply entry %d of %d", i, len(l.Entries))
+	}
+	return l.apply(dst, i, make([]byte, 1<<20))
+}
+
+func (l *Log) apply(dst *os.File, i int, buf []byte) error {
+	e := l.Entries[i]
+	off, n := int64(e.Sector)*l.SectorSize, int64(e.Sectors)*l.SectorSize
+	switch {
+	case e.Flags&FlagDiscard != 0:
+		if err := unix.Fallocate(int(dst.Fd()), unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, n); err != nil {
+			return fmt.Errorf("writelog: entry %d: discard: %w", i, err)
+		}
+	case n > 0:
+		src := io.NewSectionReader(l.f, e.data, n)
+		if _, err := io.CopyBuffer(io.NewOffsetWriter(dst, off), src, buf); err != nil {
+			return fmt.Errorf("writelog: entry %d: %w", i, err)
 		}
 	}
 	return nil

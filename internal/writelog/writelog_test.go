@@ -190,3 +190,48 @@ func TestOpenStopsAtTornTail(t *testing.T) {
 		t.Fatalf("%d entries, want the 2 counted (the torn one after them dropped)", len(l.Entries))
 	}
 }
+
+func TestApply(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(1024, 1))       // 0
+	b.entry(0, 0, FlagFlush, nil)   // 1
+	b.write(0, fill(512, 2))        // 2: applied
+	b.write(1, fill(512, 3))        // 3: left out
+	b.entry(0, 1, FlagDiscard, nil) // 4: applied: sector 0 a hole again
+	b.write(3, fill(512, 4))        // 5: applied
+	l, err := Open(b.file(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	img, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	if err := img.Truncate(4 * 512); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Replay(img, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{2, 4, 5, 1} {
+		if err := l.Apply(img, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{-1, 6} {
+		if err := l.Apply(img, i); err == nil {
+			t.Errorf("Apply(%d) of 6 entries: no error", i)
+		}
+	}
+	for s, v := range []byte{0, 1, 0, 4} {
+		got := make([]byte, 512)
+		if _, err := img.ReadAt(got, int64(s)*512); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, fill(512, v)) {
+			t.Errorf("sector %d holds %d..., want %d", s, got[0], v)
+		}
+	}
+}

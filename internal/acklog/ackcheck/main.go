@@ -266,8 +266,13 @@ func verify(dev, logPath string, writers int, basePath, outPath string, recs ack
 		}
 	}
 	if outPath != "" {
+		// Whole or not at all: the power may be cut while it is written,
+		// and the host takes the file's presence to mean the check ended.
 		b, _ := found.MarshalBinary()
-		if err := os.WriteFile(outPath, b, 0o644); err != nil {
+		if err := os.WriteFile(outPath+".tmp", b, 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(outPath+".tmp", outPath); err != nil {
 			return err
 		}
 	}
