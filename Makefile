@@ -79,7 +79,8 @@ help:
 	@echo "make unit | race  the unit stage, the race stage"
 	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
 	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000), and the"
-	@echo "                  chunk store's placed-write log with crashes, 1500 seeds"
+	@echo "                  chunk store's placed-write log with crashes, 1500 seeds, and the power-loss"
+	@echo "                  tests with 8 cuts and 8 flush points (about 15 minutes of QEMU)"
 	@echo "make bench        scripts/bench/object.sh, then scripts/bench/nbd.sh, then scripts/bench/nfs.sh"
 	@echo "make bench-short  the three scripts, seconds long, peers only if installed (part of make test)"
 	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKGS) for $(FUZZ_TIME)"
@@ -135,6 +136,8 @@ chaos-short: $(DEPS)
 chaos: $(DEPS)
 	TSUMIKI_SIM_SCHEDULES=20000 $(GO) test -count=1 -run '$(SIM_RUN)' -timeout 60m $(SIM_PKG)
 	$(GO) test -count=1 -run TestPlacedLog -timeout 60m ./storage/chunkstore/ -args -chunkstore.placeseeds=1500
+	TSUMIKI_E2E=long TSUMIKI_POWERLOSS_CUTS=8 TSUMIKI_POWERLOSS_POINTS=8 \
+	  $(GO) test -count=1 -run 'TestClusterPowerLoss' -timeout 60m $(E2E_PKG)
 
 bench: $(DEPS) build
 	bash scripts/bench/object.sh

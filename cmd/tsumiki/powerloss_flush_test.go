@@ -57,7 +57,7 @@ func TestClusterPowerLossFlushPoints(t *testing.T) {
 		points = n
 	}
 
-	script := guestClusterUp("/dev/vda 3G", 0) + fmt.Sprintf(`tsumiki pool create rbd --size 3 --pg-num 16
+	script := guestCluster{mkfs: "/dev/vda 3G"}.script() + fmt.Sprintf(`tsumiki pool create rbd --size 3 --pg-num 16
 tsumiki image create rbd/p --size 256M
 dev=$(tsumiki map rbd/p)
 ackcheck write -dev "$dev" -log /host/log -small-writers 4 -for %s -ack-dev /dev/vda -ack-off %d
@@ -136,7 +136,7 @@ echo "written; every write and flush of /dev/vda logged"
 			t.Fatal(err)
 		}
 		check := fmt.Sprintf(`ackcheck verify -dev "$dev" -log /host/log -ack-dev /dev/vda -ack-off %d`, ackOff)
-		verify := guestClusterUp("", 1) + guestMapBreakingLock +
+		verify := guestCluster{boot: 1}.script() + guestMapBreakingLock +
 			guestVerifyTwice(check, fmt.Sprintf("/host/state.%d", k)) + `tsumiki unmap "$dev"
 echo "the state after flush point verified"
 `

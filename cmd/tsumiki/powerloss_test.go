@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,61 +18,142 @@ import (
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 )
 
-// TestClusterPowerLoss cuts the power of a whole cluster while it takes
-// writes, then checks every acknowledged write after the restart. A guest
-// runs a mon and three OSDs on its own disk (a raw file on the host), maps
-// an image and writes it with internal/acklog's writer, which logs each
-// write before issuing it and each acknowledgement, to the host through
-// the 9p share, which the power cut does not reach. The host kills QEMU
-// with SIGKILL at a random moment once the writer is going: everything the
-// guest's kernel had not written to its disk is gone; what QEMU had
-// written stays in the host's page cache, so this is a power loss of a
-// disk without a volatile cache (TestClusterPowerLossFlushPoints drops
-// what was not flushed too). The next boot starts the same cluster from that
-// disk, every node at once, maps the image (breaking the dead client's
-// lock) and checks every unit: it must hold its last acknowledged write, or
-// the write in flight at the cut. The last boot also waits for
-// `tsumiki pg verify` to find the replicas equal, and checks again. One
-// cut in `make test`; three with TSUMIKI_E2E=long. Skipped (saying why)
-// where QEMU cannot run.
+// TestClusterPowerLoss cuts the power of a whole cluster, again and again,
+// then checks every acknowledged write. A guest runs a mon on its disk
+// /dev/vda and three OSDs each on its own disk, maps an image and writes it
+// with internal/acklog's writer, which logs each write before issuing it,
+// and each acknowledgement, to the host through the 9p share, which the
+// power cut does not reach. The host kills QEMU with SIGKILL at a random
+// moment: while the writers go (after each has powerLossAcks
+// acknowledgements), or early in a boot (while the daemons start, the pool
+// and image are made, the map is set up or the last cut's writes are
+// checked). QEMU logs every write and flush each disk completed
+// (blklogwrites); the host rebuilds each disk as a disk with a volatile
+// write cache may be left by the cut: everything up to its last flush,
+// and of the writes it completed after that, all, none or a random half
+// (chosen per disk; TSUMIKI_POWERLOSS_TAIL=all|none|half for all disks).
+// Each disk flushes on its own, so no OSD's flush covers another's writes.
+// The next boot starts the cluster from those disks, every node at once,
+// makes the pool and image if the cut came before they were made, maps
+// the image (breaking the dead client's lock) and checks every unit: it
+// must hold its last acknowledged write, or a write in flight at the cut.
+// The last boot also waits for `tsumiki pg verify` to find the replicas
+// equal, and checks again. An early cut and a cut while writing in `make
+// test`; five cuts with TSUMIKI_E2E=long, N with TSUMIKI_POWERLOSS_CUTS=N
+// (every third early). Skipped (saying why) where QEMU
+// cannot run. TestClusterPowerLossFlushPoints cuts at past flushes.
 func TestClusterPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := guestTools(t)
-	disk := sparseFile(t, t.TempDir(), "disk.raw", 4<<30, nil, 0)
-	cuts := 1
+	disks := newGuestDisks(t, t.TempDir(), map[string]int64{"extra": 1 << 30, "osd0": 2 << 30, "osd1": 2 << 30, "osd2": 2 << 30})
+	n := 2
 	if longE2E() {
-		cuts = 3
+		n = 5
 	}
-	for boot := 0; boot <= cuts; boot++ {
-		ctx, cancel := context.WithCancel(t.Context())
-		cut := make(chan []int, 1)
-		if boot < cuts {
-			go cutPowerWhenWriting(ctx, cancel, filepath.Join(share, fmt.Sprintf("log.%d", boot)), cut)
+	if v, err := strconv.Atoi(os.Getenv("TSUMIKI_POWERLOSS_CUTS")); err == nil && v > 0 {
+		n = v
+	}
+	var cuts []cutWhen // early, writing, writing, early, ...
+	for i := range n {
+		cuts = append(cuts, cutWriting)
+		if i%3 == 0 {
+			cuts[i] = cutEarly
 		}
-		res, err := qemutest.Run(ctx, t, qemutest.Config{Script: powerLossScript(boot, cuts), Share: share,
-			ExtraDisk: disk, MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
-		cancel()
-		if boot < cuts {
-			var acked []int
-			select {
-			case acked = <-cut:
-			default:
-			}
-			if acked == nil || !errors.Is(err, context.Canceled) {
-				t.Fatalf("boot %d: the guest ended before the power was cut (exit %d, %v)", boot, res.ExitCode, err)
-			}
-			t.Logf("boot %d: power cut after %v acknowledged writes (per writer)", boot, acked)
-			continue
-		}
-		if err != nil {
+	}
+	check := checkFrom{log: "/host/log.0"} // what the next boot checks: boot 0's writes, over zeros
+	for boot := 0; boot <= len(cuts); boot++ {
+		last := boot == len(cuts)
+		cfg := qemutest.Config{Script: powerLossScript(boot, check, last), Share: share,
+			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)}
+		disks.prepare(t, &cfg)
+		logFile := filepath.Join(share, fmt.Sprintf("log.%d", boot))
+		if err := os.WriteFile(logFile, nil, 0o644); err != nil { // checked even if nothing was written
 			t.Fatal(err)
 		}
-		if res.ExitCode != 0 {
-			t.Fatalf("boot %d: guest job failed with exit code %d (console above)", boot, res.ExitCode)
+		ctx, cancel := context.WithCancel(t.Context())
+		cut := make(chan []int, 1)
+		if !last {
+			go cuts[boot].cut(ctx, cancel, share, boot, cut)
 		}
-		if got := strings.Count(res.Console, "ackcheck verify:"); got != 2 {
-			t.Fatalf("boot %d: %d verifications in the console, want 2 (before and after recovery)", boot, got)
+		res, err := qemutest.Run(ctx, t, cfg)
+		cancel()
+		if last {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ExitCode != 0 {
+				t.Fatalf("boot %d: guest job failed with exit code %d (console above)", boot, res.ExitCode)
+			}
+			if got := strings.Count(res.Console, "ackcheck verify:"); got != 2 {
+				t.Fatalf("boot %d: %d verifications in the console, want 2 (before and after recovery)", boot, got)
+			}
+			return
 		}
+		var acked []int
+		select {
+		case acked = <-cut:
+		default:
+		}
+		if acked == nil || !errors.Is(err, context.Canceled) {
+			t.Fatalf("boot %d: the guest ended before the power was cut (exit %d, %v)", boot, res.ExitCode, err)
+		}
+		t.Logf("boot %d: power cut %s, after %v acknowledged writes (per writer)", boot, cuts[boot], acked)
+		for _, line := range disks.cut(t) {
+			t.Logf("boot %d: %s", boot, line)
+		}
+		// The next boot checks this boot's writes if this boot got as far
+		// as writing: its own check of the last ones finished (and wrote
+		// the state they start from). If not, it wrote nothing, and the
+		// next boot checks what this one was to check.
+		state := fmt.Sprintf("state.%d", boot)
+		if _, err := os.Stat(filepath.Join(share, state)); err == nil {
+			check = checkFrom{log: "/host/" + filepath.Base(logFile), base: "/host/" + state}
+		} else if boot > 0 && countIssued(logFile) > 0 {
+			t.Fatalf("boot %d wrote without checking the last cut's writes first", boot)
+		}
+	}
+}
+
+// checkFrom is what a boot checks: the log of the last boot that wrote,
+// over the state the units had before it (none: zeros).
+type checkFrom struct{ log, base string }
+
+// cutWhen is when a boot's power is cut.
+type cutWhen int
+
+const (
+	cutEarly   cutWhen = iota // 0-20 s after the disks are mounted: daemons starting, pool, image, map, checks
+	cutWriting                // 0-3 s after every writer has powerLossAcks acknowledgements
+)
+
+func (c cutWhen) String() string {
+	if c == cutEarly {
+		return "early in the boot"
+	}
+	return "while writing"
+}
+
+// cut cancels the run (QEMU gets SIGKILL) when c says, and sends the
+// acknowledgement counts of boot's log it had then on cut.
+func (c cutWhen) cut(ctx context.Context, cancel context.CancelFunc, share string, boot int, cut chan<- []int) {
+	log := filepath.Join(share, fmt.Sprintf("log.%d", boot))
+	if c == cutWriting {
+		cutPowerWhenWriting(ctx, cancel, log, cut)
+		return
+	}
+	mark := filepath.Join(share, fmt.Sprintf("mounted.%d", boot))
+	for ctx.Err() == nil {
+		if _, err := os.Stat(mark); err == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(rand.Int64N(int64(20 * time.Second)))):
+			}
+			cut <- countAcks(log)
+			cancel()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -122,6 +204,18 @@ func countAcks(path string) []int {
 	return n
 }
 
+// countIssued counts the writes issued in an ackcheck log.
+func countIssued(path string) int {
+	b, _ := os.ReadFile(path)
+	n := 0
+	for line := range bytes.Lines(b) {
+		if bytes.HasPrefix(line, []byte("I ")) {
+			n++
+		}
+	}
+	return n
+}
+
 // guestVerifyTwice runs verify (an `ackcheck verify` command line without
 // -out) before and after the cluster's recovery (guestPGVerify), and
 // requires the same state both times: a recovery that copied a stale
@@ -153,16 +247,33 @@ until tsumiki pg verify > /tmp/verify.txt 2>&1; do
 done
 `
 
-// guestClusterUp is the start of a guest job that runs a mon and three
-// OSDs from the guest's disk /dev/vda mounted at /data; mkfs, if not
-// empty, is mkfs.ext4's arguments to make the file system first.
-func guestClusterUp(mkfs string, boot int) string {
+// guestCluster is the start of a guest job that runs a mon and three
+// OSDs from the guest's disks: the mon's data on /dev/vda mounted at
+// /data, the OSDs' in /data/osdN, on that same disk or each on its own.
+type guestCluster struct {
+	mkfs     string // mkfs.ext4's arguments for /dev/vda, to make its file system first; empty: it has one
+	osdDisks bool   // each OSD on its own disk (serial osdN) at /data/osdN, made with a file system with mkfs
+	mark     string // a file created once the disks are mounted and synced, before any daemon starts
+	boot     int
+}
+
+func (c guestCluster) script() string {
 	s := "set -eu\nexport PATH=/host:$PATH\nmkdir -p /data\n"
-	if mkfs != "" {
-		s += "mkfs.ext4 -q " + mkfs + "\n"
+	if c.mkfs != "" {
+		s += "mkfs.ext4 -q " + c.mkfs + "\n"
 	}
-	return s + `mount /dev/vda /data
-tsumiki mon --data /data/mon > /tmp/mon.log 2>&1 &
+	s += "mount /dev/vda /data\n"
+	if c.osdDisks {
+		s += "for n in 0 1 2; do\n  d=/dev/disk/by-id/virtio-osd$n\n"
+		if c.mkfs != "" {
+			s += "  mkfs.ext4 -q $d\n"
+		}
+		s += "  mkdir -p /data/osd$n; mount $d /data/osd$n\ndone\n"
+	}
+	if c.mark != "" {
+		s += "sync\ntouch " + c.mark + "\n"
+	}
+	return s + `tsumiki mon --data /data/mon > /tmp/mon.log 2>&1 &
 i=0
 until tsumiki status >/dev/null 2>&1; do
   i=$((i+1)); if [ $i -gt 240 ]; then cat /tmp/mon.log; exit 3; fi; sleep 0.5
@@ -182,40 +293,40 @@ sleep 2
 for p in $osds; do
   kill -0 $p 2>/dev/null || { echo "an OSD exited:"; tail -n 20 /tmp/osd*.log; exit 3; }
 done
-echo "cluster up (boot ` + fmt.Sprint(boot) + `)"
+echo "cluster up (boot ` + fmt.Sprint(c.boot) + `)"
 `
 }
 
-// powerLossScript is the guest's job at boot (0: mkfs and create; later:
-// restart and verify the previous boot's log); every boot but the last
-// then writes until the power is cut.
-func powerLossScript(boot, cuts int) string {
+// powerLossScript is the guest's job at boot (0: mkfs, then make the pool
+// and image; later: restart, make them if the cut came first, and check
+// what check names); every boot but the last then writes until the power
+// is cut.
+func powerLossScript(boot int, check checkFrom, last bool) string {
 	var s strings.Builder
-	mkfs := ""
+	c := guestCluster{osdDisks: true, mark: fmt.Sprintf("/host/mounted.%d", boot), boot: boot}
 	if boot == 0 {
-		mkfs = "/dev/vda"
+		c.mkfs = "/dev/vda"
 	}
-	s.WriteString(guestClusterUp(mkfs, boot))
-	if boot == 0 {
-		s.WriteString(`tsumiki pool create rbd --size 3 --pg-num 16
-tsumiki image create rbd/p --size 256M
-dev=$(tsumiki map rbd/p)
+	s.WriteString(c.script())
+	s.WriteString(`tsumiki pool get rbd size >/dev/null 2>&1 || tsumiki pool create rbd --size 3 --pg-num 16
+tsumiki image info rbd/p >/dev/null 2>&1 || tsumiki image create rbd/p --size 256M
 `)
+	if boot == 0 {
+		s.WriteString("dev=$(tsumiki map rbd/p)\n")
 	} else {
 		// The client died with the power: its lock is taken over.
 		s.WriteString(guestMapBreakingLock)
-		base := ""
-		if boot >= 2 {
-			base = fmt.Sprintf("-base /host/state.%d ", boot-2)
+		verify := "ackcheck verify -dev \"$dev\" -log " + check.log
+		if check.base != "" {
+			verify += " -base " + check.base
 		}
-		verify := fmt.Sprintf("ackcheck verify -dev \"$dev\" -log /host/log.%d %s", boot-1, base)
-		if boot < cuts {
-			fmt.Fprintf(&s, "%s -out /host/state.%d\n", verify, boot-1)
+		if last {
+			s.WriteString(guestVerifyTwice(verify, fmt.Sprintf("/host/state.%d", boot)))
 		} else {
-			s.WriteString(guestVerifyTwice(verify, fmt.Sprintf("/host/state.%d", boot-1)))
+			fmt.Fprintf(&s, "%s -out /host/state.%d\n", verify, boot)
 		}
 	}
-	if boot < cuts {
+	if !last {
 		fmt.Fprintf(&s, `echo "writing until the power is cut"
 ackcheck write -dev "$dev" -log /host/log.%d -writers %d -seq-base %d -for 5m
 echo "the writer stopped before the power was cut"

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
+	"github.com/tsumiki-storage/tsumiki/internal/writelog"
+)
+
+// guestDisk is one disk of a guest that loses its power: the state it had
+// when the boot began, the image QEMU writes (a copy of that state), and
+// the log of every write and flush the guest completed on it.
+type guestDisk struct {
+	serial, state, run, log string
+}
+
+// guestDisks are a guest's logged disks: "extra" (/dev/vda) and others by
+// serial.
+type guestDisks []guestDisk
+
+// newGuestDisks makes empty (sparse) disks of the sizes given by serial.
+func newGuestDisks(t *testing.T, dir string, sizes map[string]int64) guestDisks {
+	var ds guestDisks
+	for _, serial := range slices.Sorted(maps.Keys(sizes)) {
+		ds = append(ds, guestDisk{serial: serial,
+			state: sparseFile(t, dir, serial+".state", sizes[serial], nil, 0),
+			run:   filepath.Join(dir, serial+".run"),
+			log:   filepath.Join(dir, serial+".log")})
+	}
+	return ds
+}
+
+// prepare copies each disk's state to the image QEMU will write, and
+// attaches them to cfg with their logs.
+func (ds guestDisks) prepare(t *testing.T, cfg *qemutest.Config) {
+	t.Helper()
+	cfg.Disks = nil
+	for _, d := range ds {
+		if out, err := exec.Command("cp", "--sparse=always", d.state, d.run).CombinedOutput(); err != nil {
+			t.Fatalf("copy %s: %v: %s", d.state, err, out)
+		}
+		if d.serial == "extra" {
+			cfg.ExtraDisk, cfg.ExtraDiskLog = d.run, d.log
+			continue
+		}
+		cfg.Disks = append(cfg.Disks, qemutest.Disk{Path: d.run, Log: d.log, Serial: d.serial})
+	}
+}
+
+// cut makes each disk's state what the power cut of the boot just run
+// may have left on it (cutState), and says what it kept.
+func (ds guestDisks) cut(t *testing.T) []string {
+	t.Helper()
+	var out []string
+	for _, d := range ds {
+		tail := os.Getenv("TSUMIKI_POWERLOSS_TAIL")
+		if tail == "" {
+			tail = []string{"all", "none", "half"}[rand.IntN(3)]
+		}
+		out = append(out, d.serial+": "+cutState(t, d, tail))
+	}
+	return out
+}
+
+// cutState applies the boot's log to d.state as a disk with a volatile
+// write cache may be left by a power cut: everything up to its last flush,
+// and of the writes and discards it completed after that flush, those
+// tail keeps ("all", "none", or "half": each with a chance of one half).
+// A kill of QEMU can leave the log's last entry torn (its data not all in
+// the file): writelog drops one that ends past the file; one that a later
+// entry's data lies beyond would read as zeros. That entry was in flight,
+// so never acknowledged, but its zeros could break a file system's
+// metadata: a false failure, never a false pass.
+func cutState(t *testing.T, d guestDisk, tail string) string {
+	t.Helper()
+	l, err := writelog.Open(d.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := os.OpenFile(d.state, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	last := -1
+	if fl := l.Flushes(); len(fl) > 0 {
+		last = fl[len(fl)-1]
+		if err := l.Replay(f, last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kept := 0
+	for i := last + 1; i < len(l.Entries); i++ {
+		if tail == "all" || tail == "half" && rand.IntN(2) == 0 {
+			if err := l.Apply(f, i); err != nil {
+				t.Fatal(err)
+			}
+			kept++
+		}
+	}
+	return fmt.Sprintf("%d entries, the last flush is entry %d; of the %d after it %d kept (%s)",
+		len(l.Entries), last, len(l.Entries)-last-1, kept, tail)
+}
