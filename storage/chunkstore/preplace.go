@@ -88,7 +88,8 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 	if err != nil || !found {
 		// An object that does not exist yet is left to the batch: data
 		// placed ahead and then not logged would be stale slots of a file
-		// without meta, which neither reclaim nor the sweep can find.
+		// without meta, which neither reclaim nor the sweep can find (only
+		// the next Open would remove it: orphans.go).
 		return nil
 	}
 	slotOf := func(i int64) int { return 1 - m.slot(i) }

@@ -51,9 +51,10 @@ type Store struct {
 	inflight   map[objKey][]*placement      // placements of batches not yet committed; see reclaim.go
 	pre        prePlacing                   // placements made ahead of their batch (preplace.go)
 
-	directBufs *directBufs // aligned buffers for direct slot writes (direct.go)
-	noDirect   atomic.Bool // the file system refused O_DIRECT: slot writes go through the page cache
-	stats      placeStats  // counters of the placement paths
+	directBufs *directBufs  // aligned buffers for direct slot writes (direct.go)
+	noDirect   atomic.Bool  // the file system refused O_DIRECT: slot writes go through the page cache
+	stats      placeStats   // counters of the placement paths
+	orphans    OrphanCounts // what Open removed (orphans.go)
 
 	ckptMu  sync.Mutex    // serializes checkpoints and guards reserve
 	reserve staleReserve  // stale slots kept allocated for reuse (reclaim.go)
@@ -135,6 +136,9 @@ func Open(cfg Config) (*Store, error) {
 	}
 	if err = s.loadPlacements(); err == nil {
 		s.durable, err = s.loadApplyStates()
+	}
+	if err == nil {
+		err = s.removeOrphans()
 	}
 	if err != nil {
 		_ = s.wal.Close()

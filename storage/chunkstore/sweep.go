@@ -13,9 +13,9 @@ import (
 // memory. After a crash their copies stay allocated, unknown to reclaim,
 // until their blocks are written again: up to one stale copy per block,
 // twice the data in the worst case. Sweep finds them once after open.
-// Not found: the file of an object whose meta never reached the disk (a
-// crash while a batch created it by a placed write), which stays until the
-// object is written or deleted.
+// Not found here: the file of an object whose meta never reached the disk
+// (a crash while a batch created it by a placed write); Open removes those
+// (orphans.go).
 
 // SweepResult is what a sweep did, with what checkpoints did meanwhile.
 type SweepResult struct {
