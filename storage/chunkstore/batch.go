@@ -179,12 +179,19 @@ func (b *Batch) Commit() error {
 			return err
 		}
 	}
+	if testHookApplied != nil {
+		testHookApplied()
+	}
 	b.noteApplied()
 	if len(b.apply) > 0 || len(b.compact) > 0 || b.bytes > 0 {
 		s.notePending(b.apply, b.compact, b.bytes)
 	}
 	return nil
 }
+
+// testHookApplied, when set (tests), runs in Commit between applying the
+// operations and recording their left claims.
+var testHookApplied func()
 
 // Discard drops the batch. It is a no-op after Commit, so `defer
 // b.Discard()` is safe.

@@ -271,3 +271,41 @@ func TestPreplaceSpoiledWhileWriting(t *testing.T) {
 	}
 	checkObject(t, s, pg1, "o", m[pg1]["o"].data, 4)
 }
+
+// TestPreplaceWaitsForApplying: while a batch is between applying a flip
+// and recording the slot it left (a left claim), the meta says the block
+// is in slot 1 and no claim guards slot 0, which a replay from the last
+// checkpoint may still read. A write placed ahead then must wait for the
+// batch (pre.applying) and find slot 0 taken; without the wait it wrote its
+// data into slot 0.
+func TestPreplaceWaitsForApplying(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	baseObject(t, s, "o")
+	compact(t, s, 2)
+	first := placeAhead(t, s, 2, "o", 0, 4) // the blocks move to slot 1, leaving slot 0
+	op := testOp{kind: opWrite, name: "o", off: 0, data: pattern(6, 16<<12)}
+	e, lo := op.encode(), op.headerLen()
+	got := make(chan *Preplaced, 1)
+	var inWindow bool
+	testHookApplied = func() {
+		testHookApplied = nil
+		go func() { got <- s.Preplace(pg1, 3, e[:lo:lo], Place{Object: "o", Lo: lo, Hi: len(e), Data: e[lo:]}) }()
+		select {
+		case pp := <-got: // registered while the batch applied (the check below fails)
+			inWindow = true
+			got <- pp
+		case <-time.After(100 * time.Millisecond): // waiting for the batch, as it should
+		}
+	}
+	defer func() { testHookApplied = nil }()
+	logAhead(t, s, 2, first)
+	pp := <-got
+	if pp != nil {
+		s.Unplace(pp)
+		t.Fatalf("a write placed ahead while the batch applied (returned before it ended: %v) took slot 0, which the flip left", inWindow)
+	}
+	if s.pre.refused["slot taken"] == 0 {
+		t.Fatalf("refused %v; want \"slot taken\"", s.pre.refused)
+	}
+	checkObject(t, s, pg1, "o", first.op.data, 2)
+}
