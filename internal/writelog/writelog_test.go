@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -50,6 +51,52 @@ func (b *logBuilder) file(t *testing.T) string {
 
 func fill(n int, v byte) []byte { return bytes.Repeat([]byte{v}, n) }
 
+// openLog opens the log b built; it is closed at the end of the test.
+func openLog(t *testing.T, b *logBuilder) *Log {
+	t.Helper()
+	l, err := Open(b.file(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// newImage returns an image of sectors sectors of 512 bytes, all zeros,
+// with l replayed through entry through onto it (none if negative).
+func newImage(t *testing.T, l *Log, sectors int64, through int) *os.File {
+	t.Helper()
+	img, err := os.Create(filepath.Join(t.TempDir(), "img"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { img.Close() })
+	if err := img.Truncate(sectors * 512); err != nil {
+		t.Fatal(err)
+	}
+	if through >= 0 {
+		if err := l.Replay(img, through); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return img
+}
+
+// checkSectors checks that each 512-byte sector s of img holds want[s]
+// in every byte.
+func checkSectors(t *testing.T, img *os.File, want []byte, what string) {
+	t.Helper()
+	for s, v := range want {
+		got := make([]byte, 512)
+		if _, err := img.ReadAt(got, int64(s)*512); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, fill(512, v)) {
+			t.Errorf("%s: sector %d holds %d..., want %d", what, s, got[0], v)
+		}
+	}
+}
+
 func TestReplayPrefixes(t *testing.T) {
 	b := &logBuilder{ss: 512}
 	b.write(0, fill(1024, 1))     // 0: sectors 0-1 = 1
@@ -59,12 +106,7 @@ func TestReplayPrefixes(t *testing.T) {
 	b.entry(0, 2, FlagDiscard, nil)
 	b.entry(0, 0, FlagFlush, nil) // 5
 	b.write(4, fill(512, 9))      // 6: after the last flush: not counted, but whole
-	path := b.file(t)
-	l, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := openLog(t, b)
 	if len(l.Entries) != 7 {
 		t.Fatalf("%d entries, want 7 (6 counted, one whole after them)", len(l.Entries))
 	}
@@ -82,26 +124,8 @@ func TestReplayPrefixes(t *testing.T) {
 		{5, []byte{0, 0, 3, 0, 2}},
 		{6, []byte{0, 0, 3, 0, 9}},
 	} {
-		img, err := os.Create(filepath.Join(t.TempDir(), "img"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := img.Truncate(8 * 512); err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Replay(img, tc.through); err != nil {
-			t.Fatal(err)
-		}
-		for s, v := range tc.want {
-			got := make([]byte, 512)
-			if _, err := img.ReadAt(got, int64(s)*512); err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, fill(512, v)) {
-				t.Errorf("through %d: sector %d holds %d..., want %d", tc.through, s, got[0], v)
-			}
-		}
-		img.Close()
+		img := newImage(t, l, 8, tc.through)
+		checkSectors(t, img, tc.want, fmt.Sprintf("through %d", tc.through))
 	}
 }
 
@@ -114,22 +138,8 @@ func TestApplyWithin(t *testing.T) {
 	b.write(5, fill(1024, 4))     // straddles the range's start: dropped
 	b.write(7, fill(512, 5))      // inside: kept
 	b.entry(0, 0, FlagFlush, nil) // 6
-	l, err := Open(b.file(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	img, err := os.Create(filepath.Join(t.TempDir(), "img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	if err := img.Truncate(8 * 512); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Replay(img, 1); err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, b)
+	img := newImage(t, l, 8, 1)
 	if n, err := l.ApplyWithin(nil, 2, 6, 6*512, 2*512); err != nil || n != 2 {
 		t.Fatalf("counted %d, %v; want 2", n, err)
 	}
@@ -137,15 +147,7 @@ func TestApplyWithin(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("applied %d, %v; want 2", n, err)
 	}
-	for s, v := range []byte{1, 0, 0, 0, 0, 0, 3, 5} {
-		got := make([]byte, 512)
-		if _, err := img.ReadAt(got, int64(s)*512); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, fill(512, v)) {
-			t.Errorf("sector %d holds %d..., want %d", s, got[0], v)
-		}
-	}
+	checkSectors(t, img, []byte{1, 0, 0, 0, 0, 0, 3, 5}, "after ApplyWithin")
 }
 
 func TestOpenRefuses(t *testing.T) {
@@ -199,22 +201,8 @@ func TestApply(t *testing.T) {
 	b.write(1, fill(512, 3))        // 3: left out
 	b.entry(0, 1, FlagDiscard, nil) // 4: applied: sector 0 a hole again
 	b.write(3, fill(512, 4))        // 5: applied
-	l, err := Open(b.file(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	img, err := os.Create(filepath.Join(t.TempDir(), "img"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer img.Close()
-	if err := img.Truncate(4 * 512); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Replay(img, 1); err != nil {
-		t.Fatal(err)
-	}
+	l := openLog(t, b)
+	img := newImage(t, l, 4, 1)
 	for _, i := range []int{2, 4, 5, 1} {
 		if err := l.Apply(img, i); err != nil {
 			t.Fatal(err)
@@ -225,13 +213,5 @@ func TestApply(t *testing.T) {
 			t.Errorf("Apply(%d) of 6 entries: no error", i)
 		}
 	}
-	for s, v := range []byte{0, 1, 0, 4} {
-		got := make([]byte, 512)
-		if _, err := img.ReadAt(got, int64(s)*512); err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, fill(512, v)) {
-			t.Errorf("sector %d holds %d..., want %d", s, got[0], v)
-		}
-	}
+	checkSectors(t, img, []byte{0, 1, 0, 4}, "after Apply")
 }
