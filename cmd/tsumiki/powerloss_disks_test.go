@@ -59,10 +59,15 @@ func (ds guestDisks) prepare(t *testing.T, cfg *qemutest.Config) {
 func (ds guestDisks) cut(t *testing.T) []string {
 	t.Helper()
 	var out []string
+	tails := []string{"all", "none", "half"}
+	forced := os.Getenv("TSUMIKI_POWERLOSS_TAIL")
+	if forced != "" && !slices.Contains(tails, forced) {
+		t.Fatalf("TSUMIKI_POWERLOSS_TAIL=%q: want all, none or half", forced)
+	}
 	for _, d := range ds {
-		tail := os.Getenv("TSUMIKI_POWERLOSS_TAIL")
+		tail := forced
 		if tail == "" {
-			tail = []string{"all", "none", "half"}[rand.IntN(3)]
+			tail = tails[rand.IntN(len(tails))]
 		}
 		out = append(out, d.serial+": "+cutState(t, d, tail))
 	}
@@ -73,11 +78,17 @@ func (ds guestDisks) cut(t *testing.T) []string {
 // write cache may be left by a power cut: everything up to its last flush,
 // and of the writes and discards it completed after that flush, those
 // tail keeps ("all", "none", or "half": each with a chance of one half).
-// A kill of QEMU can leave the log's last entry torn (its data not all in
-// the file): writelog drops one that ends past the file; one that a later
-// entry's data lies beyond would read as zeros. That entry was in flight,
-// so never acknowledged, but its zeros could break a file system's
-// metadata: a false failure, never a false pass.
+// A kill of QEMU can leave the log's last entries torn: writelog drops one
+// that ends past the file, and stops at a counted one whose header is all
+// zeros (Log.TornAt); one whose data a later entry's lies beyond would
+// read as zeros. Such an entry was in flight, so never acknowledged, but
+// its zeros could break a file system's metadata: a false failure, never
+// a false pass.
+//
+// QEMU logs each write once the host completed it, and a flush once the
+// host's flush returned, so the states are ones a real disk can reach. They
+// are not all of them: a write that completed while a flush ran always
+// survives, and no write is torn within itself.
 func cutState(t *testing.T, d guestDisk, tail string) string {
 	t.Helper()
 	l, err := writelog.Open(d.log)
@@ -106,6 +117,10 @@ func cutState(t *testing.T, d guestDisk, tail string) string {
 			kept++
 		}
 	}
-	return fmt.Sprintf("%d entries, the last flush is entry %d; of the %d after it %d kept (%s)",
-		len(l.Entries), last, len(l.Entries)-last-1, kept, tail)
+	torn := ""
+	if l.TornAt >= 0 {
+		torn = fmt.Sprintf(" (entry %d of the log was torn by the kill; those after it dropped)", l.TornAt)
+	}
+	return fmt.Sprintf("%d entries, the last flush is entry %d; of the %d after it %d kept (%s)%s",
+		len(l.Entries), last, len(l.Entries)-last-1, kept, tail, torn)
 }

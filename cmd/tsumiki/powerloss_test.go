@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -96,6 +97,11 @@ func TestClusterPowerLoss(t *testing.T) {
 		}
 		if acked == nil || !errors.Is(err, context.Canceled) {
 			t.Fatalf("boot %d: the guest ended before the power was cut (exit %d, %v)", boot, res.ExitCode, err)
+		}
+		if line := failedCheck(res.Console); line != "" {
+			// Its check failed just before the cut: no later check would
+			// see the loss again.
+			t.Fatalf("boot %d: the check of the last cut failed before this cut: %s", boot, line)
 		}
 		t.Logf("boot %d: power cut %s, after %v acknowledged writes (per writer)", boot, cuts[boot], acked)
 		for _, line := range disks.cut(t) {
@@ -203,6 +209,23 @@ func countAcks(path string) []int {
 	}
 	return n
 }
+
+// failedCheck returns the console's first ackcheck verify line that found
+// bad units, or "".
+func failedCheck(console string) string {
+	for line := range strings.Lines(console) {
+		i := strings.Index(line, "ackcheck verify:")
+		if i < 0 {
+			continue
+		}
+		if m := badUnits.FindStringSubmatch(line[i:]); m != nil && m[1] != "0" {
+			return strings.TrimSpace(line[i:])
+		}
+	}
+	return ""
+}
+
+var badUnits = regexp.MustCompile(`\b(\d+) bad units`)
 
 // countIssued counts the writes issued in an ackcheck log.
 func countIssued(path string) int {
@@ -338,4 +361,22 @@ exit 4
 echo "every acknowledged write survived the power cuts; replicas equal"
 `)
 	return s.String()
+}
+
+func TestFailedCheck(t *testing.T) {
+	good := "ackcheck verify: 65536 units (15604 written), 322 writes issued, 319 acknowledged, 3 in flight at the crash (0 of their units landed), 0 after it, 0 bad units\n"
+	bad := "\r[  12.3] x ackcheck verify: 65536 units (1 written), 2 writes issued, 2 acknowledged, 0 in flight at the crash (0 of their units landed), 0 after it, 32 bad units\n"
+	for _, tc := range []struct {
+		console string
+		failed  bool
+	}{
+		{"", false},
+		{"boot\n" + good + "writing\n", false},
+		{good + bad, true},
+		{"ackcheck verify: 3 bad units", true},
+	} {
+		if got := failedCheck(tc.console); (got != "") != tc.failed {
+			t.Errorf("failedCheck(%q) = %q, want failed=%v", tc.console, got, tc.failed)
+		}
+	}
 }

@@ -51,6 +51,11 @@ type Log struct {
 	f          *os.File
 	SectorSize int64
 	Entries    []Entry // every whole entry: those the super block counts, and any whole ones after
+	// TornAt is the index of an entry the super block counts whose header
+	// is all zeros: QEMU counted it while its log write was still in
+	// flight (QEMU was killed), so where the entries after it start is
+	// unknown and they are dropped. -1 if none.
+	TornAt int
 }
 
 // Open reads the log at path: its super block and every entry it counts.
@@ -84,14 +89,19 @@ func read(f *os.File) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{f: f, SectorSize: ss, Entries: make([]Entry, 0, n)}
+	l := &Log{f: f, SectorSize: ss, Entries: make([]Entry, 0, n), TornAt: -1}
 	pos := ss // entries start at sector 1
 	for i := uint64(0); ; i++ {
 		e, next, err := readEntry(f, pos, ss, st.Size())
-		if i >= n && (err != nil || e == (Entry{data: e.data})) {
+		zero := err == nil && e == (Entry{data: e.data}) // no entry is all zeros
+		if i >= n && (err != nil || zero) {
 			// Past the count: QEMU rewrites the super block at flushes
 			// and every few thousand entries, so entries after it are
 			// read while they are whole; zeros (a new file) end them.
+			break
+		}
+		if zero {
+			l.TornAt = int(i)
 			break
 		}
 		if err != nil {

@@ -215,3 +215,22 @@ func TestApply(t *testing.T) {
 	}
 	checkSectors(t, img, []byte{0, 1, 0, 4}, "after Apply")
 }
+
+// TestOpenStopsAtZeroHeader: an entry the super block counts whose header
+// is all zeros (its log write was in flight when QEMU was killed) ends the
+// entries read, and is reported.
+func TestOpenStopsAtZeroHeader(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(512, 1))
+	b.body.Write(make([]byte, 512)) // counted, never written
+	b.n++
+	b.write(1, fill(512, 2))
+	b.entry(0, 0, FlagFlush, nil) // counts all four
+	l := openLog(t, b)
+	if len(l.Entries) != 1 || l.TornAt != 1 {
+		t.Fatalf("%d entries, torn at %d; want 1 and 1", len(l.Entries), l.TornAt)
+	}
+	if l := openLog(t, &logBuilder{ss: 512}); l.TornAt != -1 {
+		t.Fatalf("an empty log: torn at %d, want -1", l.TornAt)
+	}
+}

@@ -97,7 +97,7 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 		// Checked again at registration; this only saves the checksums
 		// of a write that cannot be placed (an object written again
 		// before the checkpoint that frees the slot its last write left).
-		s.notePre("slot taken")
+		s.notePre("slot looks taken")
 		return nil
 	}
 	rec, err := s.blockIO(id, nil, l).placeData(entry, p.Lo, p.Data, p.Offset, slotOf)
@@ -120,6 +120,10 @@ func (s *Store) Preplace(pg PG, index uint64, entry []byte, p Place) *Preplaced 
 // testHookWriteAhead, when set (tests), runs as a write placed ahead
 // starts.
 var testHookWriteAhead func()
+
+// testHookPreWait, when set (tests), runs (under placeMu) each time a
+// preplacement waits for a batch applying to its object.
+var testHookPreWait func()
 
 // errSpoiled: a batch spoiled a preplacement before its data was written.
 var errSpoiled = errors.New("spoiled before written")
@@ -165,6 +169,9 @@ func (s *Store) preRegister(pp *Preplaced, id objID, l loc) string {
 	pre := &s.pre
 	k := objKey{id.pg, id.name}
 	for pre.applying[k] > 0 {
+		if testHookPreWait != nil {
+			testHookPreWait()
+		}
 		pre.applied.Wait()
 	}
 	m, found, err := s.lockedMeta(id, l)

@@ -286,26 +286,28 @@ func TestPreplaceWaitsForApplying(t *testing.T) {
 	op := testOp{kind: opWrite, name: "o", off: 0, data: pattern(6, 16<<12)}
 	e, lo := op.encode(), op.headerLen()
 	got := make(chan *Preplaced, 1)
-	var inWindow bool
+	waiting := make(chan struct{})
+	testHookPreWait = func() { close(waiting); testHookPreWait = nil }
+	var waited bool
 	testHookApplied = func() {
 		testHookApplied = nil
 		go func() { got <- s.Preplace(pg1, 3, e[:lo:lo], Place{Object: "o", Lo: lo, Hi: len(e), Data: e[lo:]}) }()
 		select {
-		case pp := <-got: // registered while the batch applied (the check below fails)
-			inWindow = true
+		case pp := <-got: // registered while the batch applied (the checks below fail)
 			got <- pp
-		case <-time.After(100 * time.Millisecond): // waiting for the batch, as it should
+		case <-waiting: // waiting for the batch, as it should
+			waited = true
 		}
 	}
-	defer func() { testHookApplied = nil }()
+	defer func() { testHookApplied, testHookPreWait = nil, nil }()
 	logAhead(t, s, 2, first)
 	pp := <-got
-	if pp != nil {
+	if pp != nil || !waited {
 		s.Unplace(pp)
-		t.Fatalf("a write placed ahead while the batch applied (returned before it ended: %v) took slot 0, which the flip left", inWindow)
+		t.Fatalf("a write placed ahead while the batch applied did not wait for it (placed: %v)", pp != nil)
 	}
-	if s.pre.refused["slot taken"] == 0 {
-		t.Fatalf("refused %v; want \"slot taken\"", s.pre.refused)
+	if s.pre.refused["slot taken"] != 1 {
+		t.Fatalf("refused %v; want \"slot taken\" once, after the wait", s.pre.refused)
 	}
 	checkObject(t, s, pg1, "o", first.op.data, 2)
 }

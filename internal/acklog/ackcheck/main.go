@@ -12,7 +12,8 @@
 //	    write the device acknowledged must be durable by itself.
 //	ackcheck verify -dev /dev/nbd0 -log /host/log.0 [-base /host/state.0] -out /host/state.1 [-writers 4]
 //	    reads every unit and checks it against the base state and the
-//	    log; writes the state found to -out (the next cycle's -base).
+//	    log; if every unit is good, writes the state found to -out (the
+//	    next cycle's -base).
 //	    Exit status 1 on any lost or corrupt unit.
 //
 // With -ack-dev DEV -ack-off BYTES, write also records each writer's last
@@ -265,9 +266,11 @@ func verify(dev, logPath string, writers int, basePath, outPath string, recs ack
 			}
 		}
 	}
-	if outPath != "" {
-		// Whole or not at all: the power may be cut while it is written,
-		// and the host takes the file's presence to mean the check ended.
+	if outPath != "" && len(bad) == 0 {
+		// Whole or not at all, and only for a check that passed: the
+		// power may be cut while it is written or right after, and the
+		// host takes the file's presence to mean the check passed (the
+		// next check starts from it).
 		b, _ := found.MarshalBinary()
 		if err := os.WriteFile(outPath+".tmp", b, 0o644); err != nil {
 			return err
