@@ -68,6 +68,7 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Holder.PID == 0 {
 		c.Holder.PID = os.Getpid()
+		c.Holder.Boot = ThisBoot()
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package image
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 )
@@ -15,6 +16,21 @@ type Holder struct {
 	Address string    `json:"address,omitempty"` // where the holder serves the image (e.g. an NBD listener), if anywhere
 	Program string    `json:"program,omitempty"` // e.g. "tsumiki nbd serve"
 	Since   time.Time `json:"since"`
+	// Boot is the holder's host's boot id (ThisBoot) when it took the
+	// lock: after a reboot (a power cut) its PID may name another process.
+	// Empty where unknown, and in locks of older versions.
+	Boot string `json:"boot,omitempty"`
+}
+
+// ThisBoot returns this host's boot id (Linux's
+// /proc/sys/kernel/random/boot_id, new at every boot), or "" where there
+// is none.
+func ThisBoot() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // String is "host h1 pid 42 (tsumiki nbd serve, at 10.0.0.1:10809) since

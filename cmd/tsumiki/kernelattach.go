@@ -35,6 +35,7 @@ type attachOpts struct {
 // process serves the device until Detach.
 type kernelImage struct {
 	Dev     string
+	images  *image.Store // the store the image was opened from
 	spec    string
 	log     *zap.Logger
 	gone    chan error // the kernel's NBD_DO_IT returned (device disconnected)
@@ -71,6 +72,7 @@ func attachKernel(ctx context.Context, g *globals, spec string, o attachOpts, lo
 	if err != nil {
 		return nil, err
 	}
+	k.images = st
 	// The exports live as long as the attachment, not as ctx: the kernel
 	// must be detached before the image is closed.
 	life, endLife := context.WithCancel(context.Background())
@@ -153,8 +155,9 @@ func (k *kernelImage) Detach(gone bool) error {
 }
 
 // waitGoneHolder waits, at most max, while spec is locked by a process of
-// this host that no longer exists: a gateway killed with SIGKILL cannot
-// release its lock, which then lasts until its lease expires. Waiting for
+// this host that no longer exists: a gateway killed with SIGKILL, or by a
+// power cut, cannot release its lock, which then lasts until its lease
+// expires. Waiting for
 // the expiry (rather than breaking the lock) is safe even when the pid
 // test is wrong (a holder in another pid namespace with the same host
 // name): a live holder renews its lease, and the open that follows is
@@ -168,7 +171,7 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 	start := time.Now()
 	for waited := false; ; waited = true {
 		h, held, err := st.LockHolder(ctx, pool, name)
-		if err != nil || !held || h.Host != host || h.PID == os.Getpid() || !processGone(h.PID) {
+		if err != nil || !held || !holderGone(h, host, image.ThisBoot()) {
 			if waited && err == nil && !held {
 				log.Info("the gone holder's lock expired", zap.String("image", spec),
 					zap.Duration("waited", time.Since(start).Round(100*time.Millisecond)))
@@ -188,6 +191,17 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// holderGone reports whether h, a lock holder, was a process of this host
+// (named host, booted as boot) that no longer runs: its boot was another
+// (the host restarted, and its PID may name another process now) or its
+// PID names no process.
+func holderGone(h image.Holder, host, boot string) bool {
+	if h.Host != host || h.PID == os.Getpid() {
+		return false
+	}
+	return h.Boot != "" && boot != "" && h.Boot != boot || processGone(h.PID)
 }
 
 // processGone reports whether no process (or thread) pid exists here.
