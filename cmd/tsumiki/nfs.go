@@ -26,6 +26,7 @@ type nfsServeFlags struct {
 	Dir           string
 	Image         string
 	FS            string
+	Format        bool
 	Export        string
 	Listen        string
 	PortmapListen string
@@ -174,6 +175,9 @@ SIGTERM or Ctrl-C stops serving.`,
 				return serveNFSDir(cmd.Context(), dir, fl.Export, exports, listen, pmap, log)
 			}
 			if fl.Dir != "" {
+				if fl.Format {
+					return fmt.Errorf("--format goes with --image, not --dir: nothing is formatted in dir mode")
+				}
 				return serve(fl.Dir)
 			}
 			if _, _, err := parseSpec(fl.Image); err != nil {
@@ -182,13 +186,14 @@ SIGTERM or Ctrl-C stops serving.`,
 			if err := checkNFSImageHost(cmd.Context(), fl.FS); err != nil {
 				return err
 			}
-			return runNFSImage(cmd.Context(), g, fl.Image, fl.FS, log, serve)
+			return runNFSImage(cmd.Context(), g, fl.Image, fl.FS, fl.Format, log, serve)
 		},
 	}
 	f := serve.Flags()
 	f.StringVar(&fl.Dir, "dir", "", "serve this local folder (benchmark/debug mode)")
 	f.StringVar(&fl.Image, "image", "", "lock, attach (kernel NBD), format if blank, mount and serve image POOL/NAME (root, nbd module)")
 	f.StringVar(&fl.FS, "fs", "ext4", "filesystem made on a blank image: ext4 or xfs")
+	f.BoolVar(&fl.Format, "format", false, "with --image: format it even if it holds data, when blkid finds no file system on it")
 	f.StringVar(&fl.Export, "export", "/data", "the path clients mount")
 	f.StringVar(&fl.Listen, "listen", DefaultNFSListen, "NFS and MOUNT address (TCP; MOUNT also UDP)")
 	f.StringVar(&fl.PortmapListen, "portmap-listen", DefaultPortmapListen, "portmapper address (TCP and UDP); empty: none")

@@ -67,6 +67,31 @@ func fsTypeOf(ctx context.Context, dev string) (string, error) {
 	return t, nil
 }
 
+// checkBlank refuses to format spec, on which blkid found nothing, if it
+// holds data, unless format: blkid knows nothing of a raw database, an
+// encrypted volume of a kind it does not probe, or a file system whose
+// making a crash interrupted, and only the last may be formatted again.
+func checkBlank(ctx context.Context, images *image.Store, spec, fsType string, format bool) error {
+	if format {
+		return nil
+	}
+	pool, name, err := parseSpec(spec)
+	if err != nil {
+		return err
+	}
+	_, u, err := images.Du(ctx, pool, name)
+	if err != nil {
+		return fmt.Errorf("image %s holds no file system blkid knows, and whether it is blank cannot be told: %w", spec, err)
+	}
+	if u.Objects > 0 {
+		return fmt.Errorf("image %s holds data (%d objects written, %d bytes) but no file system or partition table that blkid knows: "+
+			"refusing to format it. If it holds nothing you need (a format a crash interrupted, say), run again with --format, "+
+			"or make the file system yourself (tsumiki map %s; mkfs.%s /dev/nbdX; tsumiki unmap /dev/nbdX)",
+			spec, u.Objects, u.Used, spec, fsType)
+	}
+	return nil
+}
+
 // clearStaleMount undoes what a gateway killed with SIGKILL left on this
 // host: its filesystem still mounted on mp from a /dev/nbdX that nobody
 // serves any more. The kernel keeps a mounted NBD device's connection (and
@@ -140,10 +165,11 @@ func parseMountSource(info, dir string) (string, bool) {
 }
 
 // runNFSImage takes spec's lock, attaches it through the kernel NBD client,
-// formats it (only when blkid finds nothing on it), mounts it, and calls
-// serve with the mount point. When serve returns (ctx ended), it syncs,
-// unmounts, detaches and releases the lock, in that order.
-func runNFSImage(ctx context.Context, g *globals, spec, fsType string, log *zap.Logger, serve func(dir string) error) (err error) {
+// formats it (only when blkid finds nothing on it, and the image has never
+// been written unless format), mounts it, and calls serve with the mount
+// point. When serve returns (ctx ended), it syncs, unmounts, detaches and
+// releases the lock, in that order.
+func runNFSImage(ctx context.Context, g *globals, spec, fsType string, format bool, log *zap.Logger, serve func(dir string) error) (err error) {
 	mp := filepath.Join(nfsMountRoot, strings.ReplaceAll(spec, "/", "_"))
 	if err := clearStaleMount(mp, log); err != nil {
 		return err
@@ -166,6 +192,9 @@ func runNFSImage(ctx context.Context, g *globals, spec, fsType string, log *zap.
 	}
 	switch found {
 	case "":
+		if err := checkBlank(ctx, k.images, spec, fsType, format); err != nil {
+			return err
+		}
 		log.Info("no filesystem on the image: formatting", zap.String("fs", fsType))
 		if out, err := exec.CommandContext(ctx, "mkfs."+fsType, "-q", dev).CombinedOutput(); err != nil {
 			return fmt.Errorf("mkfs.%s %s: %w: %s", fsType, dev, err, out)

@@ -70,7 +70,8 @@ func TestClusterNFSGuestImage(t *testing.T) {
 	sz := nfsImageGuestSizes()
 	w := nfsWorkload{Server: "127.0.0.1", SmallFiles: sz.smallFiles, BigMiB: sz.bigMiB,
 		Restart: "gw_stop\ngw_start\n"}
-	script := fmt.Sprintf(nfsImageGuestPrelude, sz.image) + w.script() + "echo NFS-WORKLOAD-OK\n" +
+	script := fmt.Sprintf(nfsImageGuestPrelude, sz.image) + guestGatewayFuncs + "gw_start\nphase \"workload\"\n" +
+		w.script() + "echo NFS-WORKLOAD-OK\n" +
 		fmt.Sprintf(nfsImageGuestCrash, sz.records, sz.killAt) +
 		fmt.Sprintf(nfsImageGuestFinal, sz.bigMiB, sz.smallFiles)
 	start := time.Now()
@@ -86,8 +87,9 @@ func TestClusterNFSGuestImage(t *testing.T) {
 		time.Since(start).Round(time.Second))
 }
 
-// nfsImageGuestPrelude starts the cluster and the gateway in the guest and
-// defines gw_start and gw_stop. %s: the image size.
+// nfsImageGuestPrelude starts the cluster in the guest, makes pool rbd and
+// image rbd/nfs, and checks that the gateway will not format an image
+// holding data. %s: the image size.
 const nfsImageGuestPrelude = `set -eu
 export PATH=/host:$PATH
 phase() { echo "--- $(cut -d' ' -f1 /proc/uptime) s: $*"; }
@@ -105,18 +107,35 @@ phase "cluster up"
 tsumiki pool create rbd --size 3 --pg-num 16
 tsumiki image create rbd/nfs --size %s
 
-running() { [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status; }
+# An image that holds data but no file system blkid knows: the gateway
+# refuses to format it, and leaves it as it was.
+head -c 1048576 /dev/urandom > /tmp/raw
+tsumiki image import /tmp/raw rbd/raw
+if (cd / && exec tsumiki nfs serve --image rbd/raw --export /raw) > /tmp/raw.log 2>&1; then
+  echo "the gateway served a raw image"; exit 27
+fi
+grep -q "refusing to format" /tmp/raw.log || { echo "the gateway failed otherwise:"; tail -n 20 /tmp/raw.log; exit 27; }
+tsumiki image export rbd/raw /tmp/raw.back
+cmp /tmp/raw /tmp/raw.back || { echo "the refused raw image changed"; exit 27; }
+echo "the gateway refused to format an image holding data"
+
+`
+
+// guestGatewayFuncs defines, for a guest job, gw_start (start `tsumiki nfs
+// serve --image rbd/nfs --export /data` and wait until it serves) and
+// gw_stop (SIGTERM; it must exit 0), and running PID.
+const guestGatewayFuncs = `running() { [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status; }
 # gw_start starts the gateway (from /, whatever this shell's cwd) and
 # returns once its portmapper and MOUNT list /data.
 gw_start() {
   (cd / && exec tsumiki nfs serve --image rbd/nfs --export /data) >> /tmp/gw.log 2>&1 &
   gw=$!
-  t0=$(date +%%s)
+  t0=$(date +%s)
   until showmount -e 127.0.0.1 2>/dev/null | grep -q '^/data'; do
-    if [ $(($(date +%%s) - t0)) -gt 120 ] || ! running $gw; then echo "the gateway did not come up"; tail -n 40 /tmp/gw.log; exit 20; fi
+    if [ $(($(date +%s) - t0)) -gt 120 ] || ! running $gw; then echo "the gateway did not come up"; tail -n 40 /tmp/gw.log; exit 20; fi
     sleep 0.5
   done
-  echo "gateway (pid $gw) serving after $(($(date +%%s) - t0)) s"
+  echo "gateway (pid $gw) serving after $(($(date +%s) - t0)) s"
 }
 # gw_stop stops the gateway with SIGTERM; it must exit 0.
 gw_stop() {
@@ -125,8 +144,6 @@ gw_stop() {
   wait $gw || rc=$?
   if [ $rc != 0 ]; then echo "the gateway exited with $rc on SIGTERM"; tail -n 40 /tmp/gw.log; exit 21; fi
 }
-gw_start
-phase "workload"
 `
 
 // nfsImageGuestCrash is proof 2. %d: records to write, records

@@ -97,7 +97,7 @@ func startUpNFS(ctx context.Context, wg *sync.WaitGroup, cfg upConfig, g *global
 	go func() {
 		defer wg.Done()
 		nlog := log.Named("nfs")
-		err := runNFSImage(ctx, &gw, cfg.NFSImage, "ext4", nlog, func(dir string) error {
+		err := runNFSImage(ctx, &gw, cfg.NFSImage, "ext4", false, nlog, func(dir string) error {
 			ann.set(clustermap.Service{Kind: "nfs", Running: true, Addr: cfg.NFSListen, Serves: serves})
 			return serveNFSDir(ctx, dir, cfg.NFSExport, exports, cfg.NFSListen, cfg.NFSPortmap, nlog)
 		})
