@@ -144,7 +144,7 @@ func (c cutWhen) String() string {
 func (c cutWhen) cut(ctx context.Context, cancel context.CancelFunc, share string, boot int, cut chan<- []int) {
 	log := filepath.Join(share, fmt.Sprintf("log.%d", boot))
 	if c == cutWriting {
-		cutPowerWhenWriting(ctx, cancel, log, cut)
+		cutPowerWhenWriting(ctx, cancel, log, powerLossAcks, cut)
 		return
 	}
 	mark := filepath.Join(share, fmt.Sprintf("mounted.%d", boot))
@@ -179,11 +179,11 @@ func guestTools(t *testing.T) string {
 const powerLossAcks, powerLossWriters = 75, 4
 
 // cutPowerWhenWriting cancels the run (QEMU gets SIGKILL) at a random
-// moment 0-3 s after every writer has powerLossAcks acknowledgements in
-// the log, and sends the counts it had then on cut.
-func cutPowerWhenWriting(ctx context.Context, cancel context.CancelFunc, log string, cut chan<- []int) {
+// moment 0-3 s after every writer has acks acknowledgements in the log,
+// and sends the counts it had then on cut.
+func cutPowerWhenWriting(ctx context.Context, cancel context.CancelFunc, log string, acks int, cut chan<- []int) {
 	for ctx.Err() == nil {
-		if n := countAcks(log); slices.Min(n) >= powerLossAcks {
+		if n := countAcks(log); slices.Min(n) >= acks {
 			time.Sleep(time.Duration(rand.Int64N(int64(3 * time.Second))))
 			cut <- countAcks(log)
 			cancel()
