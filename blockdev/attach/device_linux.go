@@ -169,7 +169,17 @@ func Attach(dev string, sock *os.File, p Params) (wait func() error, err error) 
 	}
 	done := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // NBD_DO_IT sleeps in the kernel for the device's lifetime
+		// NBD_DO_IT sleeps in the kernel for the device's lifetime, on a
+		// thread of its own: never unlocked, the thread ends with this
+		// goroutine, and its signal mask with it.
+		runtime.LockOSThread()
+		// A signal delivered to this thread interrupts NBD_DO_IT, and the
+		// kernel then shuts the device's socket down: every I/O after
+		// fails (and the restarted call answers EBUSY). Any signal sent
+		// to the process may land here (a child's SIGCHLD, a SIGTERM
+		// meant for a clean stop), so this thread takes none. SIGSTOP
+		// cannot be blocked: stopping the process drops the device.
+		blockSignals()
 		err := ioctl(fd, nbdDoIt, 0)
 		_ = ioctl(fd, nbdClearQue, 0)
 		_ = ioctl(fd, nbdClearSock, 0)
@@ -219,6 +229,16 @@ func Detach(dev string, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// blockSignals blocks every signal that can be blocked on the calling
+// thread.
+func blockSignals() {
+	var all unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^all.Val[i] // all ones, whatever the word size
+	}
+	_ = unix.PthreadSigmask(unix.SIG_BLOCK, &all, nil) // cannot fail with a valid how
 }
 
 func ioctl(fd int, req uint, arg uintptr) error {

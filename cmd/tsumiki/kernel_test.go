@@ -101,7 +101,8 @@ echo "kernel saw no I/O error"
 // mount, write files, then fio writes and verifies while one OSD is killed
 // with SIGKILL (no I/O error may reach the kernel), remount, verify, fsck,
 // unmap; showmapped lists the device while it is mapped and a second map
-// is refused because of the image lock.
+// is refused because of the image lock; signals sent to the serving
+// process do not drop the device.
 func TestClusterKernelMap(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := t.TempDir()
@@ -147,6 +148,20 @@ kill -9 $osd1
 echo "killed osd.1 (pid $osd1) while fio wrote"
 wait $fio || { cat /run/tsumiki/mapped/map-rbd-m.log; exit 8; }
 echo "fio verified while an OSD died"
+# Signals sent to the serving process must not reach the thread in the
+# kernel's NBD_DO_IT: interrupted, the kernel drops the device.
+pid=$(tsumiki showmapped | awk -v d="$dev" '$1 == d { print $4 }')
+[ -n "$pid" ] || { tsumiki showmapped; exit 10; }
+# Bursts: real-time signals queue, so while the busy main thread has some
+# pending the kernel hands the rest to the other threads.
+many=""
+i=0
+while [ $i -lt 200 ]; do many="$many $pid"; i=$((i+1)); done
+for sig in 40 41 42 43 WINCH CHLD URG USR1; do kill -$sig $many; done
+sleep 1
+[ -e /sys/block/${dev#/dev/}/pid ] || { echo "the device dropped after signals to its server"; dmesg | tail -n 5; exit 10; }
+dd if=/dev/urandom of=/mnt/sig bs=1M count=4 conv=fsync status=none || { echo "I/O failed after signals to the server"; dmesg | tail -n 5; exit 10; }
+echo "1600 signals to the serving process (pid $pid): the device stays"
 umount /mnt
 e2fsck -fn "$dev"
 mount "$dev" /mnt
