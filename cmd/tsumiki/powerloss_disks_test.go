@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -8,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
@@ -52,6 +55,53 @@ func (ds guestDisks) prepare(t *testing.T, cfg *qemutest.Config) {
 		}
 		cfg.Disks = append(cfg.Disks, qemutest.Disk{Path: d.run, Log: d.log, Serial: d.serial})
 	}
+}
+
+// bootCut boots a guest with cfg on the disks and cuts its power with
+// cutter, which sends the acknowledgement counts it saw on its channel
+// and cancels the run. It fails the test if the guest ended first, or if
+// a check the job ran found bad units (no later check would see them),
+// then makes each disk's state what the cut left (cut).
+func (ds guestDisks) bootCut(t *testing.T, boot int, cfg qemutest.Config, what string,
+	cutter func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int)) {
+	t.Helper()
+	ds.prepare(t, &cfg)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cut := make(chan []int, 1)
+	go cutter(ctx, cancel, cut)
+	res, err := qemutest.Run(ctx, t, cfg)
+	var acked []int
+	select {
+	case acked = <-cut:
+	default:
+	}
+	if acked == nil || !errors.Is(err, context.Canceled) {
+		t.Fatalf("boot %d: the guest ended before the power was cut (exit %d, %v)", boot, res.ExitCode, err)
+	}
+	if line := failedCheck(res.Console); line != "" {
+		t.Fatalf("boot %d: a check failed before the cut: %s", boot, line)
+	}
+	t.Logf("boot %d: power cut %s, after %v acknowledged writes (per writer)", boot, what, acked)
+	for _, line := range ds.cut(t) {
+		t.Logf("boot %d: %s", boot, line)
+	}
+}
+
+// bootLast boots a guest with cfg on the disks, lets its job end, and
+// fails the test unless it succeeded and printed done. It returns the
+// console.
+func (ds guestDisks) bootLast(t *testing.T, boot int, cfg qemutest.Config, done string) string {
+	t.Helper()
+	ds.prepare(t, &cfg)
+	res, err := qemutest.Run(t.Context(), t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExitCode != 0 || !strings.Contains(res.Console, done) {
+		t.Fatalf("boot %d: guest job failed with exit code %d (console above)", boot, res.ExitCode)
+	}
+	return res.Console
 }
 
 // cut makes each disk's state what the power cut of the boot just run

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,39 +34,14 @@ func TestClusterNFSPowerLoss(t *testing.T) {
 	if err := os.WriteFile(log, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for boot := range 2 {
-		cfg := qemutest.Config{Script: nfsPowerLossScript(boot), Share: share,
+	cfg := func(boot int) qemutest.Config {
+		return qemutest.Config{Script: nfsPowerLossScript(boot), Share: share,
 			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)}
-		disks.prepare(t, &cfg)
-		ctx, cancel := context.WithCancel(t.Context())
-		cut := make(chan []int, 1)
-		if boot == 0 {
-			go cutPowerWhenWriting(ctx, cancel, log, nfsPowerLossAcks, cut)
-		}
-		res, err := qemutest.Run(ctx, t, cfg)
-		cancel()
-		if boot == 1 {
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.ExitCode != 0 || !strings.Contains(res.Console, "\nNFS-POWERLOSS-OK") {
-				t.Fatalf("boot 1: guest job failed with exit code %d (console above)", res.ExitCode)
-			}
-			return
-		}
-		var acked []int
-		select {
-		case acked = <-cut:
-		default:
-		}
-		if acked == nil || !errors.Is(err, context.Canceled) {
-			t.Fatalf("boot 0: the guest ended before the power was cut (exit %d, %v)", res.ExitCode, err)
-		}
-		t.Logf("boot 0: power cut while writing over NFS, after %v acknowledged writes (per writer)", acked)
-		for _, line := range disks.cut(t) {
-			t.Logf("boot 0: %s", line)
-		}
 	}
+	disks.bootCut(t, 0, cfg(0), "while writing over NFS", func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
+		cutPowerWhenWriting(ctx, cancel, log, nfsPowerLossAcks, cut)
+	})
+	disks.bootLast(t, 1, cfg(1), "\nNFS-POWERLOSS-OK")
 }
 
 // nfsPowerLossAcks is how many acknowledged writes each writer must have
