@@ -222,8 +222,9 @@ func countIssued(path string) int {
 // of running into the guest's timeout.
 func guestVerifyTwice(verify, out string) string {
 	verify = "timeout 300 " + verify
-	return verify + " -out " + out + " || " + guestDiagnose + "\n" + guestPGVerify +
-		verify + " -out " + out + ".after || " + guestDiagnose + "\n" +
+	at := func(what string) string { return `echo "--- $(cut -d' ' -f1 /proc/uptime) s: ` + what + `"` + "\n" }
+	return at("check") + verify + " -out " + out + " || " + guestDiagnose + "\n" + at("pg verify") + guestPGVerify +
+		at("check again") + verify + " -out " + out + ".after || " + guestDiagnose + "\n" + at("checked") +
 		"cmp -s " + out + " " + out + ".after || { echo \"the state read changed after recovery\"; exit 6; }\n"
 }
 
@@ -294,7 +295,7 @@ sleep 2
 for p in $osds; do
   kill -0 $p 2>/dev/null || { echo "an OSD exited:"; tail -n 20 /tmp/osd*.log; exit 3; }
 done
-echo "cluster up (boot ` + fmt.Sprint(c.boot) + `)"
+echo "cluster up (boot ` + fmt.Sprint(c.boot) + `) at $(cut -d' ' -f1 /proc/uptime) s"
 `
 }
 
