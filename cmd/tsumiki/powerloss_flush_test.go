@@ -49,9 +49,11 @@ func TestClusterPowerLossFlushPoints(t *testing.T) {
 	)
 	disk := sparseFile(t, dir, "disk.raw", diskSize, nil, 0)
 	wlog := sparseFile(t, dir, "writes.log", 0, nil, 0)
-	points, writeFor := 1, "25s"
+	// A state's boot takes 70-90 s after 25 s of writes; after 60 s,
+	// `pg verify` alone took up to 275 s of it.
+	points, writeFor, verifyTimeout := 1, "25s", 8*time.Minute
 	if longE2E() {
-		points, writeFor = 3, "60s"
+		points, writeFor, verifyTimeout = 3, "60s", 15*time.Minute
 	}
 	if n, err := strconv.Atoi(os.Getenv("TSUMIKI_POWERLOSS_POINTS")); err == nil && n > 0 {
 		points = n
@@ -142,7 +144,7 @@ echo "the state after flush point verified"
 `
 		t.Logf("crash state %d: the disk as of flush entry %d of %d, with %d ack records written after it", k, at, len(l.Entries), recs)
 		res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: verify, Share: share, ExtraDisk: crash,
-			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
+			MemMiB: 2048, CPUs: 2, Timeout: verifyTimeout, Log: qemutest.LineLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}

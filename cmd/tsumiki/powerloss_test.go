@@ -247,6 +247,7 @@ const guestPGVerify = `i=0
 until tsumiki pg verify > /tmp/verify.txt 2>&1; do
   i=$((i+1)); if [ $i -gt 60 ]; then cat /tmp/verify.txt; exit 5; fi; sleep 2
 done
+echo "pg verify: replicas equal after $i unequal passes"
 `
 
 // guestCluster is the start of a guest job that runs a mon and three
