@@ -85,13 +85,12 @@ func (s *Store) removeOrphans() error {
 			return fmt.Errorf("chunkstore: open: list %s: %w", dir, err)
 		}
 		for _, f := range files {
-			var k orphanKey
-			if n, err := hex.Decode(k.hash[:], []byte(f.Name())); err != nil || n != len(k.hash) || len(f.Name()) != 2*len(k.hash) || !f.Type().IsRegular() {
+			hash, ok := parseObjFileName(f.Name())
+			if !ok || !f.Type().IsRegular() {
 				odd = append(odd, filepath.Join(d.Name(), f.Name()))
 				continue
 			}
-			k.pg = pg
-			if known[k] {
+			if known[orphanKey{pg, hash}] {
 				continue
 			}
 			path := filepath.Join(dir, f.Name())
@@ -148,6 +147,17 @@ func (s *Store) namedFiles() (map[orphanKey]bool, error) {
 		return nil, fmt.Errorf("chunkstore: open: list metas: %w", err)
 	}
 	return known, nil
+}
+
+// parseObjFileName parses an object file's name (objID.rel: the hex of
+// its name hash).
+func parseObjFileName(name string) (hash [16]byte, ok bool) {
+	// The length first: hex.Decode writes past a short destination.
+	if len(name) != hex.EncodedLen(len(hash)) {
+		return hash, false
+	}
+	_, err := hex.Decode(hash[:], []byte(name))
+	return hash, err == nil
 }
 
 // parsePGDir parses a PG folder's name (pgDirName).

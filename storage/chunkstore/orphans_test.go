@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -58,7 +59,8 @@ func TestOrphansRemovedAtOpen(t *testing.T) {
 
 	root := filepath.Join(cfg.Dir, "objects")
 	lostPG := filepath.Join(root, newObjID(PG{Pool: 9, Seq: 0x1f}, "x").rel())
-	odd := []string{filepath.Join(root, "README"), filepath.Join(root, pgDirName(pg1), "not-an-object")}
+	odd := []string{filepath.Join(root, "README"), filepath.Join(root, pgDirName(pg1), "not-an-object"),
+		filepath.Join(root, pgDirName(pg1), strings.Repeat("ab", 20))} // hex, but longer than a name hash
 	for _, p := range append([]string{lostPG}, odd...) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 			t.Fatal(err)
