@@ -157,11 +157,10 @@ func (k *kernelImage) Detach(gone bool) error {
 // waitGoneHolder waits, at most max, while spec is locked by a process of
 // this host that no longer exists: a gateway killed with SIGKILL, or by a
 // power cut, cannot release its lock, which then lasts until its lease
-// expires. Waiting for
-// the expiry (rather than breaking the lock) is safe even when the pid
-// test is wrong (a holder in another pid namespace with the same host
-// name): a live holder renews its lease, and the open that follows is
-// refused as usual. Any other holder, or none, returns at once; so do
+// expires. Waiting for the expiry (rather than breaking the lock) is safe
+// even when the pid test is wrong (a holder in another pid namespace with
+// the same host name): a live holder renews its lease, and the open that
+// follows is refused as usual. Any other holder, or none, returns at once; so do
 // errors reading the lock (the open reports them).
 func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max time.Duration, log *zap.Logger) error {
 	pool, name, err := parseSpec(spec)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 	"github.com/tsumiki-storage/tsumiki/internal/writelog"
@@ -38,6 +39,18 @@ func newGuestDisks(t *testing.T, dir string, sizes map[string]int64) guestDisks 
 			log:   filepath.Join(dir, serial+".log")})
 	}
 	return ds
+}
+
+// clusterDisks makes the disks of guestCluster{osdDisks: true}: the mon's
+// (/dev/vda) and one per OSD, each logged.
+func clusterDisks(t *testing.T) guestDisks {
+	return newGuestDisks(t, t.TempDir(), map[string]int64{"extra": 1 << 30, "osd0": 2 << 30, "osd1": 2 << 30, "osd2": 2 << 30})
+}
+
+// clusterGuest is the guest a power-loss test boots: 2 GiB and 2 CPUs for
+// a mon and three OSDs, the console in the test log.
+func clusterGuest(t *testing.T, script, share string, timeout time.Duration) qemutest.Config {
+	return qemutest.Config{Script: script, Share: share, MemMiB: 2048, CPUs: 2, Timeout: timeout, Log: qemutest.LineLogger(t)}
 }
 
 // prepare copies each disk's state to the image QEMU will write, and

@@ -66,8 +66,9 @@ ackcheck write -dev "$dev" -log /host/log -small-writers 4 -for %s -ack-dev /dev
 sync
 echo "written; every write and flush of /dev/vda logged"
 `, writeFor, ackOff)
-	res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: script, Share: share, ExtraDisk: disk,
-		ExtraDiskLog: wlog, MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)})
+	cfg := clusterGuest(t, script, share, 8*time.Minute)
+	cfg.ExtraDisk, cfg.ExtraDiskLog = disk, wlog
+	res, err := qemutest.Run(t.Context(), t, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,8 +144,9 @@ echo "written; every write and flush of /dev/vda logged"
 echo "the state after flush point verified"
 `
 		t.Logf("crash state %d: the disk as of flush entry %d of %d, with %d ack records written after it", k, at, len(l.Entries), recs)
-		res, err := qemutest.Run(t.Context(), t, qemutest.Config{Script: verify, Share: share, ExtraDisk: crash,
-			MemMiB: 2048, CPUs: 2, Timeout: verifyTimeout, Log: qemutest.LineLogger(t)})
+		cfg := clusterGuest(t, verify, share, verifyTimeout)
+		cfg.ExtraDisk = crash
+		res, err := qemutest.Run(t.Context(), t, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -29,19 +29,16 @@ import (
 func TestClusterNFSPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := guestTools(t)
-	disks := newGuestDisks(t, t.TempDir(), map[string]int64{"extra": 1 << 30, "osd0": 2 << 30, "osd1": 2 << 30, "osd2": 2 << 30})
+	disks := clusterDisks(t)
 	log := filepath.Join(share, "log.0")
 	if err := os.WriteFile(log, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := func(boot int) qemutest.Config {
-		return qemutest.Config{Script: nfsPowerLossScript(boot), Share: share,
-			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)}
-	}
-	disks.bootCut(t, 0, cfg(0), "while writing over NFS", func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
-		cutPowerWhenWriting(ctx, cancel, log, nfsPowerLossAcks, cut)
-	})
-	disks.bootLast(t, 1, cfg(1), "\nNFS-POWERLOSS-OK")
+	disks.bootCut(t, 0, clusterGuest(t, nfsPowerLossScript(0), share, 8*time.Minute), "while writing over NFS",
+		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
+			cutPowerWhenWriting(ctx, cancel, log, nfsPowerLossAcks, cut)
+		})
+	disks.bootLast(t, 1, clusterGuest(t, nfsPowerLossScript(1), share, 8*time.Minute), "\nNFS-POWERLOSS-OK")
 }
 
 // nfsPowerLossAcks is how many acknowledged writes each writer must have

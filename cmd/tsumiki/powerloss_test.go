@@ -45,7 +45,7 @@ import (
 func TestClusterPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := guestTools(t)
-	disks := newGuestDisks(t, t.TempDir(), map[string]int64{"extra": 1 << 30, "osd0": 2 << 30, "osd1": 2 << 30, "osd2": 2 << 30})
+	disks := clusterDisks(t)
 	n := 2
 	if longE2E() {
 		n = 5
@@ -64,8 +64,7 @@ func TestClusterPowerLoss(t *testing.T) {
 	const done = "every acknowledged write survived the power cuts; replicas equal"
 	for boot := 0; boot <= len(cuts); boot++ {
 		last := boot == len(cuts)
-		cfg := qemutest.Config{Script: powerLossScript(boot, check, last), Share: share,
-			MemMiB: 2048, CPUs: 2, Timeout: 8 * time.Minute, Log: qemutest.LineLogger(t)}
+		cfg := clusterGuest(t, powerLossScript(boot, check, last), share, 8*time.Minute)
 		if last {
 			console := disks.bootLast(t, boot, cfg, done)
 			if got := strings.Count(console, "ackcheck verify:"); got != 2 {

@@ -120,6 +120,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// disks returns every disk to attach, in order: ExtraDisk (serial
+// "extra"), then Disks.
+func (c Config) disks() []Disk {
+	if c.ExtraDisk == "" {
+		return c.Disks
+	}
+	return append([]Disk{{Path: c.ExtraDisk, Log: c.ExtraDiskLog, Serial: "extra"}}, c.Disks...)
+}
+
 // validSerial reports whether s can be a virtio-blk serial that names a
 // file in /dev/disk/by-id and needs no escaping in QEMU's options.
 func validSerial(s string) bool {

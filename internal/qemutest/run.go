@@ -67,11 +67,11 @@ func (g *Guest) Run(ctx context.Context, tb testing.TB, cfg Config) (Result, err
 	}
 	// QEMU opens write logs, and starts them over, but does not create
 	// them.
-	for _, log := range append([]string{cfg.ExtraDiskLog}, diskLogs(cfg.Disks)...) {
-		if log == "" {
+	for _, d := range cfg.disks() {
+		if d.Log == "" {
 			continue
 		}
-		if err := os.WriteFile(log, nil, 0o644); err != nil {
+		if err := os.WriteFile(d.Log, nil, 0o644); err != nil {
 			return Result{}, err
 		}
 	}
@@ -155,11 +155,7 @@ func qemuArgs(g *Guest, cfg Config, a accel, initrd string) []string {
 	)
 	// Disks in this order, so that the extra disk is /dev/vda and Disks
 	// follow it.
-	disks := cfg.Disks
-	if cfg.ExtraDisk != "" {
-		disks = append([]Disk{{Path: cfg.ExtraDisk, Log: cfg.ExtraDiskLog, Serial: "extra"}}, disks...)
-	}
-	for _, d := range disks {
+	for _, d := range cfg.disks() {
 		args = append(args, diskArgs(d)...)
 	}
 	if g.FioDisk != "" {
@@ -173,14 +169,6 @@ func qemuArgs(g *Guest, cfg Config, a accel, initrd string) []string {
 			"-device", "virtio-9p-pci,fsdev=host,mount_tag=host")
 	}
 	return args
-}
-
-func diskLogs(ds []Disk) []string {
-	var out []string
-	for _, d := range ds {
-		out = append(out, d.Log)
-	}
-	return out
 }
 
 // diskArgs attaches d as a virtio disk, its drive named by its serial.

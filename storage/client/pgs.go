@@ -20,19 +20,42 @@ func (c *Client) OSDStates(ctx context.Context) (map[int32][]wire.PGState, map[i
 			continue
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := c.call(cctx, o.ID, &wire.Request{Op: wire.OpPGStatus, Epoch: m.Epoch}, nil)
+		sts, err := c.pgStates(cctx, o.ID, m.Epoch)
 		cancel()
-		if err == nil && resp.Status != wire.StatusOK {
-			err = &statusError{resp.Status, resp.Msg}
-		}
-		if err == nil {
-			states[o.ID], err = wire.DecodePGStates(resp.Data)
-		}
 		if err != nil {
 			errs[o.ID] = err
+			continue
 		}
+		states[o.ID] = sts
 	}
 	return states, errs
+}
+
+// pgStates asks OSD osd for the raft state of its PGs.
+func (c *Client) pgStates(ctx context.Context, osd int32, epoch uint64) ([]wire.PGState, error) {
+	resp, err := c.call(ctx, osd, &wire.Request{Op: wire.OpPGStatus, Epoch: epoch}, nil)
+	if err == nil && resp.Status != wire.StatusOK {
+		err = &statusError{resp.Status, resp.Msg}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return wire.DecodePGStates(resp.Data)
+}
+
+// pgState asks OSD osd for the raft state of one PG; ok is false when the
+// OSD does not answer or does not host the PG.
+func (c *Client) pgState(ctx context.Context, osd int32, epoch uint64, poolID, pg uint32) (st wire.PGState, ok bool) {
+	sts, err := c.pgStates(ctx, osd, epoch)
+	if err != nil {
+		return wire.PGState{}, false
+	}
+	for _, st := range sts {
+		if st.Pool == poolID && st.PG == pg {
+			return st, true
+		}
+	}
+	return wire.PGState{}, false
 }
 
 // ReplicaDigest is one replica's digest of a PG, or why it has none.
@@ -94,30 +117,17 @@ func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
 // digests that follow show why).
 func (c *Client) waitSameApplied(ctx context.Context, epoch uint64, poolID, pg uint32, reps []int32) {
 	for {
-		var applied []uint64
-		for _, id := range reps {
-			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpPGStatus, Epoch: epoch}, nil)
-			if err != nil || resp.Status != wire.StatusOK {
-				return
-			}
-			sts, err := wire.DecodePGStates(resp.Data)
-			if err != nil {
-				return
-			}
-			found := false
-			for _, st := range sts {
-				if st.Pool == poolID && st.PG == pg {
-					applied, found = append(applied, st.Applied), true
-					break
-				}
-			}
-			if !found {
-				return
-			}
-		}
 		same := true
-		for _, a := range applied {
-			same = same && a == applied[0]
+		var first uint64
+		for i, id := range reps {
+			st, ok := c.pgState(ctx, id, epoch, poolID, pg)
+			if !ok {
+				return
+			}
+			if i == 0 {
+				first = st.Applied
+			}
+			same = same && st.Applied == first
 		}
 		if same {
 			return
@@ -167,17 +177,11 @@ func (c *Client) TransferLeader(ctx context.Context, poolID, pg uint32, target i
 		}
 		deadline := time.Now().Add(2 * time.Second)
 		for time.Now().Before(deadline) {
-			resp, err := c.call(ctx, target, &wire.Request{Op: wire.OpPGStatus, Epoch: c.Map().Epoch}, nil)
-			if err == nil && resp.Status == wire.StatusOK {
-				sts, _ := wire.DecodePGStates(resp.Data)
-				for _, s := range sts {
-					if s.Pool == poolID && s.PG == pg && s.Leader == target {
-						c.mu.Lock()
-						c.leaders[key] = target
-						c.mu.Unlock()
-						return nil
-					}
-				}
+			if st, ok := c.pgState(ctx, target, c.Map().Epoch, poolID, pg); ok && st.Leader == target {
+				c.mu.Lock()
+				c.leaders[key] = target
+				c.mu.Unlock()
+				return nil
 			}
 			select {
 			case <-ctx.Done():
