@@ -77,7 +77,7 @@ func attachKernel(ctx context.Context, g *globals, spec string, o attachOpts, lo
 	// must be detached before the image is closed.
 	life, endLife := context.WithCancel(context.Background())
 	k.cleanup = append(k.cleanup, endLife)
-	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(life, st, log, o.BreakLock), Logger: log.Named("nbd"), ReadOnly: o.ReadOnly})
+	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(life, st, log, o.BreakLock, 0), Logger: log.Named("nbd"), ReadOnly: o.ReadOnly})
 	if err != nil {
 		return nil, err
 	}

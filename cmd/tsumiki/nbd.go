@@ -94,7 +94,7 @@ func runNBDServe(ctx context.Context, etcd []string, prefix string, cfg nbdServe
 	if err != nil {
 		return err
 	}
-	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log.Named("exports"), cfg.BreakLock),
+	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log.Named("exports"), cfg.BreakLock, 3*image.DefaultLockTTL),
 		Logger: log.Named("nbd"), ReadOnly: cfg.ReadOnly})
 	if err != nil {
 		return err

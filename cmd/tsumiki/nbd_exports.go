@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +25,11 @@ type imageExports struct {
 	log       *zap.Logger
 	breakLock bool
 	ctx       context.Context // lives as long as the server; ends the images' Run
+	// waitGone: how long a writable open waits while the image is locked
+	// by a process of this host (host) that is gone, killed or lost in a
+	// power cut with its host, before it is refused (0: not at all).
+	waitGone time.Duration
+	host     string
 
 	mu   sync.Mutex // guards open
 	open map[string]*sharedImage
@@ -36,8 +42,11 @@ type sharedImage struct {
 	done chan struct{}      // closed when Run returned
 }
 
-func newImageExports(ctx context.Context, st *image.Store, log *zap.Logger, breakLock bool) *imageExports {
-	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, open: map[string]*sharedImage{}}
+// newImageExports serves st's images; a writable open waits at most
+// waitGone for the lock of a gone holder of this host to expire.
+func newImageExports(ctx context.Context, st *image.Store, log *zap.Logger, breakLock bool, waitGone time.Duration) *imageExports {
+	host, _ := os.Hostname()
+	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, waitGone: waitGone, host: host, open: map[string]*sharedImage{}}
 }
 
 // List implements nbd.Opener: every image of every pool.
@@ -69,6 +78,12 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		}
 		return &imageExport{im: im, close: im.Close}, nil
 	}
+	if e.waitGone > 0 && !e.breakLock && !e.isOpen(name) {
+		// Outside mu: other exports open meanwhile.
+		if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log); err != nil {
+			return nil, err
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s := e.open[name]
@@ -93,6 +108,12 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 	}
 	s.refs++
 	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}, nil
+}
+
+func (e *imageExports) isOpen(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.open[name] != nil
 }
 
 func (e *imageExports) release(name string, s *sharedImage) error {
