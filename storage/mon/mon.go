@@ -48,6 +48,9 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 		return err
 	}
 	defer unlock()
+	if err := clearCutFirstStart(c.DataDir, m.log); err != nil {
+		return err
+	}
 
 	m.stopping.Store(false)
 	ec, err := c.etcdConfig(&m.stopping)
@@ -58,7 +61,18 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 	if err != nil {
 		return startError(c, err)
 	}
-	defer e.Close()
+	serving := false
+	defer func() {
+		if !serving {
+			// etcd's Close waits for its client servers, which start
+			// only once the member is ready: without this a member
+			// that never got ready (no quorum, a cut first start) hung
+			// here for ever, on a timeout or Ctrl-C alike
+			// (etcd-io/etcd#9533).
+			e.Server.Stop()
+		}
+		e.Close()
+	}()
 
 	timer := time.NewTimer(c.ReadyTimeout)
 	defer timer.Stop()
@@ -75,6 +89,7 @@ func (m *Mon) Run(ctx context.Context, ready func(clientURLs []string)) error {
 		return fmt.Errorf("%w: member %q not ready after %v: a new cluster needs a majority of the members in --initial-cluster (%s) started; check that their peer URLs are reachable",
 			ErrNotReady, c.Name, c.ReadyTimeout, c.InitialCluster)
 	}
+	serving = true
 	m.log.Info("control plane member ready", zap.Strings("client-urls", m.ClientURLs()), zap.String("data-dir", c.DataDir))
 	if ready != nil {
 		ready(m.ClientURLs())

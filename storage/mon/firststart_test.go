@@ -1,0 +1,151 @@
+package mon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/server/v3/storage/wal"
+	"go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// cutFirstStart leaves in dir what etcd's first start leaves when it is cut
+// right after it made its WAL (metadata and the zero snapshot record, as
+// wal.Create writes them), before the bootstrap's membership entries: with
+// commit, it also saves a hard state with that commit index and one entry.
+func cutFirstStart(t *testing.T, dir string, commit uint64) {
+	t.Helper()
+	member := filepath.Join(dir, "member")
+	if err := os.MkdirAll(filepath.Join(member, "snap"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	md, err := proto.Marshal(&etcdserverpb.Metadata{NodeID: proto.Uint64(0xf41271ef915d4792), ClusterID: proto.Uint64(0x1c4b5b2c0b0e3f10)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := wal.Create(zap.NewNop(), filepath.Join(member, "wal"), md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if commit > 0 {
+		e := &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()}
+		if err := w.Save(&raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(commit)}, []*raftpb.Entry{e}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClearCutFirstStart(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		prepare func(t *testing.T, dir string)
+		removed bool
+	}{
+		{"fresh folder", func(*testing.T, string) {}, false},
+		{"cut before anything was committed", func(t *testing.T, dir string) { cutFirstStart(t, dir, 0) }, true},
+		{"a commit index", func(t *testing.T, dir string) { cutFirstStart(t, dir, 1) }, false},
+		{"a snapshot", func(t *testing.T, dir string) {
+			cutFirstStart(t, dir, 0)
+			if err := os.WriteFile(filepath.Join(dir, "member", "snap", "0000000000000001-0000000000000005.snap"), []byte("x"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+		{"an unreadable WAL", func(t *testing.T, dir string) {
+			if err := os.MkdirAll(filepath.Join(dir, "member", "wal"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "member", "wal", "0000000000000000-0000000000000000.wal"), []byte("not a wal"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			tc.prepare(t, dir)
+			_, statErr := os.Stat(filepath.Join(dir, "member"))
+			if err := clearCutFirstStart(dir, zap.NewNop()); err != nil {
+				t.Fatal(err)
+			}
+			_, err := os.Stat(filepath.Join(dir, "member"))
+			if removed := statErr == nil && os.IsNotExist(err); removed != tc.removed {
+				t.Fatalf("member folder removed = %v, want %v", removed, tc.removed)
+			}
+		})
+	}
+}
+
+// TestRunAfterCutFirstStart: a mon whose first start was cut before it
+// committed anything comes up (etcd alone waits for ever) and works.
+func TestRunAfterCutFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	cutFirstStart(t, dir, 0)
+	clientURL, peerURL := freeURL(t), freeURL(t)
+	m, err := New(Config{DataDir: dir, ListenClient: clientURL, ListenPeer: peerURL, Logger: zap.NewNop(), ReadyTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() { done <- m.Run(ctx, func([]string) { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run after cancel: %v", err)
+	}
+}
+
+func freeURL(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return "http://" + l.Addr().String()
+}
+
+// TestRunNeverReady: a member that cannot get ready (a new cluster of two
+// with the other member absent: no quorum) returns ErrNotReady after
+// ReadyTimeout, and one stopped (Ctrl-C) before it got ready returns nil;
+// neither hangs in etcd's Close.
+func TestRunNeverReady(t *testing.T) {
+	for _, cancelFirst := range []bool{false, true} {
+		peer := freeURL(t)
+		m, err := New(Config{DataDir: t.TempDir(), Name: "a", ListenClient: freeURL(t), ListenPeer: peer,
+			InitialCluster: "a=" + peer + ",b=" + freeURL(t), Logger: zap.NewNop(), ReadyTimeout: 3 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx, func([]string) { t.Error("ready without a quorum") }) }()
+		if cancelFirst {
+			time.Sleep(time.Second)
+			cancel()
+		}
+		select {
+		case err := <-done:
+			if cancelFirst && err != nil || !cancelFirst && !errors.Is(err, ErrNotReady) {
+				t.Fatalf("cancel first %v: Run = %v", cancelFirst, err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("cancel first %v: Run still running 30 s on (ReadyTimeout 3 s)", cancelFirst)
+		}
+		cancel()
+	}
+}
