@@ -137,6 +137,20 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		<-monDone
 	}()
 	grp, gctx := errgroup.WithContext(ctx)
+	// Shutdown goes in order: the gateways first, while the OSDs still
+	// take their last writes (the NFS gateway unmounts ext4 through the
+	// cluster: stopped together, its journal commit failed with EIO and
+	// the stop hung on the kernel's retries), then the OSDs, then the
+	// control plane (deferred above). stop does the first two.
+	osdCtx, stopOSDs := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopOSDs()
+	var gateways sync.WaitGroup
+	stop := func() error {
+		<-gctx.Done()
+		gateways.Wait()
+		stopOSDs()
+		return grp.Wait()
+	}
 	grp.Go(func() error {
 		select {
 		case <-monDone:
@@ -153,7 +167,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	select {
 	case urls = <-monReady:
 	case <-gctx.Done():
-		return grp.Wait()
+		return stop()
 	}
 
 	// OSDs start one after another so that on a fresh cluster osd.N is
@@ -182,8 +196,8 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			return err
 		}
 		grp.Go(func() error {
-			err := d.Run(gctx)
-			if err == nil || gctx.Err() != nil || !started.Load() {
+			err := d.Run(osdCtx)
+			if err == nil || osdCtx.Err() != nil || !started.Load() {
 				return err // an OSD that cannot start stops up: a setup problem
 			}
 			// One OSD stopping (its disk failed, say) leaves the others
@@ -197,7 +211,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		select {
 		case lines[i] = <-ready:
 		case <-gctx.Done():
-			return grp.Wait()
+			return stop()
 		}
 	}
 	if err := ensurePool(gctx, urls, g.etcdPrefix, cfg, log); err != nil {
@@ -222,13 +236,24 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			return fmt.Errorf("--nbd-listen %s: %w (another tsumiki up? use --nbd-listen off or another port)", cfg.NBDListen, err)
 		}
 		nbdReady := make(chan string, 1)
-		grp.Go(func() error {
-			return runNBDServe(gctx, urls, g.etcdPrefix, nbdServeConfig{}, ln, log.Named("nbd"), func(a string) { nbdReady <- a })
+		nbdErr := make(chan error, 1)
+		gateways.Add(1)
+		go func() {
+			defer gateways.Done()
+			nbdErr <- runNBDServe(gctx, urls, g.etcdPrefix, nbdServeConfig{}, ln, log.Named("nbd"), func(a string) { nbdReady <- a })
+		}()
+		grp.Go(func() error { // a failing NBD server stops up, as a failing OSD start does
+			select {
+			case err := <-nbdErr:
+				return err
+			case <-gctx.Done():
+				return nil
+			}
 		})
 		select {
 		case nbdAddr = <-nbdReady:
 		case <-gctx.Done():
-			return grp.Wait()
+			return stop()
 		}
 	}
 	ann, closeAnn, err := dialAnnouncer(gctx, urls, g.etcdPrefix, log.Named("gateways"))
@@ -239,9 +264,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	if nbdAddr != "" {
 		ann.set(clustermap.Service{Kind: "nbd", Running: true, Addr: nbdAddr, Serves: "every image as POOL/NAME"})
 	}
-	var nfsWG sync.WaitGroup
-	defer nfsWG.Wait()
-	nfsLine := startUpNFS(gctx, &nfsWG, cfg, g, urls, ann, log)
+	nfsLine := startUpNFS(gctx, &gateways, cfg, g, urls, ann, log)
 	fmt.Printf("tsumiki is up (data in %s)\n  control plane (etcd): %v\n", cfg.Data, urls)
 	for _, l := range lines {
 		fmt.Println(l)
@@ -260,7 +283,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			demo, nbdAddr, demo, nbdAddr, demo, host, port, demo)
 	}
 	fmt.Println("Ctrl-C stops everything.")
-	err = grp.Wait()
+	err = stop()
 	fmt.Println("tsumiki stopped")
 	return err
 }
