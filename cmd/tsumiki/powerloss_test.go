@@ -24,10 +24,13 @@ import (
 // with internal/acklog's writer, which logs each write before issuing it,
 // and each acknowledgement, to the host through the 9p share, which the
 // power cut does not reach. The host kills QEMU with SIGKILL at a random
-// moment: while the writers go (after each has powerLossAcks
-// acknowledgements), or early in a boot (while the daemons start, the pool
-// and image are made, the map is set up or the last cut's writes are
-// checked). QEMU logs every write and flush each disk completed
+// moment: early in a boot (while the daemons start, the pool and image
+// are made, the map is set up or the last cut's writes are checked);
+// while the writers go (after each has powerLossAcks acknowledgements);
+// or while they go and osd2, killed with kill -9 for recoveryDown seconds
+// of writes and started again, is being caught up from the other
+// replicas' logs (the test log says how many PGs the last `pg ls` before
+// the cut showed behind). QEMU logs every write and flush each disk completed
 // (blklogwrites); the host rebuilds each disk as a disk with a volatile
 // write cache may be left by the cut: everything up to its last flush,
 // and of the writes it completed after that, all, none or a random half
@@ -38,33 +41,34 @@ import (
 // the image (breaking the dead client's lock) and checks every unit: it
 // must hold its last acknowledged write, or a write in flight at the cut.
 // The last boot also waits for `tsumiki pg verify` to find the replicas
-// equal, and checks again. An early cut and a cut while writing in `make
-// test`; five cuts with TSUMIKI_E2E=long, N with TSUMIKI_POWERLOSS_CUTS=N
-// (every third early). Skipped (saying why) where QEMU
+// equal, and checks again. Three cuts in `make test` (early, recovering,
+// writing); five with TSUMIKI_E2E=long, N with TSUMIKI_POWERLOSS_CUTS=N (in
+// that order, again and again). Skipped (saying why) where QEMU
 // cannot run. TestClusterPowerLossFlushPoints cuts at past flushes.
 func TestClusterPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
 	share := guestTools(t)
 	disks := clusterDisks(t)
-	n := 2
+	n := 3
 	if longE2E() {
 		n = 5
 	}
 	if v, err := strconv.Atoi(os.Getenv("TSUMIKI_POWERLOSS_CUTS")); err == nil && v > 0 {
 		n = v
 	}
-	var cuts []cutWhen // early, writing, writing, early, ...
+	var cuts []cutWhen // early, recovering, writing, early, ...
 	for i := range n {
-		cuts = append(cuts, cutWriting)
-		if i%3 == 0 {
-			cuts[i] = cutEarly
-		}
+		cuts = append(cuts, []cutWhen{cutEarly, cutRecovering, cutWriting}[i%3])
 	}
 	check := checkFrom{log: "/host/log.0"} // what the next boot checks: boot 0's writes, over zeros
 	const done = "every acknowledged write survived the power cuts; replicas equal"
 	for boot := 0; boot <= len(cuts); boot++ {
 		last := boot == len(cuts)
-		cfg := clusterGuest(t, powerLossScript(boot, check, last), share, 8*time.Minute)
+		var when cutWhen
+		if !last {
+			when = cuts[boot]
+		}
+		cfg := clusterGuest(t, powerLossScript(boot, when, check, last), share, 8*time.Minute)
 		if last {
 			console := disks.bootLast(t, boot, cfg, done)
 			if got := strings.Count(console, "ackcheck verify:"); got != 2 {
@@ -79,6 +83,9 @@ func TestClusterPowerLoss(t *testing.T) {
 		disks.bootCut(t, boot, cfg, cuts[boot].String(), func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
 			cuts[boot].cut(ctx, cancel, share, boot, cut)
 		})
+		if cuts[boot] == cutRecovering {
+			t.Logf("boot %d: %s", boot, recoveringAtCut(filepath.Join(share, fmt.Sprintf("pgs.%d", boot))))
+		}
 		// The next boot checks this boot's writes if this boot got as far
 		// as writing: its own check of the last ones finished (and wrote
 		// the state they start from). If not, it wrote nothing, and the
@@ -100,16 +107,26 @@ type checkFrom struct{ log, base string }
 type cutWhen int
 
 const (
-	cutEarly   cutWhen = iota // 0-20 s after the disks are mounted: daemons starting, pool, image, map, checks
-	cutWriting                // 0-3 s after every writer has powerLossAcks acknowledgements
+	cutEarly      cutWhen = iota // 0-20 s after the disks are mounted: daemons starting, pool, image, map, checks
+	cutWriting                   // 0-3 s after every writer has powerLossAcks acknowledgements
+	cutRecovering                // writing, 0-10 s after osd2, killed for recoveryDown while the others took writes, restarted
 )
 
 func (c cutWhen) String() string {
-	if c == cutEarly {
+	switch c {
+	case cutEarly:
 		return "early in the boot"
+	case cutRecovering:
+		return "while writing, with osd2 catching up after its restart"
 	}
 	return "while writing"
 }
+
+// recoveryDown is how long osd2 stays down in a cutRecovering boot while
+// the writers go on (the other two replicas are a majority), and
+// recoveryAcks how many acknowledgements (of all writers) the log has
+// before it is killed.
+const recoveryDown, recoveryAcks = 20, 160
 
 // cut cancels the run (QEMU gets SIGKILL) when c says, and sends the
 // acknowledgement counts of boot's log it had then on cut.
@@ -119,13 +136,16 @@ func (c cutWhen) cut(ctx context.Context, cancel context.CancelFunc, share strin
 		cutPowerWhenWriting(ctx, cancel, log, powerLossAcks, cut)
 		return
 	}
-	mark := filepath.Join(share, fmt.Sprintf("mounted.%d", boot))
+	mark, within := filepath.Join(share, fmt.Sprintf("mounted.%d", boot)), 20*time.Second
+	if c == cutRecovering {
+		mark, within = filepath.Join(share, fmt.Sprintf("recovering.%d", boot)), 10*time.Second
+	}
 	for ctx.Err() == nil {
 		if _, err := os.Stat(mark); err == nil {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Duration(rand.Int64N(int64(20 * time.Second)))):
+			case <-time.After(cutDelay(c, within)):
 			}
 			cut <- countAcks(log)
 			cancel()
@@ -133,6 +153,15 @@ func (c cutWhen) cut(ctx context.Context, cancel context.CancelFunc, share strin
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// cutDelay is how long after its mark a cut c comes: random below within,
+// or TSUMIKI_POWERLOSS_EARLY_AT (a duration) for early cuts, to repeat one.
+func cutDelay(c cutWhen, within time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("TSUMIKI_POWERLOSS_EARLY_AT")); err == nil && c == cutEarly {
+		return d
+	}
+	return time.Duration(rand.Int64N(int64(within)))
 }
 
 // guestTools returns a folder to share with a guest, holding static builds
@@ -198,6 +227,28 @@ func failedCheck(console string) string {
 }
 
 var badUnits = regexp.MustCompile(`\b(\d+) bad units`)
+
+// recoveringAtCut says how many PGs the last `tsumiki pg ls` a
+// cutRecovering boot showed the host (in path) before the cut had still
+// to catch osd2 up.
+func recoveringAtCut(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "no pg ls output before the cut (it came before the first one ended)"
+	}
+	rows, behind := 0, 0
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[2], "active") && f[2] != "inactive" {
+			continue
+		}
+		rows++
+		if f[2] != "active+clean" {
+			behind++
+		}
+	}
+	return fmt.Sprintf("at the last pg ls before the cut, %d of %d PGs were not yet active+clean (osd2 catching up)", behind, rows)
+}
 
 // countIssued counts the writes issued in an ackcheck log.
 func countIssued(path string) int {
@@ -275,19 +326,27 @@ func (c guestCluster) script() string {
 	if c.mark != "" {
 		s += "sync\ntouch " + c.mark + "\n"
 	}
+	// The waits are bounded in time, not in tries: under TCG one try of a
+	// command takes a second or more, and a wait by tries outlasted the
+	// guest's timeout, which then showed nothing.
 	return s + `tsumiki mon --data /data/mon > /tmp/mon.log 2>&1 &
-i=0
+t0=$(date +%s)
 until tsumiki status >/dev/null 2>&1; do
-  i=$((i+1)); if [ $i -gt 240 ]; then cat /tmp/mon.log; exit 3; fi; sleep 0.5
+  if [ $(($(date +%s) - t0)) -gt 150 ]; then echo "the mon did not come up:"; tail -n 60 /tmp/mon.log; ls -lR /data/mon | head -n 40; exit 3; fi; sleep 0.5
 done
+# osd_start N starts osd N (again) and records its PID in /tmp/osdN.pid.
+osd_start() {
+  tsumiki osd --data /data/osd$1 --host h$1 --listen 127.0.0.1:680$1 --cluster-listen 127.0.0.1:690$1 >> /tmp/osd$1.log 2>&1 &
+  echo $! > /tmp/osd$1.pid
+}
 osds=""
 for n in 0 1 2; do
-  tsumiki osd --data /data/osd$n --host h$n --listen 127.0.0.1:680$n --cluster-listen 127.0.0.1:690$n > /tmp/osd$n.log 2>&1 &
+  osd_start $n
   osds="$osds $!"
 done
-i=0
+t0=$(date +%s)
 until tsumiki osd ls | grep -c "up,in" | grep -q 3; do
-  i=$((i+1)); if [ $i -gt 300 ]; then tsumiki osd ls; tail -n 20 /tmp/osd*.log; exit 3; fi; sleep 1
+  if [ $(($(date +%s) - t0)) -gt 180 ]; then echo "the OSDs did not come up:"; tsumiki osd ls; tail -n 30 /tmp/osd*.log /tmp/mon.log; exit 3; fi; sleep 1
 done
 # After a power cut the map still says up until the old leases expire:
 # the daemons themselves must be running.
@@ -296,14 +355,17 @@ for p in $osds; do
   kill -0 $p 2>/dev/null || { echo "an OSD exited:"; tail -n 20 /tmp/osd*.log; exit 3; }
 done
 echo "cluster up (boot ` + fmt.Sprint(c.boot) + `) at $(cut -d' ' -f1 /proc/uptime) s"
+if grep -q "first start here was cut short" /tmp/mon.log; then echo "(the mon started afresh: its first start had been cut before it committed anything)"; fi
 `
 }
 
 // powerLossScript is the guest's job at boot (0: mkfs, then make the pool
 // and image; later: restart, make them if the cut came first, and check
 // what check names); every boot but the last then writes until the power
-// is cut.
-func powerLossScript(boot int, check checkFrom, last bool) string {
+// is cut, and a boot to be cut while recovering (when) kills osd2 with
+// kill -9 meanwhile, restarts it, and shows `tsumiki pg ls` to the host
+// every second (in /host/pgs.BOOT).
+func powerLossScript(boot int, when cutWhen, check checkFrom, last bool) string {
 	var s strings.Builder
 	c := guestCluster{osdDisks: true, mark: fmt.Sprintf("/host/mounted.%d", boot), boot: boot}
 	if boot == 0 {
@@ -329,11 +391,31 @@ tsumiki image info rbd/p >/dev/null 2>&1 || tsumiki image create rbd/p --size 25
 		}
 	}
 	if !last {
-		fmt.Fprintf(&s, `echo "writing until the power is cut"
-ackcheck write -dev "$dev" -log /host/log.%d -writers %d -seq-base %d -for 5m
-echo "the writer stopped before the power was cut"
-exit 4
-`, boot, powerLossWriters, uint64(boot)<<40)
+		write := fmt.Sprintf(`ackcheck write -dev "$dev" -log /host/log.%d -writers %d -seq-base %d -for 5m`,
+			boot, powerLossWriters, uint64(boot)<<40)
+		if when != cutRecovering {
+			s.WriteString("echo \"writing until the power is cut\"\n" + write + "\n")
+		} else {
+			fmt.Fprintf(&s, `echo "writing until the power is cut; osd2 is killed and restarted meanwhile"
+%s &
+w=$!
+until [ "$(grep -c '^A ' /host/log.%[2]d || true)" -ge %[3]d ]; do
+  kill -0 $w 2>/dev/null || { echo "the writer stopped"; exit 4; }
+  sleep 0.5
+done
+kill -9 "$(cat /tmp/osd2.pid)"
+echo "--- $(cut -d' ' -f1 /proc/uptime) s: osd2 killed (kill -9); writing on two replicas for %[4]d s"
+sleep %[4]d
+osd_start 2
+touch /host/recovering.%[2]d
+echo "--- $(cut -d' ' -f1 /proc/uptime) s: osd2 restarted: it catches up from the other replicas' logs"
+while kill -0 $w 2>/dev/null; do
+  tsumiki pg ls > /host/pgs.tmp 2>&1 && mv /host/pgs.tmp /host/pgs.%[2]d
+  sleep 1
+done
+`, write, boot, recoveryAcks, recoveryDown)
+		}
+		s.WriteString("echo \"the writer stopped before the power was cut\"\nexit 4\n")
 		return s.String()
 	}
 	s.WriteString(`tsumiki unmap "$dev"
