@@ -121,11 +121,15 @@ echo "the gateway refused to format an image holding data"
 
 `
 
+// guestRunning defines running PID in a guest script: the process runs
+// (exists and is no zombie).
+const guestRunning = `running() { [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status; }
+`
+
 // guestGatewayFuncs defines, for a guest job, gw_start (start `tsumiki nfs
 // serve --image rbd/nfs --export /data` and wait until it serves) and
 // gw_stop (SIGTERM; it must exit 0), and running PID.
-const guestGatewayFuncs = `running() { [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status; }
-# gw_start starts the gateway (from /, whatever this shell's cwd) and
+const guestGatewayFuncs = guestRunning + `# gw_start starts the gateway (from /, whatever this shell's cwd) and
 # returns once its portmapper and MOUNT list /data.
 gw_start() {
   (cd / && exec tsumiki nfs serve --image rbd/nfs --export /data) >> /tmp/gw.log 2>&1 &

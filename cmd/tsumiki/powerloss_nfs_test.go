@@ -36,7 +36,7 @@ func TestClusterNFSPowerLoss(t *testing.T) {
 	}
 	disks.bootCut(t, 0, clusterGuest(t, nfsPowerLossScript(0), share, 8*time.Minute), "while writing over NFS",
 		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
-			cutPowerWhenWriting(ctx, cancel, log, nfsPowerLossAcks, cut)
+			cutPowerWhenWriting(ctx, cancel, nfsPowerLossAcks, cut, log)
 		})
 	disks.bootLast(t, 1, clusterGuest(t, nfsPowerLossScript(1), share, 8*time.Minute), "\nNFS-POWERLOSS-OK")
 }

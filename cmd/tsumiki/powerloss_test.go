@@ -133,7 +133,7 @@ const recoveryDown, recoveryAcks = 20, 160
 func (c cutWhen) cut(ctx context.Context, cancel context.CancelFunc, share string, boot int, cut chan<- []int) {
 	log := filepath.Join(share, fmt.Sprintf("log.%d", boot))
 	if c == cutWriting {
-		cutPowerWhenWriting(ctx, cancel, log, powerLossAcks, cut)
+		cutPowerWhenWriting(ctx, cancel, powerLossAcks, cut, log)
 		return
 	}
 	mark, within := filepath.Join(share, fmt.Sprintf("mounted.%d", boot)), 20*time.Second
@@ -180,13 +180,20 @@ func guestTools(t *testing.T) string {
 const powerLossAcks, powerLossWriters = 75, 4
 
 // cutPowerWhenWriting cancels the run (QEMU gets SIGKILL) at a random
-// moment 0-3 s after every writer has acks acknowledgements in the log,
-// and sends the counts it had then on cut.
-func cutPowerWhenWriting(ctx context.Context, cancel context.CancelFunc, log string, acks int, cut chan<- []int) {
+// moment 0-3 s after every writer has acks acknowledgements in each log,
+// and sends the counts it had then on cut (the logs' in turn).
+func cutPowerWhenWriting(ctx context.Context, cancel context.CancelFunc, acks int, cut chan<- []int, logs ...string) {
+	counts := func() []int {
+		var n []int
+		for _, l := range logs {
+			n = append(n, countAcks(l)...)
+		}
+		return n
+	}
 	for ctx.Err() == nil {
-		if n := countAcks(log); slices.Min(n) >= acks {
+		if slices.Min(counts()) >= acks {
 			time.Sleep(time.Duration(rand.Int64N(int64(3 * time.Second))))
-			cut <- countAcks(log)
+			cut <- counts()
 			cancel()
 			return
 		}

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -44,16 +42,7 @@ func TestClusterUpPowerLoss(t *testing.T) {
 	}
 	disks.bootCut(t, 0, clusterGuest(t, upPowerLossScript(0), share, 8*time.Minute), "while writing over NBD and NFS",
 		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
-			for ctx.Err() == nil {
-				nbd, nfs := countAcks(logs[0]), countAcks(logs[1])
-				if slices.Min(nbd) >= upPowerLossAcks && slices.Min(nfs) >= upPowerLossAcks {
-					time.Sleep(time.Duration(rand.Int64N(int64(3 * time.Second))))
-					cut <- append(countAcks(logs[0]), countAcks(logs[1])...)
-					cancel()
-					return
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+			cutPowerWhenWriting(ctx, cancel, upPowerLossAcks, cut, logs...)
 		})
 	disks.bootLast(t, 1, clusterGuest(t, upPowerLossScript(1), share, 10*time.Minute), "\nUP-POWERLOSS-OK")
 }
@@ -66,8 +55,7 @@ const upPowerLossAcks = 20
 // passes its arguments on and returns once up said it is up and, unless
 // told --nfs-image off, its NFS export is listed; up_stop sends SIGTERM and
 // requires exit 0.
-const upGuestFuncs = `running() { [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status; }
-up_start() {
+const upGuestFuncs = guestRunning + `up_start() {
   : > /tmp/up.log
   (cd / && exec tsumiki up --data /data/up --pg-num 16 --demo-size 256M --nfs-size 256M "$@") >> /tmp/up.log 2>&1 &
   up=$!
