@@ -197,10 +197,13 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 // (the host restarted, and its PID may name another process now) or its
 // PID names no process.
 func holderGone(h image.Holder, host, boot string) bool {
-	if h.Host != host || h.PID == os.Getpid() {
+	if h.Host != host {
 		return false
 	}
-	return h.Boot != "" && boot != "" && h.Boot != boot || processGone(h.PID)
+	if h.Boot != "" && boot != "" && h.Boot != boot {
+		return true // whatever its PID names now: the same script run at every boot gets the same PIDs
+	}
+	return h.PID != os.Getpid() && processGone(h.PID)
 }
 
 // processGone reports whether no process (or thread) pid exists here.

@@ -27,7 +27,8 @@ func TestHolderGone(t *testing.T) {
 		{"live pid, another boot", image.Holder{Host: "h", PID: live, Boot: "b0"}, true},
 		{"dead pid", image.Holder{Host: "h", PID: dead.Process.Pid, Boot: "b1"}, true},
 		{"another host", image.Holder{Host: "g", PID: dead.Process.Pid, Boot: "b0"}, false},
-		{"this process", image.Holder{Host: "h", PID: os.Getpid(), Boot: "b0"}, false},
+		{"this process", image.Holder{Host: "h", PID: os.Getpid(), Boot: "b1"}, false},
+		{"this PID, another boot", image.Holder{Host: "h", PID: os.Getpid(), Boot: "b0"}, true},
 	} {
 		if got := holderGone(tc.h, "h", "b1"); got != tc.gone {
 			t.Errorf("%s: holderGone = %v, want %v", tc.name, got, tc.gone)

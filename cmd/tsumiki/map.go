@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/attach"
+	"github.com/tsumiki-storage/tsumiki/blockdev/image"
 	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
 )
 
@@ -42,8 +43,10 @@ func newMapCmd(g *globals) *cobra.Command {
 		Long: `Attaches an image through the kernel's NBD client and prints the device
 (like rbd-nbd map). A background process serves the device until
 'tsumiki unmap' (or --foreground: this process, until Ctrl-C). The image's
-exclusive lock is held while it is mapped. Needs Linux, root and the nbd
-kernel module.`,
+exclusive lock is held while it is mapped; if a process of this host that
+is gone (killed, or lost with the host's power) still holds it, map waits
+up to 20 s for that lock to expire. Needs Linux, root and the nbd kernel
+module.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, name, err := parseSpec(args[0])
@@ -139,7 +142,7 @@ func runMap(ctx context.Context, g *globals, cfg mapConfig, spec string, log *za
 		}
 	}()
 	k, err := attachKernel(ctx, g, spec, attachOpts{Device: cfg.Device, ReadOnly: cfg.ReadOnly, BreakLock: cfg.BreakLock,
-		Timeout: cfg.Timeout, Program: "tsumiki map"}, log)
+		Timeout: cfg.Timeout, Program: "tsumiki map", WaitGone: 2 * image.DefaultLockTTL}, log)
 	if err != nil {
 		return err
 	}

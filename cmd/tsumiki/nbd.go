@@ -94,7 +94,10 @@ func runNBDServe(ctx context.Context, etcd []string, prefix string, cfg nbdServe
 	if err != nil {
 		return err
 	}
-	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log.Named("exports"), cfg.BreakLock, 3*image.DefaultLockTTL),
+	// A gone holder is waited out within the handshake: 2 TTLs stays under
+	// the handshake's timeout (30 s), so a client still waiting then gets
+	// the refusal naming the holder, not a dropped connection.
+	srv, err := nbd.NewServer(nbd.Config{Opener: newImageExports(ctx, st, log.Named("exports"), cfg.BreakLock, 2*image.DefaultLockTTL),
 		Logger: log.Named("nbd"), ReadOnly: cfg.ReadOnly})
 	if err != nil {
 		return err

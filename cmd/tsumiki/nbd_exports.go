@@ -31,8 +31,11 @@ type imageExports struct {
 	waitGone time.Duration
 	host     string
 
-	mu   sync.Mutex // guards open
+	mu   sync.Mutex // guards the following
 	open map[string]*sharedImage
+	// closing: images whose last writable connection ended and whose
+	// lock is being released; the channel closes once it is.
+	closing map[string]chan struct{}
 }
 
 type sharedImage struct {
@@ -46,7 +49,8 @@ type sharedImage struct {
 // waitGone for the lock of a gone holder of this host to expire.
 func newImageExports(ctx context.Context, st *image.Store, log *zap.Logger, breakLock bool, waitGone time.Duration) *imageExports {
 	host, _ := os.Hostname()
-	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, waitGone: waitGone, host: host, open: map[string]*sharedImage{}}
+	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, waitGone: waitGone, host: host,
+		open: map[string]*sharedImage{}, closing: map[string]chan struct{}{}}
 }
 
 // List implements nbd.Opener: every image of every pool.
@@ -78,14 +82,31 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		}
 		return &imageExport{im: im, close: im.Close}, nil
 	}
-	if e.waitGone > 0 && !e.breakLock && !e.isOpen(name) {
-		// Outside mu: other exports open meanwhile.
-		if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log); err != nil {
+	for {
+		// A client that reconnects at once must not find the lock still
+		// held by this very server, releasing it for its last connection.
+		if err := e.waitClosed(ctx, name); err != nil {
 			return nil, err
 		}
+		if e.waitGone > 0 && !e.breakLock && !e.isOpen(name) {
+			// Outside mu: other exports open meanwhile.
+			if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log); err != nil {
+				return nil, err
+			}
+		}
+		e.mu.Lock()
+		if e.open[name] == nil && e.closing[name] != nil {
+			e.mu.Unlock() // closed again meanwhile
+			continue
+		}
+		defer e.mu.Unlock()
+		return e.openSharedLocked(ctx, name, pool, img)
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
+}
+
+// openSharedLocked returns a connection's export of the writable image
+// name, opening it unless another connection has it open.
+func (e *imageExports) openSharedLocked(ctx context.Context, name, pool, img string) (nbd.Export, error) {
 	s := e.open[name]
 	if s == nil {
 		im, err := e.st.Open(ctx, pool, img, image.OpenOptions{BreakLock: e.breakLock,
@@ -110,6 +131,24 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}, nil
 }
 
+// waitClosed returns once name's lock is not being released by this
+// server, or ctx ends.
+func (e *imageExports) waitClosed(ctx context.Context, name string) error {
+	for {
+		e.mu.Lock()
+		ch := e.closing[name]
+		e.mu.Unlock()
+		if ch == nil {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
 func (e *imageExports) isOpen(name string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -120,13 +159,22 @@ func (e *imageExports) release(name string, s *sharedImage) error {
 	e.mu.Lock()
 	s.refs--
 	last := s.refs == 0
+	var closed chan struct{}
 	if last {
 		delete(e.open, name)
+		closed = make(chan struct{})
+		e.closing[name] = closed
 	}
 	e.mu.Unlock()
 	if !last {
 		return nil
 	}
+	defer func() {
+		e.mu.Lock()
+		delete(e.closing, name)
+		e.mu.Unlock()
+		close(closed)
+	}()
 	s.stop()
 	<-s.done
 	return s.im.Close()

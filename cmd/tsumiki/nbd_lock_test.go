@@ -14,7 +14,8 @@ import (
 // power cut with the host) waits for that lock's lease to expire and then
 // serves, instead of refusing the client and blaming a writer that no
 // longer exists; an image held by a live process is still refused at
-// once, naming it.
+// once, naming it; and a client reconnecting at once is not refused by
+// the server's own lock, still being released.
 func TestClusterNBDWaitsOutGoneHolder(t *testing.T) {
 	if _, err := exec.LookPath("qemu-io"); err != nil {
 		t.Skip("qemu-io (Debian's qemu-utils, installed by make test) is missing")
@@ -47,6 +48,14 @@ func TestClusterNBDWaitsOutGoneHolder(t *testing.T) {
 	t.Logf("served after %v (the killed holder's lease expired)", time.Since(start).Round(100*time.Millisecond))
 	if out, err := qemuIO("data/gone", "read -P 0xcd 0 64k"); err != nil {
 		t.Fatalf("read back: %v (%s)", err, out)
+	}
+	// Clients that reconnect at once find the image free: the server
+	// waits for its own release of the lock, not refusing them with its
+	// own name.
+	for i := range 10 {
+		if out, err := qemuIO("data/gone", fmt.Sprintf("write -P %d 0 4k", i)); err != nil {
+			t.Fatalf("reconnect %d: %v (%s)", i, err, out)
+		}
 	}
 	if log, _ := os.ReadFile(c.dir + "/nbd.log"); !strings.Contains(string(log), "waiting for its lease to expire") {
 		t.Fatalf("the server did not say it waited for the gone holder; log:\n%s", tail(c.dir+"/nbd.log"))

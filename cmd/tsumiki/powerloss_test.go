@@ -298,11 +298,12 @@ const guestMapBreakingLock = `dev=$(tsumiki map --break-lock rbd/p) || {
 }
 `
 
-// guestPGVerify waits (up to 2 minutes) for `tsumiki pg verify` to find
+// guestPGVerify waits (up to 5 minutes) for `tsumiki pg verify` to find
 // every PG's replicas equal.
 const guestPGVerify = `i=0
+t0=$(date +%s)
 until tsumiki pg verify > /tmp/verify.txt 2>&1; do
-  i=$((i+1)); if [ $i -gt 60 ]; then cat /tmp/verify.txt; exit 5; fi; sleep 2
+  i=$((i+1)); if [ $(($(date +%s) - t0)) -gt 300 ]; then cat /tmp/verify.txt; exit 5; fi; sleep 2
 done
 echo "pg verify: replicas equal after $i unequal passes"
 `

@@ -118,16 +118,19 @@ exit 4
 ackcheck verify -dev /mnt/acked -log /host/log.nfs -out /host/state.nfs || { tail -n 30 /tmp/up.log; exit 8; }
 umount /mnt
 nbd-client -d $nbd
+kernel_lines=$(dmesg | wc -l)
 up_stop
 # The gateway unmounted its file system before the OSDs stopped: no I/O
 # error on the way, and a clean journal (e2fsck -n would skip replaying a
 # dirty one, and check a stale state).
-if dmesg | grep -i "I/O error"; then echo "I/O errors while tsumiki up stopped"; exit 23; fi
+if dmesg | tail -n +$((kernel_lines + 1)) | grep -i "I/O error"; then echo "I/O errors while tsumiki up stopped"; exit 23; fi
 up_start --nfs-image off --nbd-listen off
 dev=$(tsumiki map rbd/share)
-e2fsck -fn "$dev" > /tmp/fsck.out 2>&1 || { cat /tmp/fsck.out; echo "the NFS image's file system is damaged"; exit 9; }
+rc=0
+e2fsck -fn "$dev" > /tmp/fsck.out 2>&1 || rc=$?
 cat /tmp/fsck.out
 if grep -q "journal recovery" /tmp/fsck.out; then echo "tsumiki up's stop left the NFS image's journal dirty"; exit 24; fi
+if [ $rc != 0 ]; then echo "the NFS image's file system is damaged (e2fsck exit $rc)"; exit 9; fi
 tsumiki unmap "$dev"
 ` + guestPGVerify + `up_stop
 echo UP-POWERLOSS-OK

@@ -151,6 +151,11 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 		stopOSDs()
 		return grp.Wait()
 	}
+	// fail stops up, in that order, for err.
+	fail := func(err error) error {
+		grp.Go(func() error { return err })
+		return stop()
+	}
 	grp.Go(func() error {
 		select {
 		case <-monDone:
@@ -193,7 +198,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			},
 		})
 		if err != nil {
-			return err
+			return fail(err)
 		}
 		grp.Go(func() error {
 			err := d.Run(osdCtx)
@@ -233,7 +238,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	if cfg.NBDListen != "off" && cfg.NBDListen != "" {
 		ln, err := net.Listen("tcp", cfg.NBDListen)
 		if err != nil {
-			return fmt.Errorf("--nbd-listen %s: %w (another tsumiki up? use --nbd-listen off or another port)", cfg.NBDListen, err)
+			return fail(fmt.Errorf("--nbd-listen %s: %w (another tsumiki up? use --nbd-listen off or another port)", cfg.NBDListen, err))
 		}
 		nbdReady := make(chan string, 1)
 		nbdErr := make(chan error, 1)
@@ -258,7 +263,7 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 	}
 	ann, closeAnn, err := dialAnnouncer(gctx, urls, g.etcdPrefix, log.Named("gateways"))
 	if err != nil {
-		return fmt.Errorf("connect to the control plane: %w", err)
+		return fail(fmt.Errorf("connect to the control plane: %w", err))
 	}
 	defer closeAnn()
 	if nbdAddr != "" {

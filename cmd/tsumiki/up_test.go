@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -135,4 +136,31 @@ func startUp(t *testing.T, dir string, extra ...string) (*cluster, *proc) {
 		return err
 	})
 	return c, up
+}
+
+// TestUpNBDPortTaken: when the NBD port is taken, `tsumiki up` fails after
+// its OSDs started, saying what to do, and stops them and its control
+// plane in order, promptly.
+func TestUpNBDPortTaken(t *testing.T) {
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	up := &proc{name: "up", log: filepath.Join(dir, "up.log"), args: []string{"up", "--data", filepath.Join(dir, "data"),
+		"--listen-client", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), "--listen-peer", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)),
+		"--osd-port", "0", "--cluster-port", "0", "--nbd-listen", ln.Addr().String(), "--nfs-image", "off"}}
+	t.Cleanup(func() { up.kill9(t) })
+	up.start(t)
+	select {
+	case err := <-up.done:
+		up.done <- err
+		log, _ := os.ReadFile(up.log)
+		if err == nil || !strings.Contains(string(log), "another tsumiki up?") {
+			t.Fatalf("tsumiki up with its NBD port taken: %v; log:\n%s", err, tail(up.log))
+		}
+	case <-time.After(90 * time.Second):
+		t.Fatalf("tsumiki up still running 90 s after it could not listen for NBD; log:\n%s", tail(up.log))
+	}
 }

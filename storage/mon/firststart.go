@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/etcd/client/pkg/v3/fileutil"
 	"go.etcd.io/etcd/server/v3/storage/wal"
 	"go.etcd.io/etcd/server/v3/storage/wal/walpb"
+	"go.etcd.io/raft/v3"
 	"go.uber.org/zap"
 )
 
@@ -19,11 +20,13 @@ import (
 // written), so the member never elects itself and waits for ever ("failed
 // to publish local member to cluster through raft"; etcd-io/etcd#12578).
 //
-// Removing it is safe: with no snapshot and a commit index of 0 nothing
-// was ever committed, so no client was ever answered; the next start is
-// the first start again. Any error reading the WAL leaves the folder to
-// etcd (which reports it). A member that ever committed anything keeps
-// that commit index in its WAL or has a snapshot, and is never touched.
+// Removing it is safe: with no snapshot, no entry and an empty hard state
+// (no term, no vote, no commit) the member never saved anything it could
+// have told anyone: nothing committed (no client was answered), no vote
+// cast (a member joining a running cluster may vote before it has an
+// entry; forgetting that vote could elect two leaders in a term, so such
+// a member is kept). The next start is the first start again. Any error
+// reading the WAL leaves the folder to etcd (which reports it).
 func clearCutFirstStart(dataDir string, log *zap.Logger) error {
 	member := filepath.Join(dataDir, "member")
 	walDir := filepath.Join(member, "wal")
@@ -39,11 +42,11 @@ func clearCutFirstStart(dataDir string, log *zap.Logger) error {
 	}
 	_, st, ents, err := w.ReadAll()
 	w.Close()
-	if err != nil || st.GetCommit() != 0 {
+	if err != nil || !raft.IsEmptyHardState(st) || len(ents) > 0 {
 		return nil
 	}
 	log.Warn("the control plane's first start here was cut short (a crash or power cut) before it committed anything; etcd cannot restart from that, so starting afresh",
-		zap.String("removed", member), zap.Int("uncommitted entries", len(ents)))
+		zap.String("removed", member))
 	if err := os.RemoveAll(member); err != nil {
 		return fmt.Errorf("mon: remove %s, left by a first start that was cut short: %w", member, err)
 	}

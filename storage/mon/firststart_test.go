@@ -19,8 +19,8 @@ import (
 // cutFirstStart leaves in dir what etcd's first start leaves when it is cut
 // right after it made its WAL (metadata and the zero snapshot record, as
 // wal.Create writes them), before the bootstrap's membership entries: with
-// commit, it also saves a hard state with that commit index and one entry.
-func cutFirstStart(t *testing.T, dir string, commit uint64) {
+// hs, it also saves that hard state, and with ents that many entries.
+func cutFirstStart(t *testing.T, dir string, hs *raftpb.HardState, ents int) {
 	t.Helper()
 	member := filepath.Join(dir, "member")
 	if err := os.MkdirAll(filepath.Join(member, "snap"), 0o700); err != nil {
@@ -34,11 +34,15 @@ func cutFirstStart(t *testing.T, dir string, commit uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if commit > 0 {
-		e := &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(1), Type: raftpb.EntryType_EntryConfChange.Enum()}
-		if err := w.Save(&raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(commit)}, []*raftpb.Entry{e}); err != nil {
-			t.Fatal(err)
-		}
+	var es []*raftpb.Entry
+	for i := range ents {
+		es = append(es, &raftpb.Entry{Term: proto.Uint64(1), Index: proto.Uint64(uint64(i + 1)), Type: raftpb.EntryType_EntryConfChange.Enum()})
+	}
+	if hs == nil {
+		hs = &raftpb.HardState{}
+	}
+	if err := w.Save(hs, es); err != nil {
+		t.Fatal(err)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -52,10 +56,16 @@ func TestClearCutFirstStart(t *testing.T) {
 		removed bool
 	}{
 		{"fresh folder", func(*testing.T, string) {}, false},
-		{"cut before anything was committed", func(t *testing.T, dir string) { cutFirstStart(t, dir, 0) }, true},
-		{"a commit index", func(t *testing.T, dir string) { cutFirstStart(t, dir, 1) }, false},
+		{"cut before anything was saved", func(t *testing.T, dir string) { cutFirstStart(t, dir, nil, 0) }, true},
+		{"a commit index", func(t *testing.T, dir string) {
+			cutFirstStart(t, dir, &raftpb.HardState{Term: proto.Uint64(1), Commit: proto.Uint64(1)}, 1)
+		}, false},
+		{"a vote, nothing committed (a joining member)", func(t *testing.T, dir string) {
+			cutFirstStart(t, dir, &raftpb.HardState{Term: proto.Uint64(2), Vote: proto.Uint64(7)}, 0)
+		}, false},
+		{"an entry, nothing committed", func(t *testing.T, dir string) { cutFirstStart(t, dir, nil, 1) }, false},
 		{"a snapshot", func(t *testing.T, dir string) {
-			cutFirstStart(t, dir, 0)
+			cutFirstStart(t, dir, nil, 0)
 			if err := os.WriteFile(filepath.Join(dir, "member", "snap", "0000000000000001-0000000000000005.snap"), []byte("x"), 0o600); err != nil {
 				t.Fatal(err)
 			}
@@ -88,7 +98,7 @@ func TestClearCutFirstStart(t *testing.T) {
 // committed anything comes up (etcd alone waits for ever) and works.
 func TestRunAfterCutFirstStart(t *testing.T) {
 	dir := t.TempDir()
-	cutFirstStart(t, dir, 0)
+	cutFirstStart(t, dir, nil, 0)
 	clientURL, peerURL := freeURL(t), freeURL(t)
 	m, err := New(Config{DataDir: dir, ListenClient: clientURL, ListenPeer: peerURL, Logger: zap.NewNop(), ReadyTimeout: 20 * time.Second})
 	if err != nil {
