@@ -80,7 +80,7 @@ help:
 	@echo "make e2e          end-to-end suite at full size (TSUMIKI_E2E=long)"
 	@echo "make chaos        raft simulation, 20000 schedules (TSUMIKI_SIM_SCHEDULES=20000), and the"
 	@echo "                  chunk store's placed-write log with crashes, 1500 seeds, and the power-loss"
-	@echo "                  tests with 8 cuts and 8 flush points (those about 18 minutes; 35 in all)"
+	@echo "                  tests with 8 cuts and 8 flush points (those about 20 minutes; 37 in all)"
 	@echo "make bench        scripts/bench/object.sh, then scripts/bench/nbd.sh, then scripts/bench/nfs.sh"
 	@echo "make bench-short  the three scripts, seconds long, peers only if installed (part of make test)"
 	@echo "make fuzz-short   each Fuzz test in $(FUZZ_PKGS) for $(FUZZ_TIME)"
