@@ -101,6 +101,27 @@ func (ds guestDisks) bootCut(t *testing.T, boot int, cfg qemutest.Config, what s
 	}
 }
 
+// cutOnceWhileWriting boots a guest (the tools shared at /host) with job
+// script(0) on the disks, cuts its power once every writer has acks
+// acknowledgements in each of logs (names in the share, made empty
+// first), then boots script(1) and requires it to succeed and print done.
+func (ds guestDisks) cutOnceWhileWriting(t *testing.T, script func(boot int) string, over string, acks int, done string, logs ...string) {
+	t.Helper()
+	share := guestTools(t)
+	var paths []string
+	for _, l := range logs {
+		paths = append(paths, filepath.Join(share, l))
+		if err := os.WriteFile(paths[len(paths)-1], nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds.bootCut(t, 0, clusterGuest(t, script(0), share, 8*time.Minute), "while writing "+over,
+		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
+			cutPowerWhenWriting(ctx, cancel, acks, cut, paths...)
+		})
+	ds.bootLast(t, 1, clusterGuest(t, script(1), share, 10*time.Minute), done)
+}
+
 // bootLast boots a guest with cfg on the disks, lets its job end, and
 // fails the test unless it succeeded and printed done. It returns the
 // console.

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 )
@@ -28,17 +24,7 @@ import (
 // cannot run.
 func TestClusterNFSPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
-	share := guestTools(t)
-	disks := clusterDisks(t)
-	log := filepath.Join(share, "log.0")
-	if err := os.WriteFile(log, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	disks.bootCut(t, 0, clusterGuest(t, nfsPowerLossScript(0), share, 8*time.Minute), "while writing over NFS",
-		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
-			cutPowerWhenWriting(ctx, cancel, nfsPowerLossAcks, cut, log)
-		})
-	disks.bootLast(t, 1, clusterGuest(t, nfsPowerLossScript(1), share, 8*time.Minute), "\nNFS-POWERLOSS-OK")
+	clusterDisks(t).cutOnceWhileWriting(t, nfsPowerLossScript, "over NFS", nfsPowerLossAcks, "\nNFS-POWERLOSS-OK", "log.0")
 }
 
 // nfsPowerLossAcks is how many acknowledged writes each writer must have

@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tsumiki-storage/tsumiki/internal/qemutest"
 )
@@ -32,19 +28,8 @@ import (
 // cannot run.
 func TestClusterUpPowerLoss(t *testing.T) {
 	qemutest.SkipIfUnavailable(t)
-	share := guestTools(t)
 	disks := newGuestDisks(t, t.TempDir(), map[string]int64{"extra": 3 << 30})
-	logs := []string{filepath.Join(share, "log.nbd"), filepath.Join(share, "log.nfs")}
-	for _, l := range logs {
-		if err := os.WriteFile(l, nil, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	disks.bootCut(t, 0, clusterGuest(t, upPowerLossScript(0), share, 8*time.Minute), "while writing over NBD and NFS",
-		func(ctx context.Context, cancel context.CancelFunc, cut chan<- []int) {
-			cutPowerWhenWriting(ctx, cancel, upPowerLossAcks, cut, logs...)
-		})
-	disks.bootLast(t, 1, clusterGuest(t, upPowerLossScript(1), share, 10*time.Minute), "\nUP-POWERLOSS-OK")
+	disks.cutOnceWhileWriting(t, upPowerLossScript, "over NBD and NFS", upPowerLossAcks, "\nUP-POWERLOSS-OK", "log.nbd", "log.nfs")
 }
 
 // upPowerLossAcks is how many acknowledged writes each writer, over NBD
