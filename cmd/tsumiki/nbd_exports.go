@@ -83,11 +83,6 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		return &imageExport{im: im, close: im.Close}, nil
 	}
 	for {
-		// A client that reconnects at once must not find the lock still
-		// held by this very server, releasing it for its last connection.
-		if err := e.waitClosed(ctx, name); err != nil {
-			return nil, err
-		}
 		if e.waitGone > 0 && !e.breakLock && !e.isOpen(name) {
 			// Outside mu: other exports open meanwhile.
 			if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log); err != nil {
@@ -95,9 +90,16 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 			}
 		}
 		e.mu.Lock()
-		if e.open[name] == nil && e.closing[name] != nil {
-			e.mu.Unlock() // closed again meanwhile
-			continue
+		// A client that reconnects at once must not find the lock still
+		// held by this very server, releasing it for its last connection.
+		if closed := e.closing[name]; closed != nil {
+			e.mu.Unlock()
+			select {
+			case <-closed:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
 		}
 		defer e.mu.Unlock()
 		return e.openSharedLocked(ctx, name, pool, img)
@@ -129,24 +131,6 @@ func (e *imageExports) openSharedLocked(ctx context.Context, name, pool, img str
 	}
 	s.refs++
 	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}, nil
-}
-
-// waitClosed returns once name's lock is not being released by this
-// server, or ctx ends.
-func (e *imageExports) waitClosed(ctx context.Context, name string) error {
-	for {
-		e.mu.Lock()
-		ch := e.closing[name]
-		e.mu.Unlock()
-		if ch == nil {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 }
 
 func (e *imageExports) isOpen(name string) bool {

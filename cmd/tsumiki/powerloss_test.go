@@ -363,7 +363,7 @@ for p in $osds; do
   kill -0 $p 2>/dev/null || { echo "an OSD exited:"; tail -n 20 /tmp/osd*.log; exit 3; }
 done
 echo "cluster up (boot ` + fmt.Sprint(c.boot) + `) at $(cut -d' ' -f1 /proc/uptime) s"
-if grep -q "first start here was cut short" /tmp/mon.log; then echo "(the mon started afresh: its first start had been cut before it committed anything)"; fi
+if grep -q "first start here was cut short" /tmp/mon.log; then echo "(the mon started afresh: its first start had been cut before it saved anything)"; fi
 `
 }
 

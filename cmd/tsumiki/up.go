@@ -241,19 +241,10 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			return fail(fmt.Errorf("--nbd-listen %s: %w (another tsumiki up? use --nbd-listen off or another port)", cfg.NBDListen, err))
 		}
 		nbdReady := make(chan string, 1)
-		nbdErr := make(chan error, 1)
 		gateways.Add(1)
-		go func() {
-			defer gateways.Done()
-			nbdErr <- runNBDServe(gctx, urls, g.etcdPrefix, nbdServeConfig{}, ln, log.Named("nbd"), func(a string) { nbdReady <- a })
-		}()
 		grp.Go(func() error { // a failing NBD server stops up, as a failing OSD start does
-			select {
-			case err := <-nbdErr:
-				return err
-			case <-gctx.Done():
-				return nil
-			}
+			defer gateways.Done()
+			return runNBDServe(gctx, urls, g.etcdPrefix, nbdServeConfig{}, ln, log.Named("nbd"), func(a string) { nbdReady <- a })
 		})
 		select {
 		case nbdAddr = <-nbdReady:

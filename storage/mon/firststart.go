@@ -13,8 +13,8 @@ import (
 )
 
 // clearCutFirstStart removes dataDir's etcd member folder if it holds a
-// first start that was cut short (a crash or power cut) before anything
-// was committed, and says so. etcd cannot restart such a member: it
+// first start that was cut short (a crash or power cut) before its WAL
+// saved anything, and says so. etcd cannot restart such a member: it
 // finds its WAL, so it restarts instead of bootstrapping, but the WAL
 // holds no member (the bootstrap's membership entries were never
 // written), so the member never elects itself and waits for ever ("failed
@@ -45,7 +45,7 @@ func clearCutFirstStart(dataDir string, log *zap.Logger) error {
 	if err != nil || !raft.IsEmptyHardState(st) || len(ents) > 0 {
 		return nil
 	}
-	log.Warn("the control plane's first start here was cut short (a crash or power cut) before it committed anything; etcd cannot restart from that, so starting afresh",
+	log.Warn("the control plane's first start here was cut short (a crash or power cut) before it saved anything; etcd cannot restart from that, so starting afresh",
 		zap.String("removed", member))
 	if err := os.RemoveAll(member); err != nil {
 		return fmt.Errorf("mon: remove %s, left by a first start that was cut short: %w", member, err)

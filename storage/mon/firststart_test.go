@@ -1,13 +1,9 @@
 package mon
 
 import (
-	"context"
-	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/server/v3/storage/wal"
@@ -94,68 +90,5 @@ func TestClearCutFirstStart(t *testing.T) {
 	}
 }
 
-// TestRunAfterCutFirstStart: a mon whose first start was cut before it
-// committed anything comes up (etcd alone waits for ever) and works.
-func TestRunAfterCutFirstStart(t *testing.T) {
-	dir := t.TempDir()
-	cutFirstStart(t, dir, nil, 0)
-	clientURL, peerURL := freeURL(t), freeURL(t)
-	m, err := New(Config{DataDir: dir, ListenClient: clientURL, ListenPeer: peerURL, Logger: zap.NewNop(), ReadyTimeout: 20 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- m.Run(ctx, func([]string) { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("Run after cancel: %v", err)
-	}
-}
-
-func freeURL(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return "http://" + l.Addr().String()
-}
-
-// TestRunNeverReady: a member that cannot get ready (a new cluster of two
-// with the other member absent: no quorum) returns ErrNotReady after
-// ReadyTimeout, and one stopped (Ctrl-C) before it got ready returns nil;
-// neither hangs in etcd's Close.
-func TestRunNeverReady(t *testing.T) {
-	for _, cancelFirst := range []bool{false, true} {
-		peer := freeURL(t)
-		m, err := New(Config{DataDir: t.TempDir(), Name: "a", ListenClient: freeURL(t), ListenPeer: peer,
-			InitialCluster: "a=" + peer + ",b=" + freeURL(t), Logger: zap.NewNop(), ReadyTimeout: 3 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- m.Run(ctx, func([]string) { t.Error("ready without a quorum") }) }()
-		if cancelFirst {
-			time.Sleep(time.Second)
-			cancel()
-		}
-		select {
-		case err := <-done:
-			if cancelFirst && err != nil || !cancelFirst && !errors.Is(err, ErrNotReady) {
-				t.Fatalf("cancel first %v: Run = %v", cancelFirst, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("cancel first %v: Run still running 30 s on (ReadyTimeout 3 s)", cancelFirst)
-		}
-		cancel()
-	}
-}
+// CutFirstStart is cutFirstStart for package mon_test.
+var CutFirstStart = cutFirstStart
