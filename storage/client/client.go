@@ -163,11 +163,18 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 		return nil, fmt.Errorf("client: connect to osd.%d at %s: %w", id, o.PublicAddr, err)
 	}
 	c.mu.Lock()
-	if old := c.conns[id]; old != nil && old != cn {
+	defer c.mu.Unlock()
+	old := c.conns[id]
+	if old != nil && !old.broken() && old.addr == o.PublicAddr {
+		// Another call dialed at the same time and won: its connection
+		// may already carry requests, so it stays and ours goes.
+		go cn.fail(errors.New("a concurrent dial won"))
+		return old, nil
+	}
+	if old != nil {
 		go old.fail(errors.New("replaced"))
 	}
 	c.conns[id] = cn
-	c.mu.Unlock()
 	return cn, nil
 }
 

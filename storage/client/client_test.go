@@ -91,9 +91,14 @@ func serveRequests(c net.Conn, handle func(req wire.Request, w *bufio.Writer) er
 	}
 }
 
-// setup registers three fake OSDs and a size-3 pool in a real control
-// plane and returns a client and the fakes by OSD id.
+// setup registers three fake OSDs and a size-3 pool of one PG in a real
+// control plane and returns a client and the fakes by OSD id.
 func setup(t *testing.T) (*Client, map[int32]*fakeOSD) {
+	return setupPGs(t, 1)
+}
+
+// setupPGs is setup with a pool of pgs PGs.
+func setupPGs(t *testing.T, pgs uint32) (*Client, map[int32]*fakeOSD) {
 	eps := montest.StartTB(t)
 	ctx := context.Background()
 	cli, err := clustermap.Dial(ctx, eps, nil)
@@ -112,7 +117,7 @@ func setup(t *testing.T) (*Client, map[int32]*fakeOSD) {
 		}
 		fakes[o.ID] = f
 	}
-	if _, err := st.CreatePool(ctx, clustermap.Pool{Name: "p", Size: 3, MinSize: 2, PGNum: 1, FailureDomain: "host"}); err != nil {
+	if _, err := st.CreatePool(ctx, clustermap.Pool{Name: "p", Size: 3, MinSize: 2, PGNum: pgs, FailureDomain: "host"}); err != nil {
 		t.Fatal(err)
 	}
 	c, err := New(ctx, Config{Etcd: cli, Timeout: 2 * time.Second})

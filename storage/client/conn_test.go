@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -98,5 +99,36 @@ func TestCancelWhileAnswerArrives(t *testing.T) {
 	}
 	if !bytes.Equal(into, bytes.Repeat([]byte{0xab}, n)) {
 		t.Fatal("call returned while its buffer was still being filled")
+	}
+}
+
+// TestConcurrentFirstCallsShareAConn: many calls to an OSD the client has
+// no connection to yet, at once (a gateway's first burst, `pg verify`'s
+// replicas). Each may dial; none may fail because another's connection
+// replaced the one it was using.
+func TestConcurrentFirstCallsShareAConn(t *testing.T) {
+	c, fakes := setup(t)
+	for _, f := range fakes {
+		f.handle(func(wire.Request) wire.Response {
+			time.Sleep(10 * time.Millisecond) // keep each call in flight while others dial
+			return wire.Response{Status: wire.StatusOK}
+		})
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*16)
+	for id := range fakes {
+		for range 16 {
+			wg.Go(func() {
+				_, err := c.call(context.Background(), id, &wire.Request{Op: wire.OpPGStatus}, nil)
+				errs <- err
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("a concurrent first call failed: %v", err)
+		}
 	}
 }
