@@ -109,7 +109,7 @@ object, not disk reads.`,
 func runBench(ctx context.Context, im *image.Image, bc benchConfig) (benchResult, error) {
 	slots := im.Size() / bc.ioSize // IO-sized, aligned slots in the image
 	ops := bc.total / bc.ioSize
-	bar := newProgress("bench "+im.Header().Spec(), true)
+	bar := newProgress("bench "+im.Header().Spec(), unitBytes)
 	defer bar.finish()
 	var next atomic.Int64
 	var mu sync.Mutex

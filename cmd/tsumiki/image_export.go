@@ -68,7 +68,7 @@ not being written, or the copy mixes old and new data.`,
 // copied.
 func exportImage(ctx context.Context, im *image.Image, path string) (int64, error) {
 	size := im.Size()
-	bar := newProgress("export "+im.Header().Spec(), true)
+	bar := newProgress("export "+im.Header().Spec(), unitBytes)
 	defer bar.finish()
 	if path == "-" {
 		return size, copyOut(ctx, im, size, bar, func(p []byte, _ int64, hole bool) error {

@@ -111,7 +111,7 @@ func openInput(path string) (io.ReadCloser, int64, error) {
 // chunks' writes in flight. It returns the bytes written.
 func importInto(ctx context.Context, im *image.Image, in io.Reader, path string) (int64, error) {
 	size := im.Size()
-	bar := newProgress("import "+im.Header().Spec(), true)
+	bar := newProgress("import "+im.Header().Spec(), unitBytes)
 	defer bar.finish()
 	grp, gctx := errgroup.WithContext(ctx)
 	grp.SetLimit(importWriters)

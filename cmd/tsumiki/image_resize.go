@@ -35,7 +35,7 @@ The image must not be in use elsewhere (it takes the image's lock).`,
 					return fmt.Errorf("shrinking %s from %s to %s discards everything past %s; shrink the filesystem on it first, then pass --allow-shrink",
 						h.Spec(), formatSize(h.Size), formatSize(n), formatSize(n))
 				}
-				bar := newProgress("shrink "+h.Spec(), false)
+				bar := newProgress("shrink "+h.Spec(), "objects")
 				err = withOpenImage(ctx, ic.store, pool, name, image.OpenOptions{}, func(ctx context.Context, im *image.Image) error {
 					return im.Resize(ctx, n, image.ResizeOptions{AllowShrink: allowShrink, Progress: bar.update})
 				})

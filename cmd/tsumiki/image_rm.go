@@ -28,7 +28,7 @@ waits out its lease (about 10s) before deleting anything.`,
 				return err
 			}
 			return withImages(cmd, g, 0, func(ctx context.Context, ic *imageConn) error {
-				bar := newProgress("rm "+pool+"/"+name, false)
+				bar := newProgress("rm "+pool+"/"+name, "objects")
 				err := ic.store.Remove(ctx, pool, name, image.RemoveOptions{
 					BreakLock: force,
 					OnBreak: func(old image.Holder, wait time.Duration) {

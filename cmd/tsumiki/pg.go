@@ -120,28 +120,30 @@ func newPGLsCmd(g *globals) *cobra.Command {
 
 func newPGVerifyCmd(g *globals) *cobra.Command {
 	var timeout time.Duration
+	var parallel int
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "compare every replica of every PG; exit 0 only when all are identical",
 		Long: `Asks every replica of every PG for a digest of its copy (names, sizes,
 versions and contents of all objects, read through the block checksums) and
 compares them. Replicas still catching up are given --timeout per PG to reach
-the same applied index. Exit status 0: all identical; 1: differences or
+the same applied index. A PG's replicas are read at once (each from its
+own disk); --parallel PGs are verified at once, so each disk reads that
+many PGs at a time. Exit status 0: all identical; 1: differences or
 unreadable replicas, listed.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if parallel < 1 {
+				return fmt.Errorf("--parallel %d: give at least 1 (PGs verified at once)", parallel)
+			}
 			return withClient(cmd, g, 30*time.Second, func(_ context.Context, c *client.Client) error {
-				var results []client.PGVerify
+				bar := newProgress("pg verify", "pgs")
+				results := c.VerifyPGs(cmd.Context(), timeout, parallel, bar.update)
+				bar.finish()
 				bad := 0
-				for _, p := range c.Map().Pools {
-					for pg := uint32(0); pg < p.PGNum; pg++ {
-						ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
-						v := c.VerifyPG(ctx, p.ID, pg)
-						cancel()
-						if !v.Consistent {
-							bad++
-						}
-						results = append(results, v)
+				for _, v := range results {
+					if !v.Consistent {
+						bad++
 					}
 				}
 				err := output(g, verifyJSON(results), func(w *tabwriter.Writer) {
@@ -171,6 +173,7 @@ unreadable replicas, listed.`,
 		},
 	}
 	cmd.Flags().DurationVar(&timeout, "timeout", 20*time.Second, "per PG: how long replicas may take to reach the same applied index")
+	cmd.Flags().IntVar(&parallel, "parallel", 1, "PGs verified at once (each reads its whole copy on every replica's disk)")
 	return cmd
 }
 

@@ -3,6 +3,8 @@ package client
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -74,6 +76,47 @@ type PGVerify struct {
 	Consistent bool
 }
 
+// VerifyPGs verifies every PG of every pool, in pool and PG order, with
+// parallel PGs verified at once (at least one; each PG's replicas are
+// always asked at once). A PG's replicas are given perPG to agree.
+// progress, when not nil, is called as each PG is done, with the number
+// done and the total; it must be safe for concurrent use.
+//
+// Each digest reads a replica's whole copy of the PG, so parallel is how
+// many PGs each disk reads at a time: one keeps a deep check gentle on
+// the disks that serve clients meanwhile.
+func (c *Client) VerifyPGs(ctx context.Context, perPG time.Duration, parallel int, progress func(done, total int64)) []PGVerify {
+	type pgID struct{ pool, pg uint32 }
+	var all []pgID
+	for _, p := range c.Map().Pools {
+		for pg := uint32(0); pg < p.PGNum; pg++ {
+			all = append(all, pgID{p.ID, pg})
+		}
+	}
+	out := make([]PGVerify, len(all))
+	next := make(chan int)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	for range min(max(parallel, 1), len(all)) {
+		wg.Go(func() {
+			for i := range next {
+				pctx, cancel := context.WithTimeout(ctx, perPG)
+				out[i] = c.VerifyPG(pctx, all[i].pool, all[i].pg)
+				cancel()
+				if n := done.Add(1); progress != nil {
+					progress(n, int64(len(all)))
+				}
+			}
+		})
+	}
+	for i := range all {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return out
+}
+
 // VerifyPG compares the digests of every replica of one PG. Replicas that
 // are still applying are given until ctx's deadline to reach the same index.
 func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
@@ -87,19 +130,7 @@ func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
 		// its recovery needed (a pg verify after a power cut took minutes
 		// in the guest tests). The applied indexes are cheap to ask for.
 		c.waitSameApplied(ctx, m.Epoch, poolID, pg, reps)
-		v.Replicas = v.Replicas[:0]
-		for _, id := range reps {
-			rd := ReplicaDigest{OSD: id}
-			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpDigest, Pool: poolID, PG: pg, Epoch: m.Epoch}, nil)
-			if err == nil && resp.Status != wire.StatusOK {
-				err = &statusError{resp.Status, resp.Msg}
-			}
-			if err == nil {
-				rd.Digest, err = wire.DecodeDigest(resp.Data)
-			}
-			rd.Err = err
-			v.Replicas = append(v.Replicas, rd)
-		}
+		v.Replicas = c.digests(ctx, m.Epoch, poolID, pg, reps)
 		v.Consistent = len(v.Replicas) == p.Size && agree(v.Replicas)
 		if v.Consistent || !sameErrFree(v.Replicas) {
 			return v
@@ -110,6 +141,31 @@ func (c *Client) VerifyPG(ctx context.Context, poolID, pg uint32) PGVerify {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// digests asks every replica in reps for its digest of the PG, all at
+// once: each reads its whole copy from its own disk, and digests taken
+// together are more likely to be taken at the same applied index under
+// writes.
+func (c *Client) digests(ctx context.Context, epoch uint64, poolID, pg uint32, reps []int32) []ReplicaDigest {
+	out := make([]ReplicaDigest, len(reps))
+	var wg sync.WaitGroup
+	for i, id := range reps {
+		wg.Go(func() {
+			rd := ReplicaDigest{OSD: id}
+			resp, err := c.call(ctx, id, &wire.Request{Op: wire.OpDigest, Pool: poolID, PG: pg, Epoch: epoch}, nil)
+			if err == nil && resp.Status != wire.StatusOK {
+				err = &statusError{resp.Status, resp.Msg}
+			}
+			if err == nil {
+				rd.Digest, err = wire.DecodeDigest(resp.Data)
+			}
+			rd.Err = err
+			out[i] = rd
+		})
+	}
+	wg.Wait()
+	return out
 }
 
 // waitSameApplied returns once every replica in reps reports the same

@@ -15,7 +15,7 @@ import (
 type progressBar struct {
 	w     io.Writer // nil: silent
 	label string
-	bytes bool // count bytes (else objects)
+	unit  string // what is counted: unitBytes, "objects", "pgs"
 	start time.Time
 
 	mu          sync.Mutex // guards the following
@@ -23,8 +23,11 @@ type progressBar struct {
 	drawn       time.Time
 }
 
-func newProgress(label string, bytes bool) *progressBar {
-	p := &progressBar{label: label, bytes: bytes, start: time.Now()}
+// unitBytes counts bytes, drawn as sizes.
+const unitBytes = "bytes"
+
+func newProgress(label, unit string) *progressBar {
+	p := &progressBar{label: label, unit: unit, start: time.Now()}
 	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 		p.w = os.Stderr
 	}
@@ -40,7 +43,7 @@ func (p *progressBar) update(done, total int64) {
 		return
 	}
 	p.drawn = time.Now()
-	fmt.Fprint(p.w, "\r"+renderBar(p.label, p.done, p.total, p.bytes, time.Since(p.start)))
+	fmt.Fprint(p.w, "\r"+renderBar(p.label, p.done, p.total, p.unit, time.Since(p.start)))
 }
 
 // count is the progress so far.
@@ -55,12 +58,12 @@ func (p *progressBar) finish() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.w != nil && !p.drawn.IsZero() {
-		fmt.Fprint(p.w, "\r"+renderBar(p.label, p.done, p.total, p.bytes, time.Since(p.start))+"\n")
+		fmt.Fprint(p.w, "\r"+renderBar(p.label, p.done, p.total, p.unit, time.Since(p.start))+"\n")
 	}
 }
 
 // renderBar is "label [#####.....]  50% 5/10 objects 3s".
-func renderBar(label string, done, total int64, bytes bool, elapsed time.Duration) string {
+func renderBar(label string, done, total int64, unit string, elapsed time.Duration) string {
 	const width = 30
 	frac := 1.0
 	if total > 0 {
@@ -68,8 +71,8 @@ func renderBar(label string, done, total int64, bytes bool, elapsed time.Duratio
 	}
 	n := int(frac * width)
 	bar := strings.Repeat("#", n) + strings.Repeat(".", width-n)
-	count := fmt.Sprintf("%d/%d objects", done, total)
-	if bytes {
+	count := fmt.Sprintf("%d/%d %s", done, total, unit)
+	if unit == unitBytes {
 		count = formatSize(done) + "/" + formatSize(total)
 	}
 	return fmt.Sprintf("%s [%s] %3.0f%% %s %s", label, bar, frac*100, count, elapsed.Round(time.Second))
