@@ -143,10 +143,10 @@ func (ds guestDisks) bootLast(t *testing.T, boot int, cfg qemutest.Config, done 
 func (ds guestDisks) cut(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	tails := []string{"all", "none", "half"}
+	tails := []string{"all", "none", "half", "torn"}
 	forced := os.Getenv("TSUMIKI_POWERLOSS_TAIL")
 	if forced != "" && !slices.Contains(tails, forced) {
-		t.Fatalf("TSUMIKI_POWERLOSS_TAIL=%q: want all, none or half", forced)
+		t.Fatalf("TSUMIKI_POWERLOSS_TAIL=%q: want all, none, half or torn", forced)
 	}
 	for _, d := range ds {
 		tail := forced
@@ -161,7 +161,10 @@ func (ds guestDisks) cut(t *testing.T) []string {
 // cutState applies the boot's log to d.state as a disk with a volatile
 // write cache may be left by a power cut: everything up to its last flush,
 // and of the writes and discards it completed after that flush, those
-// tail keeps ("all", "none", or "half": each with a chance of one half).
+// tail keeps ("all", "none", "half": each with a chance of one half, or
+// "torn": each dropped, kept whole or torn, a third of the time each; a
+// torn one keeps each of its 4 KiB pages with a chance of one half, as a
+// disk that writes no more than a sector atomically may).
 // A kill of QEMU can leave the log's last entries torn: writelog drops one
 // that ends past the file, and stops at a counted one whose header is all
 // zeros (Log.TornAt); one whose data a later entry's lies beyond would
@@ -172,7 +175,7 @@ func (ds guestDisks) cut(t *testing.T) []string {
 // QEMU logs each write once the host completed it, and a flush once the
 // host's flush returned, so the states are ones a real disk can reach. They
 // are not all of them: a write that completed while a flush ran always
-// survives, and no write is torn within itself.
+// survives, and no write is torn within a 4 KiB page.
 func cutState(t *testing.T, d guestDisk, tail string) string {
 	t.Helper()
 	l, err := writelog.Open(d.log)
@@ -192,19 +195,35 @@ func cutState(t *testing.T, d guestDisk, tail string) string {
 			t.Fatal(err)
 		}
 	}
-	kept := 0
+	kept, torn := 0, 0
+	half := func() bool { return rand.IntN(2) == 0 }
 	for i := last + 1; i < len(l.Entries); i++ {
-		if tail == "all" || tail == "half" && rand.IntN(2) == 0 {
+		how := tail
+		if tail == "torn" {
+			how = []string{"none", "all", "torn"}[rand.IntN(3)]
+		}
+		switch {
+		case how == "all" || how == "half" && half():
 			if err := l.Apply(f, i); err != nil {
 				t.Fatal(err)
 			}
 			kept++
+		case how == "torn":
+			k, n, err := l.ApplyTorn(f, i, 4096, half)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n > 1 && k > 0 && k < n {
+				torn++
+			} else if k > 0 {
+				kept++
+			}
 		}
 	}
-	torn := ""
+	killed := ""
 	if l.TornAt >= 0 {
-		torn = fmt.Sprintf(" (entry %d of the log was torn by the kill; those after it dropped)", l.TornAt)
+		killed = fmt.Sprintf(" (entry %d of the log was torn by the kill; those after it dropped)", l.TornAt)
 	}
-	return fmt.Sprintf("%d entries, the last flush is entry %d; of the %d after it %d kept (%s)%s",
-		len(l.Entries), last, len(l.Entries)-last-1, kept, tail, torn)
+	return fmt.Sprintf("%d entries, the last flush is entry %d; of the %d after it %d kept whole and %d torn (%s)%s",
+		len(l.Entries), last, len(l.Entries)-last-1, kept, torn, tail, killed)
 }

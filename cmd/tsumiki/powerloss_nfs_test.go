@@ -16,7 +16,7 @@ import (
 // it does only once the write is durable, through ext4, the kernel's NBD
 // client and the cluster). The host cuts the power once each writer has
 // nfsPowerLossAcks acknowledgements, and rebuilds each disk without what
-// it had not flushed (all, none or half of it). The next boot starts the
+// it had not flushed (all, none, half of it, or some of it torn). The next boot starts the
 // cluster and the gateway again (it waits out the dead gateway's lock and
 // mounts the image, replaying ext4's journal), mounts the export and
 // checks every unit of the file; then it stops the gateway and checks the

@@ -33,8 +33,9 @@ import (
 // the cut showed behind). QEMU logs every write and flush each disk completed
 // (blklogwrites); the host rebuilds each disk as a disk with a volatile
 // write cache may be left by the cut: everything up to its last flush,
-// and of the writes it completed after that, all, none or a random half
-// (chosen per disk; TSUMIKI_POWERLOSS_TAIL=all|none|half for all disks).
+// and of the writes it completed after that, all, none, a random half, or
+// each dropped, kept or torn at 4 KiB (chosen per disk;
+// TSUMIKI_POWERLOSS_TAIL=all|none|half|torn for all disks).
 // Each disk flushes on its own, so no OSD's flush covers another's writes.
 // The next boot starts the cluster from those disks, every node at once,
 // makes the pool and image if the cut came before they were made, maps

@@ -16,8 +16,8 @@ import (
 // ackcheck writes a file over up's NFS export (mounted through its
 // portmapper). The host cuts the power once both have upPowerLossAcks
 // acknowledgements per writer, and rebuilds the disk as TestClusterPowerLoss
-// does (everything through the last flush; all, none or half of the
-// rest). The next boot starts `tsumiki up` on the same folder: it must
+// does (everything through the last flush; all, none, half or torn
+// parts of the rest). The next boot starts `tsumiki up` on the same folder: it must
 // come up by itself (no lock to break by hand: the gateways' holders died
 // with the power), serve both, and every acknowledged write of both must
 // be there. Then up is stopped with SIGTERM: it must exit 0, and stop its

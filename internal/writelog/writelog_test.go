@@ -234,3 +234,38 @@ func TestOpenStopsAtZeroHeader(t *testing.T) {
 		t.Fatalf("an empty log: torn at %d, want -1", l.TornAt)
 	}
 }
+
+// TestApplyTorn: a write or discard applied torn keeps exactly the pages
+// keep chose, cut at page boundaries of the disk, not of the write.
+func TestApplyTorn(t *testing.T) {
+	b := &logBuilder{ss: 512}
+	b.write(0, fill(8*512, 1))      // 0: sectors 0-7
+	b.entry(0, 0, FlagFlush, nil)   // 1
+	b.write(1, fill(6*512, 2))      // 2: sectors 1-6: pages [1,2) [2,4) [4,6) [6,7) of 1024 bytes
+	b.entry(4, 4, FlagDiscard, nil) // 3: sectors 4-7: pages [4,6) [6,8)
+	l := openLog(t, b)
+	img := newImage(t, l, 8, 1)
+	var calls int
+	pattern := func(keep ...bool) func() bool {
+		return func() bool { calls++; return keep[calls-1] }
+	}
+	calls = 0
+	kept, pages, err := l.ApplyTorn(img, 2, 1024, pattern(true, false, true, false))
+	if err != nil || kept != 2 || pages != 4 {
+		t.Fatalf("torn write: kept %d of %d pages (%v), want 2 of 4", kept, pages, err)
+	}
+	checkSectors(t, img, []byte{1, 2, 1, 1, 2, 2, 1, 1}, "torn write")
+	calls = 0
+	if kept, pages, err := l.ApplyTorn(img, 3, 1024, pattern(false, true)); err != nil || kept != 1 || pages != 2 {
+		t.Fatalf("torn discard: kept %d of %d pages (%v), want 1 of 2", kept, pages, err)
+	}
+	checkSectors(t, img, []byte{1, 2, 1, 1, 2, 2, 0, 0}, "torn discard")
+	if kept, pages, err := l.ApplyTorn(img, 1, 1024, nil); err != nil || kept+pages != 0 {
+		t.Fatalf("a flush: kept %d of %d pages (%v), want none", kept, pages, err)
+	}
+	for _, page := range []int64{0, 700} {
+		if _, _, err := l.ApplyTorn(img, 2, page, func() bool { return true }); err == nil {
+			t.Errorf("a page of %d bytes: no error", page)
+		}
+	}
+}
