@@ -46,14 +46,17 @@
 // the lock, so that a holder that is alive but cut off from etcd has passed
 // its own deadline before the new holder writes.
 //
-// This is fencing by the holder's own cooperation, not by the storage: the
-// OSDs do not check a fencing token (there are no object epochs yet). What
-// it does not cover: a write the old holder sent before it fenced itself
-// and that the network delays past the wait can still land afterwards; a
-// holder whose process is frozen (SIGSTOP, a VM paused) for longer than the
-// TTL may send one more batch of operations when it resumes, before its
-// next deadline check; and clocks that run at very different rates on the
-// two hosts shorten the margin. Header changes (resize, remove) are fenced
+// The storage enforces the holder's deadline too: every object operation
+// carries it as its fence (client.WithFence), and an OSD proposes a write
+// only before that fence, less a margin, counting from when the request
+// was sent (wire.Request.Sent and Budget, measured against the OSD's own
+// clock). So a write the old holder sent before it fenced itself, and
+// that the network, a socket buffer or a stalled OSD delayed, is refused
+// rather than landing after the new holder's writes; so is one from a
+// holder that was frozen (SIGSTOP, a paused VM) and resumed. What it does
+// not cover: clocks that run at very different rates on the two hosts
+// shorten the margin. There is no fencing token in the objects themselves
+// (no object epochs yet). Header changes (resize, remove) are fenced
 // by etcd itself and are safe in every case.
 //
 // # Concurrency

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/stripe"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 )
 
 // OpenOptions say how to open an image.
@@ -177,11 +178,14 @@ func (im *Image) usable(write bool) error {
 }
 
 // ioContext derives the context of one IO: it is canceled when the lock is
-// lost, so that object operations stop being retried.
+// lost, so that object operations stop being retried, and fenced at the
+// lock's deadline, so that no OSD applies one of them after the lock may
+// have lapsed and another writer taken over (client.WithFence).
 func (im *Image) ioContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	if im.lock == nil {
 		return ctx, func() {}
 	}
+	ctx = client.WithFence(ctx, im.lock.fenceAt)
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := context.AfterFunc(im.lock.lost, func() { cancel(context.Cause(im.lock.lost)) })
 	return ctx, func() { stop(); cancel(nil) }

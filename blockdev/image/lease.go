@@ -72,6 +72,14 @@ func (l *leaseLock) fence(why string) {
 // checkDeadline runs on the deadline timer.
 func (l *leaseLock) checkDeadline() { _ = l.err() }
 
+// fenceAt is the lock's deadline: object writes sent under it must land
+// by then or not at all (ioContext).
+func (l *leaseLock) fenceAt() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.deadline
+}
+
 // renewed moves the deadline after a renewal sent at sent.
 func (l *leaseLock) renewed(sent time.Time, ttl time.Duration) {
 	l.mu.Lock()

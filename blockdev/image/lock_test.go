@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/stripe"
+	"github.com/tsumiki-storage/tsumiki/storage/client"
 )
 
 // TestImageLockExclusive: a second writer is refused with an error that
@@ -197,5 +198,44 @@ func TestImageRunKeepsLock(t *testing.T) {
 		if err := im.WriteAt(context.Background(), []byte{byte(i)}, 0); err != nil {
 			t.Fatalf("write %d s after open: %v", i+1, err)
 		}
+	}
+}
+
+// TestImageIOFencedAtLockDeadline: an IO's object operations carry the
+// lock's deadline as their fence (client.WithFence), so that no OSD
+// applies one after the lock may have lapsed and another writer taken the
+// image; it follows the deadline as renewals move it.
+func TestImageIOFencedAtLockDeadline(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, "holder")
+	e.create(t, s, "x", 1<<20, stripe.Layout{})
+	im := e.open(t, s, "x")
+	for range 2 {
+		ctx, cancel := im.ioContext(context.Background())
+		at, ok := client.Deadline(ctx)
+		cancel()
+		if want := im.lock.fenceAt(); !ok || !at.Equal(want) {
+			t.Fatalf("IO fence %v (%v), want the lock's deadline %v", at, ok, want)
+		}
+		if left := time.Until(at); left <= 0 || left > deadlineAfter(2*time.Second) {
+			t.Fatalf("IO fence %v away, want within the lock's %v", left, deadlineAfter(2*time.Second))
+		}
+		old, give := im.lock.fenceAt(), time.Now().Add(10*time.Second)
+		for im.lock.fenceAt().Equal(old) { // Run renews the lease
+			if time.Now().After(give) {
+				t.Fatal("the lock's deadline did not move in 10s: no renewal")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	ro, err := s.Open(context.Background(), "rbd", "x", OpenOptions{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	ctx, cancel := ro.ioContext(context.Background())
+	defer cancel()
+	if _, ok := client.Deadline(ctx); ok {
+		t.Fatal("a read-only image's IO is fenced: it holds no lock")
 	}
 }

@@ -15,8 +15,9 @@ import (
 
 var errConnClosed = errors.New("client: connection closed")
 
-// writeTimeout bounds a request's write to the socket.
-const writeTimeout = 10 * time.Second
+// writeTimeout bounds a request's write to the socket: a connection whose
+// OSD stopped reading this long is given up (wire.GiveUpAfter).
+const writeTimeout = wire.GiveUpAfter
 
 // conn is one pipelined connection to an OSD: many requests in flight,
 // answers matched by id.
@@ -26,8 +27,9 @@ const writeTimeout = 10 * time.Second
 // write. The reader reads each answer's data straight into the buffer its
 // caller gave (call.into), without a copy.
 type conn struct {
-	addr string
-	c    net.Conn
+	addr  string
+	c     net.Conn
+	start time.Time // when it was opened: requests' Sent counts from it
 
 	queued atomic.Int32 // callers waiting for wmu
 	wmu    sync.Mutex   // guards the following
@@ -53,7 +55,7 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{addr: addr, c: c, w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{}}
+	cn := &conn{addr: addr, c: c, start: time.Now(), w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{}}
 	go cn.readLoop()
 	return cn, nil
 }
@@ -110,6 +112,9 @@ func (cn *conn) broken() bool {
 // the answer's data has its length, the data is read into it and the
 // answer's Data aliases it.
 func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.Response, error) {
+	if err := ctx.Err(); err != nil {
+		return wire.Response{}, err
+	}
 	cl := &call{ch: make(chan wire.Response, 1), into: into}
 	cn.mu.Lock()
 	if cn.err != nil {
@@ -122,7 +127,13 @@ func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.
 	cn.pending[req.ID] = cl
 	cn.mu.Unlock()
 
-	if err := cn.send(req); err != nil {
+	if err := cn.send(ctx, req); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			cn.mu.Lock()
+			delete(cn.pending, req.ID)
+			cn.mu.Unlock()
+			return wire.Response{}, err
+		}
 		cn.fail(err)
 		return wire.Response{}, fmt.Errorf("%w: %s: %v", errConnClosed, cn.addr, err)
 	}
@@ -148,17 +159,29 @@ func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.
 }
 
 // send writes req, and flushes unless another caller is queued to write
-// (the last one flushes).
-func (cn *conn) send(req *wire.Request) error {
+// (the last one flushes). It stamps req with when it was sent and how long
+// its caller waits for it (ctx's deadline, or its fence if earlier: see
+// WithFence), rounded down: the OSD then errs early, never late. Past the deadline nothing is sent and the error
+// is context.DeadlineExceeded.
+func (cn *conn) send(ctx context.Context, req *wire.Request) error {
 	cn.queued.Add(1)
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	cn.queued.Add(-1)
-	if now := time.Now(); cn.dl.Sub(now) < writeTimeout-time.Second {
+	now := time.Now()
+	if cn.dl.Sub(now) < writeTimeout-time.Second {
 		cn.dl = now.Add(writeTimeout)
 		if err := cn.c.SetWriteDeadline(cn.dl); err != nil {
 			return err
 		}
+	}
+	req.Sent, req.Budget = uint32(now.Sub(cn.start).Milliseconds()), 0
+	if dl, ok := Deadline(ctx); ok {
+		left := dl.Sub(now).Milliseconds()
+		if left <= 0 {
+			return context.DeadlineExceeded
+		}
+		req.Budget = uint32(min(left, 1<<32-1))
 	}
 	cn.head = wire.AppendRequestHead(cn.head[:0], req)
 	if err := cn.w.WriteFrame(wire.FrameRequest, cn.head, req.Data); err != nil {

@@ -132,3 +132,93 @@ func TestConcurrentFirstCallsShareAConn(t *testing.T) {
 		}
 	}
 }
+
+// TestCallStampsSentAndBudget: each request says when it was sent (since
+// the connection opened) and how long its caller waits, rounded down, so
+// that the OSD never proposes it after the caller gave up; a call already
+// past its deadline sends nothing.
+func TestCallStampsSentAndBudget(t *testing.T) {
+	got := make(chan wire.Request, 3)
+	addr := rawOSD(t, func(req wire.Request, w *bufio.Writer) {
+		got <- req
+		resp := wire.Response{ID: req.ID}
+		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
+		_ = w.Flush()
+	})
+	cn, err := dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.fail(errors.New("test over"))
+	time.Sleep(20 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	before := time.Since(cn.start)
+	if _, err := cn.call(ctx, &wire.Request{Op: wire.OpWrite}, nil); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Since(cn.start)
+	req := <-got
+	if sent := time.Duration(req.Sent) * time.Millisecond; sent < before.Truncate(time.Millisecond) || sent > after {
+		t.Errorf("Sent %v, want between %v and %v", sent, before, after)
+	}
+	if b := time.Duration(req.Budget) * time.Millisecond; b <= 4*time.Second || b > 5*time.Second {
+		t.Errorf("Budget %v, want under the 5s deadline", b)
+	}
+	if _, err := cn.call(context.Background(), &wire.Request{Op: wire.OpWrite}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if req := <-got; req.Budget != 0 {
+		t.Errorf("Budget %d without a deadline, want 0 (none)", req.Budget)
+	}
+	late, cancel2 := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel2()
+	if _, err := cn.call(late, &wire.Request{Op: wire.OpWrite}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call past its deadline: %v, want DeadlineExceeded", err)
+	}
+	if cn.broken() {
+		t.Error("a call past its deadline broke the connection")
+	}
+	select {
+	case req := <-got:
+		t.Errorf("a call past its deadline was sent: %+v", req)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestCallBudgetCutToFence: a context's fence (an image lock's deadline)
+// bounds the budget when it comes before the deadline; past it, nothing
+// is sent.
+func TestCallBudgetCutToFence(t *testing.T) {
+	got := make(chan wire.Request, 2)
+	addr := rawOSD(t, func(req wire.Request, w *bufio.Writer) {
+		got <- req
+		resp := wire.Response{ID: req.ID}
+		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
+		_ = w.Flush()
+	})
+	cn, err := dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.fail(errors.New("test over"))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	fence := time.Now().Add(3 * time.Second)
+	fenced := WithFence(ctx, func() time.Time { return fence })
+	if _, err := cn.call(fenced, &wire.Request{Op: wire.OpWrite}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if b := time.Duration((<-got).Budget) * time.Millisecond; b <= 2*time.Second || b > 3*time.Second {
+		t.Errorf("Budget %v under a fence 3s away, want at most 3s", b)
+	}
+	fence = time.Now().Add(-time.Millisecond)
+	if _, err := cn.call(fenced, &wire.Request{Op: wire.OpWrite}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a call past its fence: %v, want DeadlineExceeded", err)
+	}
+	select {
+	case req := <-got:
+		t.Errorf("a call past its fence was sent: %+v", req)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

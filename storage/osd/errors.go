@@ -1,6 +1,9 @@
 package osd
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 var (
 	// ErrNotLeader: this replica is not the PG's leader; retry at the leader.
@@ -11,6 +14,9 @@ var (
 	ErrDegraded = errors.New("osd: pg degraded below min_size")
 	// ErrTimeout: the operation did not finish in time; its outcome is unknown.
 	ErrTimeout = errors.New("osd: operation timed out")
+	// ErrTooLate: a mutation was not proposed because its client may have
+	// given up on it (wire.Request.Sent); nothing was changed.
+	ErrTooLate = fmt.Errorf("%w: not proposed, its client may have given up on it", ErrTimeout)
 	// ErrClosing: the OSD is shutting down.
 	ErrClosing = errors.New("osd: shutting down")
 	// ErrBadEntry: a raft entry does not decode (a bug or corruption).

@@ -114,7 +114,7 @@ func (lc *loopCluster) write(pg PG, object string, data []byte) uint64 {
 			if lc.net.nodes[int32(i)] == nil {
 				continue
 			}
-			idx, err := n.propose(ctx, pg, op{Kind: opWrite, Object: object, Data: data})
+			idx, err := n.propose(ctx, pg, op{Kind: opWrite, Object: object, Data: data}, time.Time{})
 			if err == nil {
 				return idx
 			}
@@ -298,7 +298,7 @@ func TestLoopDegradedRefusesWrites(t *testing.T) {
 	time.Sleep(300 * time.Millisecond) // more than an election timeout
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_, err := lc.nodes[0].propose(ctx, pg, op{Kind: opWrite, Object: "x", Data: []byte("after")})
+	_, err := lc.nodes[0].propose(ctx, pg, op{Kind: opWrite, Object: "x", Data: []byte("after")}, time.Time{})
 	if !errors.Is(err, ErrDegraded) && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrTimeout) {
 		t.Fatalf("write on an isolated node: %v, want degraded/not leader/timeout", err)
 	}

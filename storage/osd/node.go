@@ -404,12 +404,23 @@ func (n *Node) deadline(ctx context.Context) time.Time {
 }
 
 // propose replicates o through pg's raft log and returns once it is applied
-// on this (leader) replica, with the entry's index.
-func (n *Node) propose(ctx context.Context, pg PG, o op) (uint64, error) {
+// on this (leader) replica, with the entry's index. It is proposed only
+// if the loop gets to it by time by (zero: no limit), or fails with
+// ErrTooLate (see Server's proposeBy); and only while ctx is live.
+func (n *Node) propose(ctx context.Context, pg PG, o op, by time.Time) (uint64, error) {
 	o.ReqID = n.nonce + n.nextReq.Add(1)
 	data := encodeOp(&o)
 	w := newWaiter(n.deadline(ctx))
-	if !n.post(ctx, func() { n.startPropose(pg, o.ReqID, data, w) }) {
+	if !n.post(ctx, func() {
+		switch {
+		case !by.IsZero() && n.cfg.Clock.Now().After(by):
+			w.finish(0, ErrTooLate)
+		case ctx.Err() != nil:
+			w.finish(0, ErrTimeout) // its caller is gone: nobody waits for it
+		default:
+			n.startPropose(pg, o.ReqID, data, w)
+		}
+	}) {
 		return 0, ErrClosing
 	}
 	return n.wait(ctx, w)

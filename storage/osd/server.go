@@ -94,6 +94,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	start := time.Now() // requests' Sent counts from about here
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
@@ -138,6 +139,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if err != nil {
 			break // a malformed frame leaves the stream unsynchronised
 		}
+		by := proposeBy(start, time.Now(), &req)
 		weight := int64(len(body))
 		if req.Op == wire.OpRead || req.Op == wire.OpReplicaRead {
 			weight += min(max(req.Length, 0), wire.MaxFrame) // the reply buffer
@@ -157,20 +159,47 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem; s.inflight.Release(weight) }()
-			resp := s.handle(ctx, &req, body)
+			resp := s.handle(ctx, &req, body, by)
 			select {
 			case out <- resp:
 			case <-ctx.Done():
 			}
 		}()
 	}
-	wg.Wait()
+	// The client is gone or broke the stream: requests not yet proposed
+	// never will be (it may send them again elsewhere).
 	cancel()
+	wg.Wait()
 	<-writerDone
 }
 
+// staleMargin is what proposeBy keeps in hand for the time between the
+// client opening a connection and the server beginning to serve it, which
+// makes a request's lag look shorter than it was.
+const staleMargin = time.Second
+
+// proposeBy is the latest time a mutation read off a connection this
+// server began serving at start may be proposed: while its client still
+// waits for it, and well before the client may give up the connection and
+// send it again elsewhere (wire.GiveUpAfter). A request proposed later
+// could land after writes its client made once it gave up on it, and undo
+// them. now is when it was read; its Sent tells how long it waited unread
+// (behind a stall, in socket buffers).
+func proposeBy(start, now time.Time, req *wire.Request) time.Time {
+	// Milliseconds since start, modulo 2^32 as Sent is: the difference
+	// is right on connections of any age, and a client's clock slightly
+	// ahead (it opened the connection first) reads as no lag.
+	lag := int32(uint32(now.Sub(start).Milliseconds()) - req.Sent)
+	sent := now.Add(-time.Duration(max(lag, 0)) * time.Millisecond)
+	wait := wire.GiveUpAfter / 2
+	if req.Budget > 0 {
+		wait = min(wait, time.Duration(req.Budget)*time.Millisecond)
+	}
+	return sent.Add(wait - staleMargin)
+}
+
 // handle answers req, decoded from frame (whose tail is req.Data).
-func (s *Server) handle(ctx context.Context, req *wire.Request, frame []byte) wire.Response {
+func (s *Server) handle(ctx context.Context, req *wire.Request, frame []byte, by time.Time) wire.Response {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp := wire.Response{ID: req.ID, Epoch: s.epoch.Load(), Leader: -1}
@@ -182,7 +211,7 @@ func (s *Server) handle(ctx context.Context, req *wire.Request, frame []byte) wi
 	var err error
 	switch req.Op {
 	case wire.OpWrite, wire.OpTruncate, wire.OpZero, wire.OpDelete:
-		resp.A, err = s.mutate(ctx, pg, req, frame)
+		resp.A, err = s.mutate(ctx, pg, req, frame, by)
 	case wire.OpRead:
 		resp.A, resp.Data, err = s.read(ctx, pg, req)
 	case wire.OpStat:
@@ -257,7 +286,7 @@ func checkRange(off, length int64) error {
 	return nil
 }
 
-func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request, frame []byte) (uint64, error) {
+func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request, frame []byte, by time.Time) (uint64, error) {
 	o := op{Object: req.Object, Offset: req.Offset}
 	switch req.Op {
 	case wire.OpWrite:
@@ -268,7 +297,7 @@ func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request, frame []b
 			return 0, err
 		}
 		if len(req.Data) > maxProposal {
-			return s.splitWrite(ctx, pg, req)
+			return s.splitWrite(ctx, pg, req, by)
 		}
 		o.Kind, o.Data, o.frame = opWrite, req.Data, frame
 	case wire.OpTruncate:
@@ -287,12 +316,12 @@ func (s *Server) mutate(ctx context.Context, pg PG, req *wire.Request, frame []b
 	if req.Object == "" {
 		return 0, errInvalid("empty object name")
 	}
-	return s.node.propose(ctx, pg, o)
+	return s.node.propose(ctx, pg, o, by)
 }
 
 // splitWrite proposes a large write as several entries, pipelined. The
 // pieces are not atomic together, as with a disk's multi-sector write.
-func (s *Server) splitWrite(ctx context.Context, pg PG, req *wire.Request) (uint64, error) {
+func (s *Server) splitWrite(ctx context.Context, pg PG, req *wire.Request, by time.Time) (uint64, error) {
 	type res struct {
 		idx uint64
 		err error
@@ -303,7 +332,7 @@ func (s *Server) splitWrite(ctx context.Context, pg PG, req *wire.Request) (uint
 		lo := i * maxProposal
 		hi := min(lo+maxProposal, len(req.Data))
 		go func() {
-			idx, err := s.node.propose(ctx, pg, op{Kind: opWrite, Object: req.Object, Offset: req.Offset + int64(lo), Data: req.Data[lo:hi]})
+			idx, err := s.node.propose(ctx, pg, op{Kind: opWrite, Object: req.Object, Offset: req.Offset + int64(lo), Data: req.Data[lo:hi]}, by)
 			ch <- res{idx, err}
 		}()
 	}

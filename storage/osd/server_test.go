@@ -1,6 +1,7 @@
 package osd
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
 var errAcceptFailed = errors.New("accept failed")
@@ -44,5 +47,76 @@ func TestServeEndsConnectionsOnAcceptError(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve hangs after an accept error while a connection is open")
+	}
+}
+
+// TestServerRefusesStaleMutations: a mutation read off a connection later
+// than its client may still wait for it (its Sent says how long it waited
+// unread; its Budget how long the client waits) is answered Timeout and
+// never proposed, so it cannot land after writes its client made once it
+// gave up on it. Fresh ones, and a client clock a little ahead, go through.
+func TestServerRefusesStaleMutations(t *testing.T) {
+	lc := newLoopCluster(t, 1)
+	pg := PG{Pool: 1, Seq: 0}
+	lc.write(pg, "warm", []byte("x")) // a leader exists
+	lead := lc.leaderOf(pg)
+	if lead < 0 {
+		t.Fatal("no agreed leader")
+	}
+	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, l) }()
+	t.Cleanup(func() { cancel(); <-served })
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	opened := time.Now()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	write := func(object string, sentAgo time.Duration, budget uint32) wire.Status {
+		t.Helper()
+		sent := uint32(time.Since(opened).Milliseconds()) - uint32(sentAgo.Milliseconds()) // mod 2^32, as a client's
+		req := wire.Request{ID: 1, Op: wire.OpWrite, Pool: pg.Pool, PG: pg.Seq, Object: object, Data: []byte("data"), Sent: sent, Budget: budget}
+		if err := wire.WriteFrame(w, wire.FrameRequest, wire.AppendRequest(nil, &req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		_, body, err := wire.ReadFrame(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := wire.DecodeResponse(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Status
+	}
+	for _, tc := range []struct {
+		object  string
+		sentAgo time.Duration
+		budget  uint32
+		want    wire.Status
+	}{
+		{"fresh", 0, 30000, wire.StatusOK},
+		{"no-budget", 0, 0, wire.StatusOK},
+		{"clock-ahead", -50 * time.Millisecond, 30000, wire.StatusOK},
+		{"waited-unread", wire.GiveUpAfter / 2, 30000, wire.StatusTimeout},
+		{"client-done", 0, 500, wire.StatusTimeout},
+	} {
+		if got := write(tc.object, tc.sentAgo, tc.budget); got != tc.want {
+			t.Errorf("%s: status %v, want %v", tc.object, got, tc.want)
+		}
+		_, err := lc.stores[lead].Stat(pg, tc.object)
+		if exists := err == nil; exists != (tc.want == wire.StatusOK) {
+			t.Errorf("%s: object exists: %v (%v), want %v", tc.object, exists, err, tc.want == wire.StatusOK)
+		}
 	}
 }

@@ -1,6 +1,9 @@
 package wire
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Op is an object operation a client asks an OSD for.
 type Op uint8
@@ -46,8 +49,22 @@ type Request struct {
 	Offset   int64  // Read/Write/Zero/ReplicaRead: byte offset; Truncate: new size
 	Length   int64  // Read/Zero/ReplicaRead: byte count; List: max names (0 = default)
 	MinIndex uint64 // ReplicaRead: wait until this replica applied this index
-	Data     []byte // Write: payload; List: the "after" cursor
+	// Sent is when the client began writing the request, in milliseconds
+	// since it opened the connection (its own clock), and Budget how many
+	// milliseconds from then it waits for the answer (0: no limit). An OSD
+	// proposes a mutation only while its client still waits (see
+	// GiveUpAfter): a request it read late, behind a stall, or whose
+	// client gave up must not land after the writes that followed it.
+	Sent, Budget uint32
+	Data         []byte // Write: payload; List: the "after" cursor
 }
+
+// GiveUpAfter is the soonest a client gives up a connection after it
+// wrote a request on it: it does so when a later write to the socket
+// blocks this long (the OSD stopped reading), and then sends again what
+// was pending on a new connection. An OSD must not propose a request
+// read off a connection once its client may have given it up.
+const GiveUpAfter = 10 * time.Second
 
 // AppendRequest appends r's encoding to b.
 func AppendRequest(b []byte, r *Request) []byte {
@@ -67,6 +84,8 @@ func AppendRequestHead(b []byte, r *Request) []byte {
 	e.u64(uint64(r.Offset))
 	e.u64(uint64(r.Length))
 	e.u64(r.MinIndex)
+	e.u32(r.Sent)
+	e.u32(r.Budget)
 	e.u32(uint32(len(r.Data)))
 	return e.b
 }
@@ -84,6 +103,8 @@ func DecodeRequest(b []byte) (Request, error) {
 	r.Offset = int64(d.u64())
 	r.Length = int64(d.u64())
 	r.MinIndex = d.u64()
+	r.Sent = d.u32()
+	r.Budget = d.u32()
 	r.Data = d.bytes()
 	if !d.done() {
 		return Request{}, fmt.Errorf("%w: request", ErrMalformed)

@@ -13,7 +13,7 @@ import (
 func TestRequestRoundTrip(t *testing.T) {
 	for _, r := range []Request{
 		{ID: 1, Op: OpWrite, Epoch: 7, Pool: 2, PG: 63, Object: "img.0001", Offset: 4096, Data: []byte("abc")},
-		{ID: 1<<63 + 5, Op: OpRead, Object: "", Offset: 1 << 40, Length: 32 << 20},
+		{ID: 1<<63 + 5, Op: OpRead, Object: "", Offset: 1 << 40, Length: 32 << 20, Sent: 1<<32 - 1, Budget: 30000},
 		{Op: OpReplicaRead, MinIndex: 99, Data: []byte{}},
 	} {
 		got, err := DecodeRequest(AppendRequest(nil, &r))
