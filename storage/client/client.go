@@ -164,12 +164,23 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	cur, known := c.m.OSD(id) // the map may have moved on while we dialed
 	old := c.conns[id]
-	if old != nil && !old.broken() && old.addr == o.PublicAddr {
+	switch {
+	case !known:
+		go cn.fail(errors.New("the osd left the map"))
+		return nil, fmt.Errorf("client: osd.%d left the cluster map while connecting", id)
+	case c.closed:
+		go cn.fail(errors.New("client closed"))
+		return nil, errors.New("client: closed")
+	case old != nil && !old.broken() && old.addr == cur.PublicAddr:
 		// Another call dialed at the same time and won: its connection
 		// may already carry requests, so it stays and ours goes.
 		go cn.fail(errors.New("a concurrent dial won"))
 		return old, nil
+	case cn.addr != cur.PublicAddr:
+		go cn.fail(errors.New("the osd moved"))
+		return nil, fmt.Errorf("client: osd.%d moved to %s while connecting to %s", id, cur.PublicAddr, cn.addr)
 	}
 	if old != nil {
 		go old.fail(errors.New("replaced"))
