@@ -14,6 +14,10 @@ import (
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
+// attemptTimeout is Client.attempt: twice wire.SettleAfter, so that an
+// OSD that answers slowly but answers is not given up.
+const attemptTimeout = 2 * wire.SettleAfter
+
 // Config configures a Client.
 type Config struct {
 	EtcdEndpoints []string // required unless Etcd is set
@@ -30,6 +34,13 @@ type Client struct {
 	etcd    *clientv3.Client
 	ownEtcd bool
 	maps    *clustermap.Store
+
+	// attempt bounds one try at one OSD: an OSD that went silent (its
+	// host lost power, a partition) is given up after it, and the PG's
+	// other replicas are asked, instead of waiting out the operation's
+	// whole deadline.
+	attempt time.Duration
+	settle  time.Duration // wire.SettleAfter, for the connections (tests shorten both)
 
 	mu      sync.Mutex // guards the following
 	m       *clustermap.Map
@@ -52,7 +63,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, etcd: cfg.Etcd, leaders: map[pgKey]int32{}, conns: map[int32]*conn{}}
+	c := &Client{cfg: cfg, log: cfg.Logger, etcd: cfg.Etcd, attempt: attemptTimeout, settle: wire.SettleAfter, leaders: map[pgKey]int32{}, conns: map[int32]*conn{}}
 	if c.etcd == nil {
 		cli, err := clustermap.Dial(ctx, cfg.EtcdEndpoints, cfg.Logger)
 		if err != nil {
@@ -162,6 +173,7 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client: connect to osd.%d at %s: %w", id, o.PublicAddr, err)
 	}
+	cn.settleAfter = c.settle
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur, known := c.m.OSD(id) // the map may have moved on while we dialed
@@ -233,7 +245,9 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		}
 		r := req
 		r.Epoch = m.Epoch
-		resp, err := c.call(ctx, target, &r, into)
+		actx, cancelAttempt := context.WithTimeout(ctx, c.attempt)
+		resp, err := c.call(actx, target, &r, into)
+		cancelAttempt()
 		retryNow := false
 		switch {
 		case err != nil:

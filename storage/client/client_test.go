@@ -298,3 +298,35 @@ func TestMovedOSDsAreFoundAgain(t *testing.T) {
 		t.Fatalf("map epoch %d, want newer than %d", got, old.Epoch)
 	}
 }
+
+// TestSilentLeaderGivenUp: a leader that takes requests and never answers
+// (its host lost power; its sockets stay open) is given up after one
+// attempt, and the write goes to the PG's other replicas, well within its
+// deadline, instead of failing at it.
+func TestSilentLeaderGivenUp(t *testing.T) {
+	c, fakes := setup(t)
+	c.attempt, c.settle = 200*time.Millisecond, 100*time.Millisecond
+	const silent = 0
+	hang := make(chan struct{})
+	t.Cleanup(func() { close(hang) })
+	for id, f := range fakes {
+		f.handle(func(wire.Request) wire.Response {
+			if id == silent {
+				<-hang
+			}
+			return wire.Response{Status: wire.StatusOK}
+		})
+	}
+	key := pgKey{c.Map().Pools[0].ID, 0}
+	c.mu.Lock()
+	c.leaders[key] = silent
+	c.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Write(ctx, "p", "obj", 0, []byte("x")); err != nil {
+		t.Fatalf("write with a silent leader: %v", err)
+	}
+	if fakes[silent].count(wire.OpWrite) == 0 {
+		t.Fatal("the silent leader was never asked: the test does not test")
+	}
+}

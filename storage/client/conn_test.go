@@ -222,3 +222,66 @@ func TestCallBudgetCutToFence(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestUnansweredMutationSettlesFirst: a mutation that gets no answer, for
+// its deadline or a failed connection, returns only once the OSD can no
+// longer apply it (settleAfter after it was sent), so that its caller may
+// report it failed or send it again without it landing later; unless the
+// OSD ended the connection, which settles it at once. Reads do not wait.
+func TestUnansweredMutationSettlesFirst(t *testing.T) {
+	const settle = 400 * time.Millisecond
+	addr := func(closeOnWrite bool) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go serveRequests(c, func(req wire.Request, w *bufio.Writer) error {
+					if closeOnWrite && req.Op == wire.OpWrite {
+						return errors.New("closing") // serveRequests closes c
+					}
+					return nil // never answers
+				})
+			}
+		}()
+		return ln.Addr().String()
+	}
+	silent, closing := addr(false), addr(true)
+	open := func(a string) *conn {
+		cn, err := dial(context.Background(), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cn.settleAfter = settle
+		t.Cleanup(func() { cn.fail(errors.New("test over")) })
+		return cn
+	}
+	timed := func(cn *conn, op wire.Op, ctxFor time.Duration, failAfter time.Duration) (time.Duration, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), ctxFor)
+		defer cancel()
+		if failAfter > 0 {
+			time.AfterFunc(failAfter, func() { cn.fail(errors.New("given up")) })
+		}
+		start := time.Now()
+		_, err := cn.call(ctx, &wire.Request{Op: op, Data: []byte("x")}, nil)
+		return time.Since(start), err
+	}
+	if d, err := timed(open(silent), wire.OpWrite, 20*time.Millisecond, 0); err == nil || d < settle {
+		t.Errorf("a write past its deadline returned after %v (%v), want an error after %v", d, err, settle)
+	}
+	if d, err := timed(open(silent), wire.OpWrite, time.Minute, 20*time.Millisecond); err == nil || d < settle {
+		t.Errorf("a write on a connection given up returned after %v (%v), want an error after %v", d, err, settle)
+	}
+	if d, err := timed(open(silent), wire.OpRead, 20*time.Millisecond, 0); err == nil || d >= settle {
+		t.Errorf("a read past its deadline returned after %v (%v), want an error before %v", d, err, settle)
+	}
+	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d >= settle {
+		t.Errorf("a write whose OSD closed the connection returned after %v (%v), want errConnClosed before %v", d, err, settle)
+	}
+}

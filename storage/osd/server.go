@@ -167,7 +167,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}()
 	}
 	// The client is gone or broke the stream: requests not yet proposed
-	// never will be (it may send them again elsewhere).
+	// never will be, so that a client that sees the connection end may
+	// send them again at once (wire.SettleAfter).
 	cancel()
 	wg.Wait()
 	<-writerDone
@@ -180,18 +181,18 @@ const staleMargin = time.Second
 
 // proposeBy is the latest time a mutation read off a connection this
 // server began serving at start may be proposed: while its client still
-// waits for it, and well before the client may give up the connection and
-// send it again elsewhere (wire.GiveUpAfter). A request proposed later
-// could land after writes its client made once it gave up on it, and undo
-// them. now is when it was read; its Sent tells how long it waited unread
-// (behind a stall, in socket buffers).
+// waits for it, and before the client takes it as settled
+// (wire.SettleAfter) and may send it again elsewhere. A request proposed
+// later could land after writes its client made once it gave up on it,
+// and undo them. now is when it was read; its Sent tells how long it
+// waited unread (behind a stall, in socket buffers).
 func proposeBy(start, now time.Time, req *wire.Request) time.Time {
 	// Milliseconds since start, modulo 2^32 as Sent is: the difference
 	// is right on connections of any age, and a client's clock slightly
 	// ahead (it opened the connection first) reads as no lag.
 	lag := int32(uint32(now.Sub(start).Milliseconds()) - req.Sent)
 	sent := now.Add(-time.Duration(max(lag, 0)) * time.Millisecond)
-	wait := wire.GiveUpAfter / 2
+	wait := wire.SettleAfter
 	if req.Budget > 0 {
 		wait = min(wait, time.Duration(req.Budget)*time.Millisecond)
 	}

@@ -108,7 +108,7 @@ func TestServerRefusesStaleMutations(t *testing.T) {
 		{"fresh", 0, 30000, wire.StatusOK},
 		{"no-budget", 0, 0, wire.StatusOK},
 		{"clock-ahead", -50 * time.Millisecond, 30000, wire.StatusOK},
-		{"waited-unread", wire.GiveUpAfter / 2, 30000, wire.StatusTimeout},
+		{"waited-unread", wire.SettleAfter, 30000, wire.StatusTimeout},
 		{"client-done", 0, 500, wire.StatusTimeout},
 	} {
 		if got := write(tc.object, tc.sentAgo, tc.budget); got != tc.want {

@@ -26,6 +26,11 @@ const (
 	OpTransfer    Op = 11 // leader only: hand leadership of the PG to OSD Offset
 )
 
+// Mutates reports whether o changes objects (goes through the raft log).
+func (o Op) Mutates() bool {
+	return o == OpWrite || o == OpTruncate || o == OpZero || o == OpDelete
+}
+
 var opNames = map[Op]string{
 	OpRead: "read", OpWrite: "write", OpTruncate: "truncate", OpZero: "zero",
 	OpDelete: "delete", OpStat: "stat", OpList: "list", OpReplicaRead: "replica-read",
@@ -52,19 +57,23 @@ type Request struct {
 	// Sent is when the client began writing the request, in milliseconds
 	// since it opened the connection (its own clock), and Budget how many
 	// milliseconds from then it waits for the answer (0: no limit). An OSD
-	// proposes a mutation only while its client still waits (see
-	// GiveUpAfter): a request it read late, behind a stall, or whose
-	// client gave up must not land after the writes that followed it.
+	// proposes a mutation only while its client still waits for it and
+	// within SettleAfter of its sending (see SettleAfter).
 	Sent, Budget uint32
 	Data         []byte // Write: payload; List: the "after" cursor
 }
 
-// GiveUpAfter is the soonest a client gives up a connection after it
-// wrote a request on it: it does so when a later write to the socket
-// blocks this long (the OSD stopped reading), and then sends again what
-// was pending on a new connection. An OSD must not propose a request
-// read off a connection once its client may have given it up.
-const GiveUpAfter = 10 * time.Second
+// SettleAfter is how long after sending a mutation a client may take it
+// as settled when no answer came: from then on no OSD may apply it. An
+// OSD proposes a mutation only within min(Budget, SettleAfter) of its
+// sending, less a margin, by its own clock (Sent tells how long the
+// request waited unread); an entry once proposed keeps its place in the
+// PG's raft log. A client that gave up on a mutation (its deadline, a
+// dead connection) waits until it is settled before it reports it failed
+// or sends it again, unless the OSD closed the connection (it then
+// proposes nothing more from it). So a mutation never lands after the
+// ones its client made once it gave up on it.
+const SettleAfter = 5 * time.Second
 
 // AppendRequest appends r's encoding to b.
 func AppendRequest(b []byte, r *Request) []byte {
