@@ -40,7 +40,7 @@ type Client struct {
 	// other replicas are asked, instead of waiting out the operation's
 	// whole deadline.
 	attempt time.Duration
-	settle  time.Duration // wire.SettleAfter, for the connections (tests shorten both)
+	timing  timing // of its connections (tests shorten it)
 
 	mu      sync.Mutex // guards the following
 	m       *clustermap.Map
@@ -63,7 +63,7 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, etcd: cfg.Etcd, attempt: attemptTimeout, settle: wire.SettleAfter, leaders: map[pgKey]int32{}, conns: map[int32]*conn{}}
+	c := &Client{cfg: cfg, log: cfg.Logger, etcd: cfg.Etcd, attempt: attemptTimeout, timing: defaultTiming, leaders: map[pgKey]int32{}, conns: map[int32]*conn{}}
 	if c.etcd == nil {
 		cli, err := clustermap.Dial(ctx, cfg.EtcdEndpoints, cfg.Logger)
 		if err != nil {
@@ -169,11 +169,10 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	if !ok {
 		return nil, fmt.Errorf("client: osd.%d is not in the cluster map", id)
 	}
-	cn, err := dial(ctx, o.PublicAddr)
+	cn, err := dial(ctx, o.PublicAddr, c.timing)
 	if err != nil {
 		return nil, fmt.Errorf("client: connect to osd.%d at %s: %w", id, o.PublicAddr, err)
 	}
-	cn.settleAfter = c.settle
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur, known := c.m.OSD(id) // the map may have moved on while we dialed

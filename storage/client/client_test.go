@@ -305,7 +305,7 @@ func TestMovedOSDsAreFoundAgain(t *testing.T) {
 // deadline, instead of failing at it.
 func TestSilentLeaderGivenUp(t *testing.T) {
 	c, fakes := setup(t)
-	c.attempt, c.settle = 200*time.Millisecond, 100*time.Millisecond
+	c.attempt, c.timing.settle = 200*time.Millisecond, 100*time.Millisecond
 	const silent = 0
 	hang := make(chan struct{})
 	t.Cleanup(func() { close(hang) })

@@ -39,8 +39,7 @@ type conn struct {
 	head   []byte    // encoding scratch
 	dl     time.Time // the write deadline set on c
 
-	// settleAfter is wire.SettleAfter (tests shorten it).
-	settleAfter time.Duration
+	timing timing
 
 	mu      sync.Mutex // guards the following
 	pending map[uint64]*call
@@ -57,7 +56,14 @@ type call struct {
 	into []byte             // where the answer's data goes if it has this length; may be nil
 }
 
-func dial(ctx context.Context, addr string) (*conn, error) {
+// timing is what a connection waits for: an unanswered mutation to
+// settle (wire.SettleAfter), an answer that began to end (writeTimeout).
+// Tests shorten them.
+type timing struct{ settle, frame time.Duration }
+
+var defaultTiming = timing{settle: wire.SettleAfter, frame: writeTimeout}
+
+func dial(ctx context.Context, addr string, t timing) (*conn, error) {
 	// Keepalives find a silent OSD while nothing is in flight, the user
 	// timeout while requests are.
 	d := net.Dialer{Timeout: 3 * time.Second, Control: setUserTimeout(writeTimeout),
@@ -67,7 +73,7 @@ func dial(ctx context.Context, addr string) (*conn, error) {
 		return nil, err
 	}
 	cn := &conn{addr: addr, c: c, start: time.Now(), w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{},
-		settleAfter: wire.SettleAfter}
+		timing: t}
 	go cn.readLoop()
 	return cn, nil
 }
@@ -78,16 +84,28 @@ func (cn *conn) readLoop() {
 	for {
 		var claimed *call
 		var resp wire.Response
-		resp, err = wire.ReadResponse(r, func(id uint64) []byte {
-			cn.mu.Lock()
-			claimed = cn.pending[id]
-			delete(cn.pending, id)
-			cn.mu.Unlock()
-			if claimed == nil {
-				return nil // its caller gave up
+		// An answer that began must end within writeTimeout: an OSD
+		// stopped in the middle of one (SIGSTOP, a paused VM) would
+		// otherwise hold its caller for ever, since the kernel still
+		// acknowledges and answers keepalives. Between answers the
+		// connection may idle.
+		if err = cn.c.SetReadDeadline(time.Time{}); err == nil {
+			if _, err = r.Peek(1); err == nil {
+				err = cn.c.SetReadDeadline(time.Now().Add(cn.timing.frame))
 			}
-			return claimed.into
-		})
+		}
+		if err == nil {
+			resp, err = wire.ReadResponse(r, func(id uint64) []byte {
+				cn.mu.Lock()
+				claimed = cn.pending[id]
+				delete(cn.pending, id)
+				cn.mu.Unlock()
+				if claimed == nil {
+					return nil // its caller gave up
+				}
+				return claimed.into
+			})
+		}
 		if err != nil {
 			cn.mu.Lock()
 			cn.byPeer = cn.err == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
@@ -170,7 +188,7 @@ func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.
 		if req.Op.Mutates() {
 			// Wait for its answer, or its settling: whichever comes
 			// first. The answer is dropped.
-			t := time.NewTimer(time.Until(sent.Add(cn.settleAfter)))
+			t := time.NewTimer(time.Until(sent.Add(cn.timing.settle)))
 			defer t.Stop()
 			select {
 			case _, ok := <-cl.ch:
@@ -208,7 +226,7 @@ func (cn *conn) settle(req *wire.Request, sent time.Time) {
 	byPeer := cn.byPeer
 	cn.mu.Unlock()
 	if req.Op.Mutates() && !byPeer {
-		time.Sleep(time.Until(sent.Add(cn.settleAfter)))
+		time.Sleep(time.Until(sent.Add(cn.timing.settle)))
 	}
 }
 

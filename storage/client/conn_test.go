@@ -44,7 +44,7 @@ func TestCallReadsIntoCallersBuffer(t *testing.T) {
 		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
 		_ = w.Flush()
 	})
-	cn, err := dial(context.Background(), addr)
+	cn, err := dial(context.Background(), addr, defaultTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestCancelWhileAnswerArrives(t *testing.T) {
 		_, _ = w.Write(frame[len(frame)/2:])
 		_ = w.Flush()
 	})
-	cn, err := dial(context.Background(), addr)
+	cn, err := dial(context.Background(), addr, defaultTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestCallStampsSentAndBudget(t *testing.T) {
 		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
 		_ = w.Flush()
 	})
-	cn, err := dial(context.Background(), addr)
+	cn, err := dial(context.Background(), addr, defaultTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestCallBudgetCutToFence(t *testing.T) {
 		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
 		_ = w.Flush()
 	})
-	cn, err := dial(context.Background(), addr)
+	cn, err := dial(context.Background(), addr, defaultTiming)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestCallBudgetCutToFence(t *testing.T) {
 
 // TestUnansweredMutationSettlesFirst: a mutation that gets no answer, for
 // its deadline or a failed connection, returns only once the OSD can no
-// longer apply it (settleAfter after it was sent), so that its caller may
+// longer apply it (timing.settle after it was sent), so that its caller may
 // report it failed or send it again without it landing later; unless the
 // OSD ended the connection, which settles it at once. Reads do not wait.
 func TestUnansweredMutationSettlesFirst(t *testing.T) {
@@ -254,11 +254,10 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 	}
 	silent, closing := addr(false), addr(true)
 	open := func(a string) *conn {
-		cn, err := dial(context.Background(), a)
+		cn, err := dial(context.Background(), a, timing{settle: settle, frame: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
-		cn.settleAfter = settle
 		t.Cleanup(func() { cn.fail(errors.New("test over")) })
 		return cn
 	}
@@ -283,5 +282,45 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 	}
 	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d >= settle {
 		t.Errorf("a write whose OSD closed the connection returned after %v (%v), want errConnClosed before %v", d, err, settle)
+	}
+}
+
+// TestAnswerStoppedMidwayFails: an OSD that stops in the middle of an
+// answer (SIGSTOP, a paused VM: its kernel still acknowledges) fails the
+// connection after the frame timeout instead of holding the caller, whose
+// answer the reader had claimed, for ever.
+func TestAnswerStoppedMidwayFails(t *testing.T) {
+	addr := rawOSD(t, func(req wire.Request, w *bufio.Writer) {
+		resp := wire.Response{ID: req.ID, Data: make([]byte, 4096)}
+		b := wire.AppendResponse(nil, &resp)
+		var frame bytes.Buffer
+		fw := bufio.NewWriter(&frame)
+		_ = wire.WriteFrame(fw, wire.FrameResponse, b)
+		_ = fw.Flush()
+		_, _ = w.Write(frame.Bytes()[:frame.Len()/2]) // and never the rest
+		_ = w.Flush()
+	})
+	cn, err := dial(context.Background(), addr, timing{settle: time.Millisecond, frame: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.fail(errors.New("test over"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := cn.call(ctx, &wire.Request{Op: wire.OpRead, Length: 4096}, make([]byte, 4096))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a half answer was taken for an answer")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a caller whose answer stopped midway is still held after 10s")
+	}
+	if !cn.broken() {
+		t.Fatal("the connection is still in use after an answer stopped midway")
 	}
 }
