@@ -294,9 +294,11 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 	}
 }
 
+// forgetLeader drops the PG's cached leader if it is target (any when
+// target is negative).
 func (c *Client) forgetLeader(key pgKey, target int32) {
 	c.mu.Lock()
-	if c.leaders[key] == target {
+	if target < 0 || c.leaders[key] == target {
 		delete(c.leaders, key)
 	}
 	c.mu.Unlock()
