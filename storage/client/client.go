@@ -163,7 +163,7 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	if closed {
 		return nil, errors.New("client: closed")
 	}
-	if cn != nil && !cn.broken() && cn.addr == o.PublicAddr {
+	if cn.usable(o.PublicAddr) {
 		return cn, nil
 	}
 	if !ok {
@@ -184,7 +184,7 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 	case c.closed:
 		go cn.fail(errors.New("client closed"))
 		return nil, errors.New("client: closed")
-	case old != nil && !old.broken() && old.addr == cur.PublicAddr:
+	case old.usable(cur.PublicAddr):
 		// Another call dialed at the same time and won: its connection
 		// may already carry requests, so it stays and ours goes.
 		go cn.fail(errors.New("a concurrent dial won"))
@@ -194,7 +194,7 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 		return nil, fmt.Errorf("client: osd.%d moved to %s while connecting to %s", id, cur.PublicAddr, cn.addr)
 	}
 	if old != nil {
-		go old.fail(errors.New("replaced"))
+		go old.retire() // its requests in flight end first
 	}
 	c.conns[id] = cn
 	return cn, nil
@@ -275,6 +275,12 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 			if _, err := c.Refresh(ctx); err == nil {
 				retryNow = true
 			}
+		case resp.Status == wire.StatusTooLate:
+			// Not proposed: it waited too long to be read, or the two
+			// ends' clocks drifted apart on this connection (a suspended
+			// host): a new connection starts both clocks again.
+			last = &statusError{resp.Status, resp.Msg}
+			c.retireConn(target)
 		case resp.Status == wire.StatusNoPG, resp.Status == wire.StatusDegraded,
 			resp.Status == wire.StatusTimeout, resp.Status == wire.StatusClosing:
 			last = &statusError{resp.Status, resp.Msg}
@@ -291,6 +297,17 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
+	}
+}
+
+// retireConn stops using the connection to OSD id; it ends once its
+// requests in flight have.
+func (c *Client) retireConn(id int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cn := c.conns[id]; cn != nil {
+		delete(c.conns, id)
+		go cn.retire()
 	}
 }
 

@@ -79,6 +79,13 @@ func (f *fakeOSD) serve(c net.Conn) {
 func serveRequests(c net.Conn, handle func(req wire.Request, w *bufio.Writer) error) {
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	// Greetings, as an OSD's (wire.FrameGreet).
+	if wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)) != nil || w.Flush() != nil {
+		return
+	}
+	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
+		return
+	}
 	for {
 		_, body, err := wire.ReadFrame(r)
 		if err != nil {

@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -45,8 +43,10 @@ type conn struct {
 	pending map[uint64]*call
 	nextID  uint64
 	err     error
-	// byPeer: the OSD ended the connection (end of stream, reset), so it
-	// proposes nothing more from it and its requests are settled at once.
+	// byPeer: the OSD said goodbye (wire.FrameGoodbye): it proposes
+	// nothing more from this connection, so what was pending is settled
+	// at once. A reset or end of stream says nothing of the kind (a
+	// middlebox may cut a connection the OSD still serves).
 	byPeer bool
 }
 
@@ -57,11 +57,20 @@ type call struct {
 }
 
 // timing is what a connection waits for: an unanswered mutation to
-// settle (wire.SettleAfter), an answer that began to end (writeTimeout).
-// Tests shorten them.
+// settle (wire.SettleAfter, plus its data at wire.MinRate), an answer
+// that began to end (writeTimeout, plus its data at wire.MinRate). Tests
+// shorten them.
 type timing struct{ settle, frame time.Duration }
 
 var defaultTiming = timing{settle: wire.SettleAfter, frame: writeTimeout}
+
+// atMinRate is how long n bytes take at wire.MinRate.
+func atMinRate(n int) time.Duration { return time.Duration(n) * time.Second / wire.MinRate }
+
+// settleBy is when a mutation of n data bytes sent at sent is settled.
+func (t timing) settleBy(sent time.Time, n int) time.Time {
+	return sent.Add(t.settle + atMinRate(n))
+}
 
 func dial(ctx context.Context, addr string, t timing) (*conn, error) {
 	// Keepalives find a silent OSD while nothing is in flight, the user
@@ -72,27 +81,62 @@ func dial(ctx context.Context, addr string, t timing) (*conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	cn := &conn{addr: addr, c: c, start: time.Now(), w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{},
+	r := bufio.NewReaderSize(c, 256<<10)
+	start, err := greet(c, r)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	cn := &conn{addr: addr, c: c, start: start, w: wire.NewFrameWriter(c, 128<<10), pending: map[uint64]*call{},
 		timing: t}
-	go cn.readLoop()
+	go cn.readLoop(r)
 	return cn, nil
 }
 
-func (cn *conn) readLoop() {
-	r := bufio.NewReaderSize(cn.c, 256<<10)
+// greet exchanges greetings (wire.FrameGreet) on a new connection, and
+// returns when the OSD's arrived: requests' Sent count from then.
+func greet(c net.Conn, r *bufio.Reader) (time.Time, error) {
+	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+		return time.Time{}, err
+	}
+	if _, err := c.Write(wire.AppendGreet(wire.AppendFrameHeader(nil, wire.FrameGreet, 4))); err != nil {
+		return time.Time{}, err
+	}
+	typ, body, err := wire.ReadFrame(r)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("no greeting from the osd (a tsumiki older than the client protocol v%d?): %w", wire.Version, err)
+	}
+	start := time.Now()
+	if err := wire.CheckGreet(typ, body); err != nil {
+		return time.Time{}, err
+	}
+	return start, c.SetDeadline(time.Time{})
+}
+
+func (cn *conn) readLoop(r *bufio.Reader) {
 	var err error
 	for {
 		var claimed *call
 		var resp wire.Response
-		// An answer that began must end within writeTimeout: an OSD
-		// stopped in the middle of one (SIGSTOP, a paused VM) would
-		// otherwise hold its caller for ever, since the kernel still
-		// acknowledges and answers keepalives. Between answers the
-		// connection may idle.
+		// An answer that began must end within writeTimeout (and its
+		// data at wire.MinRate): an OSD stopped in the middle of one
+		// (SIGSTOP, a paused VM) would otherwise hold its caller for
+		// ever, since the kernel still acknowledges and answers
+		// keepalives. Between answers the connection may idle.
+		var typ byte
+		var n uint32
 		if err = cn.c.SetReadDeadline(time.Time{}); err == nil {
-			if _, err = r.Peek(1); err == nil {
-				err = cn.c.SetReadDeadline(time.Now().Add(cn.timing.frame))
+			if typ, n, err = wire.PeekFrameHeader(r); err == nil {
+				err = cn.c.SetReadDeadline(time.Now().Add(cn.timing.frame + atMinRate(int(n))))
 			}
+		}
+		if err == nil && typ == wire.FrameGoodbye {
+			// The OSD proposes nothing more from this connection: what
+			// is pending is settled now.
+			cn.mu.Lock()
+			cn.byPeer = cn.err == nil
+			cn.mu.Unlock()
+			err = errors.New("the osd said goodbye")
 		}
 		if err == nil {
 			resp, err = wire.ReadResponse(r, func(id uint64) []byte {
@@ -107,9 +151,6 @@ func (cn *conn) readLoop() {
 			})
 		}
 		if err != nil {
-			cn.mu.Lock()
-			cn.byPeer = cn.err == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET))
-			cn.mu.Unlock()
 			cn.fail(err)
 			if claimed != nil {
 				close(claimed.ch) // after fail: the caller reads cn.err
@@ -135,6 +176,31 @@ func (cn *conn) fail(err error) {
 	cn.c.Close()
 }
 
+// maxConnAge is how long a connection is used for new requests: Sent
+// counts from its start by the client's clock, and clocks that run at
+// slightly different rates drift apart over days; a fresh connection
+// starts both again.
+const maxConnAge = 10 * time.Minute
+
+// usable reports whether new requests to addr may use cn (nil: no).
+func (cn *conn) usable(addr string) bool {
+	return cn != nil && !cn.broken() && cn.addr == addr && time.Since(cn.start) < maxConnAge
+}
+
+// retire ends cn once no request is in flight on it (at most a minute
+// from now): it has been replaced, and new requests go elsewhere.
+func (cn *conn) retire() {
+	for give := time.Now().Add(time.Minute); time.Now().Before(give); time.Sleep(50 * time.Millisecond) {
+		cn.mu.Lock()
+		idle := len(cn.pending) == 0
+		cn.mu.Unlock()
+		if idle {
+			break
+		}
+	}
+	cn.fail(errors.New("retired"))
+}
+
 func (cn *conn) broken() bool {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -147,8 +213,8 @@ func (cn *conn) broken() bool {
 //
 // A mutation (wire.Op.Mutates) that gets no answer, because ctx ended or
 // the connection failed, is waited for until it is settled
-// (wire.SettleAfter after it was sent) before call returns, unless the
-// OSD ended the connection: once call returns, a mutation it did not
+// (wire.SettleFor after it was sent) before call returns, unless the
+// OSD said goodbye: once call returns, a mutation it did not
 // answer can no longer land, and the caller may report it failed or send
 // it again.
 func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.Response, error) {
@@ -188,7 +254,7 @@ func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.
 		if req.Op.Mutates() {
 			// Wait for its answer, or its settling: whichever comes
 			// first. The answer is dropped.
-			t := time.NewTimer(time.Until(sent.Add(cn.timing.settle)))
+			t := time.NewTimer(time.Until(cn.timing.settleBy(sent, len(req.Data))))
 			defer t.Stop()
 			select {
 			case _, ok := <-cl.ch:
@@ -220,21 +286,21 @@ func (cn *conn) forget(id uint64) bool {
 }
 
 // settle waits, for a mutation sent at sent that got no answer, until it
-// is settled (see call), unless the OSD ended the connection.
+// is settled (see call), unless the OSD said goodbye.
 func (cn *conn) settle(req *wire.Request, sent time.Time) {
 	cn.mu.Lock()
 	byPeer := cn.byPeer
 	cn.mu.Unlock()
 	if req.Op.Mutates() && !byPeer {
-		time.Sleep(time.Until(sent.Add(cn.timing.settle)))
+		time.Sleep(time.Until(cn.timing.settleBy(sent, len(req.Data))))
 	}
 }
 
 // send writes req, and flushes unless another caller is queued to write
 // (the last one flushes). It stamps req with when it was sent and how long
 // its caller waits for it (ctx's deadline, or its fence if earlier: see
-// WithFence), rounded down: the OSD then errs early, never late. Past the deadline nothing is sent and the error
-// is context.DeadlineExceeded.
+// WithFence), rounded down: the OSD then errs early, never late. Past
+// the deadline nothing is sent and the error is context.DeadlineExceeded.
 func (cn *conn) send(ctx context.Context, req *wire.Request) (sent time.Time, err error) {
 	cn.queued.Add(1)
 	cn.wmu.Lock()
@@ -251,6 +317,11 @@ func (cn *conn) send(ctx context.Context, req *wire.Request) (sent time.Time, er
 	if dl, ok := Deadline(ctx); ok {
 		left := dl.Sub(now).Milliseconds()
 		if left <= 0 {
+			// Callers before us may have left their requests for us to
+			// flush; ours is not sent.
+			if err := cn.w.Flush(); err != nil {
+				cn.fail(err)
+			}
 			return now, context.DeadlineExceeded
 		}
 		req.Budget = uint32(min(left, 1<<32-1))

@@ -6,7 +6,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -226,11 +229,12 @@ func TestCallBudgetCutToFence(t *testing.T) {
 // TestUnansweredMutationSettlesFirst: a mutation that gets no answer, for
 // its deadline or a failed connection, returns only once the OSD can no
 // longer apply it (timing.settle after it was sent), so that its caller may
-// report it failed or send it again without it landing later; unless the
-// OSD ended the connection, which settles it at once. Reads do not wait.
+// report it failed or send it again without it landing later; a reset
+// does not change that (a middlebox may cut a connection the OSD still
+// serves), but the OSD's goodbye settles it at once. Reads do not wait.
 func TestUnansweredMutationSettlesFirst(t *testing.T) {
 	const settle = 400 * time.Millisecond
-	addr := func(closeOnWrite bool) string {
+	addr := func(onWrite string) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -243,8 +247,16 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 					return
 				}
 				go serveRequests(c, func(req wire.Request, w *bufio.Writer) error {
-					if closeOnWrite && req.Op == wire.OpWrite {
+					if req.Op != wire.OpWrite {
+						return nil
+					}
+					switch onWrite {
+					case "goodbye":
+						_, _ = w.Write(wire.AppendFrameHeader(nil, wire.FrameGoodbye, 0))
+						_ = w.Flush()
 						return errors.New("closing") // serveRequests closes c
+					case "close":
+						return errors.New("closing")
 					}
 					return nil // never answers
 				})
@@ -252,7 +264,7 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 		}()
 		return ln.Addr().String()
 	}
-	silent, closing := addr(false), addr(true)
+	silent, closing, leaving := addr(""), addr("close"), addr("goodbye")
 	open := func(a string) *conn {
 		cn, err := dial(context.Background(), a, timing{settle: settle, frame: time.Minute})
 		if err != nil {
@@ -280,8 +292,11 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 	if d, err := timed(open(silent), wire.OpRead, 20*time.Millisecond, 0); err == nil || d >= settle {
 		t.Errorf("a read past its deadline returned after %v (%v), want an error before %v", d, err, settle)
 	}
-	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d >= settle {
-		t.Errorf("a write whose OSD closed the connection returned after %v (%v), want errConnClosed before %v", d, err, settle)
+	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d < settle {
+		t.Errorf("a write whose connection was closed without a goodbye returned after %v (%v), want errConnClosed after %v", d, err, settle)
+	}
+	if d, err := timed(open(leaving), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d >= settle {
+		t.Errorf("a write whose OSD said goodbye returned after %v (%v), want errConnClosed before %v", d, err, settle)
 	}
 }
 
@@ -322,5 +337,30 @@ func TestAnswerStoppedMidwayFails(t *testing.T) {
 	}
 	if !cn.broken() {
 		t.Fatal("the connection is still in use after an answer stopped midway")
+	}
+}
+
+// TestDialRefusesOtherVersions: an OSD that greets with another protocol
+// version is refused at once, naming both versions, before any request
+// could be misread.
+func TestDialRefusesOtherVersions(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		body := binary.BigEndian.AppendUint32(nil, wire.Version+1)
+		_, _ = c.Write(append(wire.AppendFrameHeader(nil, wire.FrameGreet, len(body)), body...))
+		_, _ = io.Copy(io.Discard, c)
+	}()
+	_, err = dial(context.Background(), l.Addr().String(), defaultTiming)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("protocol v%d", wire.Version+1)) {
+		t.Fatalf("dial to an OSD of another version: %v", err)
 	}
 }

@@ -94,11 +94,23 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
-	start := time.Now() // requests' Sent counts from about here
+	defer c.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	// When ctx ends (shutdown, a failed reply) reads and writes stop on a
+	// deadline in the past; the connection stays open for the goodbye.
+	unblocked := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)); close(unblocked) })
 	defer stop()
+	start, r, err := s.greet(c)
+	if err != nil {
+		s.log.Debug("client connection refused", zap.Stringer("client", c.RemoteAddr()), zap.Error(err))
+		return
+	}
+	if ctx.Err() != nil { // greet's deadlines may have undone the stop's
+		<-unblocked
+		return
+	}
 	out := make(chan wire.Response, 256)
 	var wg sync.WaitGroup
 	writerDone := make(chan struct{})
@@ -126,7 +138,6 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		}
 	}()
 	sem := make(chan struct{}, 256)
-	r := bufio.NewReaderSize(c, 256<<10)
 	for {
 		typ, body, err := wire.ReadFrame(r)
 		if err != nil {
@@ -166,33 +177,62 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			}
 		}()
 	}
-	// The client is gone or broke the stream: requests not yet proposed
-	// never will be, so that a client that sees the connection end may
-	// send them again at once (wire.SettleAfter).
+	// Requests not yet proposed never will be (the loop checks ctx right
+	// before it proposes), and once the handlers are done nothing from
+	// this connection is: say so, so that the client may send what it
+	// has pending again at once (wire.SettleAfter).
 	cancel()
 	wg.Wait()
 	<-writerDone
+	<-unblocked
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write(wire.AppendFrameHeader(nil, wire.FrameGoodbye, 0))
 }
 
-// staleMargin is what proposeBy keeps in hand for the time between the
-// client opening a connection and the server beginning to serve it, which
-// makes a request's lag look shorter than it was.
-const staleMargin = time.Second
+// greetTimeout bounds the wait for a new client's greeting.
+const greetTimeout = 10 * time.Second
+
+// greet sends the OSD's greeting on a new client connection and checks
+// the client's. start is when the greeting went out: requests' Sent count
+// from the client's receipt of it, which is later, so that a request's
+// lag is never underestimated.
+func (s *Server) greet(c net.Conn) (start time.Time, r *bufio.Reader, err error) {
+	if err := c.SetDeadline(time.Now().Add(greetTimeout)); err != nil {
+		return start, nil, err
+	}
+	start = time.Now()
+	if _, err := c.Write(wire.AppendGreet(wire.AppendFrameHeader(nil, wire.FrameGreet, 4))); err != nil {
+		return start, nil, err
+	}
+	r = bufio.NewReaderSize(c, 256<<10)
+	typ, body, err := wire.ReadFrame(r)
+	if err == nil {
+		err = wire.CheckGreet(typ, body)
+	}
+	if err != nil {
+		return start, nil, err
+	}
+	return start, r, c.SetDeadline(time.Time{})
+}
+
+// staleMargin is what proposeBy keeps in hand: for clocks that run at
+// slightly different rates over a connection's life (clients retire
+// connections after maxConnAge), and for scheduling.
+const staleMargin = 250 * time.Millisecond
 
 // proposeBy is the latest time a mutation read off a connection this
-// server began serving at start may be proposed: while its client still
-// waits for it, and before the client takes it as settled
-// (wire.SettleAfter) and may send it again elsewhere. A request proposed
-// later could land after writes its client made once it gave up on it,
-// and undo them. now is when it was read; its Sent tells how long it
-// waited unread (behind a stall, in socket buffers).
+// server greeted at start may be proposed: while its client still waits
+// for it, and before the client takes it as settled (wire.SettleFor) and
+// may send it again elsewhere. A request proposed later could land after
+// writes its client made once it gave up on it, and undo them. now is
+// when it was read; its Sent tells how long it waited unread (behind a
+// stall, in socket buffers).
 func proposeBy(start, now time.Time, req *wire.Request) time.Time {
-	// Milliseconds since start, modulo 2^32 as Sent is: the difference
-	// is right on connections of any age, and a client's clock slightly
-	// ahead (it opened the connection first) reads as no lag.
+	// Milliseconds since start, modulo 2^32 as Sent is: the difference is
+	// right on connections of any age.
 	lag := int32(uint32(now.Sub(start).Milliseconds()) - req.Sent)
 	sent := now.Add(-time.Duration(max(lag, 0)) * time.Millisecond)
-	wait := wire.SettleAfter
+	wait := wire.SettleFor(len(req.Data))
 	if req.Budget > 0 {
 		wait = min(wait, time.Duration(req.Budget)*time.Millisecond)
 	}
@@ -433,6 +473,8 @@ func statusOf(err error) (wire.Status, string) {
 		return wire.StatusTooLarge, "objects are limited to 32 MiB"
 	case errors.As(err, &inv):
 		return wire.StatusInvalid, inv.Error()
+	case errors.Is(err, ErrTooLate):
+		return wire.StatusTooLate, ""
 	case errors.Is(err, ErrTimeout):
 		return wire.StatusTimeout, ""
 	case errors.Is(err, ErrClosing):

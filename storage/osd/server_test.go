@@ -77,8 +77,14 @@ func TestServerRefusesStaleMutations(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	opened := time.Now()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
+		t.Fatalf("the server's greeting: type %d, %v", typ, err)
+	}
+	opened := time.Now() // Sent counts from here
+	if err := wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)); err != nil {
+		t.Fatal(err)
+	}
 	write := func(object string, sentAgo time.Duration, budget uint32) wire.Status {
 		t.Helper()
 		sent := uint32(time.Since(opened).Milliseconds()) - uint32(sentAgo.Milliseconds()) // mod 2^32, as a client's
@@ -108,8 +114,8 @@ func TestServerRefusesStaleMutations(t *testing.T) {
 		{"fresh", 0, 30000, wire.StatusOK},
 		{"no-budget", 0, 0, wire.StatusOK},
 		{"clock-ahead", -50 * time.Millisecond, 30000, wire.StatusOK},
-		{"waited-unread", wire.SettleAfter, 30000, wire.StatusTimeout},
-		{"client-done", 0, 500, wire.StatusTimeout},
+		{"waited-unread", wire.SettleFor(4), 30000, wire.StatusTooLate},
+		{"client-done", 0, 200, wire.StatusTooLate},
 	} {
 		if got := write(tc.object, tc.sentAgo, tc.budget); got != tc.want {
 			t.Errorf("%s: status %v, want %v", tc.object, got, tc.want)
@@ -118,5 +124,93 @@ func TestServerRefusesStaleMutations(t *testing.T) {
 		if exists := err == nil; exists != (tc.want == wire.StatusOK) {
 			t.Errorf("%s: object exists: %v (%v), want %v", tc.object, exists, err, tc.want == wire.StatusOK)
 		}
+	}
+}
+
+// TestProposeRefusedOnTheLoopWhenLate: the deadline to propose is checked
+// by the loop right before it proposes, not when the request was read: a
+// request that waits for the loop past it is refused, and not applied.
+func TestProposeRefusedOnTheLoopWhenLate(t *testing.T) {
+	lc := newLoopCluster(t, 1)
+	pg := PG{Pool: 1, Seq: 0}
+	lc.write(pg, "warm", []byte("x"))
+	lead := lc.leaderOf(pg)
+	if lead < 0 {
+		t.Fatal("no agreed leader")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := lc.nodes[lead].propose(ctx, pg, op{Kind: opWrite, Object: "late", Data: []byte("x")}, time.Now().Add(-time.Millisecond))
+	if !errors.Is(err, ErrTooLate) {
+		t.Fatalf("a proposal past its deadline: %v, want ErrTooLate", err)
+	}
+	if _, err := lc.stores[lead].Stat(pg, "late"); err == nil {
+		t.Fatal("a proposal refused as too late was applied")
+	}
+}
+
+// TestServerGreetsAndSaysGoodbye: a client that does not greet (an older
+// tsumiki, whose requests this one would misread) is refused before any
+// request is read; a greeted connection the server ends (shutdown) gets
+// a goodbye, which tells the client nothing more from it will be
+// proposed.
+func TestServerGreetsAndSaysGoodbye(t *testing.T) {
+	lc := newLoopCluster(t, 1)
+	pg := PG{Pool: 1, Seq: 0}
+	lc.write(pg, "warm", []byte("x"))
+	lead := lc.leaderOf(pg)
+	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx, l) }()
+	defer func() { cancel(); <-served }()
+
+	old, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	ow := bufio.NewWriter(old)
+	req := wire.Request{ID: 1, Op: wire.OpWrite, Pool: pg.Pool, PG: pg.Seq, Object: "ungreeted", Data: []byte("data")}
+	_ = wire.WriteFrame(ow, wire.FrameRequest, wire.AppendRequest(nil, &req))
+	_ = ow.Flush()
+	or := bufio.NewReader(old)
+	if typ, _, err := wire.ReadFrame(or); err != nil || typ != wire.FrameGreet {
+		t.Fatalf("first frame: type %d, %v; want the greeting", typ, err)
+	}
+	_ = old.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if typ, _, err := wire.ReadFrame(or); err == nil && typ != wire.FrameGoodbye {
+		t.Fatalf("an ungreeted request was answered (frame type %d)", typ)
+	}
+	if _, err := lc.stores[lead].Stat(pg, "ungreeted"); err == nil {
+		t.Fatal("a request from a client that did not greet was applied")
+	}
+
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r, w := bufio.NewReader(c), bufio.NewWriter(c)
+	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
+		t.Fatalf("greeting: type %d, %v", typ, err)
+	}
+	_ = wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil))
+	req.Object = "greeted"
+	_ = wire.WriteFrame(w, wire.FrameRequest, wire.AppendRequest(nil, &req))
+	_ = w.Flush()
+	if typ, body, err := wire.ReadFrame(r); err != nil || typ != wire.FrameResponse {
+		t.Fatalf("a greeted request: frame type %d, %v", typ, err)
+	} else if resp, _ := wire.DecodeResponse(body); resp.Status != wire.StatusOK {
+		t.Fatalf("a greeted request: %v", resp.Status)
+	}
+	cancel()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if typ, _, err := wire.ReadFrame(r); err != nil || typ != wire.FrameGoodbye {
+		t.Fatalf("at shutdown: frame type %d, %v; want a goodbye", typ, err)
 	}
 }

@@ -16,6 +16,13 @@ const (
 	FrameResponse byte = 2 // OSD → client: Response
 	FrameHello    byte = 4 // OSD → OSD: first frame, names the sender
 	FrameRaft     byte = 5 // OSD → OSD: raft batch (AppendRaftBatch)
+	// FrameGreet is the first frame each way on a client connection: the
+	// protocol version (AppendGreet). The OSD sends it at once, and a
+	// request's Sent counts from when the client received it.
+	FrameGreet byte = 6
+	// FrameGoodbye (OSD → client, empty) ends a client connection the OSD
+	// closes: it will propose nothing more from it.
+	FrameGoodbye byte = 7
 	// Type 3 was a raft batch with entries inside the protobuf encoding;
 	// an OSD that sends it is refused (the cluster connection closes).
 )
@@ -48,6 +55,21 @@ func ReadFrame(r *bufio.Reader) (typ byte, body []byte, err error) {
 		return 0, nil, err
 	}
 	return typ, body, nil
+}
+
+// PeekFrameHeader returns the type and body length of the next frame in r
+// without consuming it, waiting for its header; ErrFrameTooLarge past
+// MaxFrame.
+func PeekFrameHeader(r *bufio.Reader) (typ byte, n uint32, err error) {
+	hdr, err := r.Peek(5)
+	if err != nil {
+		return 0, 0, err
+	}
+	n = binary.BigEndian.Uint32(hdr[:4])
+	if n > MaxFrame {
+		return 0, 0, fmt.Errorf("%w: %d bytes", ErrFrameTooLarge, n)
+	}
+	return hdr[4], n, nil
 }
 
 // readFrameHeader reads a frame's type and body length; ErrFrameTooLarge

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -55,25 +56,59 @@ type Request struct {
 	Length   int64  // Read/Zero/ReplicaRead: byte count; List: max names (0 = default)
 	MinIndex uint64 // ReplicaRead: wait until this replica applied this index
 	// Sent is when the client began writing the request, in milliseconds
-	// since it opened the connection (its own clock), and Budget how many
+	// since it received the OSD's greeting (FrameGreet; its own clock,
+	// modulo 2^32), and Budget how many
 	// milliseconds from then it waits for the answer (0: no limit). An OSD
 	// proposes a mutation only while its client still waits for it and
-	// within SettleAfter of its sending (see SettleAfter).
+	// within SettleFor of its sending (see SettleAfter).
 	Sent, Budget uint32
 	Data         []byte // Write: payload; List: the "after" cursor
 }
 
-// SettleAfter is how long after sending a mutation a client may take it
-// as settled when no answer came: from then on no OSD may apply it. An
-// OSD proposes a mutation only within min(Budget, SettleAfter) of its
-// sending, less a margin, by its own clock (Sent tells how long the
-// request waited unread); an entry once proposed keeps its place in the
-// PG's raft log. A client that gave up on a mutation (its deadline, a
-// dead connection) waits until it is settled before it reports it failed
-// or sends it again, unless the OSD closed the connection (it then
-// proposes nothing more from it). So a mutation never lands after the
-// ones its client made once it gave up on it.
+// SettleAfter is, with SettleFor, how long after sending a mutation a
+// client may take it as settled when no answer came: from then on no OSD
+// may apply it. An OSD proposes a mutation only within
+// min(Budget, SettleFor(len(Data))) of its sending, less a margin, by its
+// own clock (Sent, counted from its greeting, tells how long the request
+// waited unread; else it answers StatusTooLate); an entry once proposed
+// keeps its place in the PG's raft log. A client that gave up on a
+// mutation (its deadline, a connection it gave up) waits until it is
+// settled before it reports it failed or sends it again, unless the OSD
+// said goodbye (FrameGoodbye: it proposes nothing more from that
+// connection). So a mutation never lands after the ones its client made
+// once it gave up on it.
 const SettleAfter = 5 * time.Second
+
+// MinRate is the slowest transfer the protocol allows for: a request's
+// window grows by one second per MiB of data, so that a large write over
+// a slow link is not refused for the time it takes to arrive.
+const MinRate = 1 << 20 // bytes per second
+
+// SettleFor is SettleAfter plus the time n bytes of data take at MinRate.
+func SettleFor(n int) time.Duration {
+	return SettleAfter + time.Duration(n)*time.Second/MinRate
+}
+
+// Version is the client protocol's version, exchanged in FrameGreet: a
+// client and an OSD of different versions refuse each other rather than
+// misread each other's requests.
+const Version = 2
+
+// AppendGreet encodes a FrameGreet body.
+func AppendGreet(b []byte) []byte {
+	return binary.BigEndian.AppendUint32(b, Version)
+}
+
+// CheckGreet decodes a FrameGreet body: nil if its version is ours.
+func CheckGreet(typ byte, body []byte) error {
+	if typ != FrameGreet || len(body) != 4 {
+		return fmt.Errorf("%w: no greeting (frame type %d): a tsumiki older than the client protocol v%d?", ErrMalformed, typ, Version)
+	}
+	if v := binary.BigEndian.Uint32(body); v != Version {
+		return fmt.Errorf("%w: protocol v%d, this side speaks v%d: run one tsumiki version on clients and OSDs", ErrMalformed, v, Version)
+	}
+	return nil
+}
 
 // AppendRequest appends r's encoding to b.
 func AppendRequest(b []byte, r *Request) []byte {

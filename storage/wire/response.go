@@ -26,6 +26,7 @@ const (
 	StatusTimeout    Status = 10 // the OSD could not finish in time; outcome unknown
 	StatusClosing    Status = 11 // the OSD is shutting down
 	StatusNoSpace    Status = 12 // an OSD of the cluster is full: writes are refused
+	StatusTooLate    Status = 13 // not proposed: its client may have given up on it (see SettleFor); retry
 )
 
 var statusNames = map[Status]string{
@@ -33,7 +34,7 @@ var statusNames = map[Status]string{
 	StatusStaleEpoch: "stale epoch", StatusNoPG: "no such pg here", StatusCorrupt: "corrupt",
 	StatusDegraded: "degraded", StatusTooLarge: "too large", StatusInvalid: "invalid",
 	StatusInternal: "internal error", StatusTimeout: "timeout", StatusClosing: "closing",
-	StatusNoSpace: "no space (an osd is full)",
+	StatusNoSpace: "no space (an osd is full)", StatusTooLate: "too late",
 }
 
 func (s Status) String() string {
