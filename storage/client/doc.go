@@ -10,7 +10,7 @@
 // retry of it: every request carries when it was sent and how long its
 // caller waits (the context's deadline, or an image lock's through
 // WithFence), an OSD proposes a mutation only within that budget and
-// wire.SettleAfter of its sending, and a mutation that got no answer is
+// wire.SettleFor of its sending, and a mutation that got no answer is
 // waited for until it is settled before it is reported failed or sent
 // again. One attempt at one OSD is bounded (attemptTimeout), and
 // connections have TCP keepalives and a user timeout, so an OSD whose host
