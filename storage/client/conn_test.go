@@ -136,12 +136,11 @@ func TestConcurrentFirstCallsShareAConn(t *testing.T) {
 	}
 }
 
-// TestCallStampsSentAndBudget: each request says when it was sent (since
-// the connection opened) and how long its caller waits, rounded down, so
-// that the OSD never proposes it after the caller gave up; a call already
-// past its deadline sends nothing.
-func TestCallStampsSentAndBudget(t *testing.T) {
-	got := make(chan wire.Request, 3)
+// recordingConn is a connection to an OSD that answers every request OK
+// and hands it to the returned channel.
+func recordingConn(t *testing.T) (*conn, <-chan wire.Request) {
+	t.Helper()
+	got := make(chan wire.Request, 8)
 	addr := rawOSD(t, func(req wire.Request, w *bufio.Writer) {
 		got <- req
 		resp := wire.Response{ID: req.ID}
@@ -152,7 +151,16 @@ func TestCallStampsSentAndBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cn.fail(errors.New("test over"))
+	t.Cleanup(func() { cn.fail(errors.New("test over")) })
+	return cn, got
+}
+
+// TestCallStampsSentAndBudget: each request says when it was sent (since
+// the connection opened) and how long its caller waits, rounded down, so
+// that the OSD never proposes it after the caller gave up; a call already
+// past its deadline sends nothing.
+func TestCallStampsSentAndBudget(t *testing.T) {
+	cn, got := recordingConn(t)
 	time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -193,18 +201,7 @@ func TestCallStampsSentAndBudget(t *testing.T) {
 // bounds the budget when it comes before the deadline; past it, nothing
 // is sent.
 func TestCallBudgetCutToFence(t *testing.T) {
-	got := make(chan wire.Request, 2)
-	addr := rawOSD(t, func(req wire.Request, w *bufio.Writer) {
-		got <- req
-		resp := wire.Response{ID: req.ID}
-		_ = wire.WriteFrame(w, wire.FrameResponse, wire.AppendResponse(nil, &resp))
-		_ = w.Flush()
-	})
-	cn, err := dial(context.Background(), addr, defaultTiming)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cn.fail(errors.New("test over"))
+	cn, got := recordingConn(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	fence := time.Now().Add(3 * time.Second)

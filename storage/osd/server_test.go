@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -50,17 +51,14 @@ func TestServeEndsConnectionsOnAcceptError(t *testing.T) {
 	}
 }
 
-// TestServerRefusesStaleMutations: a mutation read off a connection later
-// than its client may still wait for it (its Sent says how long it waited
-// unread; its Budget how long the client waits) is answered Timeout and
-// never proposed, so it cannot land after writes its client made once it
-// gave up on it. Fresh ones, and a client clock a little ahead, go through.
-func TestServerRefusesStaleMutations(t *testing.T) {
-	lc := newLoopCluster(t, 1)
-	pg := PG{Pool: 1, Seq: 0}
+// serveLeader runs three loops with one PG and a Server on its leader, on
+// a local port; shutdown ends the server (also at cleanup).
+func serveLeader(t *testing.T) (lc *loopCluster, pg PG, lead int, addr string, shutdown func()) {
+	t.Helper()
+	lc = newLoopCluster(t, 1)
+	pg = PG{Pool: 1, Seq: 0}
 	lc.write(pg, "warm", []byte("x")) // a leader exists
-	lead := lc.leaderOf(pg)
-	if lead < 0 {
+	if lead = lc.leaderOf(pg); lead < 0 {
 		t.Fatal("no agreed leader")
 	}
 	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
@@ -71,8 +69,20 @@ func TestServerRefusesStaleMutations(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ctx, l) }()
-	t.Cleanup(func() { cancel(); <-served })
-	c, err := net.Dial("tcp", l.Addr().String())
+	var once sync.Once
+	shutdown = func() { once.Do(func() { cancel(); <-served }) }
+	t.Cleanup(shutdown)
+	return lc, pg, lead, l.Addr().String(), shutdown
+}
+
+// TestServerRefusesStaleMutations: a mutation read off a connection later
+// than its client may still wait for it (its Sent says how long it waited
+// unread; its Budget how long the client waits) is answered Timeout and
+// never proposed, so it cannot land after writes its client made once it
+// gave up on it. Fresh ones, and a client clock a little ahead, go through.
+func TestServerRefusesStaleMutations(t *testing.T) {
+	lc, pg, lead, addr, _ := serveLeader(t)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,21 +165,8 @@ func TestProposeRefusedOnTheLoopWhenLate(t *testing.T) {
 // a goodbye, which tells the client nothing more from it will be
 // proposed.
 func TestServerGreetsAndSaysGoodbye(t *testing.T) {
-	lc := newLoopCluster(t, 1)
-	pg := PG{Pool: 1, Seq: 0}
-	lc.write(pg, "warm", []byte("x"))
-	lead := lc.leaderOf(pg)
-	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx, l) }()
-	defer func() { cancel(); <-served }()
-
-	old, err := net.Dial("tcp", l.Addr().String())
+	lc, pg, lead, addr, shutdown := serveLeader(t)
+	old, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +187,7 @@ func TestServerGreetsAndSaysGoodbye(t *testing.T) {
 		t.Fatal("a request from a client that did not greet was applied")
 	}
 
-	c, err := net.Dial("tcp", l.Addr().String())
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -208,7 +205,7 @@ func TestServerGreetsAndSaysGoodbye(t *testing.T) {
 	} else if resp, _ := wire.DecodeResponse(body); resp.Status != wire.StatusOK {
 		t.Fatalf("a greeted request: %v", resp.Status)
 	}
-	cancel()
+	shutdown()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if typ, _, err := wire.ReadFrame(r); err != nil || typ != wire.FrameGoodbye {
 		t.Fatalf("at shutdown: frame type %d, %v; want a goodbye", typ, err)
