@@ -75,6 +75,27 @@ func serveLeader(t *testing.T) (lc *loopCluster, pg PG, lead int, addr string, s
 	return lc, pg, lead, l.Addr().String(), shutdown
 }
 
+// greeted is a client connection to addr past the greetings (ours is
+// buffered in w); opened is when the server's arrived, which requests'
+// Sent count from.
+func greeted(t *testing.T, addr string) (r *bufio.Reader, w *bufio.Writer, opened time.Time) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r, w = bufio.NewReader(c), bufio.NewWriter(c)
+	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
+		t.Fatalf("the server's greeting: type %d, %v", typ, err)
+	}
+	opened = time.Now()
+	if err := wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)); err != nil {
+		t.Fatal(err)
+	}
+	return r, w, opened
+}
+
 // TestServerRefusesStaleMutations: a mutation read off a connection later
 // than its client may still wait for it (its Sent says how long it waited
 // unread; its Budget how long the client waits) is answered Timeout and
@@ -82,19 +103,7 @@ func serveLeader(t *testing.T) (lc *loopCluster, pg PG, lead int, addr string, s
 // gave up on it. Fresh ones, and a client clock a little ahead, go through.
 func TestServerRefusesStaleMutations(t *testing.T) {
 	lc, pg, lead, addr, _ := serveLeader(t)
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
-		t.Fatalf("the server's greeting: type %d, %v", typ, err)
-	}
-	opened := time.Now() // Sent counts from here
-	if err := wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)); err != nil {
-		t.Fatal(err)
-	}
+	r, w, opened := greeted(t, addr)
 	write := func(object string, sentAgo time.Duration, budget uint32) wire.Status {
 		t.Helper()
 		sent := uint32(time.Since(opened).Milliseconds()) - uint32(sentAgo.Milliseconds()) // mod 2^32, as a client's
@@ -187,16 +196,7 @@ func TestServerGreetsAndSaysGoodbye(t *testing.T) {
 		t.Fatal("a request from a client that did not greet was applied")
 	}
 
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	r, w := bufio.NewReader(c), bufio.NewWriter(c)
-	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {
-		t.Fatalf("greeting: type %d, %v", typ, err)
-	}
-	_ = wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil))
+	r, w, _ := greeted(t, addr)
 	req.Object = "greeted"
 	_ = wire.WriteFrame(w, wire.FrameRequest, wire.AppendRequest(nil, &req))
 	_ = w.Flush()
@@ -206,7 +206,6 @@ func TestServerGreetsAndSaysGoodbye(t *testing.T) {
 		t.Fatalf("a greeted request: %v", resp.Status)
 	}
 	shutdown()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if typ, _, err := wire.ReadFrame(r); err != nil || typ != wire.FrameGoodbye {
 		t.Fatalf("at shutdown: frame type %d, %v; want a goodbye", typ, err)
 	}
