@@ -203,11 +203,18 @@ func (c *Client) connTo(ctx context.Context, id int32) (*conn, error) {
 // call sends one request to one OSD. into, if not nil, is where the
 // answer's data goes when it has that length (see conn.call).
 func (c *Client) call(ctx context.Context, id int32, req *wire.Request, into []byte) (wire.Response, error) {
+	resp, _, err := c.callOn(ctx, id, req, into)
+	return resp, err
+}
+
+// callOn is call, and also says which connection answered.
+func (c *Client) callOn(ctx context.Context, id int32, req *wire.Request, into []byte) (wire.Response, *conn, error) {
 	cn, err := c.connTo(ctx, id)
 	if err != nil {
-		return wire.Response{}, err
+		return wire.Response{}, nil, err
 	}
-	return cn.call(ctx, req, into)
+	resp, err := cn.call(ctx, req, into)
+	return resp, cn, err
 }
 
 func (c *Client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -245,7 +252,7 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		r := req
 		r.Epoch = m.Epoch
 		actx, cancelAttempt := context.WithTimeout(ctx, c.attempt)
-		resp, err := c.call(actx, target, &r, into)
+		resp, cn, err := c.callOn(actx, target, &r, into)
 		cancelAttempt()
 		retryNow := false
 		switch {
@@ -278,9 +285,12 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		case resp.Status == wire.StatusTooLate:
 			// Not proposed: it waited too long to be read, or the two
 			// ends' clocks drifted apart on this connection (a suspended
-			// host): a new connection starts both clocks again.
+			// host): a new connection starts both clocks again. Not when
+			// the budget itself was short (a caller near its deadline).
 			last = &statusError{resp.Status, resp.Msg}
-			c.retireConn(target)
+			if r.Budget == 0 || r.Budget >= 1000 {
+				c.retireConn(target, cn)
+			}
 		case resp.Status == wire.StatusNoPG, resp.Status == wire.StatusDegraded,
 			resp.Status == wire.StatusTimeout, resp.Status == wire.StatusClosing:
 			last = &statusError{resp.Status, resp.Msg}
@@ -300,12 +310,12 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 	}
 }
 
-// retireConn stops using the connection to OSD id; it ends once its
-// requests in flight have.
-func (c *Client) retireConn(id int32) {
+// retireConn stops using cn, the connection to OSD id, unless another
+// has replaced it already; it ends once its requests in flight have.
+func (c *Client) retireConn(id int32, cn *conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if cn := c.conns[id]; cn != nil {
+	if cn != nil && c.conns[id] == cn {
 		delete(c.conns, id)
 		go cn.retire()
 	}

@@ -67,9 +67,14 @@ var defaultTiming = timing{settle: wire.SettleAfter, frame: writeTimeout}
 // atMinRate is how long n bytes take at wire.MinRate.
 func atMinRate(n int) time.Duration { return time.Duration(n) * time.Second / wire.MinRate }
 
-// settleBy is when a mutation of n data bytes sent at sent is settled.
-func (t timing) settleBy(sent time.Time, n int) time.Time {
-	return sent.Add(t.settle + atMinRate(n))
+// settleBy is when req, a mutation sent at sent, is settled: its window
+// at the OSD is its budget if that is shorter (the OSD enforces both).
+func (t timing) settleBy(sent time.Time, req *wire.Request) time.Time {
+	d := t.settle + atMinRate(len(req.Data))
+	if req.Budget > 0 {
+		d = min(d, time.Duration(req.Budget)*time.Millisecond)
+	}
+	return sent.Add(d)
 }
 
 func dial(ctx context.Context, addr string, t timing) (*conn, error) {
@@ -82,7 +87,7 @@ func dial(ctx context.Context, addr string, t timing) (*conn, error) {
 		return nil, err
 	}
 	r := bufio.NewReaderSize(c, 256<<10)
-	start, err := greet(c, r)
+	start, err := greet(ctx, c, r)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -95,8 +100,12 @@ func dial(ctx context.Context, addr string, t timing) (*conn, error) {
 
 // greet exchanges greetings (wire.FrameGreet) on a new connection, and
 // returns when the OSD's arrived: requests' Sent count from then.
-func greet(c net.Conn, r *bufio.Reader) (time.Time, error) {
-	if err := c.SetDeadline(time.Now().Add(3 * time.Second)); err != nil {
+func greet(ctx context.Context, c net.Conn, r *bufio.Reader) (time.Time, error) {
+	dl := time.Now().Add(3 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	if err := c.SetDeadline(dl); err != nil {
 		return time.Time{}, err
 	}
 	if _, err := c.Write(wire.AppendGreet(wire.AppendFrameHeader(nil, wire.FrameGreet, 4))); err != nil {
@@ -254,7 +263,7 @@ func (cn *conn) call(ctx context.Context, req *wire.Request, into []byte) (wire.
 		if req.Op.Mutates() {
 			// Wait for its answer, or its settling: whichever comes
 			// first. The answer is dropped.
-			t := time.NewTimer(time.Until(cn.timing.settleBy(sent, len(req.Data))))
+			t := time.NewTimer(time.Until(cn.timing.settleBy(sent, req)))
 			defer t.Stop()
 			select {
 			case _, ok := <-cl.ch:
@@ -292,7 +301,7 @@ func (cn *conn) settle(req *wire.Request, sent time.Time) {
 	byPeer := cn.byPeer
 	cn.mu.Unlock()
 	if req.Op.Mutates() && !byPeer {
-		time.Sleep(time.Until(cn.timing.settleBy(sent, len(req.Data))))
+		time.Sleep(time.Until(cn.timing.settleBy(sent, req)))
 	}
 }
 

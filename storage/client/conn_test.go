@@ -270,9 +270,14 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 		t.Cleanup(func() { cn.fail(errors.New("test over")) })
 		return cn
 	}
-	timed := func(cn *conn, op wire.Op, ctxFor time.Duration, failAfter time.Duration) (time.Duration, error) {
+	// ctxFor is the call's deadline; cancelAfter cancels it sooner,
+	// failAfter gives the connection up.
+	timed := func(cn *conn, op wire.Op, ctxFor, cancelAfter, failAfter time.Duration) (time.Duration, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), ctxFor)
 		defer cancel()
+		if cancelAfter > 0 {
+			time.AfterFunc(cancelAfter, cancel)
+		}
 		if failAfter > 0 {
 			time.AfterFunc(failAfter, func() { cn.fail(errors.New("given up")) })
 		}
@@ -280,19 +285,24 @@ func TestUnansweredMutationSettlesFirst(t *testing.T) {
 		_, err := cn.call(ctx, &wire.Request{Op: op, Data: []byte("x")}, nil)
 		return time.Since(start), err
 	}
-	if d, err := timed(open(silent), wire.OpWrite, 20*time.Millisecond, 0); err == nil || d < settle {
-		t.Errorf("a write past its deadline returned after %v (%v), want an error after %v", d, err, settle)
+	if d, err := timed(open(silent), wire.OpWrite, time.Minute, 20*time.Millisecond, 0); err == nil || d < settle {
+		t.Errorf("a write whose caller gave up returned after %v (%v), want an error after %v", d, err, settle)
 	}
-	if d, err := timed(open(silent), wire.OpWrite, time.Minute, 20*time.Millisecond); err == nil || d < settle {
+	// Its budget bounds its window at the OSD too: a deadline before the
+	// settling time settles it.
+	if d, err := timed(open(silent), wire.OpWrite, settle/4, 0, 0); err == nil || d >= settle {
+		t.Errorf("a write past a deadline of %v returned after %v (%v), want an error before %v", settle/4, d, err, settle)
+	}
+	if d, err := timed(open(silent), wire.OpWrite, time.Minute, 0, 20*time.Millisecond); err == nil || d < settle {
 		t.Errorf("a write on a connection given up returned after %v (%v), want an error after %v", d, err, settle)
 	}
-	if d, err := timed(open(silent), wire.OpRead, 20*time.Millisecond, 0); err == nil || d >= settle {
-		t.Errorf("a read past its deadline returned after %v (%v), want an error before %v", d, err, settle)
+	if d, err := timed(open(silent), wire.OpRead, time.Minute, 20*time.Millisecond, 0); err == nil || d >= settle {
+		t.Errorf("a read whose caller gave up returned after %v (%v), want an error before %v", d, err, settle)
 	}
-	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d < settle {
+	if d, err := timed(open(closing), wire.OpWrite, time.Minute, 0, 0); !errors.Is(err, errConnClosed) || d < settle {
 		t.Errorf("a write whose connection was closed without a goodbye returned after %v (%v), want errConnClosed after %v", d, err, settle)
 	}
-	if d, err := timed(open(leaving), wire.OpWrite, time.Minute, 0); !errors.Is(err, errConnClosed) || d >= settle {
+	if d, err := timed(open(leaving), wire.OpWrite, time.Minute, 0, 0); !errors.Is(err, errConnClosed) || d >= settle {
 		t.Errorf("a write whose OSD said goodbye returned after %v (%v), want errConnClosed before %v", d, err, settle)
 	}
 }

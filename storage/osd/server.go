@@ -155,6 +155,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		if req.Op == wire.OpRead || req.Op == wire.OpReplicaRead {
 			weight += min(max(req.Length, 0), wire.MaxFrame) // the reply buffer
 		}
+		// A request weighing more than the whole budget (a 32 MiB write:
+		// its head too) would wait for ever: it takes the whole budget.
+		weight = min(weight, maxInflightBytes)
 		if err := s.inflight.Acquire(ctx, weight); err != nil {
 			break
 		}

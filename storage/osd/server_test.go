@@ -2,6 +2,7 @@ package osd
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
@@ -208,5 +210,48 @@ func TestServerGreetsAndSaysGoodbye(t *testing.T) {
 	shutdown()
 	if typ, _, err := wire.ReadFrame(r); err != nil || typ != wire.FrameGoodbye {
 		t.Fatalf("at shutdown: frame type %d, %v; want a goodbye", typ, err)
+	}
+}
+
+// TestServerTakesWholeObjectRequests: a write of a whole 32 MiB object
+// (and a read of one) weighs more than the server's in-flight budget with
+// its head; it must take the whole budget, not wait for ever for more.
+func TestServerTakesWholeObjectRequests(t *testing.T) {
+	_, pg, _, addr, _ := serveLeader(t)
+	r, w, opened := greeted(t, addr)
+	data := bytes.Repeat([]byte{7}, chunkstore.MaxObjectSize)
+	for _, req := range []wire.Request{
+		{ID: 1, Op: wire.OpWrite, Object: "big", Data: data},
+		{ID: 2, Op: wire.OpRead, Object: "big", Length: chunkstore.MaxObjectSize},
+	} {
+		req.Pool, req.PG, req.Budget = pg.Pool, pg.Seq, 30000
+		req.Sent = uint32(time.Since(opened).Milliseconds())
+		if err := wire.WriteFrame(w, wire.FrameRequest, wire.AppendRequest(nil, &req)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		answered := make(chan wire.Response, 1)
+		go func() {
+			_, body, err := wire.ReadFrame(r)
+			if err != nil {
+				answered <- wire.Response{Status: wire.StatusInternal, Msg: err.Error()}
+				return
+			}
+			resp, _ := wire.DecodeResponse(body)
+			answered <- resp
+		}()
+		select {
+		case resp := <-answered:
+			if resp.Status != wire.StatusOK {
+				t.Fatalf("%v of 32 MiB: %v %s", req.Op, resp.Status, resp.Msg)
+			}
+			if req.Op == wire.OpRead && !bytes.Equal(resp.Data, data) {
+				t.Fatal("the 32 MiB read differs from the write")
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%v of 32 MiB: no answer in 30s", req.Op)
+		}
 	}
 }
