@@ -80,7 +80,7 @@ func serveRequests(c net.Conn, handle func(req wire.Request, w *bufio.Writer) er
 	defer c.Close()
 	r, w := bufio.NewReader(c), bufio.NewWriter(c)
 	// Greetings, as an OSD's (wire.FrameGreet).
-	if wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)) != nil || w.Flush() != nil {
+	if _, err := w.Write(wire.Greet()); err != nil || w.Flush() != nil {
 		return
 	}
 	if typ, body, err := wire.ReadFrame(r); err != nil || wire.CheckGreet(typ, body) != nil {

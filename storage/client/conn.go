@@ -64,13 +64,10 @@ type timing struct{ settle, frame time.Duration }
 
 var defaultTiming = timing{settle: wire.SettleAfter, frame: writeTimeout}
 
-// atMinRate is how long n bytes take at wire.MinRate.
-func atMinRate(n int) time.Duration { return time.Duration(n) * time.Second / wire.MinRate }
-
 // settleBy is when req, a mutation sent at sent, is settled: its window
 // at the OSD is its budget if that is shorter (the OSD enforces both).
 func (t timing) settleBy(sent time.Time, req *wire.Request) time.Time {
-	d := t.settle + atMinRate(len(req.Data))
+	d := t.settle + wire.AtMinRate(len(req.Data))
 	if req.Budget > 0 {
 		d = min(d, time.Duration(req.Budget)*time.Millisecond)
 	}
@@ -108,7 +105,7 @@ func greet(ctx context.Context, c net.Conn, r *bufio.Reader) (time.Time, error) 
 	if err := c.SetDeadline(dl); err != nil {
 		return time.Time{}, err
 	}
-	if _, err := c.Write(wire.AppendGreet(wire.AppendFrameHeader(nil, wire.FrameGreet, 4))); err != nil {
+	if _, err := c.Write(wire.Greet()); err != nil {
 		return time.Time{}, err
 	}
 	typ, body, err := wire.ReadFrame(r)
@@ -136,7 +133,7 @@ func (cn *conn) readLoop(r *bufio.Reader) {
 		var n uint32
 		if err = cn.c.SetReadDeadline(time.Time{}); err == nil {
 			if typ, n, err = wire.PeekFrameHeader(r); err == nil {
-				err = cn.c.SetReadDeadline(time.Now().Add(cn.timing.frame + atMinRate(int(n))))
+				err = cn.c.SetReadDeadline(time.Now().Add(cn.timing.frame + wire.AtMinRate(int(n))))
 			}
 		}
 		if err == nil && typ == wire.FrameGoodbye {

@@ -204,7 +204,7 @@ func (s *Server) greet(c net.Conn) (start time.Time, r *bufio.Reader, err error)
 		return start, nil, err
 	}
 	start = time.Now()
-	if _, err := c.Write(wire.AppendGreet(wire.AppendFrameHeader(nil, wire.FrameGreet, 4))); err != nil {
+	if _, err := c.Write(wire.Greet()); err != nil {
 		return start, nil, err
 	}
 	r = bufio.NewReaderSize(c, 256<<10)

@@ -91,7 +91,7 @@ func greeted(t *testing.T, addr string) (r *bufio.Reader, w *bufio.Writer, opene
 		t.Fatalf("the server's greeting: type %d, %v", typ, err)
 	}
 	opened = time.Now()
-	if err := wire.WriteFrame(w, wire.FrameGreet, wire.AppendGreet(nil)); err != nil {
+	if _, err := w.Write(wire.Greet()); err != nil {
 		t.Fatal(err)
 	}
 	return r, w, opened

@@ -17,7 +17,7 @@ const (
 	FrameHello    byte = 4 // OSD → OSD: first frame, names the sender
 	FrameRaft     byte = 5 // OSD → OSD: raft batch (AppendRaftBatch)
 	// FrameGreet is the first frame each way on a client connection: the
-	// protocol version (AppendGreet). The OSD sends it at once, and a
+	// protocol version (Greet). The OSD sends it at once, and a
 	// request's Sent counts from when the client received it.
 	FrameGreet byte = 6
 	// FrameGoodbye (OSD → client, empty) ends a client connection the OSD

@@ -84,19 +84,21 @@ const SettleAfter = 5 * time.Second
 // a slow link is not refused for the time it takes to arrive.
 const MinRate = 1 << 20 // bytes per second
 
+// AtMinRate is how long n bytes take at MinRate.
+func AtMinRate(n int) time.Duration { return time.Duration(n) * time.Second / MinRate }
+
 // SettleFor is SettleAfter plus the time n bytes of data take at MinRate.
-func SettleFor(n int) time.Duration {
-	return SettleAfter + time.Duration(n)*time.Second/MinRate
-}
+func SettleFor(n int) time.Duration { return SettleAfter + AtMinRate(n) }
 
 // Version is the client protocol's version, exchanged in FrameGreet: a
 // client and an OSD of different versions refuse each other rather than
 // misread each other's requests.
 const Version = 2
 
-// AppendGreet encodes a FrameGreet body.
-func AppendGreet(b []byte) []byte {
-	return binary.BigEndian.AppendUint32(b, Version)
+// Greet is a whole FrameGreet frame (header and body), as each end
+// sends it first.
+func Greet() []byte {
+	return binary.BigEndian.AppendUint32(AppendFrameHeader(nil, FrameGreet, 4), Version)
 }
 
 // CheckGreet decodes a FrameGreet body: nil if its version is ours.
