@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
+	"golang.org/x/sync/errgroup"
 )
 
 // OSDStates asks every up OSD for the raft state of its PGs. OSDs that do
@@ -94,26 +95,21 @@ func (c *Client) VerifyPGs(ctx context.Context, perPG time.Duration, parallel in
 		}
 	}
 	out := make([]PGVerify, len(all))
-	next := make(chan int)
 	var done atomic.Int64
-	var wg sync.WaitGroup
-	for range min(max(parallel, 1), len(all)) {
-		wg.Go(func() {
-			for i := range next {
-				pctx, cancel := context.WithTimeout(ctx, perPG)
-				out[i] = c.VerifyPG(pctx, all[i].pool, all[i].pg)
-				cancel()
-				if n := done.Add(1); progress != nil {
-					progress(n, int64(len(all)))
-				}
+	var g errgroup.Group
+	g.SetLimit(max(parallel, 1))
+	for i, id := range all {
+		g.Go(func() error {
+			pctx, cancel := context.WithTimeout(ctx, perPG)
+			out[i] = c.VerifyPG(pctx, id.pool, id.pg)
+			cancel()
+			if n := done.Add(1); progress != nil {
+				progress(n, int64(len(all)))
 			}
+			return nil
 		})
 	}
-	for i := range all {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
+	_ = g.Wait() // no task fails: each PG's outcome is in out
 	return out
 }
 
