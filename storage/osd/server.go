@@ -97,6 +97,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The greeting's deadline is set before the stop's below, so that a
+	// stop never has its deadline undone by it.
+	if err := c.SetDeadline(time.Now().Add(greetTimeout)); err != nil {
+		return
+	}
 	// When ctx ends (shutdown, a failed reply) reads and writes stop on a
 	// deadline in the past; the connection stays open for the goodbye.
 	unblocked := make(chan struct{})
@@ -107,7 +112,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		s.log.Debug("client connection refused", zap.Stringer("client", c.RemoteAddr()), zap.Error(err))
 		return
 	}
-	if ctx.Err() != nil { // greet's deadlines may have undone the stop's
+	if ctx.Err() != nil { // greet's clearing may have undone the stop's deadline
 		<-unblocked
 		return
 	}
@@ -196,13 +201,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 const greetTimeout = 10 * time.Second
 
 // greet sends the OSD's greeting on a new client connection and checks
-// the client's. start is when the greeting went out: requests' Sent count
-// from the client's receipt of it, which is later, so that a request's
-// lag is never underestimated.
+// the client's, within the deadline the caller set on c, which it then
+// clears. start is when the greeting went out: requests' Sent count from
+// the client's receipt of it, which is later, so that a request's lag is
+// never underestimated.
 func (s *Server) greet(c net.Conn) (start time.Time, r *bufio.Reader, err error) {
-	if err := c.SetDeadline(time.Now().Add(greetTimeout)); err != nil {
-		return start, nil, err
-	}
 	start = time.Now()
 	if _, err := c.Write(wire.Greet()); err != nil {
 		return start, nil, err
