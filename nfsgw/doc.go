@@ -108,6 +108,14 @@
 //     directories; ours answers with the kernel's own result.
 //   - ACCESS: go-nfs grants every bit to everyone; ours asks the kernel
 //     (faccessat2 AT_EACCESS) as the caller.
+//   - CREATE, MKDIR: go-nfs v0.0.4 truncates an existing file on an
+//     UNCHECKED create (what Linux sends for open(O_CREAT) over a cached
+//     negative dentry: another client's data was lost), makes GUARDED a
+//     check-then-create race, refuses EXCLUSIVE, and answers OK when two
+//     clients make one directory. Ours follows RFC 1813 as Linux's nfsd
+//     does: one mknod or mkdir, EXIST for an existing name, an UNCHECKED
+//     create keeps an existing file (only a size given is applied), and
+//     EXCLUSIVE keeps the verifier in the file's times.
 //
 // # Credentials
 //
@@ -139,7 +147,7 @@
 //
 // # Known gaps
 //
-// Errors that go-nfs itself maps (CREATE, MKDIR, SYMLINK, SETATTR)
+// Errors that go-nfs itself maps (SYMLINK, SETATTR)
 // may come back as a coarser status than the kernel's. The number
 // of identities (and so of go-nfs servers and per-connection pipes) is not
 // bounded. go-nfs serves one call at a time per pipe, so the calls it

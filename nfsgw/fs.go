@@ -260,6 +260,18 @@ func (f *FS) ReadDir(name string) ([]os.FileInfo, error) {
 	return out, nil
 }
 
+// Mkdir creates the directory name with the permission bits perm (less
+// the gateway's umask); an existing name, of any type, is EEXIST.
+func (f *FS) Mkdir(name string, perm uint32) error {
+	if err := f.checkWrite("mkdir", name); err != nil {
+		return err
+	}
+	if err := f.do(func() error { return unix.Mkdirat(f.rootFD, rel(name), perm) }); err != nil {
+		return pathErr("mkdir", name, err)
+	}
+	return f.syncDir(name)
+}
+
 // MkdirAll creates name and any missing parents.
 func (f *FS) MkdirAll(name string, perm os.FileMode) error {
 	if err := f.checkWrite("mkdir", name); err != nil {

@@ -205,17 +205,7 @@ func (s *Server) nfsMknod(fs *FS, args []byte) []byte {
 			return nfsFailure(nfsProcMknod, nfsStatus(err))
 		}
 	}
-	fh, err := s.fs.handleOf(name)
-	if err != nil {
-		return nfsFailure(nfsProcMknod, nfsStatus(err))
-	}
-	w := &xdrWriter{}
-	w.u32(uint32(nfs.NFSStatusOk))
-	w.u32(1)
-	w.opaque(fh)
-	_ = nfs.WritePostOpAttrs(w, s.attrOf(name))
-	_ = nfs.WriteWcc(w, nil, s.attrOf(dir))
-	return w.b
+	return s.createdReply(name, dir)
 }
 
 // ACCESS3 bits.

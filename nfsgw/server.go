@@ -565,6 +565,10 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 		return acceptedReply(c.XID, acceptSuccess, s.nfsLink(fs, c.Args)), nil
 	case nfsProcMknod:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsMknod(fs, c.Args)), nil
+	case nfsProcCreate:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsCreate(fs, c.Args)), nil
+	case nfsProcMkdir:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsMkdir(fs, c.Args)), nil
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
 	case nfsProcRead, nfsProcWrite, nfsProcCommit:
