@@ -125,7 +125,7 @@ func newPoolGetCmd(g *globals) *cobra.Command {
 func newPoolSetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "set NAME KEY VALUE",
-		Short: "change a pool setting (size, min_size)",
+		Short: "change a pool setting (min_size; size and pg_num are fixed for now)",
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return withClient(cmd, g, 15*time.Second, func(ctx context.Context, c *client.Client) error {

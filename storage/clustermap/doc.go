@@ -4,6 +4,15 @@
 // that versions them, plus each OSD's liveness. It also provides Dial, the
 // one way every command connects to the control plane.
 //
+// # Placement
+//
+// A pool's PGs are placed (storage/placement) on the OSDs that were in
+// when the pool was created, recorded in the map (Map.Placements), not on
+// the OSDs in now: a PG's replicas are the members of its raft group, and
+// only membership changes with backfill (which do not exist yet) may move
+// them. Adding OSDs, marking them out or reweighting them changes where
+// new pools go; a pool's size is fixed for the same reason.
+//
 // # Keys
 //
 // Under a prefix (default "/tsumiki"):

@@ -1,6 +1,7 @@
 package clustermap
 
 import (
+	"maps"
 	"slices"
 	"sort"
 
@@ -49,6 +50,19 @@ type Map struct {
 	OSDs       []OSD    `json:"osds"`  // sorted by ID
 	Pools      []Pool   `json:"pools"` // sorted by ID
 	Flags      []string `json:"flags"` // sorted
+	// Placements holds, per pool id, the OSDs its PGs were placed on when
+	// the pool was created (see Replicas). Read-only once stored: maps
+	// share it with their clones.
+	Placements map[uint32][]PlacedOSD `json:"placements,omitempty"`
+}
+
+// PlacedOSD is an OSD as placement saw it when a pool was created: one
+// that was in, with its host, class and weight then.
+type PlacedOSD struct {
+	ID     int32   `json:"id"`
+	Host   string  `json:"host"`
+	Class  string  `json:"class,omitempty"`
+	Weight float64 `json:"weight"`
 }
 
 // OSD returns the OSD with this id.
@@ -133,9 +147,56 @@ func (m *Map) PGOf(p Pool, object string) uint32 {
 }
 
 // Replicas returns the ordered replica set (primary first) of PG pg of pool
-// p under this map. It may be shorter than p.Size when too few OSDs are in.
+// p. It may be shorter than p.Size when too few OSDs were in.
+//
+// It is computed from the OSDs that were in when the pool was created
+// (Placements), not from the OSDs now: a PG's replicas are the members
+// of its raft group, and recomputing them after OSDs were added, marked
+// out or reweighted made newly chosen OSDs start empty groups of their
+// own for PGs that held data (two of them outvote the third). Moving a
+// PG's replicas needs membership changes and backfill, which do not
+// exist yet. A pool stored before Placements existed is placed on the
+// OSDs now until the next map change records them (freezePlacements).
 func (m *Map) Replicas(p Pool, pg uint32) []int32 {
-	return placement.Map(m.Devices(), m.Rule(p), pg)
+	placed, ok := m.Placements[p.ID]
+	if !ok {
+		return placement.Map(m.Devices(), m.Rule(p), pg)
+	}
+	devs := make([]placement.Device, len(placed))
+	for i, o := range placed {
+		devs[i] = placement.Device{ID: o.ID, Host: o.Host, Class: o.Class, Weight: o.Weight, In: true}
+	}
+	return placement.Map(devs, m.Rule(p), pg)
+}
+
+// placedOSDs returns the OSDs that are in, as a pool created now records
+// them.
+func (m *Map) placedOSDs() []PlacedOSD {
+	var out []PlacedOSD
+	for _, o := range m.OSDs {
+		if o.In {
+			out = append(out, PlacedOSD{ID: o.ID, Host: o.Host, Class: o.Class, Weight: o.Weight})
+		}
+	}
+	return out
+}
+
+// freezePlacements records the OSDs now in as the placement of every pool
+// that has none recorded (maps stored before Placements existed), before
+// a change that could move them. It reports whether it recorded any.
+func (m *Map) freezePlacements() bool {
+	frozen := false
+	for _, p := range m.Pools {
+		if _, ok := m.Placements[p.ID]; ok {
+			continue
+		}
+		if m.Placements == nil {
+			m.Placements = make(map[uint32][]PlacedOSD)
+		}
+		m.Placements[p.ID] = m.placedOSDs()
+		frozen = true
+	}
+	return frozen
 }
 
 // Clone returns a deep copy of m.
@@ -144,5 +205,6 @@ func (m *Map) Clone() *Map {
 	c.OSDs = slices.Clone(m.OSDs)
 	c.Pools = slices.Clone(m.Pools)
 	c.Flags = slices.Clone(m.Flags)
+	c.Placements = maps.Clone(m.Placements)
 	return &c
 }

@@ -49,6 +49,10 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 		}
 		m.NextPoolID++
 		m.Pools = append(m.Pools, out)
+		if m.Placements == nil {
+			m.Placements = make(map[uint32][]PlacedOSD)
+		}
+		m.Placements[out.ID] = m.placedOSDs()
 		return true, nil
 	})
 	if err != nil {
@@ -58,10 +62,10 @@ func (s *Store) CreatePool(ctx context.Context, p Pool) (Pool, error) {
 }
 
 // SetPool changes one setting of the pool named name and returns the pool.
-// Keys: "size" (re-checks placement; must stay >= min_size), "min_size"
-// (1..size). "pg_num" is refused with ErrUnsupported for now. Setting the
-// current value changes nothing. Errors wrap ErrNotFound, ErrInvalid or
-// ErrUnsupported.
+// Keys: "min_size" (1..size). "size" and "pg_num" are refused with
+// ErrUnsupported for now: they would change the PGs' replicas, and replica
+// moves do not exist yet (Map.Replicas). Setting the current value changes
+// nothing. Errors wrap ErrNotFound, ErrInvalid or ErrUnsupported.
 func (s *Store) SetPool(ctx context.Context, name, key, value string) (Pool, error) {
 	op := fmt.Sprintf("set pool %q %s=%s", name, key, value)
 	var edit func(p *Pool) error
@@ -72,10 +76,12 @@ func (s *Store) SetPool(ctx context.Context, name, key, value string) (Pool, err
 			return Pool{}, errorf(ErrInvalid, op, "size %q is not a whole number", value)
 		}
 		edit = func(p *Pool) error {
-			if n < p.MinSize {
-				return errorf(ErrInvalid, op, "size %d would be below min_size %d; lower min_size first", n, p.MinSize)
+			if n != p.Size {
+				// The PGs' raft groups keep their members: a new size
+				// would make placement choose OSDs that hold nothing and
+				// are no members (see Map.Replicas).
+				return errorf(ErrUnsupported, op, "a pool's size is fixed once it is created, until replica moves exist (pool %q has size %d); create a pool with the size you need and copy images into it (`tsumiki image export` and `image import`)", p.Name, p.Size)
 			}
-			p.Size = n
 			return nil
 		}
 	case "min_size":
@@ -105,11 +111,6 @@ func (s *Store) SetPool(ctx context.Context, name, key, value string) (Pool, err
 		out = p
 		if p == m.Pools[i] {
 			return false, nil
-		}
-		if p.Size != m.Pools[i].Size {
-			if err := checkPlaceable(op, m, p); err != nil {
-				return false, err
-			}
 		}
 		m.Pools[i] = p
 		return true, nil

@@ -1,7 +1,9 @@
 package clustermap_test
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -125,25 +127,25 @@ func TestSetPool(t *testing.T) {
 	}
 	wantEpoch(t, s, 5)
 
-	p, err := s.SetPool(ctx, "rbd", "size", "3")
-	if err != nil || p.Size != 3 || p.MinSize != 1 {
-		t.Fatalf("set size 3 = %+v, %v", p, err)
+	p, err := s.SetPool(ctx, "rbd", "size", "2") // no change
+	if err != nil || p.Size != 2 || p.MinSize != 1 {
+		t.Fatalf("set size 2 = %+v, %v", p, err)
 	}
 	if p, err = s.SetPool(ctx, "rbd", "min_size", "2"); err != nil || p.MinSize != 2 {
 		t.Fatalf("set min_size 2 = %+v, %v", p, err)
 	}
-	wantEpoch(t, s, 7)
+	wantEpoch(t, s, 6)
 	if _, err = s.SetPool(ctx, "rbd", "min_size", "2"); err != nil { // no change
 		t.Fatal(err)
 	}
-	wantEpoch(t, s, 7)
+	wantEpoch(t, s, 6)
 
 	for _, tc := range []struct {
 		key, value string
 		want       error
 	}{
-		{"size", "4", placement.ErrUnplaceable}, // 3 hosts only
-		{"size", "1", clustermap.ErrInvalid},    // below min_size 2
+		{"size", "3", clustermap.ErrUnsupported}, // fixed until replica moves exist
+		{"size", "1", clustermap.ErrUnsupported},
 		{"size", "x", clustermap.ErrInvalid},
 		{"min_size", "0", clustermap.ErrInvalid},
 		{"min_size", "4", clustermap.ErrInvalid},
@@ -157,8 +159,8 @@ func TestSetPool(t *testing.T) {
 	if _, err := s.SetPool(ctx, "nope", "size", "2"); !errors.Is(err, clustermap.ErrNotFound) {
 		t.Fatalf("SetPool on a missing pool = %v, want ErrNotFound", err)
 	}
-	wantEpoch(t, s, 7)
-	if p, _ := mustLoad(t, s).PoolByName("rbd"); p.Size != 3 || p.MinSize != 2 {
+	wantEpoch(t, s, 6)
+	if p, _ := mustLoad(t, s).PoolByName("rbd"); p.Size != 2 || p.MinSize != 2 {
 		t.Fatalf("stored pool = %+v", p)
 	}
 }
@@ -188,5 +190,107 @@ func TestSetFlag(t *testing.T) {
 	err := s.SetFlag(ctx, "nodown", true)
 	if !errors.Is(err, clustermap.ErrInvalid) || !strings.Contains(err.Error(), "norebalance") {
 		t.Fatalf("unknown flag = %v, want ErrInvalid listing the known flags", err)
+	}
+}
+
+// allReplicas returns every PG's replicas of pool p under m.
+func allReplicas(m *clustermap.Map, p clustermap.Pool) [][]int32 {
+	out := make([][]int32, p.PGNum)
+	for pg := range p.PGNum {
+		out[pg] = m.Replicas(p, pg)
+	}
+	return out
+}
+
+// movedByNow reports whether placing p on the OSDs in now would move
+// some PG, which is what makes a check of kept replicas mean something.
+func movedByNow(m *clustermap.Map, p clustermap.Pool, kept [][]int32) bool {
+	for pg := range p.PGNum {
+		if !slices.Equal(placement.Map(m.Devices(), m.Rule(p), pg), kept[pg]) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestReplicasKeepTheirOSDs: a PG's replicas are its raft group's members,
+// so OSDs added, marked out or reweighted after a pool was created must
+// not change them (the newly chosen OSDs started empty raft groups of
+// their own for PGs that held data). New pools use the OSDs in now.
+func TestReplicasKeepTheirOSDs(t *testing.T) {
+	s := withOSDs(t, "h0", "h1", "h2")
+	ctx := testCtx(t)
+	p, err := s.CreatePool(ctx, clustermap.Pool{Name: "rbd", Size: 3, PGNum: 64, FailureDomain: "osd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := allReplicas(mustLoad(t, s), p)
+	mustRegister(t, s, osd("h3-d", "h3"))
+	mustRegister(t, s, osd("h4-e", "h4"))
+	if err := s.SetOSDIn(ctx, 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetOSDWeight(ctx, 1, 4); err != nil {
+		t.Fatal(err)
+	}
+	m := mustLoad(t, s)
+	if !movedByNow(m, p, before) {
+		t.Fatal("the changes moved no PG: the test checks nothing")
+	}
+	if got := allReplicas(m, p); !slices.EqualFunc(got, before, slices.Equal) {
+		t.Fatalf("replicas changed with the OSDs:\nbefore %v\nafter  %v", before, got)
+	}
+	q, err := s.CreatePool(ctx, clustermap.Pool{Name: "new", Size: 3, PGNum: 64, FailureDomain: "osd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = mustLoad(t, s)
+	newOSDs := false
+	for _, reps := range allReplicas(m, q) {
+		if slices.Contains(reps, 0) {
+			t.Fatalf("a new pool placed a PG on osd.0, which is out: %v", reps)
+		}
+		newOSDs = newOSDs || slices.Contains(reps, 3) || slices.Contains(reps, 4)
+	}
+	if !newOSDs {
+		t.Fatal("a new pool uses none of the OSDs added")
+	}
+}
+
+// TestPlacementsRecordedForOldMaps: a map stored before placements were
+// recorded has them recorded, as its OSDs were, by the next change, so
+// that change (here a new OSD) moves no PG.
+func TestPlacementsRecordedForOldMaps(t *testing.T) {
+	s, cli := newStore(t)
+	ctx := testCtx(t)
+	for i, h := range []string{"h0", "h1", "h2"} {
+		mustRegister(t, s, osd(h+"-"+string(rune('a'+i)), h))
+	}
+	p, err := s.CreatePool(ctx, clustermap.Pool{Name: "rbd", Size: 3, PGNum: 64, FailureDomain: "osd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustLoad(t, s)
+	m.Placements = nil // as an older version stored it
+	data, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := "/test/" + t.Name() + "/map"
+	if _, err := cli.Put(ctx, key, string(data)); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLoad(t, s); got.Placements != nil {
+		t.Fatalf("the map was not replaced: %v", got.Placements)
+	}
+	before := allReplicas(m, p)
+	mustRegister(t, s, osd("h3-d", "h3"))
+	mustRegister(t, s, osd("h4-e", "h4"))
+	m = mustLoad(t, s)
+	if !movedByNow(m, p, before) {
+		t.Fatal("the new OSDs moved no PG: the test checks nothing")
+	}
+	if got := allReplicas(m, p); !slices.EqualFunc(got, before, slices.Equal) {
+		t.Fatalf("replicas changed with the OSDs:\nbefore %v\nafter  %v", before, got)
 	}
 }

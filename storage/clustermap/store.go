@@ -148,11 +148,12 @@ func (s *Store) mutate(ctx context.Context, op string, change func(m *Map) (bool
 		if err != nil {
 			return nil, fmt.Errorf("clustermap: %s: %w", op, err)
 		}
+		frozen := m.freezePlacements()
 		changed, err := change(m)
 		if err != nil {
 			return nil, err
 		}
-		if !changed {
+		if !changed && !frozen {
 			return m, nil
 		}
 		m.Epoch++
