@@ -56,6 +56,13 @@
 //     kernel may have dropped the dirty pages and reports the error only
 //     once per descriptor, so a later COMMIT could otherwise succeed
 //     without them.
+//   - Calls share a file's cached descriptor, so one call's fsync may be
+//     told of an error about another call's data (filesync.go): a
+//     successful sync waits for the syncs beside it, a FILE_SYNC or
+//     DATA_SYNC WRITE fails if any of them failed, and COMMIT reads the
+//     verifier only then. A WRITE's verifier is read before its data is
+//     written. A descriptor holding UNSTABLE writes with no COMMIT yet is
+//     synced before the cache closes it.
 //
 // Directory changes (create, mkdir, remove, rename, link, symlink, mknod)
 // fsync the directories they change before returning, as NFSv3 requires

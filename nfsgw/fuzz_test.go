@@ -144,10 +144,11 @@ func FuzzDispatch(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer fs.Close()
-	s := &Server{cfg: Config{FS: fs, Exports: allowAll("/data")}, fs: fs, files: newOpenFiles(fs), mountList: map[mountEntry]bool{}}
-	defer s.files.closeAll()
+	s := &Server{cfg: Config{FS: fs, Exports: allowAll("/data")}, fs: fs, mountList: map[mountEntry]bool{}}
 	s.cfg = s.cfg.withDefaults()
 	s.log = s.cfg.Logger
+	s.files = newOpenFiles(fs, s.resetVerifier)
+	defer s.files.closeAll()
 	writeFile(f, fs, "f", "seed")
 	if fh, err := fs.handleOf("f"); err == nil {
 		for _, c := range []struct {

@@ -89,6 +89,9 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte 
 	if err != nil {
 		return writeFailure(xid, err, nil, nil)
 	}
+	// Both before the data is written: a failed sync of this descriptor
+	// from here on may have dropped it (filesync.go).
+	failures, verf := f.failures.Load(), s.writeVerifier()
 	n := 0
 	werr := fs.do(func() error {
 		if err := fs.checkAccessLocked(f.fd, true); err != nil {
@@ -115,19 +118,19 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte 
 	}
 	// A short write (an error after some bytes) answers the count written;
 	// the client sends the rest again and gets the error then.
-	committed := uint32(stableUnstable)
-	var serr error
-	switch a.Stable {
-	case stableDataSync:
-		serr, committed = unix.Fdatasync(f.fd), stableDataSync
-	case stableFileSync:
-		serr, committed = unix.Fsync(f.fd), stableFileSync
-	}
-	if serr != nil {
-		return s.syncFailed(xid, "sync", f.fd, serr, pre)
+	committed := a.Stable
+	if committed == stableUnstable {
+		f.unsynced.Store(true)
+	} else {
+		if err := s.files.sync(f, committed == stableDataSync); err != nil {
+			return s.syncFailed(xid, "sync", f.fd, err, pre)
+		}
+		if f.syncFailures() != failures {
+			err := fmt.Errorf("nfsgw: write: a sync of this file failed meanwhile and may have dropped this write: %w", unix.EIO)
+			return s.syncFailed(xid, "sync", f.fd, err, pre)
+		}
 	}
 	post, _ := fstatInfo(f.fd)
-	verf := s.writeVerifier()
 	w := &xdrWriter{b: make([]byte, 4, 256)}
 	w.acceptedHeader(xid, acceptSuccess)
 	w.u32(uint32(nfs.NFSStatusOk))
@@ -138,11 +141,10 @@ func (s *Server) nfsWrite(xid uint32, fs *FS, args []byte, syncAll bool) []byte 
 	return w.b
 }
 
-// syncFailed answers a WRITE or COMMIT whose fsync failed: the verifier
-// changes (resetVerifier), so clients resend what they had not committed,
-// and the call fails with the sync's error.
+// syncFailed answers a WRITE or COMMIT whose sync failed (the failure
+// changed the verifier already, in openFiles.sync, so clients resend what
+// they had not committed): the call fails with the sync's error.
 func (s *Server) syncFailed(xid uint32, what string, fd int, err error, pre *statInfo) []byte {
-	s.resetVerifier(err)
 	post, _ := fstatInfo(fd)
 	return writeFailure(xid, fmt.Errorf("nfsgw: %s: %w", what, err), pre, post)
 }
@@ -181,9 +183,13 @@ func (s *Server) nfsCommit(xid uint32, fs *FS, args []byte) []byte {
 	if err != nil {
 		return writeFailure(xid, err, nil, pre)
 	}
-	if err := unix.Fsync(f.fd); err != nil {
+	if err := s.files.sync(f, false); err != nil {
 		return s.syncFailed(xid, "commit", f.fd, err, pre)
 	}
+	// The verifier once the syncs beside this one have counted their
+	// failures: one of them may have been told of an error about data
+	// this COMMIT covers, and changed the verifier.
+	f.syncFailures()
 	post, _ := fstatInfo(f.fd)
 	verf := s.writeVerifier()
 	w := &xdrWriter{b: make([]byte, 4, 160)}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,10 @@ type openFiles struct {
 	now  func() time.Time
 	max  int
 	idle time.Duration
+	// fsync syncs a descriptor (syncFD; tests inject failures), and
+	// syncFailed hears of every failed sync (Server.resetVerifier).
+	fsync      func(fd int, dataOnly bool) error
+	syncFailed func(error)
 
 	mu      sync.Mutex // guards the following
 	entries map[openKey]*openFile
@@ -54,24 +59,32 @@ type openKey struct {
 }
 
 // openFile is one cached descriptor. fd, dev and ino never change; the
-// other fields belong to the cache's lock.
+// sync fields are filesync.go's; the others belong to the cache's lock.
 type openFile struct {
 	key      openKey
 	fd       int
 	dev, ino uint64
+
+	syncMu   sync.RWMutex  // the sync gate (filesync.go)
+	failures atomic.Uint64 // syncs of fd that failed
+	unsynced atomic.Bool   // written (UNSTABLE) since its last sync began
 
 	refs    int
 	lastUse time.Time
 	elem    *list.Element // nil once out of the cache
 }
 
-func newOpenFiles(fs *FS) *openFiles {
+// newOpenFiles returns a cache of fs's files; syncFailed hears of every
+// failed sync of a cached descriptor.
+func newOpenFiles(fs *FS, syncFailed func(error)) *openFiles {
 	return &openFiles{
-		open:    fs.openRegular,
-		now:     time.Now,
-		max:     maxOpenFiles,
-		idle:    openFileIdle,
-		entries: map[openKey]*openFile{},
+		open:       fs.openRegular,
+		now:        time.Now,
+		max:        maxOpenFiles,
+		idle:       openFileIdle,
+		fsync:      syncFD,
+		syncFailed: syncFailed,
+		entries:    map[openKey]*openFile{},
 	}
 }
 
@@ -104,12 +117,12 @@ func (c *openFiles) acquire(fh []byte, flags int) (*openFile, error) {
 	c.entries[k] = f
 	f.elem = c.lru.PushFront(f)
 	f.lastUse = c.now()
-	var toClose []int
+	var toClose []*openFile
 	for c.lru.Len() > c.max {
 		toClose = c.dropLocked(c.lru.Back().Value.(*openFile), toClose)
 	}
 	c.mu.Unlock()
-	closeFDs(toClose)
+	c.closeFiles(toClose)
 	return f, nil
 }
 
@@ -147,7 +160,7 @@ func (c *openFiles) release(f *openFile) {
 	}
 	c.mu.Unlock()
 	if last {
-		unix.Close(f.fd)
+		c.closeFile(f)
 	}
 }
 
@@ -155,12 +168,12 @@ func (c *openFiles) release(f *openFile) {
 // descriptor is closed by the last release.
 func (c *openFiles) forget(f *openFile) {
 	c.mu.Lock()
-	var toClose []int
+	var toClose []*openFile
 	if f.elem != nil {
 		toClose = c.dropLocked(f, nil)
 	}
 	c.mu.Unlock()
-	closeFDs(toClose)
+	c.closeFiles(toClose)
 }
 
 // forgetInode drops every entry of the inode dev/ino (just removed or
@@ -168,24 +181,24 @@ func (c *openFiles) forget(f *openFile) {
 // deleted file's blocks allocated.
 func (c *openFiles) forgetInode(dev, ino uint64) {
 	c.mu.Lock()
-	var toClose []int
+	var toClose []*openFile
 	for _, f := range c.entries {
 		if f.dev == dev && f.ino == ino {
 			toClose = c.dropLocked(f, toClose)
 		}
 	}
 	c.mu.Unlock()
-	closeFDs(toClose)
+	c.closeFiles(toClose)
 }
 
-// dropLocked takes f out of the cache and appends its descriptor to
-// toClose if nobody uses it (else the last release closes it).
-func (c *openFiles) dropLocked(f *openFile, toClose []int) []int {
+// dropLocked takes f out of the cache and appends it to toClose if nobody
+// uses it (else the last release closes it).
+func (c *openFiles) dropLocked(f *openFile, toClose []*openFile) []*openFile {
 	delete(c.entries, f.key)
 	c.lru.Remove(f.elem)
 	f.elem = nil
 	if f.refs == 0 {
-		toClose = append(toClose, f.fd)
+		toClose = append(toClose, f)
 	}
 	return toClose
 }
@@ -194,7 +207,7 @@ func (c *openFiles) dropLocked(f *openFile, toClose []int) []int {
 func (c *openFiles) closeIdle() {
 	c.mu.Lock()
 	now := c.now()
-	var toClose []int
+	var toClose []*openFile
 	for e := c.lru.Back(); e != nil; {
 		f := e.Value.(*openFile)
 		prev := e.Prev()
@@ -207,7 +220,7 @@ func (c *openFiles) closeIdle() {
 		e = prev
 	}
 	c.mu.Unlock()
-	closeFDs(toClose)
+	c.closeFiles(toClose)
 }
 
 // closeAll closes every cached descriptor (those in use when their last
@@ -215,12 +228,12 @@ func (c *openFiles) closeIdle() {
 func (c *openFiles) closeAll() {
 	c.mu.Lock()
 	c.closed = true
-	var toClose []int
+	var toClose []*openFile
 	for _, f := range c.entries {
 		toClose = c.dropLocked(f, toClose)
 	}
 	c.mu.Unlock()
-	closeFDs(toClose)
+	c.closeFiles(toClose)
 }
 
 // len returns the number of cached descriptors.
@@ -245,9 +258,10 @@ func (c *openFiles) run(ctx context.Context) {
 	}
 }
 
-func closeFDs(fds []int) {
-	for _, fd := range fds {
-		unix.Close(fd)
+// closeFiles closes files dropped from the cache, outside its lock.
+func (c *openFiles) closeFiles(files []*openFile) {
+	for _, f := range files {
+		c.closeFile(f)
 	}
 }
 

@@ -16,7 +16,7 @@ import (
 func TestOpenFilesBoundAndIdle(t *testing.T) {
 	fs, dir := newTestFS(t)
 	now := time.Unix(1000, 0)
-	c := newOpenFiles(fs)
+	c := newOpenFiles(fs, func(error) {})
 	c.max = 2
 	c.now = func() time.Time { return now }
 	var fhs [][]byte

@@ -92,7 +92,8 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, files: newOpenFiles(cfg.FS), mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
+	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
+	s.files = newOpenFiles(cfg.FS, s.resetVerifier)
 	var verf [8]byte
 	if _, err := rand.Read(verf[:]); err != nil {
 		return nil, fmt.Errorf("nfsgw: verifier: %w", err)
