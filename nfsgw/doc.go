@@ -66,8 +66,10 @@
 //
 // Directory changes (create, mkdir, remove, rename, link, symlink, mknod)
 // fsync the directories they change before returning, as NFSv3 requires
-// of metadata operations; chmod, chown and utimes fsync the directory,
-// which on ext4 and xfs commits the journal holding the inode change.
+// of metadata operations; chmod, chown and utimes fsync the inode itself
+// (a regular file or a directory; on xfs an fsync of the directory would
+// not commit the change) or, for a symlink or a special file, sync the
+// filesystem.
 // SETATTR of the size (go-nfs, through FS's File) fsyncs the file.
 //
 // # What the front answers instead of go-nfs, and why

@@ -29,9 +29,11 @@ import (
 // and every call that changes a directory (create, mkdir, remove, rename,
 // link, symlink, mknod) fsyncs the directories it changed before it
 // returns, so an NFS reply sent after the call acknowledges durable state.
-// Chmod, chown and utimes fsync the file's directory: on ext4 and xfs
-// that commits the journal, and with it the inode change (a portable
-// fsync of the inode itself would need to open fifos and symlinks).
+// Chmod, chown and utimes fsync the inode itself when it is a regular
+// file or a directory (on xfs an fsync of its directory would not commit
+// the change), and sync the whole filesystem for a symlink or a special
+// file (opening a fifo or a device to fsync it could block or reach a
+// driver).
 //
 // FS also implements billy.Change and go-nfs's UnixChange (Mknod, Mkfifo,
 // Socket, Link). It is safe for concurrent use; it holds one open
@@ -42,6 +44,8 @@ type FS struct {
 	readOnly   bool
 	cred       *Cred    // nil: operations run as the gateway
 	rootGroups []uint32 // the gateway's groups, restored after a Cred call
+	// fsyncInode is unix.Fsync for syncNode (tests record what it syncs).
+	fsyncInode func(fd int) error
 }
 
 // OpenFS opens the folder dir as an FS. readOnly makes every change fail
@@ -59,7 +63,7 @@ func OpenFS(dir string, readOnly bool) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nfsgw: open %s: %w", real, err)
 	}
-	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups()}, nil
+	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync}, nil
 }
 
 // Close releases the folder's descriptor.
@@ -97,6 +101,36 @@ func (f *FS) syncDir(name string) error {
 	defer unix.Close(fd)
 	if err := unix.Fsync(fd); err != nil {
 		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// syncNode makes a change to name's own inode (mode, owner, times)
+// durable. It runs as the gateway: an owner may chmod a file it cannot
+// read, and syncing is no access to the data.
+func (f *FS) syncNode(name string) error {
+	pfd, err := unix.Openat2(f.rootFD, rel(name), &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err == nil {
+		defer unix.Close(pfd)
+		var st unix.Stat_t
+		if err := unix.Fstat(pfd, &st); err == nil && (st.Mode&unix.S_IFMT == unix.S_IFREG || st.Mode&unix.S_IFMT == unix.S_IFDIR) {
+			// Reopened for reading through /proc (an O_PATH descriptor
+			// cannot be fsynced), so that it is the inode just looked at.
+			fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+			if err == nil {
+				defer unix.Close(fd)
+				if err := f.fsyncInode(fd); err != nil {
+					return fmt.Errorf("nfsgw: sync %s: %w", name, err)
+				}
+				return nil
+			}
+		}
+	}
+	if err := unix.Syncfs(f.rootFD); err != nil {
+		return fmt.Errorf("nfsgw: sync %s: %w", name, err)
 	}
 	return nil
 }
@@ -371,7 +405,7 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m, 0) }); err != nil {
 		return pathErr("chmod", name, err)
 	}
-	return f.syncDir(name)
+	return f.syncNode(name)
 }
 
 // Lchown changes the owner of name without following a symlink.
@@ -382,7 +416,7 @@ func (f *FS) Lchown(name string, uid, gid int) error {
 	if err := f.do(func() error { return unix.Fchownat(f.rootFD, rel(name), uid, gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return pathErr("chown", name, err)
 	}
-	return f.syncDir(name)
+	return f.syncNode(name)
 }
 
 // Chown changes the owner of name; like Lchown (the gateway never follows
@@ -399,7 +433,7 @@ func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
 	if err := f.do(func() error { return unix.UtimesNanoAt(f.rootFD, rel(name), ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return pathErr("utimes", name, err)
 	}
-	return f.syncDir(name)
+	return f.syncNode(name)
 }
 
 // Mknod creates a special file; mode carries the type bits (S_IFCHR,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -273,4 +274,53 @@ func FuzzDecodeHandle(f *testing.F) {
 			t.Fatalf("round trip %x -> %x (%v)", b, again, err)
 		}
 	})
+}
+
+// TestMetadataChangesSyncTheInode: chmod, chown and utimes fsync the
+// changed inode itself (on xfs an fsync of its directory does not commit
+// a change to a file's inode), and a symlink's change syncs the whole
+// filesystem rather than opening it.
+func TestMetadataChangesSyncTheInode(t *testing.T) {
+	fs, dir := newTestFS(t)
+	writeFile(t, fs, "f", "data")
+	if err := fs.MkdirAll("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Symlink("f", "l"); err != nil {
+		t.Fatal(err)
+	}
+	var synced []uint64
+	fs.fsyncInode = func(fd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		synced = append(synced, st.Ino)
+		return unix.Fsync(fd)
+	}
+	ino := func(name string) uint64 {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	for _, tc := range []struct {
+		name   string
+		change func() error
+		want   []uint64
+	}{
+		{"chmod f", func() error { return fs.Chmod("f", 0o600) }, []uint64{ino("f")}},
+		{"chown d", func() error { return fs.Lchown("d", os.Getuid(), os.Getgid()) }, []uint64{ino("d")}},
+		{"utimes f", func() error { return fs.Chtimes("f", time.Unix(1, 0), time.Unix(2, 0)) }, []uint64{ino("f")}},
+		{"chown l", func() error { return fs.Lchown("l", os.Getuid(), os.Getgid()) }, nil},
+	} {
+		synced = nil
+		if err := tc.change(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !slices.Equal(synced, tc.want) {
+			t.Errorf("%s: synced inodes %v, want %v", tc.name, synced, tc.want)
+		}
+	}
 }
