@@ -6,7 +6,9 @@
 // zeroed ahead of the tail (see zeroStep), rotated at a size limit, and
 // deleted once no PG needs their entries; at each rotation the new segment
 // starts with a checkpoint of every PG's hard state and first index, so
-// older segments hold nothing else of value.
+// older segments hold nothing else of value. The first commit after Open
+// writes one too (a crash or failed write right after a rotation leaves a
+// segment without one), and no segment is deleted before it.
 //
 // Format: a record is [u32 body length][u32 crc32c][body]; the checksum
 // covers the body except entry payloads, which carry their own. Each

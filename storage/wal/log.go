@@ -42,6 +42,12 @@ type Log struct {
 	direct  *os.File // the active segment opened O_DIRECT|O_DSYNC; nil: buffered writes
 	scratch []byte   // aligned buffer for direct writes
 	closed  bool
+	// needCkpt: the next commit starts with a checkpoint. Set for a new
+	// segment and at Open, cleared by a successful write: a rotation whose
+	// first write failed or was lost in a crash leaves a segment that has
+	// none, and Open cannot tell whether the last segment's records include
+	// a whole one. Older segments are deleted only while it is clear.
+	needCkpt bool
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("%016x.log", seq) }
@@ -79,6 +85,7 @@ func Open(cfg Config) (*Log, error) {
 	}
 	if len(seqs) > 0 {
 		l.direct = openDirect(filepath.Join(cfg.Dir, segName(l.active)))
+		l.needCkpt = true
 	}
 	if len(seqs) == 0 {
 		if err := l.newSegment(1); err != nil {
@@ -124,6 +131,7 @@ func (l *Log) newSegment(seq uint64) error {
 	}
 	l.segs[seq] = f
 	l.active, l.off, l.zeroed = seq, 0, 0
+	l.needCkpt = true
 	if l.direct != nil {
 		l.direct.Close()
 	}
@@ -275,12 +283,15 @@ func (l *Log) Commit(b *Batch) error {
 		if err := l.newSegment(l.active + 1); err != nil {
 			return fmt.Errorf("wal: new segment: %w", err)
 		}
+	}
+	if l.needCkpt {
 		ckpt = l.checkpoint()
 		buf = append(ckpt, buf...)
 	}
 	if err := l.write(buf); err != nil {
 		return err
 	}
+	l.needCkpt = false
 	base := l.off + int64(len(ckpt))
 	l.off += paddedLen(int64(len(buf)))
 	for _, op := range b.ops {
@@ -363,7 +374,7 @@ func (l *Log) writeAt(buf []byte, total int) error {
 }
 
 // checkpoint encodes every PG's hard state and first index, written at the
-// start of each new segment.
+// start of each new segment and with the first commit after Open.
 func (l *Log) checkpoint() []byte {
 	var b Batch
 	for pg, p := range l.pgs {
@@ -375,8 +386,13 @@ func (l *Log) checkpoint() []byte {
 	return b.buf
 }
 
-// dropOldSegments deletes segments no PG has entries in any more.
+// dropOldSegments deletes segments no PG has entries in any more. The
+// hard states and first indexes in them are in the active segment's
+// checkpoint, so it deletes nothing while that is not written.
 func (l *Log) dropOldSegments() {
+	if l.needCkpt {
+		return
+	}
 	oldest := l.active
 	for _, p := range l.pgs {
 		if seg, ok := p.oldestSeg(); ok && seg < oldest {
