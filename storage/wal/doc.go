@@ -22,9 +22,10 @@
 // rewrite record replaces one stored entry (Batch.Rewrite); the segment of
 // the entry's original append record is kept as long as the entry is,
 // since that record is what places the entry's index when the log is read
-// back. At Open a torn
-// record at the tail of the newest segment (a crash mid-write) is cut off;
-// damage anywhere else is ErrCorrupt.
+// back. At Open the newest segment is cut after its last whole record: a
+// torn record (a crash mid-write) and any pages past the end (the later
+// pages of a commit whose first page a crash lost) go, so no later commit
+// can be followed by them; damage anywhere else is ErrCorrupt.
 //
 // The chunk store deletes entries only after a checkpoint made the object
 // changes they produced durable, so the log always reaches back to the last

@@ -75,7 +75,16 @@ func Open(cfg Config) (*Log, error) {
 			return nil, err
 		}
 		l.segs[seq] = f
-		end, err := l.replay(f, seq, i == len(seqs)-1)
+		last := i == len(seqs)-1
+		end, err := l.replay(f, seq, last)
+		if err == nil && last {
+			// Past the end there may be pages of a commit whose first
+			// page a crash lost. A later commit ending on a block
+			// boundary would put them right after its last record, where
+			// replay reads them: as a corrupt record once this segment is
+			// no longer the last, or as a record never acknowledged.
+			err = l.cutTail(f, end)
+		}
 		if err != nil {
 			l.closeFiles()
 			return nil, err
@@ -149,7 +158,12 @@ func syncDir(dir string) error {
 }
 
 // replay applies every record of segment f to the index and returns the
-// offset where the next record goes.
+// offset where the next record goes. A record that fails its checksum is
+// the end of the last segment (a crash during a write; Open cuts it off)
+// and ErrCorrupt in any other: a segment is rotated away from only after
+// its last commit, and Open leaves nothing past the end of the last one,
+// so an older segment holds whole commits up to its end (a zero length at
+// a block boundary) and a bad record in it is damage to one of them.
 func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -174,7 +188,7 @@ func (l *Log) replay(f *os.File, seq uint64, last bool) (int64, error) {
 			if last {
 				l.log.Warn("cutting a torn record at the end of the raft log (crash during a write)",
 					zap.String("segment", segName(seq)), zap.Int64("offset", off))
-				return off, l.cutTail(f, off)
+				return off, nil
 			}
 			return 0, fmt.Errorf("%w: segment %s, record at offset %d", ErrCorrupt, segName(seq), off)
 		}
@@ -196,7 +210,7 @@ func recordOK(data []byte, off, n int64, sum uint32) bool {
 }
 
 // cutTail discards everything from off on, so a later record can never be
-// followed by the remains of the torn one.
+// followed by the remains of a torn or lost commit.
 func (l *Log) cutTail(f *os.File, off int64) error {
 	if err := f.Truncate(off); err != nil {
 		return err
