@@ -125,6 +125,13 @@
 //     does: one mknod or mkdir, EXIST for an existing name, an UNCHECKED
 //     create keeps an existing file (only a size given is applied), and
 //     EXCLUSIVE keeps the verifier in the file's times.
+//   - READDIR, READDIRPLUS: go-nfs v0.0.4 uses an entry's index in a
+//     sorted listing as its cookie, so a page read after the directory
+//     changed skipped or repeated entries that existed all along (or
+//     failed with BAD_COOKIE), and lists the whole directory for every
+//     page. Ours uses the kernel's directory offsets as cookies, with a
+//     verifier of 0, as Linux's nfsd does, and reads only what one page
+//     holds.
 //
 // # Credentials
 //

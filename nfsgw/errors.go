@@ -29,6 +29,8 @@ var (
 	// ErrNotSupported: the operation is not supported (e.g. a socket
 	// special file).
 	ErrNotSupported = errors.New("nfsgw: operation not supported")
+	// ErrTooSmall: a READDIR's count cannot hold even one entry.
+	ErrTooSmall = errors.New("nfsgw: reply size too small")
 )
 
 // nfsStatus is the one place that turns an error into an NFSv3 status.
@@ -49,6 +51,8 @@ func nfsStatus(err error) nfs.NFSStatus {
 		return nfs.NFSStatusInval
 	case errors.Is(err, ErrNotSupported):
 		return nfs.NFSStatusNotSupp
+	case errors.Is(err, ErrTooSmall):
+		return nfs.NFSStatusTooSmall
 	case errors.As(err, &errno):
 		switch errno {
 		case unix.EPERM:

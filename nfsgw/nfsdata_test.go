@@ -45,12 +45,14 @@ func commitArgsXDR(fh []byte) []byte {
 // testAttr is the part of a fattr3 the tests look at.
 type testAttr struct {
 	typ, mode, nlink, uid, gid uint32
-	size                       uint64
+	size, fileid               uint64
 }
 
 func readTestAttr(x *xdrReader) testAttr {
 	a := testAttr{typ: x.u32(), mode: x.u32(), nlink: x.u32(), uid: x.u32(), gid: x.u32(), size: x.u64()}
-	x.off += fattr3Len - 28
+	x.off += 8 + 8 + 8 // used, rdev, fsid
+	a.fileid = x.u64()
+	x.off += fattr3Len - 60
 	return a
 }
 

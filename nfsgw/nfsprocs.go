@@ -28,6 +28,8 @@ const (
 	nfsProcRmdir    = 13
 	nfsProcRename   = 14
 	nfsProcLink     = 15
+	nfsProcReaddir  = 16
+	nfsProcReaddirP = 17
 	nfsProcFSInfo   = 19
 	nfsProcCommit   = 21
 	nfsProcMax      = 21

@@ -572,6 +572,8 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 		return acceptedReply(c.XID, acceptSuccess, s.nfsMkdir(fs, c.Args)), nil
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
+	case nfsProcReaddir, nfsProcReaddirP:
+		return acceptedReply(c.XID, acceptSuccess, s.nfsReaddir(fs, c.Args, c.Proc == nfsProcReaddirP)), nil
 	case nfsProcRead, nfsProcWrite, nfsProcCommit:
 		return nil, &forward{data: &dataCall{xid: c.XID, proc: c.Proc, args: c.Args, fs: fs, sync: !exp.UnstableWrites}}
 	}
