@@ -72,6 +72,13 @@
 //     "refused" (NBD_REP_ERR_POLICY) is reported as NBD_REP_ERR_UNKNOWN
 //     with the error's text: the protocol has no generic failure code.
 //   - A panic in the Export is recovered, logged and answered with EIO.
+//   - Only NBD_CMD_DISC lets the requests in flight run to their end. A
+//     connection that ends otherwise (EOF without DISC, which the spec
+//     calls abrupt, a socket error, a protocol violation) cancels the
+//     context of its Export calls in flight, and closes its Export once
+//     they have returned: a client that resends unanswered writes on
+//     another connection must not have the old copies land after newer
+//     writes.
 //
 // # Lifecycle and concurrency
 //

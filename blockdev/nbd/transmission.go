@@ -33,7 +33,7 @@ type conn struct {
 	sess *session
 	log  *zap.Logger
 
-	ctx    context.Context // cancelled on shutdown and when the socket fails
+	ctx    context.Context // cancelled on shutdown, on a socket error, and on any end but DISC
 	cancel context.CancelFunc
 
 	replies chan *reply
@@ -66,12 +66,24 @@ func newConn(ctx context.Context, cancel context.CancelFunc, s *Server, nc net.C
 
 // serve runs the transmission phase until the client disconnects, breaks
 // the protocol, the socket fails or ctx is cancelled. Requests in flight
-// are always finished and their replies sent (or dropped if the socket is
-// gone) before it returns.
+// have always returned, and their replies been sent (or dropped if the
+// socket is gone), before it returns.
+//
+// Only NBD_CMD_DISC lets the requests in flight run to their end. Any other
+// end (EOF, a read error, a protocol violation) is abrupt, as the NBD spec
+// says of EOF without DISC: ctx is cancelled so that they stop as soon as
+// they can. Nobody is left to read their replies, and a client that
+// resends its unanswered requests on another connection (the Linux
+// client's multi-conn requeue, qemu's reconnect) may by then have written
+// the same range again: an old write still being retried must not land
+// after that.
 func (c *conn) serve() error {
 	werr := make(chan error, 1)
 	go func() { werr <- c.writeLoop() }()
-	rerr := c.readLoop()
+	disc, rerr := c.readLoop()
+	if !disc {
+		c.cancel()
+	}
 	c.ops.Wait()
 	close(c.replies)
 	if err := <-werr; rerr == nil {
@@ -86,29 +98,30 @@ func isWrite(cmd uint16) bool {
 }
 
 // readLoop reads requests until NBD_CMD_DISC, EOF, a protocol violation or
-// cancellation. It returns nil for a clean end.
-func (c *conn) readLoop() error {
+// cancellation. It returns whether the client sent NBD_CMD_DISC, and nil
+// for a clean end (DISC, EOF between requests, cancellation).
+func (c *conn) readLoop() (disc bool, err error) {
 	var hb [requestHeaderLen]byte
 	for {
 		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
 			if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
-				return nil
+				return false, nil
 			}
-			return fmt.Errorf("nbd: reading request: %w", err)
+			return false, fmt.Errorf("nbd: reading request: %w", err)
 		}
 		r, err := parseRequest(hb[:])
 		if err != nil {
-			return err
+			return false, err
 		}
 		if r.Type == cmdDisc {
 			c.log.Debug("client disconnected")
-			return nil
+			return true, nil
 		}
 		if err := c.dispatch(r); err != nil {
 			if c.ctx.Err() != nil {
-				return nil
+				return false, nil
 			}
-			return err
+			return false, err
 		}
 	}
 }

@@ -353,6 +353,34 @@ func TestDisconnectFinishesInFlight(t *testing.T) {
 	}
 }
 
+// TestAbruptCloseCancelsInFlight: a connection that ends without DISC
+// cancels its requests in flight. A client that resends its unanswered
+// writes on another connection after a drop (Linux multi-conn requeue,
+// qemu reconnect) then writes the range again and flushes must not have
+// the dead connection's delayed write land over it.
+func TestAbruptCloseCancelsInFlight(t *testing.T) {
+	s, img := newImageServer(t, nil)
+	const delay = 300 * time.Millisecond
+	img.Inject(nbdtest.Fault{Ops: nbdtest.OpWrite, Delay: delay, Times: 1})
+	a, _, _ := connect(t, s.addr, "img", sessionOpts{structured: true})
+	b, _, _ := connect(t, s.addr, "img", sessionOpts{structured: true})
+	a.request(0, wCmdWrite, 1, 0, 3, []byte("old"))
+	for img.Calls(nbdtest.OpWrite) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	a.nc.Close() // no DISC
+	if r := b.do(0, wCmdWrite, 0, 3, []byte("new")); r.errno != 0 {
+		t.Fatalf("write on the second connection: %+v", r)
+	}
+	if r := b.do(0, wCmdFlush, 0, 0, nil); r.errno != 0 {
+		t.Fatalf("flush on the second connection: %+v", r)
+	}
+	time.Sleep(2 * delay) // the old write would have landed by now
+	if r := b.do(0, wCmdRead, 0, 3, nil); r.errno != 0 || string(r.data()) != "new" {
+		t.Fatalf("read after the dead connection's write: %q (errno %d), want %q", r.data(), r.errno, "new")
+	}
+}
+
 // TestShutdown: cancelling the server answers in-flight requests (here
 // with ESHUTDOWN, the export's wait is cancelled), closes connections and
 // exports, and Serve returns nil.
