@@ -55,15 +55,19 @@ func (im *Image) discard(ctx context.Context, op string, off, length int64) erro
 	}
 	im.ioMu.RLock()
 	defer im.ioMu.RUnlock()
-	defer im.writes.begin()()
 	if err := im.checkRange(op, off, length); err != nil {
+		return err
+	}
+	done, err := im.order(ctx, op, off, length)
+	defer done()
+	if err != nil {
 		return err
 	}
 	size := im.Size()
 	groups := groupByObject(stripe.Map(im.layout, off, length))
 	ctx, cancel := im.ioContext(ctx)
 	defer cancel()
-	err := forEach(ctx, im.sem, len(groups), func(ctx context.Context, i int) error {
+	err = forEach(ctx, im.sem, len(groups), func(ctx context.Context, i int) error {
 		if err := im.usable(true); err != nil {
 			return err
 		}

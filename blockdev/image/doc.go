@@ -63,8 +63,14 @@
 //
 // A Store and an Image are safe for concurrent use. An Image bounds the
 // object operations it has in flight (Config.MaxInFlight), across all
-// calls. Overlapping concurrent writes land in no defined order, as on a
-// disk. A read-only Image takes no lock and sees the size it was opened
+// calls. Writes, zeroes and trims that overlap apply in the order they
+// started: one starts its object IO only once the earlier overlapping ones
+// of the same Image have returned, and an object operation returns only
+// once it can no longer land. So a write whose caller gave up (an NBD
+// connection that dropped) cannot land after a later write of the same
+// range, such as the client's resent copy. Mutations that do not overlap
+// run concurrently; reads are not ordered. Between two holders of the lock
+// (after BreakLock) fencing applies instead. A read-only Image takes no lock and sees the size it was opened
 // with.
 //
 // Who may import it: cmd/tsumiki (which adapts an Image to the NBD

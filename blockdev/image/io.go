@@ -36,23 +36,48 @@ func (im *Image) ReadAt(ctx context.Context, p []byte, off int64) error {
 
 // WriteAt writes p at image offset off; never short. It returns once every
 // object write is acknowledged, that is durable on a majority of each
-// object's replicas. Errors wrap ErrOutOfRange, ErrReadOnly, ErrClosed,
-// ErrFenced, or the object store's; after an error, any part of p may or
-// may not have been written.
+// object's replicas. Its object writes start only once the earlier
+// writes, zeroes and trims of this Image that overlap it have returned
+// (see order). Errors wrap ErrOutOfRange, ErrReadOnly, ErrClosed,
+// ErrFenced, ctx's error (while waiting for an overlapping write), or the
+// object store's; after an error, any part of p may or may not have been
+// written.
 func (im *Image) WriteAt(ctx context.Context, p []byte, off int64) error {
 	if err := im.usable(true); err != nil {
 		return err
 	}
 	im.ioMu.RLock()
 	defer im.ioMu.RUnlock()
-	defer im.writes.begin()()
 	if err := im.checkRange("write", off, int64(len(p))); err != nil {
+		return err
+	}
+	done, err := im.order(ctx, "write", off, int64(len(p)))
+	defer done()
+	if err != nil {
 		return err
 	}
 	exts := stripe.Map(im.layout, off, int64(len(p)))
 	return im.each(ctx, "write", off, int64(len(p)), true, exts, func(ctx context.Context, e stripe.Extent) error {
 		return im.objs.Write(ctx, im.pool, im.object(e.Object), e.Offset, p[e.BufOff:e.BufOff+e.Length])
 	})
+}
+
+// order registers a mutation (write, zero, trim) of [off, off+length) and
+// waits until every earlier mutation of this Image that overlaps it has
+// returned, so that overlapping mutations apply in the order they started.
+// A mutation whose caller gave up (its context ended) runs on until the
+// object store returns it, and the store returns an unanswered mutation
+// only once it can no longer land (client.Client's settle window): without
+// the wait, a client that resends a write through another connection and
+// then overwrites the range could see the first copy land last. Mutations
+// that do not overlap do not wait for each other; reads wait for nothing.
+// The wait honours ctx. Call done when the mutation returns, whatever err.
+func (im *Image) order(ctx context.Context, op string, off, length int64) (done func(), err error) {
+	earlier, done := im.writes.begin(off, length)
+	if err := waitAll(ctx, earlier); err != nil {
+		return done, im.wrap(err, op, off, length)
+	}
+	return done, nil
 }
 
 // Flush returns once every write that started before it has finished.
