@@ -50,12 +50,28 @@ type Opener interface {
 	// the Export may be read-only even when it is false (see
 	// ReadOnlyReporter). An unknown name returns an error matching
 	// ErrExportNotFound; a refusal (image locked elsewhere) one matching
-	// ErrRefused. Open is also called, and the export closed right away,
-	// to answer NBD_OPT_INFO.
+	// ErrRefused.
 	Open(ctx context.Context, name string, readOnly bool) (Export, error)
+	// Info describes the named export without opening it, to answer
+	// NBD_OPT_INFO (`nbdinfo --list` asks it of every export): it must not
+	// take, wait for or break a lock, nor change anything that a client of
+	// the export could notice. Errors as Open's.
+	Info(ctx context.Context, name string) (ExportInfo, error)
 	// List returns the names of the exports a client may see
 	// (NBD_OPT_LIST).
 	List(ctx context.Context) ([]string, error)
+}
+
+// ExportInfo describes an export, as Opener.Info returns it.
+type ExportInfo struct {
+	// Size is the export's size in bytes, as Export.Size.
+	Size int64
+	// ReadOnly is true for an export that is read-only even when opened
+	// for writing (a snapshot), as ReadOnlyReporter.
+	ReadOnly bool
+	// Description is sent as NBD_INFO_DESCRIPTION when a client asks for
+	// it, as Describer's; "" for none.
+	Description string
 }
 
 // ReadOnlyReporter is implemented by an Export that can be read-only even

@@ -134,6 +134,38 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// TestInfoDoesNotOpen: NBD_OPT_INFO describes an export through
+// Opener.Info and never opens it, so asking about an image that is locked
+// elsewhere (Open refused) answers, and takes or breaks no lock.
+func TestInfoDoesNotOpen(t *testing.T) {
+	o := nbdtest.NewOpener()
+	o.Add("pool/held", nbdtest.NewImage(1<<20)).SetDescription("held elsewhere")
+	o.Refuse("pool/held", fmt.Errorf("locked by host-7: %w", nbd.ErrRefused))
+	o.Add("pool/snap", nbdtest.NewImage(1<<20)).SetReadOnly(true)
+	s := startServer(t, o, nil)
+	c := dialRaw(t, s.addr)
+	c.greet(wFixedNewstyle)
+	for _, tc := range []struct {
+		name  string
+		flags uint16
+	}{
+		{"pool/held", wFlagsReadWrite},
+		{"pool/snap", wFlagHasFlags | wFlagReadOnly | wFlagFlush | wFlagFUA | wFlagMultiConn},
+	} {
+		c.option(wOptInfo, infoData(tc.name, wInfoDesc))
+		rs := c.optReplies()
+		if len(rs) == 0 || rs[0].typ != wRepInfo {
+			t.Fatalf("NBD_OPT_INFO %s: replies %+v, want NBD_REP_INFO", tc.name, rs)
+		}
+		if e := rs[0].data; wbe.Uint16(e) != wInfoExport || wbe.Uint64(e[2:]) != 1<<20 || wbe.Uint16(e[10:]) != tc.flags {
+			t.Errorf("NBD_OPT_INFO %s: NBD_INFO_EXPORT % x, want size %d flags %#x", tc.name, e, 1<<20, tc.flags)
+		}
+	}
+	if o.Opens() != 0 || o.Infos() != 2 {
+		t.Fatalf("NBD_OPT_INFO opened %d export(s) and described %d; want 0 and 2", o.Opens(), o.Infos())
+	}
+}
+
 // TestHandshakeClose covers what ends a negotiation.
 func TestHandshakeClose(t *testing.T) {
 	s := handshakeServer(t, nil)

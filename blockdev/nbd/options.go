@@ -75,19 +75,45 @@ func (n *negotiation) optList(data []byte) error {
 	return n.reply(optList, repAck, nil)
 }
 
-// optInfoGo answers NBD_OPT_INFO and NBD_OPT_GO. GO returns the session.
+// optInfoGo answers NBD_OPT_INFO and NBD_OPT_GO. GO opens the export and
+// returns the session; INFO only describes it (Opener.Info), so that asking
+// about an export neither takes nor breaks its lock.
 func (n *negotiation) optInfoGo(opt uint32, data []byte) (*session, error) {
 	req, err := parseInfoRequest(data)
 	if err != nil {
 		return nil, n.replyError(opt, repErrInvalid, err.Error())
 	}
+	if opt == optInfo {
+		name, info, err := n.info(req.name)
+		if err != nil {
+			return nil, n.replyError(opt, optionReplyType(err), err.Error())
+		}
+		ro := n.s.cfg.ReadOnly || info.ReadOnly
+		return nil, n.replyInfo(opt, req, name, info.Size, transmissionFlags(ro, n.structured), info.Description)
+	}
 	name, exp, ro, err := n.open(req.name)
 	if err != nil {
 		return nil, n.replyError(opt, optionReplyType(err), err.Error())
 	}
-	sess := n.session(name, exp, ro, opt == optGo && req.has(infoBlockSize))
-	minB, prefB, maxB := n.s.blockSizes(sess.size)
-	err = n.reply(opt, repInfo, appendInfoExport(nil, uint64(sess.size), sess.flags))
+	sess := n.session(name, exp, ro, req.has(infoBlockSize))
+	desc := ""
+	if d, ok := exp.(Describer); ok && req.has(infoDescription) {
+		desc = d.Description()
+	}
+	if err := n.replyInfo(opt, req, name, sess.size, sess.flags, desc); err != nil {
+		if cerr := exp.Close(); cerr != nil {
+			n.log.Warn("closing export after a failed NBD_OPT_GO", zap.String("export", name), zap.Error(cerr))
+		}
+		return nil, err
+	}
+	return sess, nil
+}
+
+// replyInfo sends the NBD_REP_INFO replies an NBD_OPT_INFO or NBD_OPT_GO
+// asked for, and the final ACK.
+func (n *negotiation) replyInfo(opt uint32, req infoRequest, name string, size int64, flags uint16, desc string) error {
+	minB, prefB, maxB := n.s.blockSizes(size)
+	err := n.reply(opt, repInfo, appendInfoExport(nil, uint64(size), flags))
 	if err == nil {
 		// Sent even when not asked for: clients ignore what they do not
 		// want, and a client that did not ask is not held to it.
@@ -96,21 +122,15 @@ func (n *negotiation) optInfoGo(opt uint32, data []byte) (*session, error) {
 	if err == nil && req.has(infoName) {
 		err = n.reply(opt, repInfo, appendInfoString(nil, infoName, name))
 	}
-	if d, ok := exp.(Describer); ok && err == nil && req.has(infoDescription) {
-		if desc := wireString(d.Description(), maxStringLen); desc != "" {
-			err = n.reply(opt, repInfo, appendInfoString(nil, infoDescription, desc))
+	if err == nil && req.has(infoDescription) {
+		if d := wireString(desc, maxStringLen); d != "" {
+			err = n.reply(opt, repInfo, appendInfoString(nil, infoDescription, d))
 		}
 	}
 	if err == nil {
 		err = n.reply(opt, repAck, nil)
 	}
-	if err != nil || opt == optInfo {
-		if cerr := exp.Close(); cerr != nil {
-			n.log.Warn("closing export after NBD_OPT_INFO", zap.String("export", name), zap.Error(cerr))
-		}
-		return nil, err
-	}
-	return sess, nil
+	return err
 }
 
 // optStructuredReply switches on structured replies.
@@ -177,6 +197,23 @@ func (n *negotiation) open(requested string) (string, Export, bool, error) {
 		return name, nil, false, fmt.Errorf("nbd: export %q has negative size %d", name, exp.Size())
 	}
 	return name, exp, ro, nil
+}
+
+// info resolves and describes an export for NBD_OPT_INFO. It returns the
+// resolved name.
+func (n *negotiation) info(requested string) (string, ExportInfo, error) {
+	name := n.s.resolve(requested)
+	if name == "" {
+		return "", ExportInfo{}, fmt.Errorf("%w: no default export", ErrExportNotFound)
+	}
+	info, err := n.s.cfg.Opener.Info(n.ctx, name)
+	if err != nil {
+		return name, ExportInfo{}, fmt.Errorf("nbd: describing export %q: %w", name, err)
+	}
+	if info.Size < 0 {
+		return name, ExportInfo{}, fmt.Errorf("nbd: export %q has negative size %d", name, info.Size)
+	}
+	return name, info, nil
 }
 
 // session describes the transmission phase with exp. agreed tells whether

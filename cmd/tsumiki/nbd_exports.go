@@ -66,14 +66,40 @@ func (e *imageExports) List(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
+// exportSpec parses an export name into the image's pool and name.
+func exportSpec(name string) (pool, img string, err error) {
+	if strings.Contains(name, "@") {
+		return "", "", fmt.Errorf("%w: %q: snapshots are not supported yet", nbd.ErrExportNotFound, name)
+	}
+	pool, img, err = parseSpec(name)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: %v", nbd.ErrExportNotFound, err)
+	}
+	return pool, img, nil
+}
+
+// Info implements nbd.Opener: it reads the image's header, and neither
+// takes nor breaks the image's lock (so `nbdinfo --list` disturbs no
+// writer, whatever --break-lock says). The export is described as a
+// writable open would serve it; the server marks it read-only when it
+// serves everything read-only.
+func (e *imageExports) Info(ctx context.Context, name string) (nbd.ExportInfo, error) {
+	pool, img, err := exportSpec(name)
+	if err != nil {
+		return nbd.ExportInfo{}, err
+	}
+	h, err := e.st.Info(ctx, pool, img)
+	if err != nil {
+		return nbd.ExportInfo{}, exportError(err)
+	}
+	return nbd.ExportInfo{Size: h.Size, Description: describe(h)}, nil
+}
+
 // Open implements nbd.Opener.
 func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nbd.Export, error) {
-	if strings.Contains(name, "@") {
-		return nil, fmt.Errorf("%w: %q: snapshots are not supported yet", nbd.ErrExportNotFound, name)
-	}
-	pool, img, err := parseSpec(name)
+	pool, img, err := exportSpec(name)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", nbd.ErrExportNotFound, err)
+		return nil, err
 	}
 	if readOnly {
 		im, err := e.st.Open(ctx, pool, img, image.OpenOptions{ReadOnly: true})
@@ -184,10 +210,12 @@ type imageExport struct {
 	once  sync.Once
 }
 
-func (x *imageExport) Size() int64    { return x.im.Size() }
-func (x *imageExport) ReadOnly() bool { return x.im.ReadOnly() }
-func (x *imageExport) Description() string {
-	h := x.im.Header()
+func (x *imageExport) Size() int64         { return x.im.Size() }
+func (x *imageExport) ReadOnly() bool      { return x.im.ReadOnly() }
+func (x *imageExport) Description() string { return describe(x.im.Header()) }
+
+// describe is an export's NBD_INFO_DESCRIPTION.
+func describe(h image.Header) string {
 	return fmt.Sprintf("tsumiki image %s (%s)", h.Spec(), h.Layout())
 }
 

@@ -1,17 +1,157 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
 	"github.com/tsumiki-storage/tsumiki/blockdev/image"
 	"github.com/tsumiki-storage/tsumiki/blockdev/image/imagetest"
+	"github.com/tsumiki-storage/tsumiki/blockdev/nbd"
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 	"github.com/tsumiki-storage/tsumiki/storage/mon/montest"
 )
+
+// exportsEnv is a control plane (one embedded etcd member) and an
+// in-memory object store with pool "rbd", shared by the Stores of several
+// holders.
+type exportsEnv struct {
+	cli  *clientv3.Client
+	objs *imagetest.MemObjects
+}
+
+func newExportsEnv(t *testing.T) *exportsEnv {
+	t.Helper()
+	cli, err := clustermap.Dial(context.Background(), montest.StartTB(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cli.Close() })
+	return &exportsEnv{cli: cli, objs: imagetest.NewMemObjects("rbd")}
+}
+
+// store is a Store of the holder program, with a lock TTL of ttl.
+func (e *exportsEnv) store(t *testing.T, program string, ttl time.Duration) *image.Store {
+	t.Helper()
+	st, err := image.NewStore(image.Config{Etcd: e.cli, Objects: e.objs, LockTTL: ttl, Holder: image.Holder{Program: program}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// hold creates rbd/name of 8 MiB with st and opens it writable: st's
+// holder has its lock until the test ends.
+func hold(t *testing.T, st *image.Store, name string) *image.Image {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := st.Create(ctx, image.CreateOptions{Pool: "rbd", Name: name, Size: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	im, err := st.Open(ctx, "rbd", name, image.OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- im.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		im.Close()
+	})
+	return im
+}
+
+// nbdOptInfo asks srv, over a pipe, for NBD_OPT_INFO of name as a client
+// such as `nbdinfo --list` does, and returns the export's size and
+// transmission flags (or the error reply's message).
+func nbdOptInfo(t *testing.T, srv *nbd.Server, name string) (uint64, uint16, error) {
+	t.Helper()
+	client, server := net.Pipe()
+	served := make(chan error, 1)
+	go func() { served <- srv.ServeConn(context.Background(), server) }()
+	defer func() {
+		client.Close()
+		if err := <-served; err != nil {
+			t.Errorf("ServeConn: %v", err)
+		}
+	}()
+	be := binary.BigEndian
+	br := bufio.NewReader(client)
+	if _, err := io.ReadFull(br, make([]byte, 18)); err != nil { // greeting
+		t.Fatal(err)
+	}
+	msg := be.AppendUint32(nil, 1|2) // FIXED_NEWSTYLE | NO_ZEROES
+	msg = be.AppendUint64(msg, 0x49484156454F5054)
+	msg = be.AppendUint32(msg, 6) // NBD_OPT_INFO
+	msg = be.AppendUint32(msg, uint32(4+len(name)+2))
+	msg = be.AppendUint32(msg, uint32(len(name)))
+	msg = append(msg, name...)
+	msg = be.AppendUint16(msg, 0)
+	if _, err := client.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	var size uint64
+	var flags uint16
+	for {
+		h := make([]byte, 20)
+		if _, err := io.ReadFull(br, h); err != nil {
+			t.Fatal(err)
+		}
+		data := make([]byte, be.Uint32(h[16:]))
+		if _, err := io.ReadFull(br, data); err != nil {
+			t.Fatal(err)
+		}
+		switch typ := be.Uint32(h[12:]); {
+		case typ == 1: // NBD_REP_ACK
+			return size, flags, nil
+		case typ&(1<<31) != 0:
+			return 0, 0, errors.New(string(data))
+		case typ == 3 && be.Uint16(data) == 0: // NBD_REP_INFO, NBD_INFO_EXPORT
+			size, flags = be.Uint64(data[2:]), be.Uint16(data[10:])
+		}
+	}
+}
+
+// TestExportsInfoLeavesLockAlone: NBD_OPT_INFO (`nbdinfo --list`) on a
+// server that breaks locks describes an image another holder has locked
+// from its header: the holder keeps its lock and goes on writing.
+func TestExportsInfoLeavesLockAlone(t *testing.T) {
+	env := newExportsEnv(t)
+	ctx := context.Background()
+	other := env.store(t, "other writer", 2*time.Second)
+	held := hold(t, other, "held")
+	e := newImageExports(ctx, env.store(t, "nbd serve", 2*time.Second), zap.NewNop(), true, 0)
+	srv, err := nbd.NewServer(nbd.Config{Opener: e, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, flags, err := nbdOptInfo(t, srv, "rbd/held")
+	if err != nil {
+		t.Fatalf("NBD_OPT_INFO: %v", err)
+	}
+	const flagReadOnly = 1 << 1
+	if size != 8<<20 || flags&flagReadOnly != 0 {
+		t.Fatalf("NBD_OPT_INFO: size %d flags %#x; want %d, writable", size, flags, 8<<20)
+	}
+	if h, ok, err := other.LockHolder(ctx, "rbd", "held"); err != nil || !ok || h.Program != "other writer" {
+		t.Fatalf("after NBD_OPT_INFO the lock is held by %v (held %v, %v); want the other writer still", h, ok, err)
+	}
+	data := bytes.Repeat([]byte("w"), 4096)
+	if err := held.WriteAt(ctx, data, 0); err != nil {
+		t.Fatalf("the other writer's write after NBD_OPT_INFO: %v", err)
+	}
+}
 
 // TestExportsReopenWaitsForOwnRelease: a client whose last writable
 // connection ends and who reconnects at once must not be refused because

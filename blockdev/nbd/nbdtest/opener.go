@@ -18,6 +18,7 @@ type Opener struct {
 	refused map[string]error
 	open    int // Exports opened and not yet closed
 	opens   int // Open calls that succeeded
+	infos   int // Info calls that succeeded
 }
 
 var _ nbd.Opener = (*Opener)(nil)
@@ -62,6 +63,23 @@ func (o *Opener) Open(_ context.Context, name string, readOnly bool) (nbd.Export
 	return &Export{im: im, o: o, readOnly: readOnly}, nil
 }
 
+// Info implements nbd.Opener. It describes an image whose Open is refused
+// too, as an image locked by another writer can be described.
+func (o *Opener) Info(_ context.Context, name string) (nbd.ExportInfo, error) {
+	o.mu.Lock()
+	im, ok := o.images[name]
+	if ok {
+		o.infos++
+	}
+	o.mu.Unlock()
+	if !ok {
+		return nbd.ExportInfo{}, fmt.Errorf("nbdtest: info %q: %w", name, nbd.ErrExportNotFound)
+	}
+	im.mu.RLock()
+	defer im.mu.RUnlock()
+	return nbd.ExportInfo{Size: im.size, ReadOnly: im.readOnly, Description: im.description}, nil
+}
+
 // List implements nbd.Opener; names are sorted.
 func (o *Opener) List(context.Context) ([]string, error) {
 	o.mu.Lock()
@@ -85,6 +103,13 @@ func (o *Opener) OpenExports() int {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.open
+}
+
+// Infos returns how many times Info succeeded.
+func (o *Opener) Infos() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.infos
 }
 
 // Opens returns how many times Open succeeded.

@@ -381,4 +381,11 @@ func (o opener) Open(_ context.Context, name string, _ bool) (nbd.Export, error)
 	}
 	return o.e, nil
 }
+func (o opener) Info(ctx context.Context, name string) (nbd.ExportInfo, error) {
+	e, err := o.Open(ctx, name, false)
+	if err != nil {
+		return nbd.ExportInfo{}, err
+	}
+	return nbd.ExportInfo{Size: e.Size()}, nil
+}
 func (o opener) List(context.Context) ([]string, error) { return []string{"floor"}, nil }
