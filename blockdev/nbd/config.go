@@ -43,8 +43,8 @@ type Config struct {
 	// MaxBlockSize.
 	MaxInFlightBytes int64
 
-	// HandshakeTimeout bounds the whole option negotiation of a connection;
-	// default 30s.
+	// HandshakeTimeout bounds the whole option negotiation of a connection,
+	// the Opener's calls included (their context ends then); default 30s.
 	HandshakeTimeout time.Duration
 	// ShutdownTimeout bounds how long a connection may take, once the
 	// server's context is cancelled, to send the replies of the requests

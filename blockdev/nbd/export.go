@@ -50,7 +50,8 @@ type Opener interface {
 	// the Export may be read-only even when it is false (see
 	// ReadOnlyReporter). An unknown name returns an error matching
 	// ErrExportNotFound; a refusal (image locked elsewhere) one matching
-	// ErrRefused.
+	// ErrRefused. For a network client, ctx ends when the handshake's time
+	// (Config.HandshakeTimeout) is up.
 	Open(ctx context.Context, name string, readOnly bool) (Export, error)
 	// Info describes the named export without opening it, to answer
 	// NBD_OPT_INFO (`nbdinfo --list` asks it of every export): it must not

@@ -2,6 +2,7 @@ package nbd_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -258,6 +259,34 @@ func TestHandshakeTimeout(t *testing.T) {
 	c.expectClosed()
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("closed after %v", d)
+	}
+}
+
+// blockingOpener's Open waits for its context to end.
+type blockingOpener struct{ *nbdtest.Opener }
+
+func (blockingOpener) Open(ctx context.Context, _ string, _ bool) (nbd.Export, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestHandshakeTimeoutEndsOpen: an Opener call that hangs (a lock to wait
+// out, an unreachable control plane) ends with the handshake's time, not
+// holding its goroutine, and whatever it holds, until the server stops.
+func TestHandshakeTimeoutEndsOpen(t *testing.T) {
+	o := nbdtest.NewOpener()
+	o.Add("img", nbdtest.NewImage(imgSize))
+	s := startServer(t, o, func(c *nbd.Config) {
+		c.Opener = blockingOpener{o}
+		c.HandshakeTimeout = 200 * time.Millisecond
+	})
+	c := dialRaw(t, s.addr)
+	c.greet(wFixedNewstyle)
+	start := time.Now()
+	c.option(wOptGo, infoData("img"))
+	c.expectClosed()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("an Open that waits for its context returned %v after NBD_OPT_GO; the handshake timeout is 200ms", d)
 	}
 }
 

@@ -97,8 +97,12 @@ func (s *Server) ServeConn(ctx context.Context, nc net.Conn) error {
 	log := s.log.With(zap.Stringer("remote", nc.RemoteAddr()))
 	br := bufio.NewReaderSize(nc, 64<<10)
 	bw := bufio.NewWriterSize(nc, 64<<10)
-	_ = nc.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	sess, err := s.negotiate(cctx, br, bw, log)
+	// The Opener's calls end with the handshake too.
+	deadline := time.Now().Add(s.cfg.HandshakeTimeout)
+	_ = nc.SetDeadline(deadline)
+	hctx, hcancel := context.WithDeadline(cctx, deadline)
+	sess, err := s.negotiate(hctx, br, bw, log)
+	hcancel()
 	switch {
 	case err == nil:
 	case errors.Is(err, errAborted), ctx.Err() != nil:
