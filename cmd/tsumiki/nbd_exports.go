@@ -31,8 +31,15 @@ type imageExports struct {
 	waitGone time.Duration
 	host     string
 
-	mu   sync.Mutex // guards the following
+	// mu is never held across a call to the control plane or the object
+	// store: opening an image (which may wait out another holder's lease)
+	// and closing one (which waits for its IO in flight) are marked in
+	// opening and closing instead, and only opens of that image wait.
+	mu   sync.Mutex // guards the following, and sharedImage.refs
 	open map[string]*sharedImage
+	// opening: images being opened for writing; the channel closes once
+	// the open has succeeded (the image is then in open) or failed.
+	opening map[string]chan struct{}
 	// closing: images whose last writable connection ended and whose
 	// lock is being released; the channel closes once it is.
 	closing map[string]chan struct{}
@@ -50,7 +57,7 @@ type sharedImage struct {
 func newImageExports(ctx context.Context, st *image.Store, log *zap.Logger, breakLock bool, waitGone time.Duration) *imageExports {
 	host, _ := os.Hostname()
 	return &imageExports{st: st, log: log, breakLock: breakLock, ctx: ctx, waitGone: waitGone, host: host,
-		open: map[string]*sharedImage{}, closing: map[string]chan struct{}{}}
+		open: map[string]*sharedImage{}, opening: map[string]chan struct{}{}, closing: map[string]chan struct{}{}}
 }
 
 // List implements nbd.Opener: every image of every pool.
@@ -117,46 +124,74 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		}
 		e.mu.Lock()
 		// A client that reconnects at once must not find the lock still
-		// held by this very server, releasing it for its last connection.
-		if closed := e.closing[name]; closed != nil {
+		// held by this very server, releasing it for its last connection;
+		// and a connection that comes while another opens the image
+		// shares what that open gets (or tries itself if it failed).
+		busy := e.closing[name]
+		if busy == nil {
+			busy = e.opening[name]
+		}
+		if busy != nil {
 			e.mu.Unlock()
 			select {
-			case <-closed:
+			case <-busy:
 				continue
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			}
 		}
-		defer e.mu.Unlock()
-		return e.openSharedLocked(ctx, name, pool, img)
+		if s := e.open[name]; s != nil {
+			s.refs++
+			e.mu.Unlock()
+			return e.export(name, s), nil
+		}
+		opened := make(chan struct{})
+		e.opening[name] = opened
+		e.mu.Unlock()
+		// Outside mu: with --break-lock st.Open waits out the old
+		// holder's lease TTL, and every other open and release must go
+		// on meanwhile. ctx ends with the client's handshake.
+		s, err := e.openShared(ctx, name, pool, img)
+		e.mu.Lock()
+		delete(e.opening, name)
+		if err == nil {
+			e.open[name] = s
+		}
+		e.mu.Unlock()
+		close(opened)
+		if err != nil {
+			return nil, err
+		}
+		return e.export(name, s), nil
 	}
 }
 
-// openSharedLocked returns a connection's export of the writable image
-// name, opening it unless another connection has it open.
-func (e *imageExports) openSharedLocked(ctx context.Context, name, pool, img string) (nbd.Export, error) {
-	s := e.open[name]
-	if s == nil {
-		im, err := e.st.Open(ctx, pool, img, image.OpenOptions{BreakLock: e.breakLock,
-			OnBreak: func(old image.Holder, wait time.Duration) {
-				e.log.Warn("breaking the lock of another holder", zap.String("image", name),
-					zap.String("holder", old.String()), zap.Duration("wait", wait))
-			}})
-		if err != nil {
-			return nil, exportError(err)
-		}
-		runCtx, stop := context.WithCancel(e.ctx)
-		s = &sharedImage{im: im, stop: stop, done: make(chan struct{})}
-		go func() {
-			defer close(s.done)
-			if err := im.Run(runCtx); err != nil && runCtx.Err() == nil {
-				e.log.Error("lost the image lock: its NBD clients now get I/O errors", zap.String("image", name), zap.Error(err))
-			}
-		}()
-		e.open[name] = s
+// openShared opens the writable image name for the connections to share,
+// with one reference, and starts its Run.
+func (e *imageExports) openShared(ctx context.Context, name, pool, img string) (*sharedImage, error) {
+	im, err := e.st.Open(ctx, pool, img, image.OpenOptions{BreakLock: e.breakLock,
+		OnBreak: func(old image.Holder, wait time.Duration) {
+			e.log.Warn("breaking the lock of another holder", zap.String("image", name),
+				zap.String("holder", old.String()), zap.Duration("wait", wait))
+		}})
+	if err != nil {
+		return nil, exportError(err)
 	}
-	s.refs++
-	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}, nil
+	runCtx, stop := context.WithCancel(e.ctx)
+	s := &sharedImage{im: im, refs: 1, stop: stop, done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		if err := im.Run(runCtx); err != nil && runCtx.Err() == nil {
+			e.log.Error("lost the image lock: its NBD clients now get I/O errors", zap.String("image", name), zap.Error(err))
+		}
+	}()
+	return s, nil
+}
+
+// export is one connection's export of the shared image s, holding one of
+// its references.
+func (e *imageExports) export(name string, s *sharedImage) nbd.Export {
+	return &imageExport{im: s.im, close: func() error { return e.release(name, s) }}
 }
 
 func (e *imageExports) isOpen(name string) bool {

@@ -227,3 +227,70 @@ func TestExportsReopenWaitsForOwnRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// within runs f and fails t unless it returns within d.
+func within(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(d):
+		t.Fatalf("%s took more than %v: held up by a slow open of another image", what, d)
+	}
+}
+
+// TestExportsSlowOpenHoldsUpNoOther: while a writable open waits out the
+// lease of a holder whose lock it broke (a whole lock TTL), the opens and
+// releases of other images go on.
+func TestExportsSlowOpenHoldsUpNoOther(t *testing.T) {
+	env := newExportsEnv(t)
+	ctx := context.Background()
+	hold(t, env.store(t, "other writer", 10*time.Second), "held")
+	st := env.store(t, "nbd serve", 2*time.Second)
+	for _, name := range []string{"b", "c"} {
+		if _, err := st.Create(ctx, image.CreateOptions{Pool: "rbd", Name: name, Size: 8 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := newImageExports(ctx, st, zap.NewNop(), true, 0)
+	xb, err := e.Open(ctx, "rbd/b", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	slowCtx, cancelSlow := context.WithCancel(ctx)
+	slow := make(chan error, 1)
+	go func() {
+		x, err := e.Open(slowCtx, "rbd/held", false)
+		if err == nil {
+			x.Close()
+		}
+		slow <- err
+	}()
+	defer func() {
+		cancelSlow()
+		if err := <-slow; !errors.Is(err, context.Canceled) {
+			t.Errorf("the slow open, cancelled: %v", err)
+		}
+	}()
+	for broken := false; !broken; time.Sleep(10 * time.Millisecond) {
+		_, held, err := st.LockHolder(ctx, "rbd", "held")
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken = !held // the slow open now waits out the old lease
+	}
+
+	within(t, time.Second, "a release of another image", xb.Close)
+	within(t, time.Second, "an open of another image", func() error {
+		x, err := e.Open(ctx, "rbd/c", false)
+		if err != nil {
+			return err
+		}
+		return x.Close()
+	})
+}
