@@ -161,6 +161,12 @@ func (im *Image) Close() error {
 	return nil
 }
 
+// Err returns nil while the Image may do IO, else why not: ErrClosed after
+// Close, or an error wrapping ErrFenced once the lock is lost (a fenced
+// Image never does IO again: close it and open the image anew). It is
+// cheap enough to call before handing the Image to a new user.
+func (im *Image) Err() error { return im.usable(false) }
+
 // usable returns nil if the Image may do IO (write: may write).
 func (im *Image) usable(write bool) error {
 	im.mu.Lock()

@@ -106,6 +106,12 @@ func TestImageBreakLockFences(t *testing.T) {
 	if err := old.Resize(ctx, 2<<20, ResizeOptions{}); !errors.Is(err, ErrFenced) {
 		t.Fatalf("old holder's resize: %v, want ErrFenced", err)
 	}
+	if err := old.Err(); !errors.Is(err, ErrFenced) {
+		t.Fatalf("old holder's Err() = %v, want ErrFenced", err)
+	}
+	if err := im.Err(); err != nil {
+		t.Fatalf("new holder's Err() = %v, want nil", err)
+	}
 	if n := e.objs.Count("write"); n != writes {
 		t.Fatalf("a fenced holder's write reached the store")
 	}
@@ -113,6 +119,9 @@ func TestImageBreakLockFences(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.Close()
+	if err := old.Err(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Err() after Close = %v, want ErrClosed", err)
+	}
 	if h, ok, _ := a.LockHolder(ctx, "rbd", "x"); !ok || h.Program != "holder-b" {
 		t.Fatalf("after the old holder closed, lock holder = %+v, %v; want holder-b", h, ok)
 	}

@@ -141,9 +141,17 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 			}
 		}
 		if s := e.open[name]; s != nil {
-			s.refs++
-			e.mu.Unlock()
-			return e.export(name, s), nil
+			if s.im.Err() == nil {
+				s.refs++
+				e.mu.Unlock()
+				return e.export(name, s), nil
+			}
+			// Fenced (its lock was broken or its lease lapsed): new
+			// clients get a fresh open, which retakes the lock if it
+			// is free, rather than EIO for as long as one old
+			// connection stays; the old ones keep the fenced Image
+			// until they end.
+			delete(e.open, name)
 		}
 		opened := make(chan struct{})
 		e.opening[name] = opened
@@ -182,7 +190,7 @@ func (e *imageExports) openShared(ctx context.Context, name, pool, img string) (
 	go func() {
 		defer close(s.done)
 		if err := im.Run(runCtx); err != nil && runCtx.Err() == nil {
-			e.log.Error("lost the image lock: its NBD clients now get I/O errors", zap.String("image", name), zap.Error(err))
+			e.log.Error("lost the image lock: its connected NBD clients now get I/O errors; new connections open it anew", zap.String("image", name), zap.Error(err))
 		}
 	}()
 	return s, nil
@@ -200,12 +208,16 @@ func (e *imageExports) isOpen(name string) bool {
 	return e.open[name] != nil
 }
 
+// release drops a connection's reference to s and closes s after the last
+// one. Only while s is still the image's entry in open do opens of the
+// image wait for that (closing): a fenced s that a fresh open replaced
+// holds no lock any more.
 func (e *imageExports) release(name string, s *sharedImage) error {
 	e.mu.Lock()
 	s.refs--
 	last := s.refs == 0
 	var closed chan struct{}
-	if last {
+	if last && e.open[name] == s {
 		delete(e.open, name)
 		closed = make(chan struct{})
 		e.closing[name] = closed
@@ -214,12 +226,14 @@ func (e *imageExports) release(name string, s *sharedImage) error {
 	if !last {
 		return nil
 	}
-	defer func() {
-		e.mu.Lock()
-		delete(e.closing, name)
-		e.mu.Unlock()
-		close(closed)
-	}()
+	if closed != nil {
+		defer func() {
+			e.mu.Lock()
+			delete(e.closing, name)
+			e.mu.Unlock()
+			close(closed)
+		}()
+	}
 	s.stop()
 	<-s.done
 	return s.im.Close()

@@ -294,3 +294,61 @@ func TestExportsSlowOpenHoldsUpNoOther(t *testing.T) {
 		return x.Close()
 	})
 }
+
+// TestExportsFencedImageNotReused: once the shared Image of an image is
+// fenced (its lock broken), a new connection gets a fresh open, which
+// retakes the free lock, instead of the fenced Image and EIO for as long
+// as an old connection stays; the old connection's close then leaves the
+// new Image and its lock alone.
+func TestExportsFencedImageNotReused(t *testing.T) {
+	env := newExportsEnv(t)
+	ctx := context.Background()
+	st := env.store(t, "nbd serve", 2*time.Second)
+	if _, err := st.Create(ctx, image.CreateOptions{Pool: "rbd", Name: "img", Size: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	e := newImageExports(ctx, st, zap.NewNop(), false, 0)
+	old, err := e.Open(ctx, "rbd/img", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	if _, _, err := env.store(t, "operator", 2*time.Second).BreakLock(ctx, "rbd", "img"); err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("x"), 4096)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		err := old.WriteAt(ctx, data, 0)
+		if errors.Is(err, image.ErrFenced) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a write after the lock was broken: %v; want ErrFenced", err)
+		}
+	}
+
+	fresh, err := e.Open(ctx, "rbd/img", false)
+	if err != nil {
+		t.Fatalf("an open after the fencing: %v", err)
+	}
+	defer fresh.Close()
+	if err := fresh.WriteAt(ctx, data, 0); err != nil {
+		t.Fatalf("a new connection's write after the old Image was fenced: %v; want a fresh Image", err)
+	}
+	if err := old.Close(); err != nil && !errors.Is(err, image.ErrFenced) {
+		t.Fatalf("closing the fenced connection: %v", err)
+	}
+	shared, err := e.Open(ctx, "rbd/img", false)
+	if err != nil {
+		t.Fatalf("an open while the fresh Image is open: %v", err)
+	}
+	defer shared.Close()
+	for _, x := range []nbd.Export{fresh, shared} {
+		if err := x.WriteAt(ctx, data, 4096); err != nil {
+			t.Fatalf("a write after the fenced connection closed: %v", err)
+		}
+	}
+	if h, ok, err := st.LockHolder(ctx, "rbd", "img"); err != nil || !ok || h.Program != "nbd serve" {
+		t.Fatalf("after the fenced connection closed the lock is held by %v (held %v, %v); want the server still", h, ok, err)
+	}
+}
