@@ -67,7 +67,7 @@ func (im *Image) discard(ctx context.Context, op string, off, length int64) erro
 	groups := groupByObject(stripe.Map(im.layout, off, length))
 	ctx, cancel := im.ioContext(ctx)
 	defer cancel()
-	err = forEach(ctx, im.sem, len(groups), func(ctx context.Context, i int) error {
+	err = im.forEach(ctx, len(groups), func(ctx context.Context, i int) error {
 		if err := im.usable(true); err != nil {
 			return err
 		}

@@ -42,7 +42,7 @@ func (im *Image) Extents(ctx context.Context, off, length int64) ([]Extent, erro
 	sizeOf := make([]int64, len(groups)) // 0 for a missing object
 	ctx, cancel := im.ioContext(ctx)
 	defer cancel()
-	err := forEach(ctx, im.sem, len(groups), func(ctx context.Context, i int) error {
+	err := im.forEach(ctx, len(groups), func(ctx context.Context, i int) error {
 		if err := im.usable(false); err != nil {
 			return err
 		}

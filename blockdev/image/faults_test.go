@@ -54,6 +54,34 @@ func TestImageObjectFaults(t *testing.T) {
 	}
 }
 
+// TestImageObjectPanic: a panic in an object operation, in the caller's
+// goroutine or in one of the fan-out's, fails the image operation with an
+// error instead of ending the process, and gives back its in-flight slots.
+func TestImageObjectPanic(t *testing.T) {
+	e := newEnv(t)
+	s := e.store(t, "test", func(c *Config) { c.MaxInFlight = 2 })
+	ctx := context.Background()
+	e.create(t, s, "p", 1<<20, stripe.Layout{ObjectSize: 64 << 10})
+	im := e.open(t, s, "p")
+	e.objs.Inject(func(op imagetest.Op, _, _ string) *imagetest.Fault {
+		if op == imagetest.OpWrite {
+			panic("bug in the object store")
+		}
+		return nil
+	})
+	for _, n := range []int{4096, 256 << 10} { // one object, four
+		for range 3 { // more than MaxInFlight: the slots come back
+			if err := im.WriteAt(ctx, make([]byte, n), 0); err == nil || !strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("a write of %d bytes whose object write panics: %v; want an error", n, err)
+			}
+		}
+	}
+	e.objs.ClearFaults()
+	if err := im.WriteAt(ctx, make([]byte, 256<<10), 0); err != nil {
+		t.Fatalf("a write after the panics: %v", err)
+	}
+}
+
 // TestImageBoundsInFlight: one large write is split over many objects and
 // runs them concurrently, never more than MaxInFlight at once, even with
 // several writers.

@@ -97,7 +97,7 @@ func (im *Image) Flush(ctx context.Context) error {
 func (im *Image) each(ctx context.Context, op string, off, length int64, write bool, exts []stripe.Extent, fn func(context.Context, stripe.Extent) error) error {
 	ctx, cancel := im.ioContext(ctx)
 	defer cancel()
-	err := forEach(ctx, im.sem, len(exts), func(ctx context.Context, i int) error {
+	err := im.forEach(ctx, len(exts), func(ctx context.Context, i int) error {
 		if err := im.usable(write); err != nil {
 			return err
 		}

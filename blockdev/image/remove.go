@@ -83,7 +83,7 @@ func (im *Image) deleteObjects(ctx context.Context, progress Progress) error {
 			return fmt.Errorf("%d data objects are still there after 3 rounds of deletes (first: %s); run the removal again", len(objs), objs[0].Name)
 		}
 		total := done.Load() + int64(len(objs))
-		err = forEach(ctx, im.sem, len(objs), func(ctx context.Context, i int) error {
+		err = im.forEach(ctx, len(objs), func(ctx context.Context, i int) error {
 			if err := im.usable(true); err != nil {
 				return err
 			}

@@ -92,7 +92,7 @@ func (im *Image) trimPast(ctx context.Context, size int64, progress Progress) er
 	ctx, cancel := im.ioContext(ctx)
 	defer cancel()
 	var done atomic.Int64
-	return forEach(ctx, im.sem, len(cuts), func(ctx context.Context, i int) error {
+	return im.forEach(ctx, len(cuts), func(ctx context.Context, i int) error {
 		if err := im.usable(true); err != nil {
 			return err
 		}
