@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"syscall"
 	"time"
 
@@ -86,14 +85,10 @@ func (s *Server) nfsCreate(fs *FS, args []byte) []byte {
 	if err != nil {
 		return nfsFailure(nfsProcCreate, nfsStatus(err))
 	}
-	dir, err := s.fs.pathOf(a.Where.Dir)
+	dir, name, err := s.entryOf(a.Where)
 	if err != nil {
 		return nfsFailure(nfsProcCreate, nfsStatus(err))
 	}
-	if err := validName(a.Where.Name); err != nil {
-		return nfsFailure(nfsProcCreate, nfsStatus(err))
-	}
-	name := path.Join(dir, a.Where.Name)
 	perm := uint32(0o666)
 	if a.Attrs != nil && a.Attrs.SetMode != nil {
 		perm = *a.Attrs.SetMode & 0o7777
@@ -164,14 +159,10 @@ func (s *Server) nfsMkdir(fs *FS, args []byte) []byte {
 	if err != nil {
 		return nfsFailure(nfsProcMkdir, nfsStatus(err))
 	}
-	dir, err := s.fs.pathOf(where.Dir)
+	dir, name, err := s.entryOf(where)
 	if err != nil {
 		return nfsFailure(nfsProcMkdir, nfsStatus(err))
 	}
-	if err := validName(where.Name); err != nil {
-		return nfsFailure(nfsProcMkdir, nfsStatus(err))
-	}
-	name := path.Join(dir, where.Name)
 	perm := uint32(0o755)
 	if attrs.SetMode != nil {
 		perm = *attrs.SetMode & 0o7777

@@ -130,6 +130,19 @@ func validName(n string) error {
 	return nil
 }
 
+// entryOf resolves a diropargs3: the directory's path and the entry's,
+// refusing a name a client must not send.
+func (s *Server) entryOf(d dirOpArgs) (dir, name string, err error) {
+	dir, err = s.fs.pathOf(d.Dir)
+	if err != nil {
+		return "", "", err
+	}
+	if err := validName(d.Name); err != nil {
+		return "", "", err
+	}
+	return dir, path.Join(dir, d.Name), nil
+}
+
 // attrOf returns go-nfs's attributes of name, or nil.
 func (s *Server) attrOf(name string) *nfs.FileAttribute {
 	fi, err := s.fs.Lstat(name)
@@ -150,14 +163,11 @@ func (s *Server) nfsLink(fs *FS, args []byte) []byte {
 	if err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
-	dir, err := s.fs.pathOf(a.Link.Dir)
+	dir, link, err := s.entryOf(a.Link)
 	if err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
-	if err := validName(a.Link.Name); err != nil {
-		return nfsFailure(nfsProcLink, nfsStatus(err))
-	}
-	if err := fs.Link(file, path.Join(dir, a.Link.Name)); err != nil {
+	if err := fs.Link(file, link); err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
 	w := &xdrWriter{}
@@ -174,14 +184,10 @@ func (s *Server) nfsMknod(fs *FS, args []byte) []byte {
 	if err != nil {
 		return nfsFailure(nfsProcMknod, nfsStatus(err))
 	}
-	dir, err := s.fs.pathOf(a.Where.Dir)
+	dir, name, err := s.entryOf(a.Where)
 	if err != nil {
 		return nfsFailure(nfsProcMknod, nfsStatus(err))
 	}
-	if err := validName(a.Where.Name); err != nil {
-		return nfsFailure(nfsProcMknod, nfsStatus(err))
-	}
-	name := path.Join(dir, a.Where.Name)
 	perm := uint32(0o644)
 	if a.Attrs != nil && a.Attrs.SetMode != nil {
 		perm = *a.Attrs.SetMode & 0o7777

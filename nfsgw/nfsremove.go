@@ -62,15 +62,11 @@ func (s *Server) nfsRemove(fs *FS, args []byte, rmdir bool) []byte {
 	if err != nil {
 		return nfsFailure(proc, nfsStatus(err))
 	}
-	dir, err := s.fs.pathOf(a.Dir)
+	dir, name, err := s.entryOf(a)
 	if err != nil {
 		return nfsFailure(proc, nfsStatus(err))
 	}
-	if err := validName(a.Name); err != nil {
-		return nfsFailure(proc, nfsStatus(err))
-	}
 	pre := s.attrOf(dir)
-	name := path.Join(dir, a.Name)
 	victim := s.inodeOf(name)
 	if rmdir {
 		err = fs.Rmdir(name)
