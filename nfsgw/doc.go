@@ -68,8 +68,8 @@
 // fsync the directories they change before returning, as NFSv3 requires
 // of metadata operations; chmod, chown and utimes fsync the inode itself
 // (a regular file or a directory; on xfs an fsync of the directory would
-// not commit the change) or, for a symlink or a special file, sync the
-// filesystem.
+// not commit the change); for a symlink or a special file they fsync its
+// directory (on ext4 a full journal commit), or sync the filesystem on xfs.
 // SETATTR of the size (go-nfs, through FS's File) fsyncs the file.
 //
 // # What the front answers instead of go-nfs, and why
@@ -105,9 +105,11 @@
 //     FILE_SYNC whatever was asked, and its COMMIT does not sync. Replies
 //     are encoded with the package's own XDR (attr.go writes the same
 //     attribute bytes as go-nfs, which the Linux client compares across
-//     replies). These calls run in goroutines of their own, up to 16 per
-//     connection, so that a COMMIT's fsync does not hold up the calls
-//     behind it; the rest are answered in order.
+//     replies). These calls, and the ones below that change or list a
+//     directory (CREATE, MKDIR, MKNOD, REMOVE, RMDIR, RENAME, LINK,
+//     READDIR, READDIRPLUS), run in goroutines of their own, up to 16 per
+//     connection, so that an fsync or a long listing does not hold up the
+//     calls behind it; the rest are answered in order.
 //   - FSINFO: go-nfs advertises 1 GiB reads and writes (rtmax, wtmax);
 //     ours advertises 1 MiB (what the Linux client and libnfs use), which
 //     fits in the front's largest RPC record (4 MiB).

@@ -31,6 +31,8 @@ var (
 	ErrNotSupported = errors.New("nfsgw: operation not supported")
 	// ErrTooSmall: a READDIR's count cannot hold even one entry.
 	ErrTooSmall = errors.New("nfsgw: reply size too small")
+	// ErrBadCookie: a READDIR cookie is not one the gateway gives.
+	ErrBadCookie = errors.New("nfsgw: bad READDIR cookie")
 )
 
 // nfsStatus is the one place that turns an error into an NFSv3 status.
@@ -53,6 +55,8 @@ func nfsStatus(err error) nfs.NFSStatus {
 		return nfs.NFSStatusNotSupp
 	case errors.Is(err, ErrTooSmall):
 		return nfs.NFSStatusTooSmall
+	case errors.Is(err, ErrBadCookie):
+		return nfs.NFSStatusBadCookie
 	case errors.As(err, &errno):
 		switch errno {
 		case unix.EPERM:

@@ -31,9 +31,9 @@ import (
 // returns, so an NFS reply sent after the call acknowledges durable state.
 // Chmod, chown and utimes fsync the inode itself when it is a regular
 // file or a directory (on xfs an fsync of its directory would not commit
-// the change), and sync the whole filesystem for a symlink or a special
-// file (opening a fifo or a device to fsync it could block or reach a
-// driver).
+// the change). A symlink or a special file is never opened (a fifo or a
+// device could block or reach a driver): its directory is fsynced, which
+// on ext4 commits the whole journal, and on xfs the filesystem is synced.
 //
 // FS also implements billy.Change and go-nfs's UnixChange (Mknod, Mkfifo,
 // Socket, Link). It is safe for concurrent use; it holds one open
@@ -46,6 +46,9 @@ type FS struct {
 	rootGroups []uint32 // the gateway's groups, restored after a Cred call
 	// fsyncInode is unix.Fsync for syncNode (tests record what it syncs).
 	fsyncInode func(fd int) error
+	// xfs: an fsync of a directory commits only the directory's own
+	// changes (syncNode).
+	xfs bool
 }
 
 // OpenFS opens the folder dir as an FS. readOnly makes every change fail
@@ -63,7 +66,9 @@ func OpenFS(dir string, readOnly bool) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nfsgw: open %s: %w", real, err)
 	}
-	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync}, nil
+	var sfs unix.Statfs_t
+	xfs := unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.XFS_SUPER_MAGIC
+	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync, xfs: xfs}, nil
 }
 
 // Close releases the folder's descriptor.
@@ -128,6 +133,9 @@ func (f *FS) syncNode(name string) error {
 				return nil
 			}
 		}
+	}
+	if !f.xfs {
+		return f.syncDir(name)
 	}
 	if err := unix.Syncfs(f.rootFD); err != nil {
 		return fmt.Errorf("nfsgw: sync %s: %w", name, err)

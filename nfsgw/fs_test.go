@@ -278,8 +278,7 @@ func FuzzDecodeHandle(f *testing.F) {
 
 // TestMetadataChangesSyncTheInode: chmod, chown and utimes fsync the
 // changed inode itself (on xfs an fsync of its directory does not commit
-// a change to a file's inode), and a symlink's change syncs the whole
-// filesystem rather than opening it.
+// a change to a file's inode); a symlink is never opened.
 func TestMetadataChangesSyncTheInode(t *testing.T) {
 	fs, dir := newTestFS(t)
 	writeFile(t, fs, "f", "data")

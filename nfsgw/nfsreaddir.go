@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"unsafe"
 
@@ -21,13 +22,13 @@ const maxReaddirReply = 1 << 20
 type readdirArgs struct {
 	Dir      []byte
 	Cookie   uint64
+	Verf     uint64 // ours is always 0: cookies stay valid
 	MaxCount uint32
 }
 
 func decodeReaddirArgs(b []byte, plus bool) (readdirArgs, error) {
 	r := &xdrReader{b: b}
-	a := readdirArgs{Dir: r.opaque(nfsHandleMaxLen), Cookie: r.u64()}
-	r.u64() // cookieverf: ours is always 0, and cookies stay valid
+	a := readdirArgs{Dir: r.opaque(nfsHandleMaxLen), Cookie: r.u64(), Verf: r.u64()}
 	a.MaxCount = r.u32()
 	if plus {
 		a.MaxCount = r.u32() // after dircount
@@ -124,6 +125,12 @@ func (s *Server) nfsReaddir(fs *FS, args []byte, plus bool) []byte {
 	a, err := decodeReaddirArgs(args, plus)
 	if err != nil {
 		return readdirFailure(err)
+	}
+	if a.Cookie > math.MaxInt64 || (a.Cookie != 0 && a.Verf != 0) {
+		// Not a directory offset; or a cookie from before the gateway
+		// listed by offsets (go-nfs's index, with a verifier of its own):
+		// the client starts the listing again.
+		return readdirFailure(fmt.Errorf("%w: %d (verifier %x)", ErrBadCookie, a.Cookie, a.Verf))
 	}
 	dir, err := s.fs.pathOf(a.Dir)
 	if err != nil {

@@ -171,6 +171,15 @@ func TestReaddirPlusAttributes(t *testing.T) {
 	if st, _, _ := r.readdirPage(root, 0, false, 64); st != nfs.NFSStatusTooSmall {
 		t.Errorf("READDIR count 64: status %d, want TOOSMALL", st)
 	}
+	if st, _, _ := r.readdirPage(root, 1<<63, false, 4096); st != nfs.NFSStatusBadCookie {
+		t.Errorf("READDIR cookie 2^63: status %d, want BAD_COOKIE", st)
+	}
+	// A cookie with a verifier is go-nfs's (an index): start again.
+	args := readdirArgsOf(root, 5, false, 4096)
+	args[len(args)-5] = 1 // the verifier's last byte
+	if _, x := r.call(progNFS, 3, nfsProcReaddir, args); nfs.NFSStatus(x.u32()) != nfs.NFSStatusBadCookie {
+		t.Error("a cookie with go-nfs's verifier was taken")
+	}
 }
 
 func FuzzDecodeReaddirArgs(f *testing.F) {

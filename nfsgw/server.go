@@ -468,7 +468,8 @@ type forward struct {
 	data *dataCall
 }
 
-// dataCall is a READ, WRITE or COMMIT to answer; args points into the
+// dataCall is a call the front answers in a worker (READ, WRITE, COMMIT,
+// and the calls that change or list a directory); args points into the
 // call's record.
 type dataCall struct {
 	xid  uint32
@@ -478,17 +479,36 @@ type dataCall struct {
 	sync bool // every WRITE synced (the export does not allow UnstableWrites)
 }
 
-// serveData answers a data call. The reply's first 4 bytes are room for
+// serveData answers a dataCall. The reply's first 4 bytes are room for
 // the record mark; buf, if not nil, is the pooled buffer holding it, to
 // give back with putBuf once sent.
 func (s *Server) serveData(dc *dataCall) (reply []byte, buf *[]byte) {
+	var body []byte
 	switch dc.proc {
 	case nfsProcRead:
 		return s.nfsRead(dc.xid, dc.fs, dc.args)
 	case nfsProcWrite:
 		return s.nfsWrite(dc.xid, dc.fs, dc.args, dc.sync), nil
+	case nfsProcCommit:
+		return s.nfsCommit(dc.xid, dc.fs, dc.args), nil
+	case nfsProcRemove, nfsProcRmdir:
+		body = s.nfsRemove(dc.fs, dc.args, dc.proc == nfsProcRmdir)
+	case nfsProcRename:
+		body = s.nfsRename(dc.fs, dc.args)
+	case nfsProcLink:
+		body = s.nfsLink(dc.fs, dc.args)
+	case nfsProcMknod:
+		body = s.nfsMknod(dc.fs, dc.args)
+	case nfsProcCreate:
+		body = s.nfsCreate(dc.fs, dc.args)
+	case nfsProcMkdir:
+		body = s.nfsMkdir(dc.fs, dc.args)
+	case nfsProcReaddir, nfsProcReaddirP:
+		body = s.nfsReaddir(dc.fs, dc.args, dc.proc == nfsProcReaddirP)
+	default:
+		return frame(acceptedReply(dc.xid, acceptProcUnavail, nil)), nil
 	}
-	return s.nfsCommit(dc.xid, dc.fs, dc.args), nil
+	return frame(acceptedReply(dc.xid, acceptSuccess, body)), nil
 }
 
 // dispatch decides what to do with one RPC record: it returns the reply
@@ -556,25 +576,13 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 	switch c.Proc {
 	case nfsProcAccess:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsAccess(fs, exp.ReadOnly, c.Args)), nil
-	case nfsProcRemove:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsRemove(fs, c.Args, false)), nil
-	case nfsProcRmdir:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsRemove(fs, c.Args, true)), nil
-	case nfsProcRename:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsRename(fs, c.Args)), nil
-	case nfsProcLink:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsLink(fs, c.Args)), nil
-	case nfsProcMknod:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsMknod(fs, c.Args)), nil
-	case nfsProcCreate:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsCreate(fs, c.Args)), nil
-	case nfsProcMkdir:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsMkdir(fs, c.Args)), nil
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
-	case nfsProcReaddir, nfsProcReaddirP:
-		return acceptedReply(c.XID, acceptSuccess, s.nfsReaddir(fs, c.Args, c.Proc == nfsProcReaddirP)), nil
-	case nfsProcRead, nfsProcWrite, nfsProcCommit:
+	case nfsProcRead, nfsProcWrite, nfsProcCommit,
+		nfsProcCreate, nfsProcMkdir, nfsProcMknod, nfsProcRemove, nfsProcRmdir, nfsProcRename, nfsProcLink,
+		nfsProcReaddir, nfsProcReaddirP:
+		// Each may wait on the disk (an fsync, a long listing): a worker
+		// answers it, and the calls behind it go on meanwhile.
 		return nil, &forward{data: &dataCall{xid: c.XID, proc: c.Proc, args: c.Args, fs: fs, sync: !exp.UnstableWrites}}
 	}
 	return nil, &forward{cred: cred}
