@@ -257,9 +257,13 @@ func (n *Node) addReplica(l *raftLog, voters []int32, minSize int) (*replica, er
 	n.index[l.pg] = r
 	n.mu.Unlock()
 	// The primary campaigns as soon as its configuration is applied, so
-	// a fresh or restarted PG does not wait an election timeout; pre-vote
-	// keeps this harmless when a leader already exists.
-	r.campaign = (len(voters) > 0 && voters[0] == n.cfg.ID) || (len(voters) == 0 && len(r.voters) > 0 && r.voters[0] == n.cfg.ID)
+	// a fresh PG does not wait an election timeout; pre-vote keeps this
+	// harmless when a leader already exists. A PG loaded at start (no
+	// voters given) knows no primary: the log keeps its voters sorted, and
+	// the lowest id campaigned for every PG it held, so that after a
+	// restart of every OSD one led them all. The map's primary campaigns
+	// instead, once the map names it (EnsurePG).
+	r.campaign = len(voters) > 0 && voters[0] == n.cfg.ID
 	return r, nil
 }
 
@@ -276,12 +280,18 @@ func (n *Node) post(ctx context.Context, fn func()) bool {
 }
 
 // EnsurePG creates this OSD's replica of pg with the given voters (primary
-// first) unless it exists. min_size is updated either way. Membership of an
-// existing PG is changed only by raft (replica moves come later), never here.
+// first) unless it exists. min_size is updated either way, and the primary
+// of an existing replica that knows no leader yet (just loaded) campaigns.
+// Membership of an existing PG is changed only by raft (replica moves come
+// later), never here.
 func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
 	n.post(context.Background(), func() {
 		if r := n.replicas[pg]; r != nil {
 			r.minSize = minSize
+			if len(voters) > 0 && voters[0] == n.cfg.ID && r.leader.Load() < 0 {
+				r.campaign = true
+				n.touch(r)
+			}
 			return
 		}
 		l, err := loadRaftLog(n.cfg.Store, pg)
