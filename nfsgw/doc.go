@@ -70,7 +70,7 @@
 // (a regular file or a directory; on xfs an fsync of the directory would
 // not commit the change); for a symlink or a special file they fsync its
 // directory (on ext4 a full journal commit), or sync the filesystem on xfs.
-// SETATTR of the size (go-nfs, through FS's File) fsyncs the file.
+// SETATTR fsyncs the file or directory it changed (see below).
 //
 // # What the front answers instead of go-nfs, and why
 //
@@ -127,6 +127,15 @@
 //     does: one mknod or mkdir, EXIST for an existing name, an UNCHECKED
 //     create keeps an existing file (only a size given is applied), and
 //     EXCLUSIVE keeps the verifier in the file's times.
+//   - SETATTR: go-nfs v0.0.4 resolves the handle to a path and changes
+//     whatever has that name when it gets to it (a rename in between
+//     made a truncate hit the file renamed over it), drops the setuid,
+//     setgid and sticky bits of a mode, and turns "the server's time" into
+//     an explicit time, which only the owner may set (touch by another
+//     writer failed). Ours changes a regular file or directory through a
+//     descriptor of the inode the handle names, as the caller, with
+//     UTIME_NOW for the server's time, checks the guard, and fsyncs it; a
+//     symlink or special file (never opened) is changed by name.
 //   - READDIR, READDIRPLUS: go-nfs v0.0.4 uses an entry's index in a
 //     sorted listing as its cookie, so a page read after the directory
 //     changed skipped or repeated entries that existed all along (or
@@ -165,7 +174,7 @@
 //
 // # Known gaps
 //
-// Errors that go-nfs itself maps (SYMLINK, SETATTR)
+// Errors that go-nfs itself maps (SYMLINK)
 // may come back as a coarser status than the kernel's. The number
 // of identities (and so of go-nfs servers and per-connection pipes) is not
 // bounded. go-nfs serves one call at a time per pipe, so the calls it

@@ -33,6 +33,9 @@ var (
 	ErrTooSmall = errors.New("nfsgw: reply size too small")
 	// ErrBadCookie: a READDIR cookie is not one the gateway gives.
 	ErrBadCookie = errors.New("nfsgw: bad READDIR cookie")
+	// ErrNotSync: a SETATTR's guard (the ctime the client expects) does
+	// not match the file's.
+	ErrNotSync = errors.New("nfsgw: the file's ctime is not the guard's")
 )
 
 // nfsStatus is the one place that turns an error into an NFSv3 status.
@@ -57,6 +60,8 @@ func nfsStatus(err error) nfs.NFSStatus {
 		return nfs.NFSStatusTooSmall
 	case errors.Is(err, ErrBadCookie):
 		return nfs.NFSStatusBadCookie
+	case errors.Is(err, ErrNotSync):
+		return nfs.NFSStatusNotSync
 	case errors.As(err, &errno):
 		switch errno {
 		case unix.EPERM:

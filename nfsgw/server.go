@@ -491,6 +491,8 @@ func (s *Server) serveData(dc *dataCall) (reply []byte, buf *[]byte) {
 		return s.nfsWrite(dc.xid, dc.fs, dc.args, dc.sync), nil
 	case nfsProcCommit:
 		return s.nfsCommit(dc.xid, dc.fs, dc.args), nil
+	case nfsProcSetattr:
+		body = s.nfsSetattr(dc.fs, dc.args)
 	case nfsProcRemove, nfsProcRmdir:
 		body = s.nfsRemove(dc.fs, dc.args, dc.proc == nfsProcRmdir)
 	case nfsProcRename:
@@ -578,7 +580,7 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 		return acceptedReply(c.XID, acceptSuccess, s.nfsAccess(fs, exp.ReadOnly, c.Args)), nil
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
-	case nfsProcRead, nfsProcWrite, nfsProcCommit,
+	case nfsProcRead, nfsProcWrite, nfsProcCommit, nfsProcSetattr,
 		nfsProcCreate, nfsProcMkdir, nfsProcMknod, nfsProcRemove, nfsProcRmdir, nfsProcRename, nfsProcLink,
 		nfsProcReaddir, nfsProcReaddirP:
 		// Each may wait on the disk (an fsync, a long listing): a worker

@@ -1,0 +1,243 @@
+package nfsgw
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"unsafe"
+
+	nfs "github.com/willscott/go-nfs"
+	"golang.org/x/sys/unix"
+)
+
+// time_how of sattr3's set_atime and set_mtime.
+const (
+	timeDontChange = 0
+	timeServer     = 1
+	timeClient     = 2
+)
+
+// setattrArgs are SETATTR3args. A time's Nsec is unix.UTIME_OMIT (leave
+// it) or unix.UTIME_NOW (the server's time) unless the client gave one.
+type setattrArgs struct {
+	File           []byte
+	Mode, UID, GID *uint32
+	Size           *uint64
+	Atime, Mtime   unix.Timespec
+	Guard          *nfs.FileTime // the ctime the client expects, if any
+}
+
+func (r *xdrReader) setTime() unix.Timespec {
+	switch how := r.u32(); how {
+	case timeDontChange:
+		return unix.Timespec{Nsec: unix.UTIME_OMIT}
+	case timeServer:
+		return unix.Timespec{Nsec: unix.UTIME_NOW}
+	case timeClient:
+		sec, nsec := r.u32(), r.u32()
+		if nsec >= 1e9 && r.err == nil {
+			r.err = fmt.Errorf("%w: nfstime3 with %d nanoseconds", ErrGarbage, nsec)
+		}
+		return unix.Timespec{Sec: int64(sec), Nsec: int64(nsec)}
+	default:
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: time_how %d", ErrGarbage, how)
+		}
+		return unix.Timespec{Nsec: unix.UTIME_OMIT}
+	}
+}
+
+func decodeSetattrArgs(b []byte) (setattrArgs, error) {
+	r := &xdrReader{b: b}
+	a := setattrArgs{File: r.opaque(nfsHandleMaxLen)}
+	if r.u32() != 0 {
+		m := r.u32()
+		a.Mode = &m
+	}
+	if r.u32() != 0 {
+		u := r.u32()
+		a.UID = &u
+	}
+	if r.u32() != 0 {
+		g := r.u32()
+		a.GID = &g
+	}
+	if r.u32() != 0 {
+		n := r.u64()
+		a.Size = &n
+	}
+	a.Atime = r.setTime()
+	a.Mtime = r.setTime()
+	if r.u32() != 0 {
+		a.Guard = &nfs.FileTime{Seconds: r.u32(), Nseconds: r.u32()}
+	}
+	return a, r.err
+}
+
+// nfsSetattr answers SETATTR on the file the handle names (go-nfs v0.0.4
+// resolved the handle to a path and then changed whatever had that name,
+// so a rename in between could truncate another file; it also dropped
+// the setuid, setgid and sticky bits of a mode, and sent "the server's
+// time" as an explicit time, which only the owner may set). Regular
+// files and directories are changed through a descriptor of that very
+// inode, as the caller (fchown, fchmod, ftruncate, futimens: a writer
+// who is not the owner may set the times to now), and fsynced; a symlink
+// or special file, which is never opened, by name (FS's calls).
+func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
+	a, err := decodeSetattrArgs(args)
+	if err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	if err := s.fs.checkWrite("setattr", "(handle)"); err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	h, err := decodeHandle(a.File)
+	if err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	pfd, err := s.fs.openHandle(h.file)
+	if err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	defer unix.Close(pfd)
+	pre, err := fstatInfo(pfd)
+	if err == nil && pre.st.Nlink == 0 {
+		err = fmt.Errorf("%w: deleted", ErrStale)
+	}
+	if err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	switch {
+	case a.Guard != nil && *a.Guard != nfs.ToFileAttribute(pre, "").Ctime:
+		err = ErrNotSync
+	case pre.st.Mode&unix.S_IFMT == unix.S_IFREG || pre.st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		err = s.setattrOpen(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
+	default:
+		err = s.setattrByName(fs, a)
+	}
+	post, _ := fstatInfo(pfd)
+	w := &xdrWriter{}
+	w.u32(uint32(nfsStatus(err)))
+	appendWcc(w, pre, post)
+	return w.b
+}
+
+// setattrOpen applies a to the regular file or directory open as pfd
+// (O_PATH), through a descriptor of that inode opened as the gateway, the
+// changes made as fs's identity, and fsyncs it.
+func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) error {
+	flags := unix.O_RDONLY
+	if a.Size != nil {
+		if err := regular(st); err != nil {
+			return err
+		}
+		flags = unix.O_WRONLY
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), flags|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("nfsgw: setattr: reopen: %w", err)
+	}
+	defer unix.Close(fd)
+	err = fs.do(func() error {
+		// The owner first: a chown clears setuid and setgid, which a mode
+		// given with it sets again.
+		if a.UID != nil || a.GID != nil {
+			if err := unix.Fchown(fd, idOrKeep(a.UID), idOrKeep(a.GID)); err != nil {
+				return fmt.Errorf("nfsgw: chown: %w", err)
+			}
+		}
+		if a.Mode != nil {
+			if err := unix.Fchmod(fd, *a.Mode&0o7777); err != nil {
+				return fmt.Errorf("nfsgw: chmod: %w", err)
+			}
+		}
+		if a.Size != nil {
+			if err := fs.checkAccessLocked(fd, true); err != nil {
+				return err
+			}
+			if *a.Size > 1<<63-1 {
+				return fmt.Errorf("nfsgw: truncate to %d: %w", *a.Size, unix.EFBIG)
+			}
+			if err := unix.Ftruncate(fd, int64(*a.Size)); err != nil {
+				return fmt.Errorf("nfsgw: truncate: %w", err)
+			}
+		}
+		if a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT {
+			if err := futimens(fd, a.Atime, a.Mtime); err != nil {
+				return fmt.Errorf("nfsgw: utimes: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if err := fs.fsyncInode(fd); err != nil {
+		return fmt.Errorf("nfsgw: setattr: sync: %w", err)
+	}
+	return nil
+}
+
+// setattrByName applies a to a symlink or special file by its name (each
+// of FS's calls syncs what it changed).
+func (s *Server) setattrByName(fs *FS, a setattrArgs) error {
+	name, err := s.fs.pathOf(a.File)
+	if err != nil {
+		return err
+	}
+	if a.Size != nil {
+		return fmt.Errorf("nfsgw: truncate %s: %w", name, unix.EINVAL)
+	}
+	if a.UID != nil || a.GID != nil {
+		if err := fs.Lchown(name, idOrKeep(a.UID), idOrKeep(a.GID)); err != nil {
+			return err
+		}
+	}
+	if a.Mode != nil {
+		if err := fs.Chmod(name, unixMode(*a.Mode)); err != nil {
+			return err
+		}
+	}
+	if a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT {
+		ts := []unix.Timespec{a.Atime, a.Mtime}
+		if err := fs.do(func() error { return unix.UtimesNanoAt(fs.rootFD, rel(name), ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+			return pathErr("utimes", name, err)
+		}
+		return fs.syncNode(name)
+	}
+	return nil
+}
+
+// idOrKeep is an owner or group for fchown: -1 keeps it.
+func idOrKeep(id *uint32) int {
+	if id == nil {
+		return -1
+	}
+	return int(*id)
+}
+
+// unixMode turns mode3 bits into an os.FileMode for FS.Chmod.
+func unixMode(m uint32) (mode os.FileMode) {
+	mode = os.FileMode(m & 0o777)
+	if m&unix.S_ISUID != 0 {
+		mode |= os.ModeSetuid
+	}
+	if m&unix.S_ISGID != 0 {
+		mode |= os.ModeSetgid
+	}
+	if m&unix.S_ISVTX != 0 {
+		mode |= os.ModeSticky
+	}
+	return mode
+}
+
+// futimens sets the times of the file open as fd (utimensat with a NULL
+// path; x/sys has no futimens). UTIME_NOW and UTIME_OMIT apply.
+func futimens(fd int, atime, mtime unix.Timespec) error {
+	ts := [2]unix.Timespec{atime, mtime}
+	_, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0)
+	if e != 0 {
+		return e
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package nfsgw
+
+import (
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	nfs "github.com/willscott/go-nfs"
+)
+
+// setattrCall encodes SETATTR3args: mode and size when >= 0, the times
+// by time_how (with sec for timeClient), and a ctime guard when guard.
+func setattrCall(fh []byte, mode, size int64, timeHow uint32, sec uint32, guard *nfs.FileTime) []byte {
+	w := &xdrWriter{}
+	w.opaque(fh)
+	w.bool(mode >= 0)
+	if mode >= 0 {
+		w.u32(uint32(mode))
+	}
+	w.u32(0) // uid
+	w.u32(0) // gid
+	w.bool(size >= 0)
+	if size >= 0 {
+		w.u64(uint64(size))
+	}
+	for range 2 { // atime, mtime
+		w.u32(timeHow)
+		if timeHow == timeClient {
+			w.u32(sec)
+			w.u32(0)
+		}
+	}
+	w.bool(guard != nil)
+	if guard != nil {
+		w.u32(guard.Seconds)
+		w.u32(guard.Nseconds)
+	}
+	return w.b
+}
+
+// TestSetattrOnTheHandle: SETATTR changes the inode its handle names,
+// keeps the setuid, setgid and sticky bits of a mode, lets a writer who
+// is not the owner set the times to now (touch), honours the guard, and
+// refuses a handle whose file was replaced by a rename.
+func TestSetattrOnTheHandle(t *testing.T) {
+	s, fs, dir := testServer(t, allowAll("/data"))
+	r := dialRPC(t, s.Addr())
+	r.mnt("/data")
+	writeFile(t, fs, "f", "hello")
+	writeFile(t, fs, "shared", "x")
+	writeFile(t, fs, "old", "old data")
+	writeFile(t, fs, "new", "new data")
+	if err := fs.MkdirAll("d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "shared"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	fh := func(name string) []byte {
+		h, err := fs.handleOf(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	oldFH := fh("old")
+	if err := os.Rename(filepath.Join(dir, "new"), filepath.Join(dir, "old")); err != nil {
+		t.Fatal(err)
+	}
+	writer := dialRPC(t, s.Addr())
+	writer.uid, writer.gid = 1000, 1000
+	writer.mnt("/data")
+	var st syscall.Stat_t
+	if err := syscall.Lstat(filepath.Join(dir, "f"), &st); err != nil {
+		t.Fatal(err)
+	}
+	ctime := nfs.ToFileAttribute(&statInfo{st: st}, "").Ctime
+	stale := ctime
+	stale.Seconds--
+	for _, tc := range []struct {
+		name string
+		r    *rpcConn
+		args []byte
+		want nfs.NFSStatus
+	}{
+		{"setuid mode", r, setattrCall(fh("f"), 0o4755, -1, timeDontChange, 0, &ctime), nfs.NFSStatusOk},
+		{"sticky directory", r, setattrCall(fh("d"), 0o1777, -1, timeDontChange, 0, nil), nfs.NFSStatusOk},
+		{"stale guard", r, setattrCall(fh("f"), 0o600, -1, timeDontChange, 0, &stale), nfs.NFSStatusNotSync},
+		{"truncate", r, setattrCall(fh("f"), -1, 2, timeDontChange, 0, nil), nfs.NFSStatusOk},
+		{"touch by a writer", writer, setattrCall(fh("shared"), -1, -1, timeServer, 0, nil), nfs.NFSStatusOk},
+		{"explicit times by a writer", writer, setattrCall(fh("shared"), -1, -1, timeClient, 12345, nil), nfs.NFSStatusPerm},
+		{"a handle whose name was replaced", r, setattrCall(oldFH, -1, 0, timeDontChange, 0, nil), nfs.NFSStatusStale},
+	} {
+		_, x := tc.r.call(progNFS, 3, nfsProcSetattr, tc.args)
+		if got := nfs.NFSStatus(x.u32()); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	for name, want := range map[string]os.FileMode{"f": os.ModeSetuid | 0o755, "d": os.ModeDir | os.ModeSticky | 0o777} {
+		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || fi.Mode() != want {
+			t.Errorf("%s: mode %v (%v), want %v", name, fi.Mode(), err, want)
+		}
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "f")); string(data) != "he" {
+		t.Errorf("f holds %q after a truncate to 2", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "old")); string(data) != "new data" {
+		t.Errorf("the file renamed over the handle's name holds %q", data)
+	}
+}
+
+func FuzzDecodeSetattrArgs(f *testing.F) {
+	fh := []byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}
+	f.Add(setattrCall(fh, 0o644, 10, timeClient, 7, &nfs.FileTime{Seconds: 1}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := decodeSetattrArgs(b); err == nil && (len(a.File) > nfsHandleMaxLen || a.Atime.Nsec >= 1e9 && a.Atime.Nsec != nsecOmit && a.Atime.Nsec != nsecNow) {
+			t.Fatalf("accepted %+v", a)
+		}
+	})
+}
+
+const nsecOmit, nsecNow = (1 << 30) - 2, (1 << 30) - 1 // unix.UTIME_OMIT, unix.UTIME_NOW
