@@ -17,7 +17,8 @@ import (
 // go-nfs), and it compares mtime and ctime across replies to decide whether
 // its cached data is still valid, so two encodings of the same inode must
 // agree. That includes go-nfs's simplifications: atime and ctime are sent
-// as the mtime, the mode word is Go's os.FileMode bits, fsid is 0.
+// as the mtime, the mode word is Go's os.FileMode bits (statInfo.Mode adds
+// the POSIX setuid, setgid and sticky bits, which clients read), fsid is 0.
 
 // fattr3Len is the size of an encoded fattr3.
 const fattr3Len = 84

@@ -140,5 +140,7 @@ func (s *statInfo) Mode() os.FileMode {
 	if s.st.Mode&syscall.S_ISVTX != 0 {
 		m |= os.ModeSticky
 	}
-	return m
+	// The POSIX bits too: go-nfs sends this word as the mode, and a client
+	// reads only its low 12 bits (Go's ModeSetuid and the like are higher).
+	return m | os.FileMode(s.st.Mode&0o7000)
 }

@@ -121,3 +121,14 @@ func FuzzDecodeSetattrArgs(f *testing.F) {
 }
 
 const nsecOmit, nsecNow = (1 << 30) - 2, (1 << 30) - 1 // unix.UTIME_OMIT, unix.UTIME_NOW
+
+// TestModeShowsSpecialBits: the mode clients read (the low 12 bits of the
+// attribute's mode word) carries setuid, setgid and sticky.
+func TestModeShowsSpecialBits(t *testing.T) {
+	for _, mode := range []uint32{0o4755, 0o2755, 0o1777, 0o644} {
+		fi := &statInfo{st: syscall.Stat_t{Mode: syscall.S_IFREG | mode}}
+		if got := nfs.ToFileAttribute(fi, "").FileMode & 0o7777; got != mode {
+			t.Errorf("mode %o is sent as %o", mode, got)
+		}
+	}
+}
