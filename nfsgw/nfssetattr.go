@@ -80,15 +80,24 @@ func decodeSetattrArgs(b []byte) (setattrArgs, error) {
 // the setuid, setgid and sticky bits of a mode, and sent "the server's
 // time" as an explicit time, which only the owner may set). Regular
 // files and directories are changed through a descriptor of that very
-// inode, as the caller (fchown, fchmod, ftruncate, futimens: a writer
-// who is not the owner may set the times to now), and fsynced; a symlink
-// or special file, which is never opened, by name (FS's calls).
+// inode, as the caller (ftruncate, fchown, fchmod, futimens, in that
+// order; a writer who is not the owner may set the times to now), and
+// fsynced; a symlink or special file, which is never opened, by name
+// (FS's calls). The handle must name a file under the folder, as for
+// every other call (FS.resolve).
 func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	a, err := decodeSetattrArgs(args)
 	if err != nil {
 		return nfsFailure(nfsProcSetattr, nfsStatus(err))
 	}
 	if err := s.fs.checkWrite("setattr", "(handle)"); err != nil {
+		return nfsFailure(nfsProcSetattr, nfsStatus(err))
+	}
+	// resolve refuses a file the kernel cannot name under the folder (a
+	// forged handle, a file moved out) or one deleted; the descriptor
+	// opened next must be that same inode.
+	_, st, err := s.fs.resolve(a.File)
+	if err != nil {
 		return nfsFailure(nfsProcSetattr, nfsStatus(err))
 	}
 	h, err := decodeHandle(a.File)
@@ -101,8 +110,8 @@ func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	}
 	defer unix.Close(pfd)
 	pre, err := fstatInfo(pfd)
-	if err == nil && pre.st.Nlink == 0 {
-		err = fmt.Errorf("%w: deleted", ErrStale)
+	if err == nil && (pre.st.Ino != st.Ino || pre.st.Dev != st.Dev || pre.st.Nlink == 0) {
+		err = fmt.Errorf("%w: the handle names another file now", ErrStale)
 	}
 	if err != nil {
 		return nfsFailure(nfsProcSetattr, nfsStatus(err))
@@ -138,9 +147,28 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 		return fmt.Errorf("nfsgw: setattr: reopen: %w", err)
 	}
 	defer unix.Close(fd)
+	timesSet := a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT
+	touch := timesSet && nowOrOmit(a.Atime) && nowOrOmit(a.Mtime)
 	err = fs.do(func() error {
-		// The owner first: a chown clears setuid and setgid, which a mode
-		// given with it sets again.
+		// Write permission (or ownership) first, so that nothing changes
+		// without it: for a size, and for times set to now, which any
+		// writer may set (Linux's nfsd, ATTR_TOUCH).
+		if a.Size != nil || touch {
+			if err := fs.checkAccessLocked(fd, true); err != nil {
+				return err
+			}
+		}
+		// The size first: a truncate by a caller without CAP_FSETID clears
+		// setuid and setgid, and so does a chown; a mode given with them
+		// sets them again.
+		if a.Size != nil {
+			if *a.Size > 1<<63-1 {
+				return fmt.Errorf("nfsgw: truncate to %d: %w", *a.Size, unix.EFBIG)
+			}
+			if err := unix.Ftruncate(fd, int64(*a.Size)); err != nil {
+				return fmt.Errorf("nfsgw: truncate: %w", err)
+			}
+		}
 		if a.UID != nil || a.GID != nil {
 			if err := unix.Fchown(fd, idOrKeep(a.UID), idOrKeep(a.GID)); err != nil {
 				return fmt.Errorf("nfsgw: chown: %w", err)
@@ -151,24 +179,21 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 				return fmt.Errorf("nfsgw: chmod: %w", err)
 			}
 		}
-		if a.Size != nil {
-			if err := fs.checkAccessLocked(fd, true); err != nil {
-				return err
-			}
-			if *a.Size > 1<<63-1 {
-				return fmt.Errorf("nfsgw: truncate to %d: %w", *a.Size, unix.EFBIG)
-			}
-			if err := unix.Ftruncate(fd, int64(*a.Size)); err != nil {
-				return fmt.Errorf("nfsgw: truncate: %w", err)
-			}
-		}
-		if a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT {
+		if timesSet && !touch { // times the client gave: the owner's (the kernel checks)
 			if err := futimens(fd, a.Atime, a.Mtime); err != nil {
 				return fmt.Errorf("nfsgw: utimes: %w", err)
 			}
 		}
 		return nil
 	})
+	if err == nil && touch {
+		// Allowed above; as the gateway, because the kernel lets only the
+		// owner set one time to now and leave the other (what Linux sends
+		// with a truncate).
+		if err = futimens(fd, a.Atime, a.Mtime); err != nil {
+			err = fmt.Errorf("nfsgw: utimes: %w", err)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -207,6 +232,9 @@ func (s *Server) setattrByName(fs *FS, a setattrArgs) error {
 	}
 	return nil
 }
+
+// nowOrOmit reports whether t is "now" or "leave it", not a given time.
+func nowOrOmit(t unix.Timespec) bool { return t.Nsec == unix.UTIME_NOW || t.Nsec == unix.UTIME_OMIT }
 
 // idOrKeep is an owner or group for fchown: -1 keeps it.
 func idOrKeep(id *uint32) int {

@@ -7,11 +7,17 @@ import (
 	"testing"
 
 	nfs "github.com/willscott/go-nfs"
+	"golang.org/x/sys/unix"
 )
 
-// setattrCall encodes SETATTR3args: mode and size when >= 0, the times
+// setattrCall encodes SETATTR3args: mode and size when >= 0, both times
 // by time_how (with sec for timeClient), and a ctime guard when guard.
 func setattrCall(fh []byte, mode, size int64, timeHow uint32, sec uint32, guard *nfs.FileTime) []byte {
+	return setattrTimes(fh, mode, size, timeHow, timeHow, sec, guard)
+}
+
+// setattrTimes is setattrCall with atime and mtime set each its own way.
+func setattrTimes(fh []byte, mode, size int64, atimeHow, mtimeHow uint32, sec uint32, guard *nfs.FileTime) []byte {
 	w := &xdrWriter{}
 	w.opaque(fh)
 	w.bool(mode >= 0)
@@ -24,9 +30,9 @@ func setattrCall(fh []byte, mode, size int64, timeHow uint32, sec uint32, guard 
 	if size >= 0 {
 		w.u64(uint64(size))
 	}
-	for range 2 { // atime, mtime
-		w.u32(timeHow)
-		if timeHow == timeClient {
+	for _, how := range []uint32{atimeHow, mtimeHow} {
+		w.u32(how)
+		if how == timeClient {
 			w.u32(sec)
 			w.u32(0)
 		}
@@ -51,6 +57,26 @@ func TestSetattrOnTheHandle(t *testing.T) {
 	writeFile(t, fs, "shared", "x")
 	writeFile(t, fs, "old", "old data")
 	writeFile(t, fs, "new", "new data")
+	writeFile(t, fs, "shared2", "data")
+	writeFile(t, fs, "mine", "data")
+	if err := os.Chmod(filepath.Join(dir, "shared2"), 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(filepath.Join(dir, "mine"), 1000, 1000); err != nil {
+		t.Fatal(err)
+	}
+	outside := filepath.Join(t.TempDir(), "outside")
+	if err := os.WriteFile(outside, []byte("not exported"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kh, _, err := unix.NameToHandleAt(unix.AT_FDCWD, outside, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outsideFH, err := encodeHandle(fileHandle{file: kh})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := fs.MkdirAll("d", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +117,17 @@ func TestSetattrOnTheHandle(t *testing.T) {
 		{"touch by a writer", writer, setattrCall(fh("shared"), -1, -1, timeServer, 0, nil), nfs.NFSStatusOk},
 		{"explicit times by a writer", writer, setattrCall(fh("shared"), -1, -1, timeClient, 12345, nil), nfs.NFSStatusPerm},
 		{"a handle whose name was replaced", r, setattrCall(oldFH, -1, 0, timeDontChange, 0, nil), nfs.NFSStatusStale},
+		// What Linux sends for open(O_TRUNC): the size, and the mtime only.
+		{"truncate by a writer", writer, setattrTimes(fh("shared2"), -1, 0, timeDontChange, timeServer, 0, nil), nfs.NFSStatusOk},
+		{"setuid with a size, by the owner", writer, setattrCall(fh("mine"), 0o4755, 1, timeDontChange, 0, nil), nfs.NFSStatusOk},
+		{"a file outside the export", r, setattrCall(outsideFH, 0o600, 0, timeDontChange, 0, nil), nfs.NFSStatusStale},
 	} {
 		_, x := tc.r.call(progNFS, 3, nfsProcSetattr, tc.args)
 		if got := nfs.NFSStatus(x.u32()); got != tc.want {
 			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
 		}
 	}
-	for name, want := range map[string]os.FileMode{"f": os.ModeSetuid | 0o755, "d": os.ModeDir | os.ModeSticky | 0o777} {
+	for name, want := range map[string]os.FileMode{"f": os.ModeSetuid | 0o755, "d": os.ModeDir | os.ModeSticky | 0o777, "mine": os.ModeSetuid | 0o755} {
 		if fi, err := os.Lstat(filepath.Join(dir, name)); err != nil || fi.Mode() != want {
 			t.Errorf("%s: mode %v (%v), want %v", name, fi.Mode(), err, want)
 		}
@@ -107,6 +137,12 @@ func TestSetattrOnTheHandle(t *testing.T) {
 	}
 	if data, _ := os.ReadFile(filepath.Join(dir, "old")); string(data) != "new data" {
 		t.Errorf("the file renamed over the handle's name holds %q", data)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "shared2")); len(data) != 0 {
+		t.Errorf("shared2 holds %q after a writer's truncate", data)
+	}
+	if fi, err := os.Stat(outside); err != nil || fi.Size() != int64(len("not exported")) || fi.Mode() != 0o644 {
+		t.Errorf("a file outside the export was changed: %v %v", fi, err)
 	}
 }
 

@@ -136,8 +136,10 @@ echo r > pub/rootfile
 chmod 644 pub/rootfile
 echo s > pub/shared
 chmod 666 pub/shared
-# a writer who is not the owner may set the times to now
+# a writer who is not the owner may set the times to now, and truncate
 su -s /bin/sh u1000 -c 'touch /mnt/pub/shared'
+su -s /bin/sh u1000 -c 'echo w > /mnt/pub/shared'
+[ "$(cat pub/shared)" = w ]
 su -s /bin/sh u1000 -c 'echo u > /mnt/pub/ufile; id -u'
 [ "$(stat -c %u:%g pub/ufile)" = 1000:1000 ]
 if su -s /bin/sh u1000 -c 'echo x >> /mnt/pub/rootfile'; then echo "non-owner wrote a 0644 file"; exit 1; fi
