@@ -59,8 +59,14 @@ func serveLeader(t *testing.T) (lc *loopCluster, pg PG, lead int, addr string, s
 	lc = newLoopCluster(t, 1)
 	pg = PG{Pool: 1, Seq: 0}
 	lc.write(pg, "warm", []byte("x")) // a leader exists
-	if lead = lc.leaderOf(pg); lead < 0 {
-		t.Fatal("no agreed leader")
+	// The third replica may learn of it a little after the write commits
+	// on the other two (seen under load).
+	deadline := time.Now().Add(10 * time.Second)
+	for lead = lc.leaderOf(pg); lead < 0; lead = lc.leaderOf(pg) {
+		if time.Now().After(deadline) {
+			t.Fatal("no agreed leader")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
