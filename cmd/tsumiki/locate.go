@@ -61,7 +61,7 @@ func parsePGID(s string) (pool, pg uint32, err error) {
 func newPGLeadCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "lead PGID OSD",
-		Short: "move a PG's leadership to one of its replicas (e.g. before maintenance)",
+		Short: "move a PG's leadership to one of its replicas (set noout first, or it returns to the primary after 30 s)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, pg, err := parsePGID(args[0])

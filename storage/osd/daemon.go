@@ -238,6 +238,7 @@ func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTra
 	srv.SetFull(strings.Join(full, ", "))
 	tr.SetAddrs(addrs)
 	srv.SetEpoch(m.Epoch)
+	node.HoldLeaders(m.HasFlag("noout"))
 	for _, p := range m.Pools {
 		for pg := uint32(0); pg < p.PGNum; pg++ {
 			reps := m.Replicas(p, pg)

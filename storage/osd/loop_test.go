@@ -47,12 +47,17 @@ type loopCluster struct {
 	nodes  []*Node
 	cancel []context.CancelFunc
 	done   []chan error
+	tune   func(*NodeConfig) // adjusts each node's config (nil: none)
 }
 
 func startLoopNode(lc *loopCluster, i int) {
 	st := lc.stores[i]
-	n, err := NewNode(NodeConfig{ID: int32(i), Store: ChunkStore{st}, Transport: chanTransport{lc.net, int32(i)},
-		Logger: zap.NewNop(), TickInterval: 10 * time.Millisecond})
+	cfg := NodeConfig{ID: int32(i), Store: ChunkStore{st}, Transport: chanTransport{lc.net, int32(i)},
+		Logger: zap.NewNop(), TickInterval: 10 * time.Millisecond}
+	if lc.tune != nil {
+		lc.tune(&cfg)
+	}
+	n, err := NewNode(cfg)
 	if err != nil {
 		lc.t.Fatal(err)
 	}
@@ -75,9 +80,14 @@ func (lc *loopCluster) stop(i int) {
 	lc.net.mu.Unlock()
 }
 
-func newLoopCluster(t *testing.T, pgs int) *loopCluster {
+// newLoopCluster starts three nodes (tune, if given, adjusts their
+// configs) and creates pgs PGs over them, the primary of PG i on node i%3.
+func newLoopCluster(t *testing.T, pgs int, tune ...func(*NodeConfig)) *loopCluster {
 	lc := &loopCluster{t: t, net: &chanNet{nodes: map[int32]*Node{}, down: map[int32]bool{}},
 		stores: make([]*chunkstore.Store, 3), nodes: make([]*Node, 3), cancel: make([]context.CancelFunc, 3), done: make([]chan error, 3)}
+	if len(tune) > 0 {
+		lc.tune = tune[0]
+	}
 	for i := 0; i < 3; i++ {
 		dir := t.TempDir()
 		st, err := chunkstore.Open(chunkstore.Config{Dir: dir, Logger: zap.NewNop()})

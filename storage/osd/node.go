@@ -53,6 +53,11 @@ type NodeConfig struct {
 	// instead of using the leader lease (lease.go). For comparison and
 	// debugging.
 	NoLeaseReads bool
+	// BalanceAfter: a PG led by a replica other than its primary is
+	// handed back to the primary once the primary has been heard from
+	// without a gap for this long (balance.go). Default 30 s; negative
+	// turns leadership balancing off.
+	BalanceAfter time.Duration
 }
 
 func (c NodeConfig) withDefaults() NodeConfig {
@@ -70,6 +75,9 @@ func (c NodeConfig) withDefaults() NodeConfig {
 	}
 	if c.CompactBytes == 0 {
 		c.CompactBytes = 8 << 20
+	}
+	if c.BalanceAfter == 0 {
+		c.BalanceAfter = balanceAfter
 	}
 	return c
 }
@@ -106,6 +114,9 @@ type Node struct {
 	mu    sync.Mutex          // guards the following
 	index map[PG]*replica     // lookups from other goroutines
 	heard map[int32]time.Time // last message from each peer OSD
+	// heardFrom: when the current unbroken run of messages from each peer
+	// began (balance.go)
+	heardFrom map[int32]time.Time
 
 	// owned by the loop goroutine
 	replicas map[PG]*replica
@@ -120,6 +131,11 @@ type Node struct {
 	// dropped and no replica campaigns early (lease.go).
 	votesAfter time.Time
 	leaseReads uint64 // reads granted under the lease (tests look)
+	// leadership balancing (balance.go)
+	balanceHold bool          // the map holds leaderships where they are (noout)
+	balanceTick time.Time     // the tick balanceLeft counts for
+	balanceLeft int           // transfers that may still start in that tick
+	balanced    atomic.Uint64 // hand-overs started (tests look)
 }
 
 // NewNode returns a node; Run starts it.
@@ -135,7 +151,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 		cfg: cfg, log: lg, rlog: raftLogger{lg.Named("raft").Sugar()},
 		events: make(chan func(), 4096), done: make(chan struct{}),
 		nonce: binary.BigEndian.Uint64(nb[:]),
-		index: map[PG]*replica{}, heard: map[int32]time.Time{},
+		index: map[PG]*replica{}, heard: map[int32]time.Time{}, heardFrom: map[int32]time.Time{},
 		replicas: map[PG]*replica{}, outbox: map[int32][]wire.RaftMsg{},
 	}, nil
 }
@@ -206,6 +222,7 @@ func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
 	n.touch(r)
 	n.maybeCampaign(r)
 	n.maybeHandOff(r)
+	n.maybeBalance(r, now)
 }
 
 // touch lists r for the next cycle: something may have changed its raft
@@ -264,6 +281,10 @@ func (n *Node) addReplica(l *raftLog, voters []int32, minSize int) (*replica, er
 	// restart of every OSD one led them all. The map's primary campaigns
 	// instead, once the map names it (EnsurePG).
 	r.campaign = len(voters) > 0 && voters[0] == n.cfg.ID
+	r.primary = -1
+	if len(voters) > 0 {
+		r.primary = voters[0]
+	}
 	return r, nil
 }
 
@@ -280,14 +301,19 @@ func (n *Node) post(ctx context.Context, fn func()) bool {
 }
 
 // EnsurePG creates this OSD's replica of pg with the given voters (primary
-// first) unless it exists. min_size is updated either way, and the primary
-// of an existing replica that knows no leader yet (just loaded) campaigns.
+// first) unless it exists. min_size and the primary are updated either
+// way, and the primary of an existing replica that knows no leader yet
+// (just loaded) campaigns; one that does is handed leadership back by the
+// leader (balance.go).
 // Membership of an existing PG is changed only by raft (replica moves come
 // later), never here.
 func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
 	n.post(context.Background(), func() {
 		if r := n.replicas[pg]; r != nil {
 			r.minSize = minSize
+			if len(voters) > 0 {
+				r.primary = voters[0]
+			}
 			if len(voters) > 0 && voters[0] == n.cfg.ID && r.leader.Load() < 0 {
 				r.campaign = true
 				n.touch(r)
@@ -310,7 +336,7 @@ func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
 func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 	now := n.cfg.Clock.Now()
 	n.mu.Lock()
-	n.heard[from] = now
+	n.noteHeardLocked(from, now)
 	n.mu.Unlock()
 	ws := make([]wireMsg, len(msgs))
 	for i := range msgs {

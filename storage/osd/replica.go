@@ -67,6 +67,9 @@ type replica struct {
 	readQ       []pendingRead                    // read index known, waiting for apply
 	compactHint uint64                           // leader: what it compacted to; follower: leader's hint
 	campaign    bool                             // campaign once the configuration is applied
+	primary     int32                            // the map's primary (-1 unknown: loaded, no map yet)
+	balanceAt   time.Time                        // no hand-over to the primary before then (balance.go)
+	balanceWait time.Duration                    // the wait after the last hand-over tried
 	touched     bool                             // listed in Node.touched
 	warnedHeld  uint64                           // retained log length last warned about (leader)
 	handOff     bool                             // an append was cut at a damaged entry (damaged.go)

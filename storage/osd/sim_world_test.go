@@ -228,7 +228,8 @@ func (w *simWorld) start(sn *simNode) error {
 		st.onCommit = func(kinds []string) { w.onCommit(sn, kinds) }
 	}
 	n, err := NewNode(NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
-		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact})
+		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact,
+		BalanceAfter: 20 * simTick}) // short: schedules hand leaderships back often
 	if err != nil {
 		return err
 	}
