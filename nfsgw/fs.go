@@ -410,7 +410,13 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if mode&os.ModeSticky != 0 {
 		m |= unix.S_ISVTX
 	}
-	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m, 0) }); err != nil {
+	return f.chmodBits(name, m)
+}
+
+// chmodBits sets name's permission, setuid, setgid and sticky bits (the
+// low 12 bits of m) as the caller and syncs the change.
+func (f *FS) chmodBits(name string, m uint32) error {
+	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m&0o7777, 0) }); err != nil {
 		return pathErr("chmod", name, err)
 	}
 	return f.syncNode(name)

@@ -13,6 +13,12 @@ import (
 // sattr3 encodes a sattr3 that sets the mode (when mode >= 0) and the
 // size (when size >= 0), and nothing else.
 func sattr3(w *xdrWriter, mode, size int64) {
+	sattr3Times(w, mode, size, timeDontChange, timeDontChange, 0)
+}
+
+// sattr3Times is sattr3 with the times: each how is timeDontChange,
+// timeServer, or timeClient (then sec is the time given).
+func sattr3Times(w *xdrWriter, mode, size int64, atimeHow, mtimeHow uint32, sec uint32) {
 	w.bool(mode >= 0)
 	if mode >= 0 {
 		w.u32(uint32(mode))
@@ -23,8 +29,13 @@ func sattr3(w *xdrWriter, mode, size int64) {
 	if size >= 0 {
 		w.u64(uint64(size))
 	}
-	w.u32(0) // atime: don't change
-	w.u32(0) // mtime: don't change
+	for _, how := range []uint32{atimeHow, mtimeHow} {
+		w.u32(how)
+		if how == timeClient {
+			w.u32(sec)
+			w.u32(0)
+		}
+	}
 }
 
 func createArgsOf(dir []byte, name string, how uint32, mode, size int64, verf uint64) []byte {

@@ -2,7 +2,6 @@ package nfsgw
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"unsafe"
 
@@ -122,7 +121,7 @@ func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	case pre.st.Mode&unix.S_IFMT == unix.S_IFREG || pre.st.Mode&unix.S_IFMT == unix.S_IFDIR:
 		err = s.setattrOpen(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
 	default:
-		err = s.setattrByName(fs, a)
+		err = s.setattrByName(fs, a, (*unix.Stat_t)(unsafe.Pointer(&pre.st)))
 	}
 	post, _ := fstatInfo(pfd)
 	w := &xdrWriter{}
@@ -204,11 +203,21 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 }
 
 // setattrByName applies a to a symlink or special file by its name (each
-// of FS's calls syncs what it changed).
-func (s *Server) setattrByName(fs *FS, a setattrArgs) error {
+// of FS's calls syncs what it changed), once the name is found to still
+// name the handle's inode st. A rename between that check and the change
+// could still make it hit another file; such files cannot be opened for
+// fchmod or futimens.
+func (s *Server) setattrByName(fs *FS, a setattrArgs, st *unix.Stat_t) error {
 	name, err := s.fs.pathOf(a.File)
 	if err != nil {
 		return err
+	}
+	var now unix.Stat_t
+	if err := unix.Fstatat(s.fs.rootFD, rel(name), &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return pathErr("setattr", name, err)
+	}
+	if now.Ino != st.Ino || now.Dev != st.Dev {
+		return fmt.Errorf("%w: %s names another file now", ErrStale, name)
 	}
 	if a.Size != nil {
 		return fmt.Errorf("nfsgw: truncate %s: %w", name, unix.EINVAL)
@@ -218,8 +227,8 @@ func (s *Server) setattrByName(fs *FS, a setattrArgs) error {
 			return err
 		}
 	}
-	if a.Mode != nil {
-		if err := fs.Chmod(name, unixMode(*a.Mode)); err != nil {
+	if a.Mode != nil && now.Mode&unix.S_IFMT != unix.S_IFLNK { // a symlink's mode is not used (fchmodat would follow it)
+		if err := fs.chmodBits(name, *a.Mode); err != nil {
 			return err
 		}
 	}
@@ -242,21 +251,6 @@ func idOrKeep(id *uint32) int {
 		return -1
 	}
 	return int(*id)
-}
-
-// unixMode turns mode3 bits into an os.FileMode for FS.Chmod.
-func unixMode(m uint32) (mode os.FileMode) {
-	mode = os.FileMode(m & 0o777)
-	if m&unix.S_ISUID != 0 {
-		mode |= os.ModeSetuid
-	}
-	if m&unix.S_ISGID != 0 {
-		mode |= os.ModeSetgid
-	}
-	if m&unix.S_ISVTX != 0 {
-		mode |= os.ModeSticky
-	}
-	return mode
 }
 
 // futimens sets the times of the file open as fd (utimensat with a NULL

@@ -20,23 +20,7 @@ func setattrCall(fh []byte, mode, size int64, timeHow uint32, sec uint32, guard 
 func setattrTimes(fh []byte, mode, size int64, atimeHow, mtimeHow uint32, sec uint32, guard *nfs.FileTime) []byte {
 	w := &xdrWriter{}
 	w.opaque(fh)
-	w.bool(mode >= 0)
-	if mode >= 0 {
-		w.u32(uint32(mode))
-	}
-	w.u32(0) // uid
-	w.u32(0) // gid
-	w.bool(size >= 0)
-	if size >= 0 {
-		w.u64(uint64(size))
-	}
-	for _, how := range []uint32{atimeHow, mtimeHow} {
-		w.u32(how)
-		if how == timeClient {
-			w.u32(sec)
-			w.u32(0)
-		}
-	}
+	sattr3Times(w, mode, size, atimeHow, mtimeHow, sec)
 	w.bool(guard != nil)
 	if guard != nil {
 		w.u32(guard.Seconds)
@@ -166,5 +150,62 @@ func TestModeShowsSpecialBits(t *testing.T) {
 		if got := nfs.ToFileAttribute(fi, "").FileMode & 0o7777; got != mode {
 			t.Errorf("mode %o is sent as %o", mode, got)
 		}
+	}
+}
+
+// TestSetattrByName: a special file's mode and times are set through its
+// name; a symlink's mode request leaves its target alone (fchmodat would
+// follow the link); a handle whose name now holds another special file is
+// stale.
+func TestSetattrByName(t *testing.T) {
+	s, fs, dir := testServer(t, allowAll("/data"))
+	r := dialRPC(t, s.Addr())
+	r.mnt("/data")
+	writeFile(t, fs, "target", "x")
+	if err := os.Chmod(filepath.Join(dir, "target"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("target", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"fifo", "fifo2", "gone"} {
+		if err := unix.Mkfifo(filepath.Join(dir, name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fh := func(name string) []byte {
+		h, err := fs.handleOf(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	goneFH := fh("gone")
+	if err := os.Rename(filepath.Join(dir, "fifo2"), filepath.Join(dir, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []byte
+		want nfs.NFSStatus
+	}{
+		{"fifo mode and mtime", setattrTimes(fh("fifo"), 0o2640, -1, timeDontChange, timeClient, 12345, nil), nfs.NFSStatusOk},
+		{"symlink mode", setattrCall(fh("link"), 0o777, -1, timeDontChange, 0, nil), nfs.NFSStatusOk},
+		{"a fifo renamed over the handle's name", setattrCall(goneFH, 0o666, -1, timeDontChange, 0, nil), nfs.NFSStatusStale},
+	} {
+		_, x := r.call(progNFS, 3, nfsProcSetattr, tc.args)
+		if got := nfs.NFSStatus(x.u32()); got != tc.want {
+			t.Errorf("%s: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "fifo"), &st); err != nil || st.Mode&0o7777 != 0o2640 || st.Mtim.Sec != 12345 {
+		t.Errorf("fifo: mode %o mtime %d (%v), want 2640 and 12345", st.Mode&0o7777, st.Mtim.Sec, err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "target")); err != nil || fi.Mode() != 0o644 {
+		t.Errorf("the symlink's target: mode %v (%v), want 0644", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "gone")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the fifo renamed over the handle's name: mode %v (%v), want 0600", fi.Mode(), err)
 	}
 }
