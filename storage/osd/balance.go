@@ -26,6 +26,7 @@ import (
 //     state: the hand-over then costs about one round trip (raft stops
 //     taking proposals until the primary has taken over);
 //   - this replica holds no damaged entry (maybeHandOff decides then);
+//   - the primary is not marked out;
 //   - no transfer is under way, and the node is not held (the map's
 //     `noout` flag: an operator who is taking OSDs down for maintenance
 //     has moved leaderships away on purpose);
@@ -47,9 +48,12 @@ const (
 	balanceAfter = 30 * time.Second
 )
 
-// HoldLeaders stops (hold) or resumes leadership balancing on this node.
-func (n *Node) HoldLeaders(hold bool) {
-	n.post(context.Background(), func() { n.balanceHold = hold })
+// HoldLeaders stops (hold) or resumes leadership balancing on this node;
+// out lists the OSDs marked out, which are not handed leadership even
+// where they are primaries (an operator marks an OSD out to stop using
+// it; it stays a member of its PGs until replica moves exist).
+func (n *Node) HoldLeaders(hold bool, out []int32) {
+	n.post(context.Background(), func() { n.balanceHold, n.balanceOut = hold, out })
 }
 
 // maybeBalance hands r's leadership to its primary when the rules above
@@ -66,7 +70,7 @@ func (n *Node) maybeBalance(r *replica, now time.Time) {
 		n.balanceTick, n.balanceLeft = now, balancePerTick
 	}
 	bs := r.rn.BasicStatus()
-	if n.balanceLeft <= 0 || !slices.Contains(r.voters, p) || bs.LeadTransferee != 0 {
+	if n.balanceLeft <= 0 || !slices.Contains(r.voters, p) || slices.Contains(n.balanceOut, p) || bs.LeadTransferee != 0 {
 		return
 	}
 	if since, ok := n.heardSince(p); !ok || now.Sub(since) < n.cfg.BalanceAfter {

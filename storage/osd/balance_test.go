@@ -42,7 +42,7 @@ func (lc *loopCluster) waitPrimaries(pgs int, within time.Duration) {
 // TestLoopLeadershipReturnsToPrimary: a PG led by a replica other than its
 // primary is handed back once the primary has been heard from for
 // BalanceAfter: after a move (`pg lead`), and after the primary's restart;
-// not while the nodes are held (noout).
+// not while the nodes are held (noout), nor to a primary marked out.
 func TestLoopLeadershipReturnsToPrimary(t *testing.T) {
 	const pgs = 6
 	lc := newLoopCluster(t, pgs, func(c *NodeConfig) { c.BalanceAfter = 200 * time.Millisecond })
@@ -51,7 +51,7 @@ func TestLoopLeadershipReturnsToPrimary(t *testing.T) {
 	}
 
 	for _, n := range lc.nodes {
-		n.HoldLeaders(true)
+		n.HoldLeaders(true, nil)
 	}
 	for pg := range pgs {
 		lc.moveLeader(PG{Pool: 1, Seq: uint32(pg)}, (pg+1)%3)
@@ -66,7 +66,7 @@ func TestLoopLeadershipReturnsToPrimary(t *testing.T) {
 		if c := n.balanced.Load(); c != 0 {
 			t.Fatalf("held: node %d started %d hand-overs", i, c)
 		}
-		n.HoldLeaders(false)
+		n.HoldLeaders(false, nil)
 	}
 	lc.waitPrimaries(pgs, 10*time.Second)
 
@@ -87,6 +87,17 @@ func TestLoopLeadershipReturnsToPrimary(t *testing.T) {
 	if after := lc.nodes[1].balanced.Load() + lc.nodes[2].balanced.Load(); after <= before {
 		t.Fatalf("node 0 leads its PGs again without a hand-over (%d before, %d after)", before, after)
 	}
+
+	// Marked out, node 0 is not handed leadership back.
+	for _, n := range lc.nodes {
+		n.HoldLeaders(false, []int32{0})
+	}
+	lc.moveLeader(PG{Pool: 1, Seq: 0}, 1)
+	time.Sleep(5 * 200 * time.Millisecond)
+	if lead := lc.leaderOf(PG{Pool: 1, Seq: 0}); lead != 1 {
+		t.Fatalf("pg 0 went to node %d, though its primary is out", lead)
+	}
+
 	for pg := range pgs {
 		lc.write(PG{Pool: 1, Seq: uint32(pg)}, "o", []byte("after"))
 	}
