@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -291,6 +292,9 @@ func (l *Log) Commit(b *Batch) error {
 	if l.closed {
 		return ErrClosed
 	}
+	if err := l.checkLocked(b); err != nil {
+		return err
+	}
 	buf := b.buf
 	var ckpt []byte
 	if l.off > 0 && l.off+paddedLen(int64(len(buf))) > l.cfg.SegmentSize {
@@ -329,6 +333,49 @@ func (l *Log) Commit(b *Batch) error {
 		}
 	}
 	l.dropOldSegments()
+	return nil
+}
+
+// checkLocked refuses a batch whose entries would leave a gap in a PG's
+// log or start below its first index, before anything is written: written
+// and read back, such a record would restart the PG's log there (replay
+// takes a gap for history in segments since deleted), so a batch the
+// caller was told failed would change the log after a restart.
+func (l *Log) checkLocked(b *Batch) error {
+	type span struct {
+		pg          PG
+		first, last uint64
+	}
+	var seen []span // the PGs changed earlier in b, as b leaves them
+	for _, op := range b.ops {
+		if op.typ != recEntries && op.typ != recCompact && op.typ != recDrop {
+			continue
+		}
+		i := slices.IndexFunc(seen, func(s span) bool { return s.pg == op.pg })
+		if i < 0 {
+			s := span{pg: op.pg, first: 1}
+			if p := l.pgs[op.pg]; p != nil {
+				s.first, s.last = p.first, p.last()
+			}
+			seen, i = append(seen, s), len(seen)
+		}
+		s := &seen[i]
+		switch op.typ {
+		case recEntries:
+			if op.first > s.last+1 || op.first < s.first {
+				return fmt.Errorf("%w: pg %s: append at %d outside [%d, %d]", ErrInvalid, op.pg, op.first, s.first, s.last+1)
+			}
+			s.last = op.first + uint64(len(op.lens)) - 1
+		case recCompact:
+			if op.upTo > s.last {
+				s.first, s.last = op.upTo, op.upTo-1
+			} else if op.upTo > s.first {
+				s.first = op.upTo
+			}
+		case recDrop:
+			s.first, s.last = 1, 0
+		}
+	}
 	return nil
 }
 

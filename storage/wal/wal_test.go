@@ -212,7 +212,8 @@ func TestCorruptionIsDetected(t *testing.T) {
 }
 
 func TestEntriesLimitsAndBounds(t *testing.T) {
-	l := open(t, t.TempDir(), 0)
+	dir := t.TempDir()
+	l := open(t, dir, 0)
 	pg := PG{1, 2}
 	var b Batch
 	b.Append(pg, 1, [][]byte{make([]byte, 100), make([]byte, 100), make([]byte, 100)})
@@ -232,6 +233,25 @@ func TestEntriesLimitsAndBounds(t *testing.T) {
 	gap.Append(pg, 9, [][]byte{[]byte("x")})
 	if err := l.Commit(&gap); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("append with a gap: %v, want ErrInvalid", err)
+	}
+	// A batch refused is not written: read back, it would restart the
+	// log at the gap (replay takes it for history since deleted).
+	var below Batch
+	below.Append(pg, 4, [][]byte{[]byte("y")})
+	below.Compact(pg, 2)
+	below.Append(pg, 1, [][]byte{[]byte("z")})
+	if err := l.Commit(&below); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("append below a compaction in the same batch: %v, want ErrInvalid", err)
+	}
+	l.Close()
+	l = open(t, dir, 0)
+	if _, first, last := l.State(pg); first != 1 || last != 3 {
+		t.Fatalf("after refused batches, reopened: entries [%d, %d], want [1, 3]", first, last)
+	}
+	var next Batch
+	next.Append(pg, 4, [][]byte{[]byte("w")})
+	if err := l.Commit(&next); err != nil {
+		t.Fatal(err)
 	}
 }
 
