@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	nfs "github.com/willscott/go-nfs"
 	"go.uber.org/zap"
@@ -69,6 +70,7 @@ type Server struct {
 	log   *zap.Logger
 	verf  atomic.Uint64 // the write verifier (writeVerifier)
 	files *openFiles    // descriptors for READ, WRITE and COMMIT
+	drc   *replyCache   // replies of calls that change something (replycache.go)
 	bufs  sync.Pool     // of *[]byte with capacity bufCap (getBuf)
 
 	tcp     net.Listener
@@ -94,6 +96,7 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, fs: cfg.FS, log: cfg.Logger, mountList: map[mountEntry]bool{}, conns: map[net.Conn]bool{}, inners: map[credKey]*pipeListener{}}
 	s.files = newOpenFiles(cfg.FS, s.resetVerifier)
+	s.drc = newReplyCache(time.Now)
 	var verf [8]byte
 	if _, err := rand.Read(verf[:]); err != nil {
 		return nil, fmt.Errorf("nfsgw: verifier: %w", err)
@@ -300,11 +303,13 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	s.mu.Unlock()
 	var copiers, workers sync.WaitGroup
 	pipes := map[credKey]net.Conn{}
+	gone := make(chan struct{}) // closed once the connection is done with
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, c)
 		s.mu.Unlock()
 		_ = c.Close()
+		close(gone)
 		for _, p := range pipes {
 			_ = p.Close()
 		}
@@ -312,6 +317,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		workers.Wait()
 	}()
 	client := clientAddr(c.RemoteAddr())
+	clientPort, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	var wmu sync.Mutex
 	// sendFramed sends a record whose first 4 bytes are room for the
 	// record mark.
@@ -351,11 +357,36 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 				s.putBuf(bp)
 				return
 			}
+			var ce *drcEntry
+			if cachedProc(fwd.data.proc) {
+				e, dup := s.drc.begin(keyOf(clientPort, fwd.data.xid, fwd.data.proc, fwd.data.args))
+				if dup {
+					s.putBuf(bp)
+					workers.Add(1)
+					go func() {
+						defer workers.Done()
+						defer func() { <-slots }()
+						select {
+						case <-e.done:
+						case <-gone:
+							return
+						}
+						if send(e.reply) != nil {
+							_ = c.Close()
+						}
+					}()
+					continue
+				}
+				ce = e
+			}
 			workers.Add(1)
 			go func(dc *dataCall) {
 				defer workers.Done()
 				out, obuf := s.serveData(dc)
 				s.putBuf(bp) // the call's arguments are no longer used
+				if ce != nil {
+					s.drc.finish(ce, out[4:])
+				}
 				if sendFramed(out) != nil {
 					_ = c.Close()
 				}

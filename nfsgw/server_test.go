@@ -70,8 +70,24 @@ func dialRPC(t *testing.T, addr net.Addr) *rpcConn {
 func (r *rpcConn) callRaw(rpcvers, prog, vers, proc uint32, args []byte) []byte {
 	r.t.Helper()
 	r.xid++
+	if _, err := r.c.Write(frame(r.callRecord(r.xid, rpcvers, prog, vers, proc, args))); err != nil {
+		r.t.Fatal(err)
+	}
+	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	rec, err := readRecord(r.br)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if got := binary.BigEndian.Uint32(rec); got != r.xid {
+		r.t.Fatalf("reply xid %d, want %d", got, r.xid)
+	}
+	return rec
+}
+
+// callRecord encodes a call record with AUTH_SYS r.uid, r.gid.
+func (r *rpcConn) callRecord(xid, rpcvers, prog, vers, proc uint32, args []byte) []byte {
 	w := &xdrWriter{}
-	w.u32(r.xid)
+	w.u32(xid)
 	w.u32(msgCall)
 	w.u32(rpcvers)
 	w.u32(prog)
@@ -87,19 +103,7 @@ func (r *rpcConn) callRaw(rpcvers, prog, vers, proc uint32, args []byte) []byte 
 	w.opaque(cred.b)
 	w.u32(authNull)
 	w.u32(0)
-	w.b = append(w.b, args...)
-	if _, err := r.c.Write(frame(w.b)); err != nil {
-		r.t.Fatal(err)
-	}
-	_ = r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	rec, err := readRecord(r.br)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if got := binary.BigEndian.Uint32(rec); got != r.xid {
-		r.t.Fatalf("reply xid %d, want %d", got, r.xid)
-	}
-	return rec
+	return append(w.b, args...)
 }
 
 // call sends a call and returns accept_stat and the result body (it fails
