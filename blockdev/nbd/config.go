@@ -42,6 +42,13 @@ type Config struct {
 	// data not yet sent) held for one connection; default 64 MiB, at least
 	// MaxBlockSize.
 	MaxInFlightBytes int64
+	// StallCheck: once a connection's reader has waited this long in all
+	// for room under those bounds, it reads what the client has sent so far
+	// before it starts another request, and starts none if the client has
+	// closed its end without NBD_CMD_DISC (stall.go); default 1s.
+	// StallIdle is how long it waits for more of what the client sent;
+	// default 100ms.
+	StallCheck, StallIdle time.Duration
 
 	// HandshakeTimeout bounds the whole option negotiation of a connection,
 	// the Opener's calls included (their context ends then); default 30s.
@@ -90,6 +97,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInFlightBytes == 0 {
 		c.MaxInFlightBytes = max(DefaultMaxInFlightBytes, int64(c.MaxBlockSize))
+	}
+	if c.StallCheck <= 0 {
+		c.StallCheck = time.Second
+	}
+	if c.StallIdle <= 0 {
+		c.StallIdle = 100 * time.Millisecond
 	}
 	if c.HandshakeTimeout == 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout

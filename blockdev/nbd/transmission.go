@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 	"golang.org/x/sync/semaphore"
@@ -43,6 +44,11 @@ type conn struct {
 	writes  barrier
 
 	out []byte // the writer's replies not yet written to nc
+
+	// the reader's (stall.go)
+	waited       time.Duration // blocked in acquire since the last look ahead
+	pending      []pendingReq  // requests read ahead, not started yet
+	pendingBytes int64         // their write payloads
 }
 
 // op is one validated request handed to a request goroutine.
@@ -101,24 +107,29 @@ func isWrite(cmd uint16) bool {
 // cancellation. It returns whether the client sent NBD_CMD_DISC, and nil
 // for a clean end (DISC, EOF between requests, cancellation).
 func (c *conn) readLoop() (disc bool, err error) {
-	var hb [requestHeaderLen]byte
+	defer c.dropPending()
 	for {
-		if _, err := io.ReadFull(c.br, hb[:]); err != nil {
-			if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
-				return false, nil
+		var p pendingReq
+		if len(c.pending) > 0 {
+			p = c.pending[0]
+			c.pending = c.pending[1:]
+			c.pendingBytes -= int64(len(p.payload))
+		} else {
+			r, err := c.readHeader()
+			if err != nil {
+				if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
+					return false, nil
+				}
+				return false, err
 			}
-			return false, fmt.Errorf("nbd: reading request: %w", err)
+			p.req = r
 		}
-		r, err := parseRequest(hb[:])
-		if err != nil {
-			return false, err
-		}
-		if r.Type == cmdDisc {
+		if p.req.Type == cmdDisc {
 			c.log.Debug("client disconnected")
 			return true, nil
 		}
-		if err := c.dispatch(r); err != nil {
-			if c.ctx.Err() != nil {
+		if err := c.dispatch(p); err != nil {
+			if c.ctx.Err() != nil || errors.Is(err, errAbandoned) {
 				return false, nil
 			}
 			return false, err
@@ -126,46 +137,77 @@ func (c *conn) readLoop() (disc bool, err error) {
 	}
 }
 
+// readHeader reads and decodes one request header off the socket.
+func (c *conn) readHeader() (request, error) {
+	var hb [requestHeaderLen]byte
+	if _, err := io.ReadFull(c.br, hb[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return request{}, err
+		}
+		return request{}, fmt.Errorf("nbd: reading request: %w", err)
+	}
+	return parseRequest(hb[:])
+}
+
 // dispatch validates r, reads its payload, and starts it. Invalid requests
 // are answered at once; their WRITE payload is read and discarded, whatever
 // its length, so the connection stays usable. It returns an error only when
 // the connection cannot go on.
-func (c *conn) dispatch(r request) error {
-	if err := c.slots.Acquire(c.ctx, 1); err != nil {
+func (c *conn) dispatch(p pendingReq) error {
+	r := p.req
+	if err := c.acquire(c.slots, 1); err != nil {
+		c.putPayload(p)
 		return err
 	}
 	if err := c.sess.check(r); err != nil {
-		if r.Type == cmdWrite {
+		if r.Type == cmdWrite && !p.read {
 			if _, derr := io.CopyN(io.Discard, c.br, int64(r.Length)); derr != nil {
 				c.slots.Release(1)
 				return fmt.Errorf("nbd: discarding write payload: %w", derr)
 			}
 		}
+		c.putPayload(p)
 		c.log.Debug("invalid request", zap.Uint16("cmd", r.Type), zap.Uint16("flags", r.CommandFlags),
 			zap.Uint64("offset", r.Offset), zap.Uint32("length", r.Length), zap.Error(err))
 		c.replies <- &reply{handle: r.Handle, cmd: r.Type, err: err}
 		return nil
 	}
 	o := &op{req: r}
+	var held int64 // budget
 	switch r.Type {
 	case cmdWrite:
-		if err := c.budget.Acquire(c.ctx, int64(r.Length)); err != nil {
+		if err := c.acquire(c.budget, int64(r.Length)); err != nil {
+			c.putPayload(p)
 			c.slots.Release(1)
 			return err
 		}
-		o.payload = c.s.bufs.Get(int(r.Length))
-		if _, err := io.ReadFull(c.br, o.payload); err != nil {
-			c.s.bufs.Put(o.payload)
-			c.budget.Release(int64(r.Length))
-			c.slots.Release(1)
-			return fmt.Errorf("nbd: reading write payload: %w", err)
+		held = int64(r.Length)
+		o.payload = p.payload
+		if !p.read {
+			o.payload = c.s.bufs.Get(int(r.Length))
+			if _, err := io.ReadFull(c.br, o.payload); err != nil {
+				c.s.bufs.Put(o.payload)
+				c.budget.Release(held)
+				c.slots.Release(1)
+				return fmt.Errorf("nbd: reading write payload: %w", err)
+			}
 		}
 	case cmdRead:
-		if err := c.budget.Acquire(c.ctx, int64(r.Length)); err != nil {
+		if err := c.acquire(c.budget, int64(r.Length)); err != nil {
 			c.slots.Release(1)
 			return err
 		}
-	case cmdFlush:
+		held = int64(r.Length)
+	}
+	if err := c.afterStall(); err != nil {
+		if o.payload != nil {
+			c.s.bufs.Put(o.payload)
+		}
+		c.budget.Release(held)
+		c.slots.Release(1)
+		return err
+	}
+	if r.Type == cmdFlush {
 		o.waits = c.writes.snapshot()
 	}
 	if isWrite(r.Type) {
