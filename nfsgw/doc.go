@@ -135,7 +135,8 @@
 //     writer failed). Ours changes a regular file or directory through a
 //     descriptor of the inode the handle names, as the caller, with
 //     UTIME_NOW for the server's time, checks the guard, and fsyncs it; a
-//     symlink or special file (never opened) is changed by name.
+//     symlink or special file (which cannot be opened) is changed through
+//     its O_PATH descriptor and /proc/self/fd, never by a name.
 //   - READDIR, READDIRPLUS: go-nfs v0.0.4 uses an entry's index in a
 //     sorted listing as its cookie, so a page read after the directory
 //     changed skipped or repeated entries that existed all along (or

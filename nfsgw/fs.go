@@ -134,6 +134,14 @@ func (f *FS) syncNode(name string) error {
 			}
 		}
 	}
+	return f.syncUnopened(name)
+}
+
+// syncUnopened makes a change to the inode of name, a symlink or special
+// file (which cannot be opened to fsync), durable: an fsync of its
+// directory commits ext4's journal with it; on xfs, which logs the child
+// apart, the whole filesystem is synced.
+func (f *FS) syncUnopened(name string) error {
 	if !f.xfs {
 		return f.syncDir(name)
 	}
@@ -410,13 +418,7 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if mode&os.ModeSticky != 0 {
 		m |= unix.S_ISVTX
 	}
-	return f.chmodBits(name, m)
-}
-
-// chmodBits sets name's permission, setuid, setgid and sticky bits (the
-// low 12 bits of m) as the caller and syncs the change.
-func (f *FS) chmodBits(name string, m uint32) error {
-	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m&0o7777, 0) }); err != nil {
+	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m, 0) }); err != nil {
 		return pathErr("chmod", name, err)
 	}
 	return f.syncNode(name)

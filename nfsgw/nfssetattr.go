@@ -81,8 +81,8 @@ func decodeSetattrArgs(b []byte) (setattrArgs, error) {
 // files and directories are changed through a descriptor of that very
 // inode, as the caller (ftruncate, fchown, fchmod, futimens, in that
 // order; a writer who is not the owner may set the times to now), and
-// fsynced; a symlink or special file, which is never opened, by name
-// (FS's calls). The handle must name a file under the folder, as for
+// fsynced; a symlink or special file, which cannot be opened, through
+// its O_PATH descriptor (setattrUnopened). The handle must name a file under the folder, as for
 // every other call (FS.resolve).
 func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	a, err := decodeSetattrArgs(args)
@@ -121,7 +121,7 @@ func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	case pre.st.Mode&unix.S_IFMT == unix.S_IFREG || pre.st.Mode&unix.S_IFMT == unix.S_IFDIR:
 		err = s.setattrOpen(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
 	default:
-		err = s.setattrByName(fs, a, (*unix.Stat_t)(unsafe.Pointer(&pre.st)))
+		err = s.setattrUnopened(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
 	}
 	post, _ := fstatInfo(pfd)
 	w := &xdrWriter{}
@@ -202,44 +202,43 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 	return nil
 }
 
-// setattrByName applies a to a symlink or special file by its name (each
-// of FS's calls syncs what it changed), once the name is found to still
-// name the handle's inode st. A rename between that check and the change
-// could still make it hit another file; such files cannot be opened for
-// fchmod or futimens.
-func (s *Server) setattrByName(fs *FS, a setattrArgs, st *unix.Stat_t) error {
+// setattrUnopened applies a to a symlink or special file, which cannot be
+// opened, through pfd, its O_PATH descriptor, as fs's identity:
+// fchownat with AT_EMPTY_PATH, and fchmodat and utimensat on
+// /proc/self/fd/N, which names the inode itself, never a path another
+// client could swap (a symlink's mode is not used: nfsd ignores it too).
+// The change is then synced (FS.syncUnopened).
+func (s *Server) setattrUnopened(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) error {
+	if a.Size != nil {
+		return fmt.Errorf("nfsgw: truncate: %w", unix.EINVAL)
+	}
+	self := "/proc/self/fd/" + strconv.Itoa(pfd)
+	err := fs.do(func() error {
+		if a.UID != nil || a.GID != nil {
+			if err := unix.Fchownat(pfd, "", idOrKeep(a.UID), idOrKeep(a.GID), unix.AT_EMPTY_PATH); err != nil {
+				return fmt.Errorf("nfsgw: chown: %w", err)
+			}
+		}
+		if a.Mode != nil && st.Mode&unix.S_IFMT != unix.S_IFLNK {
+			if err := unix.Fchmodat(unix.AT_FDCWD, self, *a.Mode&0o7777, 0); err != nil {
+				return fmt.Errorf("nfsgw: chmod: %w", err)
+			}
+		}
+		if a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT {
+			if err := unix.UtimesNanoAt(unix.AT_FDCWD, self, []unix.Timespec{a.Atime, a.Mtime}, 0); err != nil {
+				return fmt.Errorf("nfsgw: utimes: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
 	name, err := s.fs.pathOf(a.File)
 	if err != nil {
 		return err
 	}
-	var now unix.Stat_t
-	if err := unix.Fstatat(s.fs.rootFD, rel(name), &now, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return pathErr("setattr", name, err)
-	}
-	if now.Ino != st.Ino || now.Dev != st.Dev {
-		return fmt.Errorf("%w: %s names another file now", ErrStale, name)
-	}
-	if a.Size != nil {
-		return fmt.Errorf("nfsgw: truncate %s: %w", name, unix.EINVAL)
-	}
-	if a.UID != nil || a.GID != nil {
-		if err := fs.Lchown(name, idOrKeep(a.UID), idOrKeep(a.GID)); err != nil {
-			return err
-		}
-	}
-	if a.Mode != nil && now.Mode&unix.S_IFMT != unix.S_IFLNK { // a symlink's mode is not used (fchmodat would follow it)
-		if err := fs.chmodBits(name, *a.Mode); err != nil {
-			return err
-		}
-	}
-	if a.Atime.Nsec != unix.UTIME_OMIT || a.Mtime.Nsec != unix.UTIME_OMIT {
-		ts := []unix.Timespec{a.Atime, a.Mtime}
-		if err := fs.do(func() error { return unix.UtimesNanoAt(fs.rootFD, rel(name), ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
-			return pathErr("utimes", name, err)
-		}
-		return fs.syncNode(name)
-	}
-	return nil
+	return fs.syncUnopened(name)
 }
 
 // nowOrOmit reports whether t is "now" or "leave it", not a given time.

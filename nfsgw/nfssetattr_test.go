@@ -153,11 +153,11 @@ func TestModeShowsSpecialBits(t *testing.T) {
 	}
 }
 
-// TestSetattrByName: a special file's mode and times are set through its
-// name; a symlink's mode request leaves its target alone (fchmodat would
-// follow the link); a handle whose name now holds another special file is
-// stale.
-func TestSetattrByName(t *testing.T) {
+// TestSetattrUnopened: a special file's mode and times, and a symlink's
+// owner and times, are set on the inode itself; a symlink's mode request
+// leaves its target alone (fchmodat would follow the link); a handle whose
+// name now holds another special file is stale.
+func TestSetattrUnopened(t *testing.T) {
 	s, fs, dir := testServer(t, allowAll("/data"))
 	r := dialRPC(t, s.Addr())
 	r.mnt("/data")
@@ -191,6 +191,7 @@ func TestSetattrByName(t *testing.T) {
 	}{
 		{"fifo mode and mtime", setattrTimes(fh("fifo"), 0o2640, -1, timeDontChange, timeClient, 12345, nil), nfs.NFSStatusOk},
 		{"symlink mode", setattrCall(fh("link"), 0o777, -1, timeDontChange, 0, nil), nfs.NFSStatusOk},
+		{"symlink owner and mtime", setattrOwner(fh("link"), 1000, 1000, timeClient, 23456), nfs.NFSStatusOk},
 		{"a fifo renamed over the handle's name", setattrCall(goneFH, 0o666, -1, timeDontChange, 0, nil), nfs.NFSStatusStale},
 	} {
 		_, x := r.call(progNFS, 3, nfsProcSetattr, tc.args)
@@ -202,10 +203,33 @@ func TestSetattrByName(t *testing.T) {
 	if err := unix.Lstat(filepath.Join(dir, "fifo"), &st); err != nil || st.Mode&0o7777 != 0o2640 || st.Mtim.Sec != 12345 {
 		t.Errorf("fifo: mode %o mtime %d (%v), want 2640 and 12345", st.Mode&0o7777, st.Mtim.Sec, err)
 	}
-	if fi, err := os.Stat(filepath.Join(dir, "target")); err != nil || fi.Mode() != 0o644 {
-		t.Errorf("the symlink's target: mode %v (%v), want 0644", fi.Mode(), err)
+	if fi, err := os.Stat(filepath.Join(dir, "target")); err != nil || fi.Mode() != 0o644 || fi.Sys().(*syscall.Stat_t).Uid != 0 || fi.ModTime().Unix() == 23456 {
+		t.Errorf("the symlink's target changed: %v (%v)", fi, err)
+	}
+	if err := unix.Lstat(filepath.Join(dir, "link"), &st); err != nil || st.Uid != 1000 || st.Mtim.Sec != 23456 {
+		t.Errorf("link: owner %d mtime %d (%v), want 1000 and 23456", st.Uid, st.Mtim.Sec, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "gone")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("the fifo renamed over the handle's name: mode %v (%v), want 0600", fi.Mode(), err)
 	}
+}
+
+// setattrOwner encodes SETATTR args that set the owner and the mtime.
+func setattrOwner(fh []byte, uid, gid uint32, mtimeHow, sec uint32) []byte {
+	w := &xdrWriter{}
+	w.opaque(fh)
+	w.bool(false) // mode
+	w.bool(true)
+	w.u32(uid)
+	w.bool(true)
+	w.u32(gid)
+	w.bool(false) // size
+	w.u32(timeDontChange)
+	w.u32(mtimeHow)
+	if mtimeHow == timeClient {
+		w.u32(sec)
+		w.u32(0)
+	}
+	w.bool(false) // guard
+	return w.b
 }

@@ -290,6 +290,10 @@ func clientAddr(a net.Addr) netip.Addr {
 // flight on one connection; each call holds a buffer of up to bufCap).
 const maxDataCalls = 16
 
+// maxDupWaits bounds the copies of running calls (replycache.go) one
+// connection has waiting for the first copy's reply.
+const maxDupWaits = 64
+
 // serveConn runs the front for one TCP connection: each call is answered
 // here or passed to the go-nfs server of the caller's identity over a pipe
 // (one per identity seen on this connection); replies (ours and go-nfs's)
@@ -330,6 +334,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	}
 	send := func(rec []byte) error { return sendFramed(frame(rec)) }
 	slots := make(chan struct{}, maxDataCalls)
+	dups := make(chan struct{}, maxDupWaits)
 	br := bufio.NewReaderSize(c, 64<<10)
 	for {
 		bp := s.getBuf()
@@ -351,33 +356,45 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 			continue
 		}
 		if fwd.data != nil {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				s.putBuf(bp)
-				return
-			}
 			var ce *drcEntry
-			if cachedProc(fwd.data.proc) {
+			if cachedProc(fwd.data.proc) && clientPort.IsValid() {
 				e, dup := s.drc.begin(keyOf(clientPort, fwd.data.xid, fwd.data.proc, fwd.data.args))
 				if dup {
 					s.putBuf(bp)
+					// A copy of a call made before: its reply once that
+					// call is done. The copy holds no buffer and takes no
+					// data slot; beyond maxDupWaits copies waiting on this
+					// connection, it gets none (the client sends it again).
+					select {
+					case dups <- struct{}{}:
+					default:
+						continue
+					}
 					workers.Add(1)
 					go func() {
 						defer workers.Done()
-						defer func() { <-slots }()
+						defer func() { <-dups }()
 						select {
 						case <-e.done:
 						case <-gone:
 							return
 						}
-						if send(e.reply) != nil {
+						if e.reply != nil && send(e.reply) != nil {
 							_ = c.Close()
 						}
 					}()
 					continue
 				}
 				ce = e
+			}
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				if ce != nil {
+					s.drc.abandon(ce)
+				}
+				s.putBuf(bp)
+				return
 			}
 			workers.Add(1)
 			go func(dc *dataCall) {
