@@ -27,22 +27,34 @@ import (
 //
 // The client shuts its end before it resends: the Linux driver shuts the
 // socket down before it requeues, qemu closes it before it reconnects. So
-// once the reader has waited StallCheck in all since it last looked, it
-// looks before it starts another request: it reads what the client sent
-// until StallIdle passes without more (an end shut down arrives after the
-// data ahead of it, which arrives once the reader makes room), keeping
-// the requests read ahead in memory. If the stream ended (EOF, a reset)
-// without NBD_CMD_DISC, the client gave up what it had not been answered:
-// nothing more starts and the connection ends as an abrupt one does. A
-// client that sent NBD_CMD_DISC gets its requests before it run, as the
-// protocol asks. A client still there when the reader looked had given up
-// nothing yet; what it sends later is read at once.
+// the reader looks before it starts another request once requests may
+// have waited unread for StallCheck: after one wait for room of
+// StallCheck, or after waits adding up to StallCheck since it last found
+// the socket empty, at most once per stallRelook of them (ordinary
+// backpressure makes many short waits, and a look stops the pipeline for
+// StallIdle). To look, it reads what the client sent until StallIdle
+// passes without more (an end shut down arrives after the data ahead of
+// it, which flows once the reader makes room), keeping the requests read
+// ahead in memory. If the stream ended (EOF, a reset) without
+// NBD_CMD_DISC, the client gave up what it had not been answered: nothing
+// more starts and the connection ends as an abrupt one does. A client
+// that sent NBD_CMD_DISC gets its requests before it run, as the protocol
+// asks. A client still there when the reader looked had given up nothing
+// yet. A look cut short, by the bound on what it may hold or by a WRITE
+// too large to be valid, tells nothing: the reader looks again before
+// each request it starts until one look ends on a quiet socket or its
+// end.
 //
-// A client that shuts its end within StallIdle after the look, before the
-// requests read ahead have all started, is not seen; the look is repeated
-// after every further StallCheck of waiting. The requests read ahead are
-// bounded by MaxInFlightBytes of write data: a client that has shut its
-// end has no more in flight than its socket buffers, a few MiB.
+// Not covered: a client that shuts its end within StallIdle after a look,
+// before the requests read ahead have all started, is seen only at the
+// next look; a client whose round trip is longer than StallIdle may look
+// present when it has gone; under ordinary backpressure a request may
+// wait unread up to stallRelook times StallCheck before a look; and a
+// client with more than MaxInFlightBytes plus the look's bound in flight
+// on one connection (the look holds up to twice MaxInFlightBytes of write
+// data, plus one request) can make every look end cut short. A client
+// that has shut its end has no more in flight than its socket buffers, a
+// few MiB by default.
 
 // pendingReq is a request read ahead, or the request just read.
 type pendingReq struct {
@@ -55,93 +67,123 @@ type pendingReq struct {
 // NBD_CMD_DISC; the connection ends as an abrupt one does.
 var errAbandoned = errors.New("nbd: client left the stalled connection")
 
-// acquire takes n from sem, counting the time it waits in c.waited.
+// stallRelook: under ordinary backpressure (no single long wait), the
+// reader looks at most once per stallRelook times StallCheck.
+const stallRelook = 5
+
+// lookResult is what a look found.
+type lookResult int
+
+const (
+	lookQuiet    lookResult = iota // the client sent nothing more for StallIdle: it is there
+	lookEnded                      // the stream ended (EOF, a reset)
+	lookDisc                       // NBD_CMD_DISC was read: what is before it runs
+	lookCutShort                   // bound reached, or an invalid WRITE: nothing known
+)
+
+// acquire takes n from sem, counting the time it waits (stall.go).
 func (c *conn) acquire(sem *semaphore.Weighted, n int64) error {
 	if sem.TryAcquire(n) {
 		return nil
 	}
 	t0 := time.Now()
 	err := sem.Acquire(c.ctx, n)
-	c.waited += time.Since(t0)
+	w := time.Since(t0)
+	c.waited += w
+	c.longWait = c.longWait || w >= c.s.cfg.StallCheck
 	return err
 }
 
-// afterStall looks ahead once the reader has waited StallCheck since the
-// last look. It returns errAbandoned if the client shut its end without
-// NBD_CMD_DISC.
+// caughtUp notes that the reader found the socket empty: every request
+// sent before has been read and started.
+func (c *conn) caughtUp() {
+	if len(c.pending) == 0 {
+		c.waited, c.longWait = 0, false
+	}
+}
+
+// afterStall looks ahead when the rules above call for it. It returns
+// errAbandoned if the client shut its end without NBD_CMD_DISC.
 func (c *conn) afterStall() error {
-	if c.waited < c.s.cfg.StallCheck {
+	cfg := c.s.cfg
+	due := c.longWait || c.lookAgain ||
+		c.waited >= cfg.StallCheck && time.Since(c.lastLook) >= stallRelook*cfg.StallCheck
+	if !due {
 		return nil
 	}
-	c.waited = 0
-	ended, err := c.lookAhead()
-	if err != nil {
+	c.waited, c.longWait, c.lookAgain = 0, false, false
+	c.lastLook = time.Now()
+	res, err := c.lookAhead()
+	switch {
+	case err != nil:
 		return err
+	case res == lookEnded:
+		c.log.Info("client closed a stalled connection without NBD_CMD_DISC; its requests not started are dropped (it sends them again elsewhere)",
+			zap.Int("dropped", len(c.pending)+1))
+		return errAbandoned
+	case res == lookCutShort:
+		c.lookAgain = true
 	}
-	if !ended {
-		return nil
-	}
-	for _, p := range c.pending {
-		if p.req.Type == cmdDisc {
-			return nil
-		}
-	}
-	c.log.Info("client closed a stalled connection without NBD_CMD_DISC; its requests not started are dropped (it sends them again elsewhere)",
-		zap.Int("dropped", len(c.pending)+1))
-	return errAbandoned
+	return nil
 }
 
 // lookAhead reads requests into c.pending until StallIdle passes without
-// more, the stream ends (ended: EOF or a reset), NBD_CMD_DISC is read, or
-// the payloads reach MaxInFlightBytes.
-func (c *conn) lookAhead() (ended bool, err error) {
-	if n := len(c.pending); n > 0 && (c.pending[n-1].req.Type == cmdDisc || c.pending[n-1].req.Type == cmdWrite && !c.pending[n-1].read) {
-		return false, nil // nothing after a DISC; a payload left on the socket comes next
+// more, the stream ends, NBD_CMD_DISC is read, or the write data held
+// reaches twice MaxInFlightBytes (a WRITE that starts below the bound is
+// read whole).
+func (c *conn) lookAhead() (lookResult, error) {
+	if n := len(c.pending); n > 0 {
+		switch last := c.pending[n-1]; {
+		case last.req.Type == cmdDisc:
+			return lookDisc, nil // the client sends nothing after it
+		case last.req.Type == cmdWrite && !last.read:
+			return lookCutShort, nil // its payload comes next on the socket
+		}
 	}
-	for c.pendingBytes < c.s.cfg.MaxInFlightBytes {
+	for c.pendingBytes < 2*c.s.cfg.MaxInFlightBytes {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.StallIdle))
 		_, perr := c.br.Peek(1)
 		if err := c.clearReadDeadline(); err != nil {
-			return false, err
+			return 0, err
 		}
 		var ne interface{ Timeout() bool }
 		switch {
 		case perr == nil:
 		case errors.As(perr, &ne) && ne.Timeout():
-			return false, nil
+			return lookQuiet, nil
 		default:
-			return true, nil
+			return lookEnded, nil
 		}
 		r, err := c.readHeader()
 		if err != nil {
 			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				return true, nil
+				return lookEnded, nil
 			}
-			return false, err
+			return 0, err
 		}
 		p := pendingReq{req: r}
 		if r.Type == cmdWrite {
-			if int64(r.Length) > c.s.cfg.MaxInFlightBytes-c.pendingBytes || r.Length > c.s.cfg.MaxBlockSize {
-				c.pending = append(c.pending, p) // its payload stays on the socket
-				return false, nil
+			if r.Length > c.s.cfg.MaxBlockSize {
+				c.pending = append(c.pending, p) // refused later; its payload stays on the socket
+				return lookCutShort, nil
 			}
 			p.payload = c.s.bufs.Get(int(r.Length))
 			if _, err := io.ReadFull(c.br, p.payload); err != nil {
 				c.s.bufs.Put(p.payload)
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-					return true, nil
+					return lookEnded, nil
 				}
-				return false, fmt.Errorf("nbd: reading write payload: %w", err)
+				return 0, fmt.Errorf("nbd: reading write payload: %w", err)
 			}
 			p.read = true
 			c.pendingBytes += int64(r.Length)
 		}
 		c.pending = append(c.pending, p)
 		if r.Type == cmdDisc {
-			return false, nil
+			return lookDisc, nil
 		}
 	}
-	return false, nil
+	return lookCutShort, nil
 }
 
 // clearReadDeadline undoes lookAhead's deadline, unless the connection is
@@ -171,3 +213,7 @@ func (c *conn) dropPending() {
 	}
 	c.pending, c.pendingBytes = nil, 0
 }
+
+// caughtUpAfter: a read of a request header that blocks this long on an
+// empty buffer found the socket empty.
+const caughtUpAfter = time.Millisecond

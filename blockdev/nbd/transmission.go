@@ -46,9 +46,12 @@ type conn struct {
 	out []byte // the writer's replies not yet written to nc
 
 	// the reader's (stall.go)
-	waited       time.Duration // blocked in acquire since the last look ahead
-	pending      []pendingReq  // requests read ahead, not started yet
-	pendingBytes int64         // their write payloads
+	waited       time.Duration // blocked in acquire since the last look or catch-up
+	longWait     bool          // one of those waits lasted StallCheck
+	lookAgain    bool          // the last look was cut short
+	lastLook     time.Time
+	pending      []pendingReq // requests read ahead, not started yet
+	pendingBytes int64        // their write payloads
 }
 
 // op is one validated request handed to a request goroutine.
@@ -115,7 +118,12 @@ func (c *conn) readLoop() (disc bool, err error) {
 			c.pending = c.pending[1:]
 			c.pendingBytes -= int64(len(p.payload))
 		} else {
+			empty := c.br.Buffered() == 0
+			t0 := time.Now()
 			r, err := c.readHeader()
+			if empty && time.Since(t0) >= caughtUpAfter {
+				c.caughtUp() // the reader waited for the client
+			}
 			if err != nil {
 				if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
 					return false, nil
