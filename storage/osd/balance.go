@@ -41,6 +41,15 @@ import (
 // primary undoes (a primary that holds a damaged entry hands leadership
 // on when a follower needs that entry: maybeHandOff), is thus retried
 // ever more rarely instead of every tick.
+//
+// Not covered: the leader cannot see the primary's links to the other
+// voters. A primary it hears but that is cut off from a third voter still
+// gets leadership; that voter then falls behind while the cut lasts (with
+// three voters), or, with five and the primary reaching fewer than a
+// majority, each try costs an election. Raft's own elections can pick
+// such a replica too; the waits above bound how often the balancer
+// tries. A hand-over the primary does not act on leaves lease reads off
+// on this replica until the next term (endLease), as `pg lead` does.
 const (
 	balancePerTick = 4
 	balanceMost    = 20
