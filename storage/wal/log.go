@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +48,7 @@ type Log struct {
 	// none, and Open cannot tell whether the last segment's records include
 	// a whole one. Older segments are deleted only while it is clear.
 	needCkpt bool
+	seen     map[PG]span // checkLocked's, reused
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("%016x.log", seq) }
@@ -342,24 +342,22 @@ func (l *Log) Commit(b *Batch) error {
 // takes a gap for history in segments since deleted), so a batch the
 // caller was told failed would change the log after a restart.
 func (l *Log) checkLocked(b *Batch) error {
-	type span struct {
-		pg          PG
-		first, last uint64
+	if l.seen == nil {
+		l.seen = map[PG]span{}
 	}
-	var seen []span // the PGs changed earlier in b, as b leaves them
+	seen := l.seen // the PGs changed earlier in b, as b leaves them
+	clear(seen)
 	for _, op := range b.ops {
 		if op.typ != recEntries && op.typ != recCompact && op.typ != recDrop {
 			continue
 		}
-		i := slices.IndexFunc(seen, func(s span) bool { return s.pg == op.pg })
-		if i < 0 {
-			s := span{pg: op.pg, first: 1}
+		s, ok := seen[op.pg]
+		if !ok {
+			s = span{first: 1}
 			if p := l.pgs[op.pg]; p != nil {
 				s.first, s.last = p.first, p.last()
 			}
-			seen, i = append(seen, s), len(seen)
 		}
-		s := &seen[i]
 		switch op.typ {
 		case recEntries:
 			if op.first > s.last+1 || op.first < s.first {
@@ -375,9 +373,13 @@ func (l *Log) checkLocked(b *Batch) error {
 		case recDrop:
 			s.first, s.last = 1, 0
 		}
+		seen[op.pg] = s
 	}
 	return nil
 }
+
+// span is a PG log's first and last index (checkLocked).
+type span struct{ first, last uint64 }
 
 // write makes buf durable at l.off: one direct, synchronous write of buf
 // padded with zeros to a whole number of blocks, or a buffered write and
