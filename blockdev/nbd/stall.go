@@ -29,10 +29,11 @@ import (
 // socket down before it requeues, qemu closes it before it reconnects. So
 // the reader looks before it starts another request once requests may
 // have waited unread for StallCheck: after one wait for room of
-// StallCheck, or after waits adding up to StallCheck since it last found
-// the socket empty, at most once per stallRelook of them (ordinary
-// backpressure makes many short waits, and a look stops the pipeline for
-// StallIdle). To look, it reads what the client sent until StallIdle
+// StallCheck, or after waits adding up to StallCheck since it last waited
+// StallIdle for the client to send, at once if one of them lasted a fifth
+// of StallCheck, else at most once per stallRelook times StallCheck
+// (ordinary backpressure makes many short waits, and a look stops the
+// pipeline for StallIdle). To look, it reads what the client sent until StallIdle
 // passes without more (an end shut down arrives after the data ahead of
 // it, which flows once the reader makes room), keeping the requests read
 // ahead in memory. If the stream ended (EOF, a reset) without
@@ -40,21 +41,20 @@ import (
 // more starts and the connection ends as an abrupt one does. A client
 // that sent NBD_CMD_DISC gets its requests before it run, as the protocol
 // asks. A client still there when the reader looked had given up nothing
-// yet. A look cut short, by the bound on what it may hold or by a WRITE
-// too large to be valid, tells nothing: the reader looks again before
-// each request it starts until one look ends on a quiet socket or its
-// end.
+// yet. A look cut short by the bound on what it may hold tells nothing:
+// the reader looks again before each request it starts until one look
+// ends on a quiet socket or its end.
 //
 // Not covered: a client that shuts its end within StallIdle after a look,
 // before the requests read ahead have all started, is seen only at the
 // next look; a client whose round trip is longer than StallIdle may look
 // present when it has gone; under ordinary backpressure a request may
-// wait unread up to stallRelook times StallCheck before a look; and a
-// client with more than MaxInFlightBytes plus the look's bound in flight
-// on one connection (the look holds up to twice MaxInFlightBytes of write
-// data, plus one request) can make every look end cut short. A client
-// that has shut its end has no more in flight than its socket buffers, a
-// few MiB by default.
+// wait unread up to stallRelook times StallCheck before a look (waits
+// each shorter than a fifth of StallCheck); and a client with more in
+// flight on one connection than twice MaxInFlightBytes (the budget and
+// the look's bound), or twice MaxInFlight requests, can make every look
+// end cut short. A client that has shut its end has no more in flight
+// than its socket buffers, a few MiB by default.
 
 // pendingReq is a request read ahead, or the request just read.
 type pendingReq struct {
@@ -67,8 +67,9 @@ type pendingReq struct {
 // NBD_CMD_DISC; the connection ends as an abrupt one does.
 var errAbandoned = errors.New("nbd: client left the stalled connection")
 
-// stallRelook: under ordinary backpressure (no single long wait), the
-// reader looks at most once per stallRelook times StallCheck.
+// stallRelook: under ordinary backpressure (every wait shorter than
+// StallCheck/stallRelook), the reader looks at most once per stallRelook
+// times StallCheck.
 const stallRelook = 5
 
 // lookResult is what a look found.
@@ -90,28 +91,27 @@ func (c *conn) acquire(sem *semaphore.Weighted, n int64) error {
 	err := sem.Acquire(c.ctx, n)
 	w := time.Since(t0)
 	c.waited += w
-	c.longWait = c.longWait || w >= c.s.cfg.StallCheck
+	c.maxWait = max(c.maxWait, w)
 	return err
 }
 
-// caughtUp notes that the reader found the socket empty: every request
-// sent before has been read and started.
+// caughtUp notes that a read of a request header waited StallIdle for
+// the client: what it sent before has been read, and started (requests
+// read ahead are taken before the socket is read).
 func (c *conn) caughtUp() {
-	if len(c.pending) == 0 {
-		c.waited, c.longWait = 0, false
-	}
+	c.waited = 0
 }
 
 // afterStall looks ahead when the rules above call for it. It returns
 // errAbandoned if the client shut its end without NBD_CMD_DISC.
 func (c *conn) afterStall() error {
 	cfg := c.s.cfg
-	due := c.longWait || c.lookAgain ||
-		c.waited >= cfg.StallCheck && time.Since(c.lastLook) >= stallRelook*cfg.StallCheck
+	due := c.lookAgain || c.maxWait >= cfg.StallCheck ||
+		c.waited >= cfg.StallCheck && (c.maxWait >= cfg.StallCheck/stallRelook || time.Since(c.lastLook) >= stallRelook*cfg.StallCheck)
 	if !due {
 		return nil
 	}
-	c.waited, c.longWait, c.lookAgain = 0, false, false
+	c.waited, c.maxWait, c.lookAgain = 0, 0, false
 	c.lastLook = time.Now()
 	res, err := c.lookAhead()
 	switch {
@@ -128,19 +128,15 @@ func (c *conn) afterStall() error {
 }
 
 // lookAhead reads requests into c.pending until StallIdle passes without
-// more, the stream ends, NBD_CMD_DISC is read, or the write data held
-// reaches twice MaxInFlightBytes (a WRITE that starts below the bound is
-// read whole).
+// more, the stream ends, NBD_CMD_DISC is read, or it holds
+// MaxInFlightBytes of write data (a WRITE that starts below the bound is
+// read whole) or twice MaxInFlight requests. The data of a WRITE too
+// large to be valid is dropped as it is read.
 func (c *conn) lookAhead() (lookResult, error) {
-	if n := len(c.pending); n > 0 {
-		switch last := c.pending[n-1]; {
-		case last.req.Type == cmdDisc:
-			return lookDisc, nil // the client sends nothing after it
-		case last.req.Type == cmdWrite && !last.read:
-			return lookCutShort, nil // its payload comes next on the socket
-		}
+	if n := len(c.pending); n > 0 && c.pending[n-1].req.Type == cmdDisc {
+		return lookDisc, nil // the client sends nothing after it
 	}
-	for c.pendingBytes < 2*c.s.cfg.MaxInFlightBytes {
+	for c.pendingBytes < c.s.cfg.MaxInFlightBytes && len(c.pending) < 2*c.s.cfg.MaxInFlight {
 		_ = c.nc.SetReadDeadline(time.Now().Add(c.s.cfg.StallIdle))
 		_, perr := c.br.Peek(1)
 		if err := c.clearReadDeadline(); err != nil {
@@ -163,20 +159,22 @@ func (c *conn) lookAhead() (lookResult, error) {
 		}
 		p := pendingReq{req: r}
 		if r.Type == cmdWrite {
-			if r.Length > c.s.cfg.MaxBlockSize {
-				c.pending = append(c.pending, p) // refused later; its payload stays on the socket
-				return lookCutShort, nil
+			var err error
+			if r.Length > c.s.cfg.MaxBlockSize { // refused later: its data is dropped
+				_, err = io.CopyN(io.Discard, c.br, int64(r.Length))
+			} else {
+				p.payload = c.s.bufs.Get(int(r.Length))
+				_, err = io.ReadFull(c.br, p.payload)
 			}
-			p.payload = c.s.bufs.Get(int(r.Length))
-			if _, err := io.ReadFull(c.br, p.payload); err != nil {
-				c.s.bufs.Put(p.payload)
+			if err != nil {
+				c.putPayload(p)
 				if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 					return lookEnded, nil
 				}
 				return 0, fmt.Errorf("nbd: reading write payload: %w", err)
 			}
 			p.read = true
-			c.pendingBytes += int64(r.Length)
+			c.pendingBytes += int64(len(p.payload))
 		}
 		c.pending = append(c.pending, p)
 		if r.Type == cmdDisc {
@@ -213,7 +211,3 @@ func (c *conn) dropPending() {
 	}
 	c.pending, c.pendingBytes = nil, 0
 }
-
-// caughtUpAfter: a read of a request header that blocks this long on an
-// empty buffer found the socket empty.
-const caughtUpAfter = time.Millisecond

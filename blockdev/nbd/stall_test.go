@@ -18,22 +18,25 @@ import (
 func TestStalledConnectionLeftByClient(t *testing.T) {
 	const stall = 700 * time.Millisecond
 	for _, tc := range []struct {
-		name string
-		end  func(a *rawClient)
-		want string // at offset 0 once all is done
+		name    string
+		end     func(a *rawClient)
+		want    string // at offset 0 once all is done
+		badData bool   // a WRITE too large to be valid is sent between the two
 	}{
-		{"closed without DISC", func(a *rawClient) { a.nc.Close() }, "new"},
+		{"closed without DISC", func(a *rawClient) { a.nc.Close() }, "new", false},
+		{"closed without DISC, an invalid WRITE among them", func(a *rawClient) { a.nc.Close() }, "new", true},
 		{"DISC then closed", func(a *rawClient) {
 			a.request(0, wCmdDisc, 3, 0, 0, nil)
 			a.nc.(*net.TCPConn).CloseWrite()
-		}, "old"},
-		{"still there", func(a *rawClient) {}, "old"},
+		}, "old", false},
+		{"still there", func(a *rawClient) {}, "old", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, img := newImageServer(t, func(c *nbd.Config) {
 				c.MaxInFlight = 1
 				c.StallCheck = stall / 2
 				c.StallIdle = 50 * time.Millisecond
+				c.MaxBlockSize = 64 << 10
 			})
 			img.Inject(nbdtest.Fault{Ops: nbdtest.OpWrite, Off: 4096, Len: 4096, Delay: stall, Times: 1})
 			a, _, _ := connect(t, s.addr, "img", sessionOpts{structured: true})
@@ -42,7 +45,10 @@ func TestStalledConnectionLeftByClient(t *testing.T) {
 			for img.Calls(nbdtest.OpWrite) == 0 {
 				time.Sleep(time.Millisecond)
 			}
-			a.request(0, wCmdWrite, 2, 0, 3, []byte("old"))    // waits behind it
+			a.request(0, wCmdWrite, 2, 0, 3, []byte("old")) // waits behind it
+			if tc.badData {
+				a.request(0, wCmdWrite, 5, 16384, 128<<10, make([]byte, 128<<10))
+			}
 			a.request(0, wCmdWrite, 4, 8192, 3, []byte("two")) // and this one in the socket
 			time.Sleep(50 * time.Millisecond)
 			tc.end(a)

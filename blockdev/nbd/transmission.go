@@ -47,7 +47,7 @@ type conn struct {
 
 	// the reader's (stall.go)
 	waited       time.Duration // blocked in acquire since the last look or catch-up
-	longWait     bool          // one of those waits lasted StallCheck
+	maxWait      time.Duration // the longest of those waits
 	lookAgain    bool          // the last look was cut short
 	lastLook     time.Time
 	pending      []pendingReq // requests read ahead, not started yet
@@ -118,10 +118,9 @@ func (c *conn) readLoop() (disc bool, err error) {
 			c.pending = c.pending[1:]
 			c.pendingBytes -= int64(len(p.payload))
 		} else {
-			empty := c.br.Buffered() == 0
 			t0 := time.Now()
 			r, err := c.readHeader()
-			if empty && time.Since(t0) >= caughtUpAfter {
+			if time.Since(t0) >= c.s.cfg.StallIdle {
 				c.caughtUp() // the reader waited for the client
 			}
 			if err != nil {
