@@ -212,8 +212,12 @@ func (s *Server) setattrUnopened(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs
 	if a.Size != nil {
 		return fmt.Errorf("nfsgw: truncate: %w", unix.EINVAL)
 	}
+	name, err := s.fs.pathOf(a.File) // for the sync; before the change, so that a stale handle changes nothing
+	if err != nil {
+		return err
+	}
 	self := "/proc/self/fd/" + strconv.Itoa(pfd)
-	err := fs.do(func() error {
+	err = fs.do(func() error {
 		if a.UID != nil || a.GID != nil {
 			if err := unix.Fchownat(pfd, "", idOrKeep(a.UID), idOrKeep(a.GID), unix.AT_EMPTY_PATH); err != nil {
 				return fmt.Errorf("nfsgw: chown: %w", err)
@@ -231,10 +235,6 @@ func (s *Server) setattrUnopened(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	name, err := s.fs.pathOf(a.File)
 	if err != nil {
 		return err
 	}

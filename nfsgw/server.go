@@ -365,6 +365,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 					// call is done. The copy holds no buffer and takes no
 					// data slot; beyond maxDupWaits copies waiting on this
 					// connection, it gets none (the client sends it again).
+					// The first copy may be waiting for a slot of a dead
+					// connection whose calls hang; this one waits as long.
 					select {
 					case dups <- struct{}{}:
 					default:
