@@ -76,7 +76,7 @@ Every command reaches the control plane (etcd) at --etcd-endpoints
 	pf.StringVarP(&g.output, "output", "o", "table", "admin output: table or json")
 	root.AddCommand(
 		newUpCmd(g), newMonCmd(g), newOSDCmd(g), newPoolCmd(g), newObjectCmd(g),
-		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g),
+		newPGCmd(g), newStatusCmd(g), newFlagsCmd(g), newEpochCmd(g),
 		newImageCmd(g),
 		newNBDCmd(g),
 		newNFSCmd(g),

@@ -279,8 +279,18 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 			c.mu.Unlock()
 		case resp.Status == wire.StatusStaleEpoch:
 			last = &statusError{resp.Status, ""}
-			if _, err := c.Refresh(ctx); err == nil {
+			nm, err := c.Refresh(ctx)
+			switch {
+			case err != nil:
+			case nm.Epoch >= resp.Epoch:
 				retryNow = true
+			default:
+				// The control plane's map is older than one the OSD has
+				// seen: it went back (restored from a backup). Retrying at
+				// once would loop on etcd and the OSD; say what to do.
+				last = fmt.Errorf("%w: osd.%d has seen cluster map epoch %d, the control plane's is %d: "+
+					"if the control plane was restored from a backup, run `tsumiki epoch raise %d` once every daemon uses it",
+					ErrMapBehind, target, resp.Epoch, nm.Epoch, resp.Epoch+1)
 			}
 		case resp.Status == wire.StatusTooLate:
 			// Not proposed: it waited too long to be read, or the two
@@ -303,6 +313,9 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		}
 		select {
 		case <-ctx.Done():
+			if errors.Is(last, ErrMapBehind) {
+				return wire.Response{}, fmt.Errorf("%w: %s on pg %d.%d: %w", ErrUnavailable, req.Op, req.Pool, req.PG, last)
+			}
 			return wire.Response{}, fmt.Errorf("%w: %s on pg %d.%d: %v", ErrUnavailable, req.Op, req.Pool, req.PG, last)
 		case <-time.After(backoff):
 		}

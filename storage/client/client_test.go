@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -276,6 +277,33 @@ func TestStaleEpochRefreshesTheMap(t *testing.T) {
 	defer mu.Unlock()
 	if len(epochs) != 2 || epochs[0] != before || epochs[1] <= before {
 		t.Fatalf("request epochs %v: want one at %d, then one retry with the refreshed map", epochs, before)
+	}
+}
+
+// TestMapBehindTheOSDs: an OSD that has seen a newer map than the control
+// plane holds (restored from a backup) is not asked again at once after
+// each reread, and the error says what to do.
+func TestMapBehindTheOSDs(t *testing.T) {
+	c, fakes := setup(t)
+	var mu sync.Mutex
+	asked := 0
+	ahead := c.Map().Epoch + 100
+	for _, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response {
+			mu.Lock()
+			asked++
+			mu.Unlock()
+			return wire.Response{Status: wire.StatusStaleEpoch, Epoch: ahead}
+		})
+	}
+	err := c.Write(context.Background(), "p", "obj", 0, []byte("x"))
+	if !errors.Is(err, ErrMapBehind) || !strings.Contains(err.Error(), fmt.Sprintf("tsumiki epoch raise %d", ahead+1)) {
+		t.Fatalf("write against OSDs ahead of the control plane: %v, want ErrMapBehind naming the epoch to raise to", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if asked > 40 { // backing off from 5 ms to 500 ms over the 2 s timeout: about 10
+		t.Fatalf("the OSDs were asked %d times in one call's timeout", asked)
 	}
 }
 

@@ -21,6 +21,9 @@ var (
 	ErrInvalid = errors.New("client: invalid request")
 	// ErrUnavailable: the PG could not serve the request before the deadline.
 	ErrUnavailable = errors.New("client: placement group unavailable")
+	// ErrMapBehind: an OSD has seen a newer cluster map than the control
+	// plane holds (its epoch went back: restored from a backup).
+	ErrMapBehind = errors.New("client: the control plane's cluster map is behind the OSDs'")
 	// ErrNoSpace: an OSD of the cluster is full, so writes are refused. It
 	// matches syscall.ENOSPC too, so block protocols answer "no space".
 	ErrNoSpace = fmt.Errorf("client: no space left in the cluster: %w", syscall.ENOSPC)

@@ -2,6 +2,7 @@ package clustermap
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -44,4 +45,20 @@ func (s *Store) SetFlag(ctx context.Context, flag string, on bool) error {
 		return true, nil
 	})
 	return err
+}
+
+// RaiseEpoch makes the map's epoch at least to, by one change. Daemons
+// refuse requests made with a map older than their own, and they never
+// take an epoch lower than one they have seen, so after the control plane
+// is restored from a backup (its epoch goes back) every client is refused
+// as stale until the epoch passes what the daemons saw. A map already at
+// or past to is left alone.
+func (s *Store) RaiseEpoch(ctx context.Context, to uint64) (*Map, error) {
+	return s.mutate(ctx, fmt.Sprintf("raise epoch to %d", to), func(m *Map) (bool, error) {
+		if m.Epoch >= to {
+			return false, nil
+		}
+		m.Epoch = to - 1 // mutate adds one
+		return true, nil
+	})
 }

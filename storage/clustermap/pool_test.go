@@ -193,6 +193,28 @@ func TestSetFlag(t *testing.T) {
 	}
 }
 
+// TestRaiseEpoch: the epoch goes up to what is asked in one change, never
+// down, and later changes count on from there.
+func TestRaiseEpoch(t *testing.T) {
+	s, _ := newStore(t)
+	ctx := testCtx(t)
+	for _, tc := range []struct{ to, want uint64 }{{5, 5}, {3, 5}, {5, 5}, {9, 9}} {
+		m, err := s.RaiseEpoch(ctx, tc.to)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := mustLoad(t, s).Epoch; m.Epoch != tc.want || got != tc.want {
+			t.Fatalf("raise to %d: epoch %d (stored %d), want %d", tc.to, m.Epoch, got, tc.want)
+		}
+	}
+	if err := s.SetFlag(ctx, "noout", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := mustLoad(t, s).Epoch; got != 10 {
+		t.Fatalf("a change after raising to 9: epoch %d, want 10", got)
+	}
+}
+
 // allReplicas returns every PG's replicas of pool p under m.
 func allReplicas(m *clustermap.Map, p clustermap.Pool) [][]int32 {
 	out := make([][]int32, p.PGNum)

@@ -193,7 +193,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	g.Go(func() error { return cm.KeepAlive(gctx, me.ID, cfg.LeaseTTL) })
 	g.Go(func() error { return watchFullness(gctx, cfg.DataDir, cfg.FullRatio, me.ID, cm, log) })
 	g.Go(func() error {
-		return cm.Watch(gctx, func(m *clustermap.Map) { applyMap(m, me.ID, node, srv, tr) })
+		return cm.Watch(gctx, func(m *clustermap.Map) {
+			if seen := srv.Epoch(); m.Epoch < seen {
+				log.Error("the cluster map's epoch went back: was the control plane restored from a backup? Clients are refused as stale until it passes the epoch seen; run `tsumiki epoch raise` with one more once every daemon uses the restored control plane",
+					zap.Uint64("epoch", m.Epoch), zap.Uint64("seen", seen), zap.Uint64("raise_to", seen+1))
+			}
+			applyMap(m, me.ID, node, srv, tr)
+		})
 	})
 	log.Info("osd serving", zap.String("public", pubAddr), zap.String("cluster", cluAddr), zap.String("data", cfg.DataDir))
 	if cfg.Ready != nil {

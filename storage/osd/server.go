@@ -55,6 +55,9 @@ func NewServer(n *Node, store Store, log *zap.Logger) *Server {
 	return &Server{node: n, store: store, log: log, timeout: 20 * time.Second, inflight: semaphore.NewWeighted(maxInflightBytes)}
 }
 
+// Epoch returns the newest cluster map epoch the server has seen.
+func (s *Server) Epoch() uint64 { return s.epoch.Load() }
+
 // SetEpoch records the newest cluster map epoch seen by this OSD.
 func (s *Server) SetEpoch(e uint64) {
 	for {
