@@ -45,6 +45,7 @@ func TestClusterBadInput(t *testing.T) {
 		{"unplaceable pool", []string{"pool", "create", "wide", "--size", "4", "--failure-domain", "host"}, "distinct hosts"},
 		{"duplicate pool", []string{"pool", "create", "data"}, "exists"},
 		{"bad pg id", []string{"pg", "lead", "zz", "osd.0"}, "not a PG id"},
+		{"bad epoch", []string{"epoch", "raise", "0"}, "not an epoch"},
 		{"unreachable etcd", []string{"status", "--etcd-endpoints", fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, "cannot reach the control plane"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
