@@ -67,13 +67,7 @@ func TestSetattrOnTheHandle(t *testing.T) {
 	if err := os.Chmod(filepath.Join(dir, "shared"), 0o666); err != nil {
 		t.Fatal(err)
 	}
-	fh := func(name string) []byte {
-		h, err := fs.handleOf(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
+	fh := func(name string) []byte { return mustHandle(t, fs, name) }
 	oldFH := fh("old")
 	if err := os.Rename(filepath.Join(dir, "new"), filepath.Join(dir, "old")); err != nil {
 		t.Fatal(err)
@@ -173,13 +167,7 @@ func TestSetattrUnopened(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fh := func(name string) []byte {
-		h, err := fs.handleOf(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
+	fh := func(name string) []byte { return mustHandle(t, fs, name) }
 	goneFH := fh("gone")
 	if err := os.Rename(filepath.Join(dir, "fifo2"), filepath.Join(dir, "gone")); err != nil {
 		t.Fatal(err)
@@ -232,4 +220,14 @@ func setattrOwner(fh []byte, uid, gid uint32, mtimeHow, sec uint32) []byte {
 	}
 	w.bool(false) // guard
 	return w.b
+}
+
+// mustHandle returns the file handle of name in fs.
+func mustHandle(t *testing.T, fs *FS, name string) []byte {
+	t.Helper()
+	h, err := fs.handleOf(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }

@@ -33,10 +33,7 @@ func TestRetransmitsAnsweredFromCache(t *testing.T) {
 	other.mnt("/data")
 	writeFile(t, fs, "gone", "x")
 	writeFile(t, fs, "shared", "....")
-	fh, err := fs.handleOf("shared")
-	if err != nil {
-		t.Fatal(err)
-	}
+	fh := mustHandle(t, fs, "shared")
 	dirop := func(name string) []byte {
 		w := &xdrWriter{}
 		w.opaque(root)
