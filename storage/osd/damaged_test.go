@@ -56,7 +56,7 @@ func TestLoopRestartsOverDamagedPlacedEntry(t *testing.T) {
 	lc := newLoopCluster(t, 1)
 	pg := PG{Pool: 1, Seq: 0}
 	lc.waitAllApplied(pg, lc.write(pg, "first", []byte("before anything")))
-	leader := lc.leaderOf(pg)
+	leader := lc.agreedLeader(pg)
 	lagging, victim := (leader+1)%3, (leader+2)%3
 	lc.cut(lagging, true)
 

@@ -320,6 +320,22 @@ func TestLoopDegradedRefusesWrites(t *testing.T) {
 	}
 }
 
+// agreedLeader waits up to 10 s for pg's replicas to agree on a leader
+// and returns it: right after a write commits on two replicas, the third
+// may not know the leader yet (seen under load).
+func (lc *loopCluster) agreedLeader(pg PG) int {
+	lc.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	lead := lc.leaderOf(pg)
+	for ; lead < 0; lead = lc.leaderOf(pg) {
+		if time.Now().After(deadline) {
+			lc.t.Fatalf("pg %v: no agreed leader", pg)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return lead
+}
+
 // leaderOf returns the node that pg's replicas (running, not cut off)
 // agree leads it, or -1.
 func (lc *loopCluster) leaderOf(pg PG) int {

@@ -59,15 +59,7 @@ func serveLeader(t *testing.T) (lc *loopCluster, pg PG, lead int, addr string, s
 	lc = newLoopCluster(t, 1)
 	pg = PG{Pool: 1, Seq: 0}
 	lc.write(pg, "warm", []byte("x")) // a leader exists
-	// The third replica may learn of it a little after the write commits
-	// on the other two (seen under load).
-	deadline := time.Now().Add(10 * time.Second)
-	for lead = lc.leaderOf(pg); lead < 0; lead = lc.leaderOf(pg) {
-		if time.Now().After(deadline) {
-			t.Fatal("no agreed leader")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	lead = lc.agreedLeader(pg)
 	s := NewServer(lc.nodes[lead], ChunkStore{lc.stores[lead]}, zap.NewNop())
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -196,10 +188,7 @@ func TestProposeRefusedOnTheLoopWhenLate(t *testing.T) {
 	lc := newLoopCluster(t, 1)
 	pg := PG{Pool: 1, Seq: 0}
 	lc.write(pg, "warm", []byte("x"))
-	lead := lc.leaderOf(pg)
-	if lead < 0 {
-		t.Fatal("no agreed leader")
-	}
+	lead := lc.agreedLeader(pg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := lc.nodes[lead].propose(ctx, pg, op{Kind: opWrite, Object: "late", Data: []byte("x")}, time.Now().Add(-time.Millisecond))
