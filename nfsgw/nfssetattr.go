@@ -95,7 +95,7 @@ func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	// resolve refuses a file the kernel cannot name under the folder (a
 	// forged handle, a file moved out) or one deleted; the descriptor
 	// opened next must be that same inode.
-	_, st, err := s.fs.resolve(a.File)
+	name, st, err := s.fs.resolve(a.File)
 	if err != nil {
 		return nfsFailure(nfsProcSetattr, nfsStatus(err))
 	}
@@ -121,7 +121,7 @@ func (s *Server) nfsSetattr(fs *FS, args []byte) []byte {
 	case pre.st.Mode&unix.S_IFMT == unix.S_IFREG || pre.st.Mode&unix.S_IFMT == unix.S_IFDIR:
 		err = s.setattrOpen(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
 	default:
-		err = s.setattrUnopened(fs, pfd, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
+		err = setattrUnopened(fs, pfd, name, (*unix.Stat_t)(unsafe.Pointer(&pre.st)), a)
 	}
 	post, _ := fstatInfo(pfd)
 	w := &xdrWriter{}
@@ -207,17 +207,14 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 // fchownat with AT_EMPTY_PATH, and fchmodat and utimensat on
 // /proc/self/fd/N, which names the inode itself, never a path another
 // client could swap (a symlink's mode is not used: nfsd ignores it too).
-// The change is then synced (FS.syncUnopened).
-func (s *Server) setattrUnopened(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) error {
+// The change is then synced (FS.syncUnopened) through name, the handle's
+// path as nfsSetattr resolved it.
+func setattrUnopened(fs *FS, pfd int, name string, st *unix.Stat_t, a setattrArgs) error {
 	if a.Size != nil {
 		return fmt.Errorf("nfsgw: truncate: %w", unix.EINVAL)
 	}
-	name, err := s.fs.pathOf(a.File) // for the sync; before the change, so that a stale handle changes nothing
-	if err != nil {
-		return err
-	}
 	self := "/proc/self/fd/" + strconv.Itoa(pfd)
-	err = fs.do(func() error {
+	err := fs.do(func() error {
 		if a.UID != nil || a.GID != nil {
 			if err := unix.Fchownat(pfd, "", idOrKeep(a.UID), idOrKeep(a.GID), unix.AT_EMPTY_PATH); err != nil {
 				return fmt.Errorf("nfsgw: chown: %w", err)
