@@ -95,13 +95,6 @@ func (c *conn) acquire(sem *semaphore.Weighted, n int64) error {
 	return err
 }
 
-// caughtUp notes that a read of a request header waited StallIdle for
-// the client: what it sent before has been read, and started (requests
-// read ahead are taken before the socket is read).
-func (c *conn) caughtUp() {
-	c.waited = 0
-}
-
 // afterStall looks ahead when the rules above call for it. It returns
 // errAbandoned if the client shut its end without NBD_CMD_DISC.
 func (c *conn) afterStall() error {

@@ -121,7 +121,10 @@ func (c *conn) readLoop() (disc bool, err error) {
 			t0 := time.Now()
 			r, err := c.readHeader()
 			if time.Since(t0) >= c.s.cfg.StallIdle {
-				c.caughtUp() // the reader waited for the client
+				// The reader waited for the client: what it sent before
+				// has been read and started (requests read ahead are
+				// taken before the socket is read).
+				c.waited = 0
 			}
 			if err != nil {
 				if c.ctx.Err() != nil || errors.Is(err, io.EOF) {
