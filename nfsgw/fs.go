@@ -22,8 +22,13 @@ import (
 // it. Stat does not follow a final symlink (an NFS server never follows
 // symlinks for the client), and files are opened with openat2
 // RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so a symlink stored in the export
-// cannot make the gateway read or write outside it. Symlink targets are
-// stored exactly as given (absolute ones too).
+// cannot make the gateway read or write outside it. The calls that act
+// on a name (stat, remove, rename, link, mkdir, chmod, ...) open its
+// directory the same way and act on the last component there (FS.at): a
+// directory of the path swapped for a symlink by another client, between
+// the lookup of a handle and the call, is refused (ENOTDIR) instead of
+// followed out of the folder. Symlink targets are stored exactly as given
+// (absolute ones too).
 //
 // Durability: a file written through FS is fsynced before Close returns,
 // and every call that changes a directory (create, mkdir, remove, rename,
@@ -84,6 +89,54 @@ func rel(name string) string {
 		return "."
 	}
 	return c[1:]
+}
+
+// parent opens the directory holding the root-relative path r beneath the
+// root, following no symlink, and returns it with r's last component
+// ("." for the root); release closes the descriptor. A symlink where a
+// directory of r should be is ENOTDIR, as a lookup that does not follow
+// symlinks finds it. It runs as the calling thread is (inside f.do).
+func (f *FS) parent(r string) (dirfd int, base string, release func(), err error) {
+	dir, base := path.Dir(r), path.Base(r)
+	if dir == "." {
+		return f.rootFD, base, func() {}, nil
+	}
+	fd, err := unix.Openat2(f.rootFD, dir, &unix.OpenHow{
+		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
+	})
+	if err == unix.ELOOP {
+		err = unix.ENOTDIR
+	}
+	if err != nil {
+		return -1, "", nil, err
+	}
+	return fd, base, func() { unix.Close(fd) }, nil
+}
+
+// at runs fn, as f's identity, on name's directory (opened by parent) and
+// last component.
+func (f *FS) at(name string, fn func(dirfd int, base string) error) error {
+	return f.do(func() error { return f.atLocked(rel(name), fn) })
+}
+
+// atLocked is at for the root-relative path r, inside f.do.
+func (f *FS) atLocked(r string, fn func(dirfd int, base string) error) error {
+	dfd, base, release, err := f.parent(r)
+	if err != nil {
+		return err
+	}
+	defer release()
+	return fn(dfd, base)
+}
+
+// at2 is at for two names (rename, link).
+func (f *FS) at2(a, b string, fn func(adir int, abase string, bdir int, bbase string) error) error {
+	return f.do(func() error {
+		return f.atLocked(rel(a), func(adir int, abase string) error {
+			return f.atLocked(rel(b), func(bdir int, bbase string) error { return fn(adir, abase, bdir, bbase) })
+		})
+	})
 }
 
 func (f *FS) checkWrite(op, name string) error {
@@ -210,8 +263,8 @@ func (f *FS) Lstat(name string) (os.FileInfo, error) {
 	if r == "." {
 		fi.name = "/"
 	}
-	err := f.do(func() error {
-		return unix.Fstatat(f.rootFD, r, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW)
+	err := f.at(r, func(dfd int, base string) error {
+		return unix.Fstatat(dfd, base, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW)
 	})
 	if err != nil {
 		return nil, pathErr("lstat", name, err)
@@ -225,7 +278,7 @@ func (f *FS) Rename(oldpath, newpath string) error {
 	if err := f.checkWrite("rename", oldpath); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Renameat(f.rootFD, rel(oldpath), f.rootFD, rel(newpath)) }); err != nil {
+	if err := f.at2(oldpath, newpath, unix.Renameat); err != nil {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
 	}
 	if err := f.syncDir(oldpath); err != nil {
@@ -246,11 +299,12 @@ func (f *FS) Remove(name string) error {
 	if r == "." {
 		return pathErr("remove", name, unix.EBUSY)
 	}
-	err := f.do(func() error {
-		err := unix.Unlinkat(f.rootFD, r, 0)
+	err := f.at(r, func(dfd int, base string) error {
+		err := unix.Unlinkat(dfd, base, 0)
 		if err == unix.EISDIR || err == unix.EPERM {
-			if fi, serr := f.lstatLocked(r); serr == nil && fi.IsDir() {
-				err = unix.Unlinkat(f.rootFD, r, unix.AT_REMOVEDIR)
+			var st unix.Stat_t
+			if unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				err = unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR)
 			}
 		}
 		return err
@@ -316,7 +370,7 @@ func (f *FS) Mkdir(name string, perm uint32) error {
 	if err := f.checkWrite("mkdir", name); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Mkdirat(f.rootFD, rel(name), perm) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, perm) }); err != nil {
 		return pathErr("mkdir", name, err)
 	}
 	return f.syncDir(name)
@@ -334,7 +388,7 @@ func (f *FS) MkdirAll(name string, perm os.FileMode) error {
 	parts := strings.Split(r, "/")
 	for i := range parts {
 		p := strings.Join(parts[:i+1], "/")
-		err := f.do(func() error { return unix.Mkdirat(f.rootFD, p, uint32(perm.Perm())) })
+		err := f.at(p, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, uint32(perm.Perm())) })
 		if err == unix.EEXIST {
 			fi, serr := f.Lstat(p)
 			if serr == nil && fi.IsDir() {
@@ -357,7 +411,7 @@ func (f *FS) Symlink(target, link string) error {
 	if err := f.checkWrite("symlink", link); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Symlinkat(target, f.rootFD, rel(link)) }); err != nil {
+	if err := f.at(link, func(dfd int, base string) error { return unix.Symlinkat(target, dfd, base) }); err != nil {
 		return &os.LinkError{Op: "symlink", Old: target, New: link, Err: err}
 	}
 	return f.syncDir(link)
@@ -366,9 +420,9 @@ func (f *FS) Symlink(target, link string) error {
 // Readlink returns the target of the symlink link, as stored.
 func (f *FS) Readlink(link string) (string, error) {
 	var target string
-	err := f.do(func() error {
+	err := f.at(link, func(dfd int, base string) error {
 		buf := make([]byte, unix.PathMax)
-		n, err := unix.Readlinkat(f.rootFD, rel(link), buf)
+		n, err := unix.Readlinkat(dfd, base, buf)
 		target = string(buf[:max(n, 0)])
 		return err
 	})
@@ -401,13 +455,6 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if err := f.checkWrite("chmod", name); err != nil {
 		return err
 	}
-	fi, err := f.Lstat(name)
-	if err != nil {
-		return err
-	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		return nil
-	}
 	m := uint32(mode.Perm())
 	if mode&os.ModeSetuid != 0 {
 		m |= unix.S_ISUID
@@ -418,8 +465,30 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if mode&os.ModeSticky != 0 {
 		m |= unix.S_ISVTX
 	}
-	if err := f.do(func() error { return unix.Fchmodat(f.rootFD, rel(name), m, 0) }); err != nil {
+	link := false
+	err := f.at(name, func(dfd int, base string) error {
+		// fchmodat follows a final symlink (Linux before 6.6 has no
+		// AT_SYMLINK_NOFOLLOW for it): the inode is opened without
+		// following, and changed through its descriptor.
+		pfd, err := unix.Openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(pfd)
+		var st unix.Stat_t
+		if err := unix.Fstat(pfd, &st); err != nil {
+			return err
+		}
+		if link = st.Mode&unix.S_IFMT == unix.S_IFLNK; link {
+			return nil
+		}
+		return unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), m, 0)
+	})
+	if err != nil {
 		return pathErr("chmod", name, err)
+	}
+	if link {
+		return nil
 	}
 	return f.syncNode(name)
 }
@@ -429,7 +498,7 @@ func (f *FS) Lchown(name string, uid, gid int) error {
 	if err := f.checkWrite("chown", name); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Fchownat(f.rootFD, rel(name), uid, gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.Fchownat(dfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return pathErr("chown", name, err)
 	}
 	return f.syncNode(name)
@@ -446,7 +515,7 @@ func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
 		return err
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-	if err := f.do(func() error { return unix.UtimesNanoAt(f.rootFD, rel(name), ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.UtimesNanoAt(dfd, base, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
 		return pathErr("utimes", name, err)
 	}
 	return f.syncNode(name)
@@ -458,7 +527,7 @@ func (f *FS) Mknod(name string, mode uint32, major uint32, minor uint32) error {
 	if err := f.checkWrite("mknod", name); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Mknodat(f.rootFD, rel(name), mode, int(unix.Mkdev(major, minor))) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.Mknodat(dfd, base, mode, int(unix.Mkdev(major, minor))) }); err != nil {
 		return pathErr("mknod", name, err)
 	}
 	return f.syncDir(name)
@@ -479,25 +548,17 @@ func (f *FS) Link(existing string, link string) error {
 	if err := f.checkWrite("link", link); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Linkat(f.rootFD, rel(existing), f.rootFD, rel(link), 0) }); err != nil {
+	linkat := func(od int, ob string, nd int, nb string) error { return unix.Linkat(od, ob, nd, nb, 0) }
+	if err := f.at2(existing, link, linkat); err != nil {
 		return &os.LinkError{Op: "link", Old: existing, New: link, Err: err}
 	}
 	return f.syncDir(link)
 }
 
-// lstatLocked stats the root-relative path r as the calling thread is.
-func (f *FS) lstatLocked(r string) (*statInfo, error) {
-	fi := &statInfo{name: path.Base(r)}
-	if err := unix.Fstatat(f.rootFD, r, (*unix.Stat_t)(unsafe.Pointer(&fi.st)), unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return nil, err
-	}
-	return fi, nil
-}
-
 // access checks, as f's identity, whether name allows mode (R_OK, W_OK,
 // X_OK), without following a final symlink.
 func (f *FS) access(name string, mode uint32) error {
-	return f.do(func() error {
-		return unix.Faccessat2(f.rootFD, rel(name), mode, unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW)
+	return f.at(name, func(dfd int, base string) error {
+		return unix.Faccessat2(dfd, base, mode, unix.AT_EACCESS|unix.AT_SYMLINK_NOFOLLOW)
 	})
 }

@@ -2,6 +2,7 @@ package nfsgw
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -321,5 +322,104 @@ func TestMetadataChangesSyncTheInode(t *testing.T) {
 		if !slices.Equal(synced, tc.want) {
 			t.Errorf("%s: synced inodes %v, want %v", tc.name, synced, tc.want)
 		}
+	}
+}
+
+// TestFSNeverFollowsADirectorySymlink: a directory of a path that another
+// client swapped for a symlink (here planted: the state the race leaves)
+// is refused by every call that acts on a name, and nothing outside the
+// folder is read or changed.
+func TestFSNeverFollowsADirectorySymlink(t *testing.T) {
+	fs, dir := newTestFS(t)
+	outside := t.TempDir()
+	for _, n := range []string{"x", "y"} {
+		if err := os.WriteFile(filepath.Join(outside, n), []byte("keep"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(outside, "d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("x", filepath.Join(outside, "lx")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(dir, "in", "evil")); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "mine", "mine")
+	snapshot := func() map[string]string {
+		got := map[string]string{}
+		_ = filepath.Walk(outside, func(p string, fi os.FileInfo, err error) error {
+			if err == nil {
+				got[p] = fi.Mode().String() + fi.ModTime().String()
+				if fi.Mode().IsRegular() { // a fifo planted there would block
+					b, _ := os.ReadFile(p)
+					got[p] += string(b)
+				}
+			}
+			return nil
+		})
+		return got
+	}
+	before := snapshot()
+	mt := time.Unix(1_000_000_000, 0)
+	for _, through := range []string{"evil", "in/evil"} {
+		calls := map[string]func() error{
+			"lstat":    func() error { _, err := fs.Lstat(through + "/x"); return err },
+			"remove":   func() error { return fs.Remove(through + "/x") },
+			"rmdir":    func() error { return fs.Remove(through + "/d") },
+			"unlink":   func() error { return fs.Unlink(through + "/y") },
+			"rmdir(2)": func() error { return fs.Rmdir(through + "/d") },
+			"rename":   func() error { return fs.Rename(through+"/x", "stolen") },
+			"rename in": func() error {
+				return fs.Rename("mine", through+"/planted")
+			},
+			"link":       func() error { return fs.Link(through+"/x", "stolen") },
+			"link in":    func() error { return fs.Link("mine", through+"/planted") },
+			"mkdir":      func() error { return fs.Mkdir(through+"/new", 0o755) },
+			"mkdirall":   func() error { return fs.MkdirAll(through+"/new/deeper", 0o755) },
+			"symlink":    func() error { return fs.Symlink("t", through+"/s") },
+			"readlink":   func() error { _, err := fs.Readlink(through + "/lx"); return err },
+			"chmod":      func() error { return fs.Chmod(through+"/x", 0o777) },
+			"chown":      func() error { return fs.Lchown(through+"/x", 4321, 4321) },
+			"chtimes":    func() error { return fs.Chtimes(through+"/x", mt, mt) },
+			"mknod":      func() error { return fs.Mkfifo(through+"/fifo", 0o644) },
+			"access":     func() error { return fs.access(through+"/x", unix.R_OK) },
+			"handle":     func() error { _, err := fs.handleOf(through + "/x"); return err },
+			"open":       func() error { _, err := fs.Open(through + "/x"); return err },
+			"readdir":    func() error { _, err := fs.ReadDir(through); return err },
+			"readdir in": func() error { _, err := fs.ReadDir(through + "/d"); return err },
+		}
+		for name, call := range calls {
+			err := call()
+			if err == nil {
+				t.Errorf("%s through %s: no error", name, through)
+			} else if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) && (name != "mkdirall" || !errors.Is(err, unix.EEXIST)) {
+				t.Errorf("%s through %s: %v, want ENOTDIR (ELOOP from an open, EEXIST from mkdirall)", name, through, err)
+			}
+		}
+	}
+	if after := snapshot(); !maps.Equal(before, after) {
+		t.Fatalf("outside the folder changed:\nbefore %v\nafter  %v", before, after)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "stolen")); err == nil {
+		t.Fatal("a file from outside the folder was linked or moved in")
+	}
+
+	// A chmod of a symlink in the folder leaves its target alone.
+	if err := fs.Symlink("mine", "lm"); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.Chmod("lm", 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(filepath.Join(dir, "mine")); fi.Mode().Perm() == 0o777 {
+		t.Fatal("chmod of a symlink changed its target")
 	}
 }

@@ -91,16 +91,23 @@ func (h *Handler) HandleLimit() int { return 1 << 30 }
 // symlink), with its directory's handle for a non-directory.
 func (f *FS) handleOf(name string) ([]byte, error) {
 	r := rel(name)
-	kh, _, err := unix.NameToHandleAt(f.rootFD, r, 0)
+	var h fileHandle
+	err := f.atLocked(r, func(dfd int, base string) error {
+		kh, _, err := unix.NameToHandleAt(dfd, base, 0)
+		if err != nil {
+			return err
+		}
+		h.file = kh
+		var st unix.Stat_t
+		if r != "." && unix.Fstatat(dfd, base, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			if ph, _, err := unix.NameToHandleAt(dfd, "", unix.AT_EMPTY_PATH); err == nil {
+				h.parent, h.hasParent = ph, true
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, pathErr("name_to_handle_at", name, err)
-	}
-	h := fileHandle{file: kh}
-	var st unix.Stat_t
-	if r != "." && unix.Fstatat(f.rootFD, r, &st, unix.AT_SYMLINK_NOFOLLOW) == nil && st.Mode&unix.S_IFMT != unix.S_IFDIR {
-		if ph, _, err := unix.NameToHandleAt(f.rootFD, path.Dir(r), 0); err == nil {
-			h.parent, h.hasParent = ph, true
-		}
 	}
 	return encodeHandle(h)
 }

@@ -121,7 +121,7 @@ func (f *FS) Unlink(name string) error {
 	if err := f.checkWrite("remove", name); err != nil {
 		return err
 	}
-	if err := f.do(func() error { return unix.Unlinkat(f.rootFD, rel(name), 0) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, 0) }); err != nil {
 		return pathErr("remove", name, err)
 	}
 	return f.syncDir(name)
@@ -135,7 +135,7 @@ func (f *FS) Rmdir(name string) error {
 	if rel(name) == "." {
 		return pathErr("rmdir", name, unix.EBUSY)
 	}
-	if err := f.do(func() error { return unix.Unlinkat(f.rootFD, rel(name), unix.AT_REMOVEDIR) }); err != nil {
+	if err := f.at(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR) }); err != nil {
 		return pathErr("rmdir", name, err)
 	}
 	return f.syncDir(name)
