@@ -100,13 +100,16 @@
 //     first), so every hard link fails with EIO.
 //   - MKNOD: go-nfs v0.0.4 answers OK to a character device and creates
 //     nothing (an empty switch case).
+//   - SYMLINK: go-nfs v0.0.4 answers ACCESS for most failures; ours
+//     answers the kernel's result, and a retransmission from the reply
+//     cache.
 //   - READ, WRITE, COMMIT: the data path (see Pieces and Durability):
 //     go-nfs opens and closes the file on every call, answers every WRITE
 //     FILE_SYNC whatever was asked, and its COMMIT does not sync. Replies
 //     are encoded with the package's own XDR (attr.go writes the same
 //     attribute bytes as go-nfs, which the Linux client compares across
 //     replies). These calls, and the ones below that change or list a
-//     directory (CREATE, MKDIR, MKNOD, REMOVE, RMDIR, RENAME, LINK,
+//     directory (CREATE, MKDIR, SYMLINK, MKNOD, REMOVE, RMDIR, RENAME, LINK,
 //     READDIR, READDIRPLUS), run in goroutines of their own, up to 16 per
 //     connection, so that an fsync or a long listing does not hold up the
 //     calls behind it; the rest are answered in order.
@@ -175,8 +178,7 @@
 //
 // # Known gaps
 //
-// Errors that go-nfs itself maps (SYMLINK)
-// may come back as a coarser status than the kernel's. The number
+// The number
 // of identities (and so of go-nfs servers and per-connection pipes) is not
 // bounded. go-nfs serves one call at a time per pipe, so the calls it
 // answers for one client identity on one connection are served serially.

@@ -176,6 +176,52 @@ func (s *Server) nfsMkdir(fs *FS, args []byte) []byte {
 	return s.createdReply(name, dir)
 }
 
+// symlinkArgs are SYMLINK3args: where, then symlinkdata3 (the link's
+// attributes and its target).
+type symlinkArgs struct {
+	Where  dirOpArgs
+	Attrs  *nfs.SetFileAttributes
+	Target string
+}
+
+func decodeSymlinkArgs(b []byte) (symlinkArgs, error) {
+	r := &xdrReader{b: b}
+	a := symlinkArgs{Where: r.dirOp()}
+	if r.err != nil {
+		return a, r.err
+	}
+	attrs, err := nfs.ReadSetFileAttributes(r)
+	if err != nil {
+		return a, fmt.Errorf("%w: sattr3: %v", ErrGarbage, err)
+	}
+	a.Attrs = attrs
+	a.Target = string(r.opaque(unix.PathMax))
+	return a, r.err
+}
+
+// nfsSymlink answers SYMLINK here rather than in go-nfs, so that its
+// errors are the kernel's (go-nfs answered ACCESS to most) and a
+// retransmission is answered from the reply cache (a second run answered
+// EXIST). The target is stored as given; the attributes' mode is
+// ignored, as symlinks have none.
+func (s *Server) nfsSymlink(fs *FS, args []byte) []byte {
+	a, err := decodeSymlinkArgs(args)
+	if err != nil {
+		return nfsFailure(nfsProcSymlink, nfsStatus(err))
+	}
+	dir, name, err := s.entryOf(a.Where)
+	if err != nil {
+		return nfsFailure(nfsProcSymlink, nfsStatus(err))
+	}
+	if err := fs.Symlink(a.Target, name); err != nil {
+		return nfsFailure(nfsProcSymlink, nfsStatus(err))
+	}
+	if err := a.Attrs.Apply(fs, fs, name); err != nil {
+		return nfsFailure(nfsProcSymlink, nfsStatus(err))
+	}
+	return s.createdReply(name, dir)
+}
+
 // createdReply encodes the success of CREATE, MKDIR and the like: the new
 // handle, its attributes, and the directory's.
 func (s *Server) createdReply(name, dir string) []byte {

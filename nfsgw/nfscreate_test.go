@@ -1,6 +1,7 @@
 package nfsgw
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"testing"
 
 	nfs "github.com/willscott/go-nfs"
+	"golang.org/x/sys/unix"
 )
 
 // sattr3 encodes a sattr3 that sets the mode (when mode >= 0) and the
@@ -165,12 +167,67 @@ func TestGuardedCreateIsExclusive(t *testing.T) {
 	}
 }
 
+func symlinkArgsOf(dir []byte, name, target string) []byte {
+	w := &xdrWriter{}
+	w.opaque(dir)
+	w.str(name)
+	sattr3(w, 0o777, -1)
+	w.str(target)
+	return w.b
+}
+
+// TestSymlink: SYMLINK stores the target as given, answers the new
+// handle, refuses an existing name (EXIST) and a name under a file
+// (NOTDIR), and a retransmission gets the first reply, not EXIST.
+func TestSymlink(t *testing.T) {
+	s, fs, dir := testServer(t, allowAll("/data"))
+	r := dialRPC(t, s.Addr())
+	_, root := r.mnt("/data")
+	writeFile(t, fs, "file", "x")
+
+	_, x := r.call(progNFS, 3, nfsProcSymlink, symlinkArgsOf(root, "abs", "/etc/passwd"))
+	first := append([]byte(nil), x.b...)
+	if st := nfs.NFSStatus(x.u32()); st != nfs.NFSStatusOk {
+		t.Fatalf("SYMLINK: status %d", st)
+	}
+	if follows := x.u32(); follows != 1 || !bytes.Equal(x.opaque(nfsHandleMaxLen), mustHandle(t, fs, "abs")) {
+		t.Error("SYMLINK's reply does not carry the link's handle")
+	}
+	if got, err := os.Readlink(filepath.Join(dir, "abs")); err != nil || got != "/etc/passwd" {
+		t.Fatalf("stored %q (%v), want /etc/passwd", got, err)
+	}
+	if st, again := r.resend(nfsProcSymlink, symlinkArgsOf(root, "abs", "/etc/passwd")); st != nfs.NFSStatusOk || !bytes.Equal(again, first) {
+		t.Errorf("SYMLINK sent again: status %d, same reply %v; want the first reply", st, bytes.Equal(again, first))
+	}
+	for _, tc := range []struct {
+		dir  []byte
+		name string
+		want nfs.NFSStatus
+	}{
+		{root, "abs", nfs.NFSStatusExist},
+		{root, "file", nfs.NFSStatusExist},
+		{mustHandle(t, fs, "file"), "x", nfs.NFSStatusNotDir},
+		{root, "a/b", nfs.NFSStatusAccess},
+	} {
+		if _, x := r.call(progNFS, 3, nfsProcSymlink, symlinkArgsOf(tc.dir, tc.name, "t")); nfs.NFSStatus(x.u32()) != tc.want {
+			t.Errorf("SYMLINK %q: want status %d", tc.name, tc.want)
+		}
+	}
+	if got, _ := os.ReadFile(filepath.Join(dir, "file")); string(got) != "x" {
+		t.Errorf("the file is now %q", got)
+	}
+}
+
 func FuzzDecodeCreateArgs(f *testing.F) {
 	fh := []byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}
 	f.Add(createArgsOf(fh, "f", createUnchecked, 0o644, 0, 0))
 	f.Add(createArgsOf(fh, "f", createExclusive, 0, 0, 42))
 	f.Add(mkdirArgsOf(fh, "d", 0o755))
+	f.Add(symlinkArgsOf(fh, "l", "/target"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := decodeSymlinkArgs(b); err == nil && (len(a.Where.Name) > nfsNameMax || len(a.Target) > unix.PathMax || a.Attrs == nil) {
+			t.Fatalf("accepted %+v", a)
+		}
 		if a, err := decodeCreateArgs(b); err == nil && (len(a.Where.Name) > nfsNameMax || (a.Mode != createExclusive && a.Attrs == nil)) {
 			t.Fatalf("accepted %+v", a)
 		}

@@ -70,7 +70,7 @@ func newReplyCache(now func() time.Time) *replyCache {
 // change something (READ, COMMIT and the lookups are safe to run again).
 func cachedProc(proc uint32) bool {
 	switch proc {
-	case nfsProcSetattr, nfsProcWrite, nfsProcCreate, nfsProcMkdir, nfsProcMknod,
+	case nfsProcSetattr, nfsProcWrite, nfsProcCreate, nfsProcMkdir, nfsProcSymlink, nfsProcMknod,
 		nfsProcRemove, nfsProcRmdir, nfsProcRename, nfsProcLink:
 		return true
 	}

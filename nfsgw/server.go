@@ -555,6 +555,8 @@ func (s *Server) serveData(dc *dataCall) (reply []byte, buf *[]byte) {
 		body = s.nfsCreate(dc.fs, dc.args)
 	case nfsProcMkdir:
 		body = s.nfsMkdir(dc.fs, dc.args)
+	case nfsProcSymlink:
+		body = s.nfsSymlink(dc.fs, dc.args)
 	case nfsProcReaddir, nfsProcReaddirP:
 		body = s.nfsReaddir(dc.fs, dc.args, dc.proc == nfsProcReaddirP)
 	default:
@@ -631,7 +633,7 @@ func (s *Server) nfs(c rpcCall, client netip.Addr) ([]byte, *forward) {
 	case nfsProcFSInfo:
 		return acceptedReply(c.XID, acceptSuccess, s.nfsFSInfo(c.Args)), nil
 	case nfsProcRead, nfsProcWrite, nfsProcCommit, nfsProcSetattr,
-		nfsProcCreate, nfsProcMkdir, nfsProcMknod, nfsProcRemove, nfsProcRmdir, nfsProcRename, nfsProcLink,
+		nfsProcCreate, nfsProcMkdir, nfsProcSymlink, nfsProcMknod, nfsProcRemove, nfsProcRmdir, nfsProcRename, nfsProcLink,
 		nfsProcReaddir, nfsProcReaddirP:
 		// Each may wait on the disk (an fsync, a long listing): a worker
 		// answers it, and the calls behind it go on meanwhile.
