@@ -159,6 +159,7 @@ func FuzzDispatch(f *testing.F) {
 			{nfsProcWrite, writeArgsXDR(fh, 2, stableUnstable, []byte("xy"))},
 			{nfsProcCommit, commitArgsXDR(fh)},
 			{nfsProcFSInfo, fhArg(fh)},
+			{nfsProcSymlink, symlinkArgsOf(mustHandle(f, fs, "."), "l", "t")},
 		} {
 			w := &xdrWriter{}
 			for _, v := range []uint32{7, msgCall, 2, progNFS, 3, c.proc, authNull, 0, authNull, 0} {

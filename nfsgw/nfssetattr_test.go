@@ -223,7 +223,7 @@ func setattrOwner(fh []byte, uid, gid uint32, mtimeHow, sec uint32) []byte {
 }
 
 // mustHandle returns the file handle of name in fs.
-func mustHandle(t *testing.T, fs *FS, name string) []byte {
+func mustHandle(t testing.TB, fs *FS, name string) []byte {
 	t.Helper()
 	h, err := fs.handleOf(name)
 	if err != nil {
