@@ -8,7 +8,10 @@
 // starts with a checkpoint of every PG's hard state and first index, so
 // older segments hold nothing else of value. The first commit after Open
 // writes one too (a crash or failed write right after a rotation leaves a
-// segment without one), and no segment is deleted before it.
+// segment without one), and no segment is deleted before it. Old segments
+// are deleted oldest first, stopping at one that cannot be, so those left
+// are always every segment from some point on (a PG's entries are never
+// kept without the later segment that drops the PG).
 //
 // Format: a record is [u32 body length][u32 crc32c][body]; the checksum
 // covers the body except entry payloads, which carry their own. Each

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -49,6 +50,9 @@ type Log struct {
 	// a whole one. Older segments are deleted only while it is clear.
 	needCkpt bool
 	seen     map[PG]span // checkLocked's, reused
+	// remove deletes a segment file (os.Remove; tests make it fail).
+	remove func(name string) error
+	stuck  uint64 // the segment dropOldSegments last failed to delete (warned once)
 }
 
 func segName(seq uint64) string { return fmt.Sprintf("%016x.log", seq) }
@@ -64,7 +68,7 @@ func Open(cfg Config) (*Log, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, err
 	}
-	l := &Log{cfg: cfg, log: cfg.Logger, pgs: map[PG]*pgLog{}, segs: map[uint64]*os.File{}}
+	l := &Log{cfg: cfg, log: cfg.Logger, pgs: map[PG]*pgLog{}, segs: map[uint64]*os.File{}, remove: os.Remove}
 	seqs, err := listSegments(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -452,6 +456,13 @@ func (l *Log) checkpoint() []byte {
 // dropOldSegments deletes segments no PG has entries in any more. The
 // hard states and first indexes in them are in the active segment's
 // checkpoint, so it deletes nothing while that is not written.
+//
+// It deletes the oldest first and stops at a segment it cannot delete, so
+// that the segments left (after a crash or a failure) are always every
+// one from some point on: replay must never see a record without the
+// later ones that undo it, such as a PG's entries without the segment
+// that drops the PG (Open would bring the PG back), which deleting in any
+// other order could leave.
 func (l *Log) dropOldSegments() {
 	if l.needCkpt {
 		return
@@ -462,14 +473,23 @@ func (l *Log) dropOldSegments() {
 			oldest = seg
 		}
 	}
-	for seq, f := range l.segs {
+	var old []uint64
+	for seq := range l.segs {
 		if seq < oldest {
-			f.Close()
-			if err := os.Remove(filepath.Join(l.cfg.Dir, segName(seq))); err != nil {
-				l.log.Warn("cannot delete an old raft log segment", zap.Error(err))
-			}
-			delete(l.segs, seq)
+			old = append(old, seq)
 		}
+	}
+	slices.Sort(old)
+	for _, seq := range old {
+		if err := l.remove(filepath.Join(l.cfg.Dir, segName(seq))); err != nil {
+			if l.stuck != seq {
+				l.stuck = seq
+				l.log.Warn("cannot delete an old raft log segment; the later ones are kept too, and it is tried again after every commit", zap.Error(err))
+			}
+			return
+		}
+		l.segs[seq].Close()
+		delete(l.segs, seq)
 	}
 }
 

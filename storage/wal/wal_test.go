@@ -393,3 +393,58 @@ func holeProbe(t *testing.T, l *Log) func() int64 {
 		return hole
 	}
 }
+
+// TestDroppedPGStaysDroppedWhenSegmentsLinger: old segments are deleted
+// oldest first, and a failure keeps every later one, so a PG's entries
+// are never left without the later segment that drops it; reopened, the
+// log does not bring the PG back.
+func TestDroppedPGStaysDroppedWhenSegmentsLinger(t *testing.T) {
+	dir := t.TempDir()
+	l := open(t, dir, 64<<10)
+	anchor, gone := PG{Pool: 1, Seq: 1}, PG{Pool: 1, Seq: 2}
+	commit := func(b *Batch) {
+		t.Helper()
+		if err := l.Commit(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// anchor's entry holds the first segment while gone's entries fill
+	// the next ones and gone is dropped.
+	var b Batch
+	b.Append(anchor, 1, [][]byte{ent(anchor, 1, 100)})
+	commit(&b)
+	for i := uint64(1); i <= 40; i++ {
+		var b Batch
+		b.Append(gone, i, [][]byte{ent(gone, i, 4000)})
+		commit(&b)
+	}
+	b = Batch{}
+	b.Drop(gone)
+	commit(&b)
+	first := filepath.Join(dir, segName(1))
+	if _, err := os.Stat(filepath.Join(dir, segName(3))); err != nil {
+		t.Fatalf("the test needs gone's entries over three segments: %v", err)
+	}
+	l.remove = func(name string) error {
+		if name == first {
+			return unix.EBUSY
+		}
+		return os.Remove(name)
+	}
+	b = Batch{}
+	b.Compact(anchor, 2) // frees every segment before the active one
+	commit(&b)
+	for seq := uint64(1); seq <= 3; seq++ {
+		if _, err := os.Stat(filepath.Join(dir, segName(seq))); err != nil {
+			t.Fatalf("segment %d deleted although segment 1 could not be: %v", seq, err)
+		}
+	}
+	l.Close()
+	l = open(t, dir, 64<<10)
+	if _, first, last := l.State(gone); last >= first {
+		t.Fatalf("reopened, the dropped pg is back with entries [%d, %d]", first, last)
+	}
+	if _, first, last := l.State(anchor); first != 2 || last != 1 {
+		t.Fatalf("reopened, anchor's log is [%d, %d], want empty from 2", first, last)
+	}
+}
