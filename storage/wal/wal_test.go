@@ -70,7 +70,7 @@ func (m *model) check(t *testing.T, l *Log) {
 	}
 }
 
-// TestModel appends, overwrites suffixes, compacts and reopens at random,
+// TestModel appends, overwrites suffixes, compacts, drops and reopens at random,
 // with small segments so rotation, checkpoints and deletion all happen.
 func TestModel(t *testing.T) {
 	for seed := uint64(1); seed <= seeds(); seed++ {
@@ -88,6 +88,11 @@ func TestModel(t *testing.T) {
 				var b Batch
 				for _, pg := range pgs {
 					if rng.IntN(2) == 0 {
+						continue
+					}
+					if rng.IntN(50) == 0 { // forget the PG; it starts again from 1
+						b.Drop(pg)
+						m.first[pg], m.ents[pg], m.marks[pg], m.hs[pg] = 1, nil, nil, nil
 						continue
 					}
 					last := m.first[pg] + uint64(len(m.ents[pg])) - 1
