@@ -41,12 +41,6 @@
 //     timer, whether or not etcd can be reached (so a holder cut off from
 //     etcd stops within the TTL, before anyone else can take the lock).
 //
-// A fenced holder then revokes its lease (retrying while etcd cannot be
-// reached), so the lock is free at once rather than when etcd expires the
-// lease: none of its writes can land any more (see below), and a server
-// that reopens the image for a client that reconnects is not refused
-// with itself named as the holder.
-//
 // BreakLock deletes the holder's key and revokes its lease; Open with
 // OpenOptions.BreakLock then waits the old lease's full TTL before it takes
 // the lock, so that a holder that is alive but cut off from etcd has passed

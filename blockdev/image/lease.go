@@ -67,30 +67,6 @@ func (l *leaseLock) fence(why string) {
 	}
 	l.log.Error("image lock lost; refusing further IO (fenced)", zap.String("why", why))
 	l.lose(fmt.Errorf("%w: %s: %s", ErrFenced, l.key, why))
-	go l.dropLease()
-}
-
-// dropLease revokes a fenced lock's lease, so that its key goes at once
-// instead of when etcd expires the lease: a fresh open (this server's own,
-// for a client that reconnects, or another holder's) need not wait up to
-// a TTL, refused with this very process named as the holder. It is safe
-// once fenced: a lock fenced at its deadline has passed the fence every
-// one of its object writes carried (ioContext), so no OSD proposes one of
-// them any more; a lock fenced because its key was deleted or taken over
-// holds nothing the revoke could free. While etcd cannot be reached it
-// retries, for at most the TTL (the lease has expired by then anyway).
-func (l *leaseLock) dropLease() {
-	give := time.Now().Add(l.ttl)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		_, err := l.cli.Revoke(ctx, l.lease)
-		cancel()
-		if err == nil || errors.Is(err, rpctypes.ErrLeaseNotFound) || l.cli.Ctx().Err() != nil || time.Now().After(give) {
-			return
-		}
-		l.log.Debug("revoke the fenced lock's lease; retrying", zap.Error(err))
-		time.Sleep(time.Second)
-	}
 }
 
 // checkDeadline runs on the deadline timer.

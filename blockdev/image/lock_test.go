@@ -195,42 +195,6 @@ func TestImageSelfFenceAtDeadline(t *testing.T) {
 	}
 }
 
-// TestImageFencedLockFreedAtOnce: a holder fenced at its deadline drops
-// its lease, so the image can be opened again (here by the same Store, as
-// the NBD server does for a client that reconnects) without waiting for
-// etcd to expire the lease (a minute here).
-func TestImageFencedLockFreedAtOnce(t *testing.T) {
-	e := newEnv(t)
-	clk := &fakeClock{t: time.Now()}
-	a := e.store(t, "holder-a", func(c *Config) { c.Now = clk.now; c.LockTTL = time.Minute })
-	ctx := context.Background()
-	e.create(t, a, "x", 1<<20, stripe.Layout{})
-	im, err := a.Open(ctx, "rbd", "x", OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer im.Close()
-	clk.add(deadlineAfter(time.Minute) + time.Millisecond)
-	if err := im.WriteAt(ctx, []byte("b"), 0); !errors.Is(err, ErrFenced) {
-		t.Fatalf("write past the lease deadline: %v, want ErrFenced", err)
-	}
-	give := time.Now().Add(15 * time.Second)
-	for {
-		again, err := a.Open(ctx, "rbd", "x", OpenOptions{})
-		if err == nil {
-			if err := again.WriteAt(ctx, []byte("c"), 0); err != nil {
-				t.Fatalf("write after reopening: %v", err)
-			}
-			again.Close()
-			return
-		}
-		if !errors.Is(err, ErrLocked) || time.Now().After(give) {
-			t.Fatalf("reopen after the holder fenced itself: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestImageRunKeepsLock: with Run, the lock outlives several TTLs and
 // writes keep working.
 func TestImageRunKeepsLock(t *testing.T) {
