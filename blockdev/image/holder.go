@@ -53,6 +53,14 @@ func (h Holder) String() string {
 	return s
 }
 
+// Same reports whether h and o describe the same holder: the same process
+// of the same boot of a host, the same program and address (Since, which
+// differs per lock, aside).
+func (h Holder) Same(o Holder) bool {
+	h.Since, o.Since = time.Time{}, time.Time{}
+	return h == o
+}
+
 func decodeHolder(key string, value []byte) (Holder, error) {
 	var h Holder
 	if err := json.Unmarshal(value, &h); err != nil {

@@ -36,6 +36,10 @@ func NewStore(cfg Config) (*Store, error) {
 	return &Store{cfg: cfg, cli: cfg.Etcd, objs: cfg.Objects, log: cfg.Logger}, nil
 }
 
+// Holder is how this Store describes itself in the locks it takes (Since
+// aside, which is set per lock).
+func (s *Store) Holder() Holder { return s.cfg.Holder }
+
 func (s *Store) imagesPrefix() string               { return s.cfg.Prefix + "/images/" }
 func (s *Store) headerKey(pool, name string) string { return s.imagesPrefix() + pool + "/" + name }
 func (s *Store) lockKey(pool, name string) string {

@@ -82,7 +82,7 @@ func attachKernel(ctx context.Context, g *globals, spec string, o attachOpts, lo
 		return nil, err
 	}
 	if o.WaitGone > 0 && !o.ReadOnly && !o.BreakLock {
-		if err := waitGoneHolder(ctx, st, spec, host, o.WaitGone, log); err != nil {
+		if err := waitGoneHolder(ctx, st, spec, host, o.WaitGone, log, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -162,7 +162,10 @@ func (k *kernelImage) Detach(gone bool) error {
 // the same host name): a live holder renews its lease, and the open that
 // follows is refused as usual. Any other holder, or none, returns at once; so do
 // errors reading the lock (the open reports them).
-func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max time.Duration, log *zap.Logger) error {
+//
+// also, if not nil, names further holders to wait for in the same way
+// (the NBD exports' own fenced open, see imageExports.Open).
+func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max time.Duration, log *zap.Logger, also func(image.Holder) bool) error {
 	pool, name, err := parseSpec(spec)
 	if err != nil {
 		return err
@@ -170,7 +173,7 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 	start := time.Now()
 	for waited := false; ; waited = true {
 		h, held, err := st.LockHolder(ctx, pool, name)
-		if err != nil || !held || !holderGone(h, host, image.ThisBoot()) {
+		if err != nil || !held || !(holderGone(h, host, image.ThisBoot()) || also != nil && also(h)) {
 			if waited && err == nil && !held {
 				log.Info("the gone holder's lock expired", zap.String("image", spec),
 					zap.Duration("waited", time.Since(start).Round(100*time.Millisecond)))
@@ -178,7 +181,7 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 			return nil
 		}
 		if !waited {
-			log.Warn("image locked by a process of this host that is gone (killed?): waiting for its lease to expire",
+			log.Warn("image locked by a process of this host that is gone (killed?), or by this process's own open that lost its lease: waiting for the lease to expire",
 				zap.String("image", spec), zap.String("holder", h.String()), zap.Duration("at most", max))
 		}
 		if time.Since(start) > max {

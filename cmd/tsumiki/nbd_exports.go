@@ -115,10 +115,11 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		}
 		return &imageExport{im: im, close: im.Close}, nil
 	}
+	waitedOwn := false
 	for {
 		if e.waitGone > 0 && !e.breakLock && !e.isOpen(name) {
 			// Outside mu: other exports open meanwhile.
-			if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log); err != nil {
+			if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log, nil); err != nil {
 				return nil, err
 			}
 		}
@@ -167,15 +168,40 @@ func (e *imageExports) Open(ctx context.Context, name string, readOnly bool) (nb
 		}
 		e.mu.Unlock()
 		close(opened)
+		var le *image.LockedError
+		if err != nil && e.waitGone > 0 && !waitedOwn && errors.As(err, &le) && le.Holder.Same(e.st.Holder()) {
+			// The lock our own open left when it fenced itself (its lease
+			// lapsed while the control plane was out of reach) lasts until
+			// etcd expires that lease: wait for that rather than refuse a
+			// client that reconnects, with this very server named as the
+			// holder. Taking it any sooner would cut the margin the
+			// expiry leaves for the fenced open's last writes.
+			waitedOwn = true
+			own := func(h image.Holder) bool { return h.Same(e.st.Holder()) && e.leftBehind(name) }
+			if err := waitGoneHolder(ctx, e.st, name, e.host, e.waitGone, e.log, own); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, exportError(err)
 		}
 		return e.export(name, s), nil
 	}
 }
 
+// leftBehind reports whether a lock of name held by this server's own
+// holder can only be one a fenced open left: no open of it is live,
+// being made or being closed.
+func (e *imageExports) leftBehind(name string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.open[name]
+	return e.opening[name] == nil && e.closing[name] == nil && (s == nil || s.im.Err() != nil)
+}
+
 // openShared opens the writable image name for the connections to share,
-// with one reference, and starts its Run.
+// with one reference, and starts its Run. Errors are the image Store's.
 func (e *imageExports) openShared(ctx context.Context, name, pool, img string) (*sharedImage, error) {
 	im, err := e.st.Open(ctx, pool, img, image.OpenOptions{BreakLock: e.breakLock,
 		OnBreak: func(old image.Holder, wait time.Duration) {
@@ -183,7 +209,7 @@ func (e *imageExports) openShared(ctx context.Context, name, pool, img string) (
 				zap.String("holder", old.String()), zap.Duration("wait", wait))
 		}})
 	if err != nil {
-		return nil, exportError(err)
+		return nil, err
 	}
 	runCtx, stop := context.WithCancel(e.ctx)
 	s := &sharedImage{im: im, refs: 1, stop: stop, done: make(chan struct{})}

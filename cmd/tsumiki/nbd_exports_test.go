@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -350,5 +351,50 @@ func TestExportsFencedImageNotReused(t *testing.T) {
 	}
 	if h, ok, err := st.LockHolder(ctx, "rbd", "img"); err != nil || !ok || h.Program != "nbd serve" {
 		t.Fatalf("after the fenced connection closed the lock is held by %v (held %v, %v); want the server still", h, ok, err)
+	}
+}
+
+// TestExportsReopenWaitsForOwnFencedLock: when the server's own open fences
+// itself (its lease lapsed: here its clock jumps past the deadline), the
+// lock it held lasts until etcd expires the lease. A client that
+// reconnects then waits for that and is served, instead of being refused
+// with this very server named as the holder.
+func TestExportsReopenWaitsForOwnFencedLock(t *testing.T) {
+	env := newExportsEnv(t)
+	ctx := context.Background()
+	var mu sync.Mutex
+	skew := time.Duration(0)
+	st, err := image.NewStore(image.Config{Etcd: env.cli, Objects: env.objs, LockTTL: 2 * time.Second,
+		Holder: image.Holder{Program: "nbd serve"},
+		Now:    func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Create(ctx, image.CreateOptions{Pool: "rbd", Name: "img", Size: 8 << 20}); err != nil {
+		t.Fatal(err)
+	}
+	e := newImageExports(ctx, st, zap.NewNop(), false, 10*time.Second)
+	old, err := e.Open(ctx, "rbd/img", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	mu.Lock()
+	skew = time.Minute
+	mu.Unlock()
+	data := bytes.Repeat([]byte("x"), 4096)
+	if err := old.WriteAt(ctx, data, 0); !errors.Is(err, image.ErrFenced) {
+		t.Fatalf("a write past the lock's deadline: %v; want ErrFenced", err)
+	}
+	if h, ok, err := st.LockHolder(ctx, "rbd", "img"); err != nil || !ok || h.Program != "nbd serve" {
+		t.Fatalf("right after the fence the lock is held by %v (held %v, %v); want the server's own, not yet expired", h, ok, err)
+	}
+	fresh, err := e.Open(ctx, "rbd/img", false)
+	if err != nil {
+		t.Fatalf("a reconnecting client's open after the server's own open fenced itself: %v", err)
+	}
+	defer fresh.Close()
+	if err := fresh.WriteAt(ctx, data, 0); err != nil {
+		t.Fatalf("a write through the fresh open: %v", err)
 	}
 }
