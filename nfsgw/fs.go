@@ -24,11 +24,8 @@ import (
 // RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS, so a symlink stored in the export
 // cannot make the gateway read or write outside it. The calls that act
 // on a name (stat, remove, rename, link, mkdir, chmod, ...) open its
-// directory the same way and act on the last component there (FS.at): a
-// directory of the path swapped for a symlink by another client, between
-// the lookup of a handle and the call, is refused (ENOTDIR) instead of
-// followed out of the folder. Symlink targets are stored exactly as given
-// (absolute ones too).
+// directory the same way and act on the last component there (fsat.go).
+// Symlink targets are stored exactly as given (absolute ones too).
 //
 // Durability: a file written through FS is fsynced before Close returns,
 // and every call that changes a directory (create, mkdir, remove, rename,
@@ -51,6 +48,11 @@ type FS struct {
 	rootGroups []uint32 // the gateway's groups, restored after a Cred call
 	// fsyncInode is unix.Fsync for syncNode (tests record what it syncs).
 	fsyncInode func(fd int) error
+	// fsyncDir is unix.Fsync for the directories FS syncs after changing
+	// them; beforeSync, if set, runs between a change and that sync in
+	// change and change2 (fsat.go). Tests set both.
+	fsyncDir   func(fd int) error
+	beforeSync func()
 	// xfs: an fsync of a directory commits only the directory's own
 	// changes (syncNode).
 	xfs bool
@@ -73,7 +75,7 @@ func OpenFS(dir string, readOnly bool) (*FS, error) {
 	}
 	var sfs unix.Statfs_t
 	xfs := unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.XFS_SUPER_MAGIC
-	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync, xfs: xfs}, nil
+	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync, fsyncDir: unix.Fsync, xfs: xfs}, nil
 }
 
 // Close releases the folder's descriptor.
@@ -89,54 +91,6 @@ func rel(name string) string {
 		return "."
 	}
 	return c[1:]
-}
-
-// parent opens the directory holding the root-relative path r beneath the
-// root, following no symlink, and returns it with r's last component
-// ("." for the root); release closes the descriptor. A symlink where a
-// directory of r should be is ENOTDIR, as a lookup that does not follow
-// symlinks finds it. It runs as the calling thread is (inside f.do).
-func (f *FS) parent(r string) (dirfd int, base string, release func(), err error) {
-	dir, base := path.Dir(r), path.Base(r)
-	if dir == "." {
-		return f.rootFD, base, func() {}, nil
-	}
-	fd, err := unix.Openat2(f.rootFD, dir, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
-	})
-	if err == unix.ELOOP {
-		err = unix.ENOTDIR
-	}
-	if err != nil {
-		return -1, "", nil, err
-	}
-	return fd, base, func() { unix.Close(fd) }, nil
-}
-
-// at runs fn, as f's identity, on name's directory (opened by parent) and
-// last component.
-func (f *FS) at(name string, fn func(dirfd int, base string) error) error {
-	return f.do(func() error { return f.atLocked(rel(name), fn) })
-}
-
-// atLocked is at for the root-relative path r, inside f.do.
-func (f *FS) atLocked(r string, fn func(dirfd int, base string) error) error {
-	dfd, base, release, err := f.parent(r)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return fn(dfd, base)
-}
-
-// at2 is at for two names (rename, link).
-func (f *FS) at2(a, b string, fn func(adir int, abase string, bdir int, bbase string) error) error {
-	return f.do(func() error {
-		return f.atLocked(rel(a), func(adir int, abase string) error {
-			return f.atLocked(rel(b), func(bdir int, bbase string) error { return fn(adir, abase, bdir, bbase) })
-		})
-	})
 }
 
 func (f *FS) checkWrite(op, name string) error {
@@ -157,7 +111,7 @@ func (f *FS) syncDir(name string) error {
 		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Fsync(fd); err != nil {
+	if err := f.fsyncDir(fd); err != nil {
 		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
 	}
 	return nil
@@ -278,14 +232,8 @@ func (f *FS) Rename(oldpath, newpath string) error {
 	if err := f.checkWrite("rename", oldpath); err != nil {
 		return err
 	}
-	if err := f.at2(oldpath, newpath, unix.Renameat); err != nil {
+	if err := f.change2(oldpath, newpath, true, unix.Renameat); err != nil {
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
-	}
-	if err := f.syncDir(oldpath); err != nil {
-		return err
-	}
-	if path.Dir(rel(oldpath)) != path.Dir(rel(newpath)) {
-		return f.syncDir(newpath)
 	}
 	return nil
 }
@@ -299,7 +247,7 @@ func (f *FS) Remove(name string) error {
 	if r == "." {
 		return pathErr("remove", name, unix.EBUSY)
 	}
-	err := f.at(r, func(dfd int, base string) error {
+	err := f.change(r, func(dfd int, base string) error {
 		err := unix.Unlinkat(dfd, base, 0)
 		if err == unix.EISDIR || err == unix.EPERM {
 			var st unix.Stat_t
@@ -312,7 +260,7 @@ func (f *FS) Remove(name string) error {
 	if err != nil {
 		return pathErr("remove", name, err)
 	}
-	return f.syncDir(name)
+	return nil
 }
 
 // Join joins path elements with slashes.
@@ -370,10 +318,10 @@ func (f *FS) Mkdir(name string, perm uint32) error {
 	if err := f.checkWrite("mkdir", name); err != nil {
 		return err
 	}
-	if err := f.at(name, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, perm) }); err != nil {
+	if err := f.change(name, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, perm) }); err != nil {
 		return pathErr("mkdir", name, err)
 	}
-	return f.syncDir(name)
+	return nil
 }
 
 // MkdirAll creates name and any missing parents.
@@ -388,7 +336,7 @@ func (f *FS) MkdirAll(name string, perm os.FileMode) error {
 	parts := strings.Split(r, "/")
 	for i := range parts {
 		p := strings.Join(parts[:i+1], "/")
-		err := f.at(p, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, uint32(perm.Perm())) })
+		err := f.change(p, func(dfd int, base string) error { return unix.Mkdirat(dfd, base, uint32(perm.Perm())) })
 		if err == unix.EEXIST {
 			fi, serr := f.Lstat(p)
 			if serr == nil && fi.IsDir() {
@@ -399,9 +347,6 @@ func (f *FS) MkdirAll(name string, perm os.FileMode) error {
 		if err != nil {
 			return pathErr("mkdir", p, err)
 		}
-		if err := f.syncDir(p); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -411,10 +356,10 @@ func (f *FS) Symlink(target, link string) error {
 	if err := f.checkWrite("symlink", link); err != nil {
 		return err
 	}
-	if err := f.at(link, func(dfd int, base string) error { return unix.Symlinkat(target, dfd, base) }); err != nil {
+	if err := f.change(link, func(dfd int, base string) error { return unix.Symlinkat(target, dfd, base) }); err != nil {
 		return &os.LinkError{Op: "symlink", Old: target, New: link, Err: err}
 	}
-	return f.syncDir(link)
+	return nil
 }
 
 // Readlink returns the target of the symlink link, as stored.
@@ -527,10 +472,10 @@ func (f *FS) Mknod(name string, mode uint32, major uint32, minor uint32) error {
 	if err := f.checkWrite("mknod", name); err != nil {
 		return err
 	}
-	if err := f.at(name, func(dfd int, base string) error { return unix.Mknodat(dfd, base, mode, int(unix.Mkdev(major, minor))) }); err != nil {
+	if err := f.change(name, func(dfd int, base string) error { return unix.Mknodat(dfd, base, mode, int(unix.Mkdev(major, minor))) }); err != nil {
 		return pathErr("mknod", name, err)
 	}
-	return f.syncDir(name)
+	return nil
 }
 
 // Mkfifo creates a named pipe with the permission bits of mode.
@@ -549,10 +494,10 @@ func (f *FS) Link(existing string, link string) error {
 		return err
 	}
 	linkat := func(od int, ob string, nd int, nb string) error { return unix.Linkat(od, ob, nd, nb, 0) }
-	if err := f.at2(existing, link, linkat); err != nil {
+	if err := f.change2(existing, link, false, linkat); err != nil {
 		return &os.LinkError{Op: "link", Old: existing, New: link, Err: err}
 	}
-	return f.syncDir(link)
+	return nil
 }
 
 // access checks, as f's identity, whether name allows mode (R_OK, W_OK,

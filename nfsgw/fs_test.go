@@ -2,6 +2,7 @@ package nfsgw
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -383,7 +384,6 @@ func TestFSNeverFollowsADirectorySymlink(t *testing.T) {
 			"link":       func() error { return fs.Link(through+"/x", "stolen") },
 			"link in":    func() error { return fs.Link("mine", through+"/planted") },
 			"mkdir":      func() error { return fs.Mkdir(through+"/new", 0o755) },
-			"mkdirall":   func() error { return fs.MkdirAll(through+"/new/deeper", 0o755) },
 			"symlink":    func() error { return fs.Symlink("t", through+"/s") },
 			"readlink":   func() error { _, err := fs.Readlink(through + "/lx"); return err },
 			"chmod":      func() error { return fs.Chmod(through+"/x", 0o777) },
@@ -400,8 +400,8 @@ func TestFSNeverFollowsADirectorySymlink(t *testing.T) {
 			err := call()
 			if err == nil {
 				t.Errorf("%s through %s: no error", name, through)
-			} else if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) && (name != "mkdirall" || !errors.Is(err, unix.EEXIST)) {
-				t.Errorf("%s through %s: %v, want ENOTDIR (ELOOP from an open, EEXIST from mkdirall)", name, through, err)
+			} else if !errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.ELOOP) {
+				t.Errorf("%s through %s: %v, want ENOTDIR (ELOOP from an open)", name, through, err)
 			}
 		}
 	}
@@ -421,5 +421,78 @@ func TestFSNeverFollowsADirectorySymlink(t *testing.T) {
 	}
 	if fi, _ := os.Stat(filepath.Join(dir, "mine")); fi.Mode().Perm() == 0o777 {
 		t.Fatal("chmod of a symlink changed its target")
+	}
+}
+
+// TestChangesSyncTheDirectoryTheyChanged: a call that changes a directory
+// fsyncs that directory, not whatever its name leads to afterwards (here
+// it is renamed away, and another put in its place, between the change
+// and the sync).
+func TestChangesSyncTheDirectoryTheyChanged(t *testing.T) {
+	fs, dir := newTestFS(t)
+	inode := func(p string) uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, p), &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	var synced []uint64
+	fs.fsyncDir = func(fd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		synced = append(synced, st.Ino)
+		return unix.Fsync(fd)
+	}
+	n := 0
+	swap := func() {
+		n++
+		moved := fmt.Sprintf("moved%d", n)
+		if err := os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, moved)); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, fs, "f", "x")
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"mkdir", func() error { return fs.Mkdir("a/d", 0o755) }},
+		{"symlink", func() error { return fs.Symlink("t", "a/s") }},
+		{"rename in", func() error { return fs.Rename("f", "a/f") }},
+		{"link", func() error { return fs.Link("a/f", "a/g") }},
+		{"remove", func() error { return fs.Remove("a/g") }},
+	} {
+		changed := inode("a")
+		synced = nil
+		fs.beforeSync = swap
+		err := tc.call()
+		fs.beforeSync = nil
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(synced) == 0 || synced[len(synced)-1] != changed {
+			t.Errorf("%s: synced directories %v, want the changed one (inode %d) last", tc.name, synced, changed)
+		}
+		// The next call works in the new "a": give it what it needs.
+		switch tc.name {
+		case "rename in":
+			if err := os.Rename(filepath.Join(dir, fmt.Sprintf("moved%d", n), "f"), filepath.Join(dir, "a", "f")); err != nil {
+				t.Fatal(err)
+			}
+		case "link":
+			if err := os.Rename(filepath.Join(dir, fmt.Sprintf("moved%d", n), "g"), filepath.Join(dir, "a", "g")); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }

@@ -121,10 +121,10 @@ func (f *FS) Unlink(name string) error {
 	if err := f.checkWrite("remove", name); err != nil {
 		return err
 	}
-	if err := f.at(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, 0) }); err != nil {
+	if err := f.change(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, 0) }); err != nil {
 		return pathErr("remove", name, err)
 	}
-	return f.syncDir(name)
+	return nil
 }
 
 // Rmdir removes an empty directory (rmdir(2)).
@@ -135,8 +135,8 @@ func (f *FS) Rmdir(name string) error {
 	if rel(name) == "." {
 		return pathErr("rmdir", name, unix.EBUSY)
 	}
-	if err := f.at(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR) }); err != nil {
+	if err := f.change(name, func(dfd int, base string) error { return unix.Unlinkat(dfd, base, unix.AT_REMOVEDIR) }); err != nil {
 		return pathErr("rmdir", name, err)
 	}
-	return f.syncDir(name)
+	return nil
 }
