@@ -195,9 +195,13 @@ func decodeSymlinkArgs(b []byte) (symlinkArgs, error) {
 		return a, fmt.Errorf("%w: sattr3: %v", ErrGarbage, err)
 	}
 	a.Attrs = attrs
-	a.Target = string(r.opaque(unix.PathMax))
+	a.Target = string(r.opaque(maxSymlinkTarget))
 	return a, r.err
 }
+
+// maxSymlinkTarget bounds a SYMLINK's target as read (nfsSymlink refuses
+// one longer than the kernel takes with NAMETOOLONG, not as garbage).
+const maxSymlinkTarget = 64 << 10
 
 // nfsSymlink answers SYMLINK here rather than in go-nfs, so that its
 // errors are the kernel's (go-nfs answered ACCESS to most) and a
@@ -212,6 +216,12 @@ func (s *Server) nfsSymlink(fs *FS, args []byte) []byte {
 	dir, name, err := s.entryOf(a.Where)
 	if err != nil {
 		return nfsFailure(nfsProcSymlink, nfsStatus(err))
+	}
+	switch {
+	case a.Target == "": // as nfsd: symlink(2) would say ENOENT
+		return nfsFailure(nfsProcSymlink, nfsStatus(unix.EINVAL))
+	case len(a.Target) >= unix.PathMax:
+		return nfsFailure(nfsProcSymlink, nfsStatus(unix.ENAMETOOLONG))
 	}
 	if err := fs.Symlink(a.Target, name); err != nil {
 		return nfsFailure(nfsProcSymlink, nfsStatus(err))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -200,17 +201,20 @@ func TestSymlink(t *testing.T) {
 		t.Errorf("SYMLINK sent again: status %d, same reply %v; want the first reply", st, bytes.Equal(again, first))
 	}
 	for _, tc := range []struct {
-		dir  []byte
-		name string
-		want nfs.NFSStatus
+		dir    []byte
+		name   string
+		target string
+		want   nfs.NFSStatus
 	}{
-		{root, "abs", nfs.NFSStatusExist},
-		{root, "file", nfs.NFSStatusExist},
-		{mustHandle(t, fs, "file"), "x", nfs.NFSStatusNotDir},
-		{root, "a/b", nfs.NFSStatusAccess},
+		{root, "abs", "t", nfs.NFSStatusExist},
+		{root, "file", "t", nfs.NFSStatusExist},
+		{mustHandle(t, fs, "file"), "x", "t", nfs.NFSStatusNotDir},
+		{root, "a/b", "t", nfs.NFSStatusAccess},
+		{root, "empty", "", nfs.NFSStatusInval},
+		{root, "long", strings.Repeat("x", unix.PathMax), nfs.NFSStatusNameTooLong},
 	} {
-		if _, x := r.call(progNFS, 3, nfsProcSymlink, symlinkArgsOf(tc.dir, tc.name, "t")); nfs.NFSStatus(x.u32()) != tc.want {
-			t.Errorf("SYMLINK %q: want status %d", tc.name, tc.want)
+		if _, x := r.call(progNFS, 3, nfsProcSymlink, symlinkArgsOf(tc.dir, tc.name, tc.target)); nfs.NFSStatus(x.u32()) != tc.want {
+			t.Errorf("SYMLINK %q to %.10q: want status %d", tc.name, tc.target, tc.want)
 		}
 	}
 	if got, _ := os.ReadFile(filepath.Join(dir, "file")); string(got) != "x" {
@@ -225,7 +229,7 @@ func FuzzDecodeCreateArgs(f *testing.F) {
 	f.Add(mkdirArgsOf(fh, "d", 0o755))
 	f.Add(symlinkArgsOf(fh, "l", "/target"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if a, err := decodeSymlinkArgs(b); err == nil && (len(a.Where.Name) > nfsNameMax || len(a.Target) > unix.PathMax || a.Attrs == nil) {
+		if a, err := decodeSymlinkArgs(b); err == nil && (len(a.Where.Name) > nfsNameMax || len(a.Target) > maxSymlinkTarget || a.Attrs == nil) {
 			t.Fatalf("accepted %+v", a)
 		}
 		if a, err := decodeCreateArgs(b); err == nil && (len(a.Where.Name) > nfsNameMax || (a.Mode != createExclusive && a.Attrs == nil)) {
