@@ -125,7 +125,16 @@ func (c *claims) compacted(pg PG, below uint64) {
 
 // dropPG forgets every claim of pg (its log is gone; its objects go with
 // it, so nothing is left to reclaim).
-func (c *claims) dropPG(pg PG) { delete(c.pgs, pg) }
+func (c *claims) dropPG(pg PG) {
+	delete(c.pgs, pg)
+	keep := c.gone[:0]
+	for _, r := range c.gone {
+		if r.pg != pg {
+			keep = append(keep, r)
+		}
+	}
+	c.gone = keep
+}
 
 // of returns the claims of object name.
 func (c *claims) of(pg PG, name string) []claim { return c.pgs[pg][name] }

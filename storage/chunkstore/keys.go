@@ -18,6 +18,7 @@ func (pg PG) String() string { return fmt.Sprintf("%d.%x", pg.Pool, pg.Seq) }
 //	's' "meta"                 store format and block size
 //	'm' pool seq name          object meta (size, version, block bitmap)
 //	'r' pool seq 'a'           apply state as of the last checkpoint
+//	'r' pool seq 'd'           the PG is being dropped (droppg.go)
 //
 // Every value starts with a CRC-32C over key and payload (see seal). Object
 // data lives in files (objfile.go), the raft log in the WAL (storage/wal).

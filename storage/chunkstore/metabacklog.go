@@ -50,6 +50,22 @@ func (b *metaBacklog) get(k metaKeyT) (objMeta, bool, bool) {
 	return it.m.clone(), it.found, true
 }
 
+// dropPG forgets pg's metas (DropPG; no flush runs meanwhile).
+func (b *metaBacklog) dropPG(pg PG) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.pending {
+		if k.pg == pg {
+			delete(b.pending, k)
+		}
+	}
+	for k := range b.flushing {
+		if k.pg == pg {
+			delete(b.flushing, k)
+		}
+	}
+}
+
 func (b *metaBacklog) empty() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()

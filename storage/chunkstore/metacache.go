@@ -75,6 +75,18 @@ func (c *metaCache) put(pg PG, name string, m objMeta, found bool) {
 	}
 }
 
+// dropPG forgets every object of pg.
+func (c *metaCache) dropPG(pg PG) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, e := range c.items {
+		if k.pg == pg {
+			c.lru.Remove(e)
+			delete(c.items, k)
+		}
+	}
+}
+
 // drop forgets (pg, name).
 func (c *metaCache) drop(pg PG, name string) {
 	c.mu.Lock()

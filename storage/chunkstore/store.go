@@ -51,10 +51,11 @@ type Store struct {
 	inflight   map[objKey][]*placement      // placements of batches not yet committed; see reclaim.go
 	pre        prePlacing                   // placements made ahead of their batch (preplace.go)
 
-	directBufs *directBufs  // aligned buffers for direct slot writes (direct.go)
-	noDirect   atomic.Bool  // the file system refused O_DIRECT: slot writes go through the page cache
-	stats      placeStats   // counters of the placement paths
-	orphans    OrphanCounts // what Open removed (orphans.go)
+	directBufs *directBufs          // aligned buffers for direct slot writes (direct.go)
+	dropStop   func(step int) error // tests: stop DropPG there, as a crash would (droppg.go)
+	noDirect   atomic.Bool          // the file system refused O_DIRECT: slot writes go through the page cache
+	stats      placeStats           // counters of the placement paths
+	orphans    OrphanCounts         // what Open removed (orphans.go)
 
 	ckptMu  sync.Mutex    // serializes checkpoints and guards reserve
 	reserve staleReserve  // stale slots kept allocated for reuse (reclaim.go)
@@ -134,7 +135,10 @@ func Open(cfg Config) (*Store, error) {
 		_ = unlockDir(lock)
 		return nil, walErr("open", PG{}, err)
 	}
-	if err = s.loadPlacements(); err == nil {
+	if err = s.finishDrops(); err == nil {
+		err = s.loadPlacements()
+	}
+	if err == nil {
 		s.durable, err = s.loadApplyStates()
 	}
 	if err == nil {

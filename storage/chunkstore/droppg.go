@@ -1,0 +1,240 @@
+package chunkstore
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/tsumiki-storage/tsumiki/storage/wal"
+)
+
+// Dropping a PG. An OSD drops its replica of a PG that moved away, and
+// empties one before it installs a snapshot (docs/design-replica-moves.md).
+// Everything the store holds for the PG goes: its raft log and hard state
+// (the WAL's Drop record), its durable apply state and object metas (the
+// meta DB), and its object files (the PG's directory).
+//
+// Those live in three places that no one commit covers, so a marker key
+// ('r' pool seq 'd'), written and synced first, says the PG is being
+// dropped; it is deleted last. Open finishes every drop it finds marked
+// before it reads anything of the PG (finishDrops): a crash at any point
+// leaves either the whole PG, or a marked PG that Open then drops, never a
+// PG with some of its state gone (a log without its apply state would be
+// replayed over objects that no longer hold what it was compacted over).
+const raftDrop = 'd'
+
+// ErrBusy: the PG is in use (DropPG).
+var ErrBusy = errors.New("chunkstore: pg in use")
+
+// DropPG removes pg and everything the store holds for it (see above),
+// durably. The caller must have stopped using pg: no batch that touches it
+// may be open or committing, and no read of it may run; a preplacement of
+// pg still live (Preplace not yet adopted or released) fails the call with
+// ErrBusy before anything changes. Dropping a PG the store does not hold
+// succeeds. Other PGs are served meanwhile; checkpoints wait.
+func (s *Store) DropPG(pg PG) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	if s.pgInFlight(pg) {
+		return fmt.Errorf("%w: %s has placements in flight", ErrBusy, pg)
+	}
+	k := raftKey(pg, raftDrop)
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, seal(k, nil)) }); err != nil {
+		return fmt.Errorf("chunkstore: drop %s: mark: %w", pg, badgerErr(err))
+	}
+	if err := s.dropHook(1); err != nil {
+		return err
+	}
+	s.forgetPG(pg)
+	return s.finishDrop(pg)
+}
+
+// dropHook is a point where a test stops DropPG as a crash would; nil
+// in a running store.
+func (s *Store) dropHook(step int) error {
+	if s.dropStop != nil {
+		return s.dropStop(step)
+	}
+	return nil
+}
+
+// pgInFlight reports whether pg has placements no batch has committed yet
+// (preplacements, or a batch committing).
+func (s *Store) pgInFlight(pg PG) bool {
+	s.placeMu.Lock()
+	defer s.placeMu.Unlock()
+	for k := range s.inflight {
+		if k.pg == pg {
+			return true
+		}
+	}
+	for pp := range s.pre.live {
+		if pp.pl.pg == pg {
+			return true
+		}
+	}
+	return false
+}
+
+// forgetPG drops what the store keeps in memory about pg. The caller holds
+// ckptMu, so no checkpoint (or flush of metas) runs meanwhile.
+func (s *Store) forgetPG(pg PG) {
+	s.backlog.dropPG(pg)
+	s.metas.dropPG(pg)
+	s.mu.Lock()
+	delete(s.pending, pg)
+	delete(s.recovery, pg)
+	delete(s.applied, pg)
+	delete(s.durable, pg)
+	s.mu.Unlock()
+	s.placeMu.Lock()
+	delete(s.placements, pg)
+	s.claims.dropPG(pg)
+	s.placeMu.Unlock()
+	keep := s.reserve.runs[:0]
+	for _, r := range s.reserve.runs {
+		if r.pg != pg {
+			keep = append(keep, r)
+		}
+	}
+	s.reserve.runs = keep // its byte count may stay high until the next punch: only less is reserved
+	s.files.dropDir(pgDirName(pg))
+}
+
+// finishDrop deletes pg's log, metas, apply state and files, then its
+// marker. Each step may have been done already (Open finishing a drop a
+// crash cut short). The caller holds ckptMu, or is Open.
+func (s *Store) finishDrop(pg PG) error {
+	var wb wal.Batch
+	wb.Drop(walPG(pg))
+	s.placeMu.Lock()
+	err := s.wal.Commit(&wb)
+	s.placeMu.Unlock()
+	if err != nil {
+		return walErr("drop", pg, err)
+	}
+	if err := s.dropHook(2); err != nil {
+		return err
+	}
+	marker := raftKey(pg, raftDrop)
+	if err := s.deletePGKeys(pg, marker); err != nil {
+		return fmt.Errorf("chunkstore: drop %s: %w", pg, err)
+	}
+	if err := s.dropHook(3); err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Join(s.files.root, pgDirName(pg))); err != nil {
+		return fmt.Errorf("chunkstore: drop %s: %w", pg, err)
+	}
+	if err := syncDir(s.files.root); err != nil {
+		return fmt.Errorf("chunkstore: drop %s: %w", pg, err)
+	}
+	if err := s.dropHook(4); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(marker) }); err != nil {
+		return fmt.Errorf("chunkstore: drop %s: unmark: %w", pg, badgerErr(err))
+	}
+	return nil
+}
+
+// deletePGKeys deletes every meta DB key of pg but keep (synced: the DB
+// syncs its writes).
+func (s *Store) deletePGKeys(pg PG, keep []byte) error {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		for _, kind := range pgKinds {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: pgPrefix(kind, pg, 0)})
+			for it.Rewind(); it.Valid(); it.Next() {
+				if k := it.Item().KeyCopy(nil); string(k) != string(keep) {
+					keys = append(keys, k)
+				}
+			}
+			it.Close()
+		}
+		return nil
+	})
+	if err != nil {
+		return badgerErr(err)
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return badgerErr(err)
+		}
+	}
+	return badgerErr(wb.Flush())
+}
+
+// finishDrops finishes the drops a crash cut short (Open, before the log
+// and the apply states are read).
+func (s *Store) finishDrops() error {
+	var pgs []PG
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindRaft}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if pg, ok := pgOfKey(k); ok && len(k) == pgPrefixLen+1 && k[pgPrefixLen] == raftDrop {
+				pgs = append(pgs, pg)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return badgerErr(err)
+	}
+	for _, pg := range pgs {
+		s.log.Warn("finishing the drop of a pg that a crash interrupted")
+		if err := s.finishDrop(pg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// dropDir forgets the files of the PG directory dir: open ones are closed,
+// and none of them is synced at the next checkpoint.
+func (c *fileCache) dropDir(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := func(rel string) bool { return rel == dir || strings.HasPrefix(rel, dir+string(filepath.Separator)) }
+	for rel, of := range c.open {
+		if in(rel) {
+			if of.elem != nil {
+				c.idle.Remove(of.elem)
+			}
+			delete(c.open, rel)
+			of.close()
+		}
+	}
+	for rel := range c.dirty {
+		if in(rel) {
+			delete(c.dirty, rel)
+		}
+	}
+	for rel := range c.dirs {
+		if in(rel) {
+			delete(c.dirs, rel)
+		}
+	}
+	for rel := range c.unsynced {
+		if in(rel) {
+			delete(c.unsynced, rel)
+		}
+	}
+	for rel := range c.syncedOnce {
+		if in(rel) {
+			delete(c.syncedOnce, rel)
+		}
+	}
+}
