@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
+	"go.uber.org/zap"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wal"
 )
@@ -25,24 +26,42 @@ import (
 // leaves either the whole PG, or a marked PG that Open then drops, never a
 // PG with some of its state gone (a log without its apply state would be
 // replayed over objects that no longer hold what it was compacted over).
+// A build from before DropPG ignores the marker: a store a crash left with
+// a drop unfinished must be opened by this build once before a downgrade.
 const raftDrop = 'd'
 
 // ErrBusy: the PG is in use (DropPG).
 var ErrBusy = errors.New("chunkstore: pg in use")
 
 // DropPG removes pg and everything the store holds for it (see above),
-// durably. The caller must have stopped using pg: no batch that touches it
-// may be open or committing, and no read of it may run; a preplacement of
+// durably. The caller must have stopped using pg, and must not use it
+// again until DropPG has returned nil: no batch that touches it may be open
+// or committing, and no read or Preplace of it may run. A preplacement of
 // pg still live (Preplace not yet adopted or released) fails the call with
-// ErrBusy before anything changes. Dropping a PG the store does not hold
-// succeeds. Other PGs are served meanwhile; checkpoints wait.
+// ErrBusy before anything changes. Any other error leaves the PG marked as
+// being dropped, and the next Open finishes the drop: retry until nil (or
+// stop the store) before the PG is written again, or that Open drops the
+// new writes too. Dropping a PG the store does not hold succeeds. Other
+// PGs are served meanwhile; checkpoints wait only until pg's log is
+// dropped, not while its files are deleted.
 func (s *Store) DropPG(pg PG) error {
-	s.ckptMu.Lock()
-	defer s.ckptMu.Unlock()
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
+	if err := s.dropBegin(pg); err != nil {
+		return err
+	}
+	return s.finishDrop(pg)
+}
+
+// dropBegin marks pg as being dropped, forgets it in memory and drops its
+// log. It holds ckptMu, so that no checkpoint writes anything of pg (a
+// meta from the backlog, an apply state, a compaction that would bring
+// its log back) once forgotten.
+func (s *Store) dropBegin(pg PG) error {
+	s.ckptMu.Lock()
+	defer s.ckptMu.Unlock()
 	if s.pgInFlight(pg) {
 		return fmt.Errorf("%w: %s has placements in flight", ErrBusy, pg)
 	}
@@ -54,7 +73,7 @@ func (s *Store) DropPG(pg PG) error {
 		return err
 	}
 	s.forgetPG(pg)
-	return s.finishDrop(pg)
+	return s.dropLog(pg)
 }
 
 // dropHook is a point where a test stops DropPG as a crash would; nil
@@ -95,35 +114,40 @@ func (s *Store) forgetPG(pg PG) {
 	delete(s.applied, pg)
 	delete(s.durable, pg)
 	s.mu.Unlock()
-	s.placeMu.Lock()
-	delete(s.placements, pg)
-	s.claims.dropPG(pg)
-	s.placeMu.Unlock()
+	bs := int64(s.cfg.BlockSize)
 	keep := s.reserve.runs[:0]
 	for _, r := range s.reserve.runs {
 		if r.pg != pg {
 			keep = append(keep, r)
+		} else {
+			s.reserve.bytes -= (r.run.hi - r.run.lo) * bs
 		}
 	}
-	s.reserve.runs = keep // its byte count may stay high until the next punch: only less is reserved
+	s.reserve.runs = keep
 	s.files.dropDir(pgDirName(pg))
 }
 
-// finishDrop deletes pg's log, metas, apply state and files, then its
-// marker. Each step may have been done already (Open finishing a drop a
-// crash cut short). The caller holds ckptMu, or is Open.
-func (s *Store) finishDrop(pg PG) error {
+// dropLog drops pg's placements and claims and, in the same placeMu
+// section (as a batch's commit keeps its log and claims in step), its raft
+// log and hard state.
+func (s *Store) dropLog(pg PG) error {
 	var wb wal.Batch
 	wb.Drop(walPG(pg))
 	s.placeMu.Lock()
+	delete(s.placements, pg)
+	s.claims.dropPG(pg)
 	err := s.wal.Commit(&wb)
 	s.placeMu.Unlock()
 	if err != nil {
 		return walErr("drop", pg, err)
 	}
-	if err := s.dropHook(2); err != nil {
-		return err
-	}
+	return s.dropHook(2)
+}
+
+// finishDrop deletes pg's metas, apply state and files, then its marker,
+// once its log is dropped (dropBegin, or Open: finishDrops). Each step may
+// have been done already (Open finishing a drop a crash cut short).
+func (s *Store) finishDrop(pg PG) error {
 	marker := raftKey(pg, raftDrop)
 	if err := s.deletePGKeys(pg, marker); err != nil {
 		return fmt.Errorf("chunkstore: drop %s: %w", pg, err)
@@ -194,7 +218,10 @@ func (s *Store) finishDrops() error {
 		return badgerErr(err)
 	}
 	for _, pg := range pgs {
-		s.log.Warn("finishing the drop of a pg that a crash interrupted")
+		s.log.Warn("finishing the drop of a pg that a crash or an error interrupted", zap.Stringer("pg", pg))
+		if err := s.dropLog(pg); err != nil {
+			return err
+		}
 		if err := s.finishDrop(pg); err != nil {
 			return err
 		}

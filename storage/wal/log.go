@@ -481,7 +481,7 @@ func (l *Log) dropOldSegments() {
 	}
 	slices.Sort(old)
 	for _, seq := range old {
-		if err := l.remove(filepath.Join(l.cfg.Dir, segName(seq))); err != nil {
+		if err := l.remove(filepath.Join(l.cfg.Dir, segName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
 			if l.stuck != seq {
 				l.stuck = seq
 				l.log.Warn("cannot delete an old raft log segment; the later ones are kept too, and it is tried again after every commit", zap.Error(err))
@@ -490,6 +490,12 @@ func (l *Log) dropOldSegments() {
 		}
 		l.segs[seq].Close()
 		delete(l.segs, seq)
+		// Each removal durable before the next: a crash must not keep an
+		// older segment whose newer neighbour's removal reached the disk.
+		if err := syncDir(l.cfg.Dir); err != nil {
+			l.log.Warn("cannot sync the raft log's directory; old segments are deleted again after the next commit", zap.Error(err))
+			return
+		}
 	}
 }
 
