@@ -291,14 +291,7 @@ func TestMetadataChangesSyncTheInode(t *testing.T) {
 		t.Fatal(err)
 	}
 	var synced []uint64
-	fs.fsyncInode = func(fd int) error {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return err
-		}
-		synced = append(synced, st.Ino)
-		return unix.Fsync(fd)
-	}
+	fs.fsyncInode = recordSyncs(&synced)
 	ino := func(name string) uint64 {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
@@ -439,14 +432,7 @@ func TestChangesSyncTheDirectoryTheyChanged(t *testing.T) {
 		return st.Ino
 	}
 	var synced []uint64
-	fs.fsyncDir = func(fd int) error {
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return err
-		}
-		synced = append(synced, st.Ino)
-		return unix.Fsync(fd)
-	}
+	fs.fsyncDir = recordSyncs(&synced)
 	n := 0
 	swap := func() {
 		n++
@@ -494,5 +480,17 @@ func TestChangesSyncTheDirectoryTheyChanged(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// recordSyncs is an fsync that appends the inode number it syncs to *to.
+func recordSyncs(to *[]uint64) func(fd int) error {
+	return func(fd int) error {
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return err
+		}
+		*to = append(*to, st.Ino)
+		return unix.Fsync(fd)
 	}
 }

@@ -168,11 +168,10 @@ func TestGuardedCreateIsExclusive(t *testing.T) {
 	}
 }
 
+// symlinkArgsOf is SYMLINK3args: where and attributes as MKDIR's, then
+// the target.
 func symlinkArgsOf(dir []byte, name, target string) []byte {
-	w := &xdrWriter{}
-	w.opaque(dir)
-	w.str(name)
-	sattr3(w, 0o777, -1)
+	w := &xdrWriter{b: mkdirArgsOf(dir, name, 0o777)}
 	w.str(target)
 	return w.b
 }

@@ -3,6 +3,7 @@ package chunkstore
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -244,24 +245,8 @@ func (c *fileCache) dropDir(dir string) {
 			of.close()
 		}
 	}
-	for rel := range c.dirty {
-		if in(rel) {
-			delete(c.dirty, rel)
-		}
-	}
-	for rel := range c.dirs {
-		if in(rel) {
-			delete(c.dirs, rel)
-		}
-	}
-	for rel := range c.unsynced {
-		if in(rel) {
-			delete(c.unsynced, rel)
-		}
-	}
-	for rel := range c.syncedOnce {
-		if in(rel) {
-			delete(c.syncedOnce, rel)
-		}
-	}
+	maps.DeleteFunc(c.dirty, func(rel string, _ struct{}) bool { return in(rel) })
+	maps.DeleteFunc(c.dirs, func(rel string, _ struct{}) bool { return in(rel) })
+	maps.DeleteFunc(c.unsynced, func(rel string, _ uint64) bool { return in(rel) })
+	maps.DeleteFunc(c.syncedOnce, func(rel string, _ bool) bool { return in(rel) })
 }
