@@ -181,7 +181,7 @@ func waitGoneHolder(ctx context.Context, st *image.Store, spec, host string, max
 			return nil
 		}
 		if !waited {
-			log.Warn("image locked by a process of this host that is gone (killed?), or by this process's own open that lost its lease: waiting for the lease to expire",
+			log.Warn("image locked by a process of this host that is gone (killed?), or by this process's own open that lost its lease: waiting for its lease to expire",
 				zap.String("image", spec), zap.String("holder", h.String()), zap.Duration("at most", max))
 		}
 		if time.Since(start) > max {
