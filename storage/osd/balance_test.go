@@ -95,10 +95,6 @@ func TestLoopLeadershipReturnsToPrimary(t *testing.T) {
 		lc.write(PG{Pool: 1, Seq: uint32(pg)}, "o", []byte("while0down"))
 	}
 	startLoopNode(lc, 0)
-	for pg := range pgs {
-		voters := []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}
-		lc.nodes[0].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, voters, 2)
-	}
 	lc.waitPrimaries(pgs, 20*time.Second)
 	// Node 0's own campaigns lose to the leaders its peers hear from
 	// (pre-vote): the hand-overs brought its PGs back.

@@ -48,6 +48,7 @@ type loopCluster struct {
 	cancel []context.CancelFunc
 	done   []chan error
 	tune   func(*NodeConfig) // adjusts each node's config (nil: none)
+	pgs    int               // PGs [0, pgs) of pool 1, the primary of PG i on node i%3
 }
 
 func startLoopNode(lc *loopCluster, i int) {
@@ -68,6 +69,17 @@ func startLoopNode(lc *loopCluster, i int) {
 	lc.net.mu.Unlock()
 	go func() { done <- n.Run(ctx) }()
 	lc.nodes[i], lc.cancel[i], lc.done[i] = n, cancel, done
+	lc.ensure(i)
+}
+
+// ensure gives node i the cluster's PGs, as a daemon does from the map it
+// watches (applyMap): without it, a replica loaded from disk takes no
+// proposal.
+func (lc *loopCluster) ensure(i int) {
+	for pg := 0; pg < lc.pgs; pg++ {
+		voters := []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}
+		lc.nodes[i].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, voters, 2)
+	}
 }
 
 func (lc *loopCluster) stop(i int) {
@@ -83,7 +95,7 @@ func (lc *loopCluster) stop(i int) {
 // newLoopCluster starts three nodes (tune, if given, adjusts their
 // configs) and creates pgs PGs over them, the primary of PG i on node i%3.
 func newLoopCluster(t *testing.T, pgs int, tune ...func(*NodeConfig)) *loopCluster {
-	lc := &loopCluster{t: t, net: &chanNet{nodes: map[int32]*Node{}, down: map[int32]bool{}},
+	lc := &loopCluster{t: t, net: &chanNet{nodes: map[int32]*Node{}, down: map[int32]bool{}}, pgs: pgs,
 		stores: make([]*chunkstore.Store, 3), nodes: make([]*Node, 3), cancel: make([]context.CancelFunc, 3), done: make([]chan error, 3)}
 	if len(tune) > 0 {
 		lc.tune = tune[0]
@@ -96,12 +108,6 @@ func newLoopCluster(t *testing.T, pgs int, tune ...func(*NodeConfig)) *loopClust
 		}
 		lc.stores[i], lc.dirs = st, append(lc.dirs, dir)
 		startLoopNode(lc, i)
-	}
-	for i := 0; i < 3; i++ {
-		for pg := 0; pg < pgs; pg++ {
-			voters := []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}
-			lc.nodes[i].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, voters, 2)
-		}
 	}
 	t.Cleanup(func() {
 		for i := range lc.nodes {
@@ -286,11 +292,6 @@ func TestLoopPlacesAhead(t *testing.T) {
 		lc.stores[i] = st
 		startLoopNode(lc, i)
 	}
-	for i := range lc.nodes {
-		for pg := range 2 {
-			lc.nodes[i].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}, 2)
-		}
-	}
 	round(2)
 	t.Logf("%d large writes placed ahead before the restart", ahead)
 }
@@ -401,12 +402,6 @@ func TestLoopRestartElectsPrimaries(t *testing.T) {
 	for i := range lc.nodes {
 		startLoopNode(lc, i)
 	}
-	for i := range lc.nodes {
-		for pg := range pgs {
-			voters := []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}
-			lc.nodes[i].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, voters, 2)
-		}
-	}
 	onPrimary := 0
 	for pg := range pgs {
 		deadline := time.Now().Add(10 * time.Second)
@@ -424,5 +419,38 @@ func TestLoopRestartElectsPrimaries(t *testing.T) {
 	// Without the primaries' campaigns: 2 to 4 of 12.
 	if onPrimary < pgs/2 {
 		t.Fatalf("after a restart %d of %d PGs are led by their primary", onPrimary, pgs)
+	}
+}
+
+// TestLoopLoadedReplicaWaitsForMinSize: a replica loaded from disk does
+// not know its pool's min_size until the map names its PG (EnsurePG), so
+// as a leader it refuses writes until then, rather than acknowledge one
+// that min_size would refuse. It once took them with no check at all.
+func TestLoopLoadedReplicaWaitsForMinSize(t *testing.T) {
+	lc := newLoopCluster(t, 1)
+	pg := PG{Pool: 1, Seq: 0}
+	lc.write(pg, "x", []byte("before"))
+	for i := range lc.nodes {
+		lc.stop(i)
+	}
+	pgs := lc.pgs
+	lc.pgs = 0 // start the nodes as a daemon does before its map arrives
+	for i := range lc.nodes {
+		startLoopNode(lc, i)
+	}
+	lc.pgs = pgs
+	lead := lc.agreedLeader(pg)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := lc.nodes[lead].propose(ctx, pg, op{Kind: opWrite, Object: "x", Data: []byte("early")}, time.Time{})
+	if !errors.Is(err, ErrDegraded) {
+		t.Fatalf("a write before the map on the loaded leader, node %d: %v, want %v", lead, err, ErrDegraded)
+	}
+	for i := range lc.nodes {
+		lc.ensure(i)
+	}
+	lc.write(pg, "x", []byte("after"))
+	if got := lc.read(pg, "x", 5); string(got) != "after" {
+		t.Fatalf("read %q after the map, want %q", got, "after")
 	}
 }

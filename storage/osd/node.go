@@ -253,7 +253,11 @@ func (n *Node) loadAll() error {
 			// was torn (see newReplica): EnsurePG creates it with its voters
 			continue
 		}
-		if _, err := n.addReplica(l, nil, 0); err != nil {
+		// min_size is the pool's, which only the map knows: until EnsurePG
+		// brings it, the replica refuses proposals (startPropose), so a
+		// restarted OSD never acknowledges a write its pool's min_size
+		// would refuse.
+		if _, err := n.addReplica(l, nil, minSizeUnknown); err != nil {
 			return err
 		}
 	}
@@ -497,6 +501,8 @@ func (n *Node) startPropose(pg PG, reqID uint64, data []byte, w *waiter) {
 		w.finish(0, ErrNoPG)
 	case !r.isLeader():
 		w.finish(0, ErrNotLeader)
+	case r.minSize == minSizeUnknown:
+		w.finish(0, fmt.Errorf("%w: min_size not known until the cluster map names this pg", ErrDegraded))
 	case r.minSize > 0 && n.active(r) < r.minSize:
 		w.finish(0, ErrDegraded)
 	default:

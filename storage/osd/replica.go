@@ -44,6 +44,10 @@ type pendingRead struct {
 	w     *waiter
 }
 
+// minSizeUnknown is the min_size of a replica loaded from disk before the
+// cluster map gave its pool's: it takes no proposal.
+const minSizeUnknown = -1
+
 // replica is this OSD's member of one PG's raft group. All fields but the
 // atomics are owned by the node loop goroutine.
 type replica struct {
@@ -51,7 +55,7 @@ type replica struct {
 	self    int32
 	rn      *raft.RawNode
 	log     *raftLog
-	minSize int
+	minSize int     // the pool's min_size; 0: no check; minSizeUnknown: refuse
 	voters  []int32 // from the conf state
 
 	conf        []byte                           // marshalled current pb.ConfState
