@@ -68,8 +68,9 @@
 // fsync the directories they change before returning, as NFSv3 requires
 // of metadata operations; chmod, chown and utimes fsync the inode itself
 // (a regular file or a directory; on xfs an fsync of the directory would
-// not commit the change); for a symlink or a special file they fsync its
-// directory (on ext4 a full journal commit), or sync the filesystem on xfs.
+// not commit the change), through the descriptor they changed it by; for
+// a symlink or a special file they sync the filesystem (an fsync of its
+// directory, which the change did not touch, commits nothing on ext4).
 // SETATTR fsyncs the file or directory it changed (see below).
 //
 // # What the front answers instead of go-nfs, and why

@@ -1,6 +1,7 @@
 package nfsgw
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path"
@@ -34,8 +35,7 @@ import (
 // Chmod, chown and utimes fsync the inode itself when it is a regular
 // file or a directory (on xfs an fsync of its directory would not commit
 // the change). A symlink or a special file is never opened (a fifo or a
-// device could block or reach a driver): its directory is fsynced, which
-// on ext4 commits the whole journal, and on xfs the filesystem is synced.
+// device could block or reach a driver): the filesystem is synced.
 //
 // FS also implements billy.Change and go-nfs's UnixChange (Mknod, Mkfifo,
 // Socket, Link). It is safe for concurrent use; it holds one open
@@ -46,16 +46,15 @@ type FS struct {
 	readOnly   bool
 	cred       *Cred    // nil: operations run as the gateway
 	rootGroups []uint32 // the gateway's groups, restored after a Cred call
-	// fsyncInode is unix.Fsync for syncNode (tests record what it syncs).
+	// fsyncInode is unix.Fsync for syncInode, and syncFS unix.Syncfs for
+	// syncUnopened (tests record what they sync).
 	fsyncInode func(fd int) error
+	syncFS     func(fd int) error
 	// fsyncDir is unix.Fsync for the directories FS syncs after changing
 	// them; beforeSync, if set, runs between a change and that sync in
-	// change and change2 (fsat.go). Tests set both.
+	// change, change2 and node (fsat.go). Tests set both.
 	fsyncDir   func(fd int) error
 	beforeSync func()
-	// xfs: an fsync of a directory commits only the directory's own
-	// changes (syncNode).
-	xfs bool
 }
 
 // OpenFS opens the folder dir as an FS. readOnly makes every change fail
@@ -73,9 +72,8 @@ func OpenFS(dir string, readOnly bool) (*FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nfsgw: open %s: %w", real, err)
 	}
-	var sfs unix.Statfs_t
-	xfs := unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.XFS_SUPER_MAGIC
-	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(), fsyncInode: unix.Fsync, fsyncDir: unix.Fsync, xfs: xfs}, nil
+	return &FS{root: real, rootFD: fd, readOnly: readOnly, rootGroups: processGroups(),
+		fsyncInode: unix.Fsync, syncFS: unix.Syncfs, fsyncDir: unix.Fsync}, nil
 }
 
 // Close releases the folder's descriptor.
@@ -100,59 +98,14 @@ func (f *FS) checkWrite(op, name string) error {
 	return nil
 }
 
-// syncDir fsyncs the directory holding name.
-func (f *FS) syncDir(name string) error {
-	dir := path.Dir(rel(name))
-	fd, err := unix.Openat2(f.rootFD, dir, &unix.OpenHow{
-		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
-	})
-	if err != nil {
-		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
-	}
-	defer unix.Close(fd)
-	if err := f.fsyncDir(fd); err != nil {
-		return fmt.Errorf("nfsgw: sync dir %s: %w", dir, err)
-	}
-	return nil
-}
-
-// syncNode makes a change to name's own inode (mode, owner, times)
-// durable. It runs as the gateway: an owner may chmod a file it cannot
-// read, and syncing is no access to the data.
-func (f *FS) syncNode(name string) error {
-	pfd, err := unix.Openat2(f.rootFD, rel(name), &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
-	})
-	if err == nil {
-		defer unix.Close(pfd)
-		var st unix.Stat_t
-		if err := unix.Fstat(pfd, &st); err == nil && (st.Mode&unix.S_IFMT == unix.S_IFREG || st.Mode&unix.S_IFMT == unix.S_IFDIR) {
-			// Reopened for reading through /proc (an O_PATH descriptor
-			// cannot be fsynced), so that it is the inode just looked at.
-			fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-			if err == nil {
-				defer unix.Close(fd)
-				if err := f.fsyncInode(fd); err != nil {
-					return fmt.Errorf("nfsgw: sync %s: %w", name, err)
-				}
-				return nil
-			}
-		}
-	}
-	return f.syncUnopened(name)
-}
-
 // syncUnopened makes a change to the inode of name, a symlink or special
-// file (which cannot be opened to fsync), durable: an fsync of its
-// directory commits ext4's journal with it; on xfs, which logs the child
-// apart, the whole filesystem is synced.
+// file (which cannot be opened to fsync), durable by syncing the whole
+// filesystem. An fsync of its directory is not enough: ext4 commits only
+// up to the transaction that last changed the inode fsynced, so a
+// directory the change did not touch commits nothing, and xfs logs the
+// child apart.
 func (f *FS) syncUnopened(name string) error {
-	if !f.xfs {
-		return f.syncDir(name)
-	}
-	if err := unix.Syncfs(f.rootFD); err != nil {
+	if err := f.syncFS(f.rootFD); err != nil {
 		return fmt.Errorf("nfsgw: sync %s: %w", name, err)
 	}
 	return nil
@@ -189,22 +142,26 @@ func (f *FS) OpenFile(name string, flag int, perm os.FileMode) (billy.File, erro
 	if flag&os.O_CREATE != 0 {
 		how.Mode = uint64(perm.Perm()) // openat2 refuses a mode without O_CREAT
 	}
-	var fd int
-	err := f.do(func() (err error) {
-		fd, err = unix.Openat2(f.rootFD, rel(name), how)
+	// Opened beneath the name's directory, which a create then fsyncs
+	// (fsat.go); the descriptor is closed if that fails.
+	fd := -1
+	open := func(dirfd int, base string) (err error) {
+		fd, err = unix.Openat2(dirfd, base, how)
 		return err
-	})
+	}
+	var err error
+	if flag&os.O_CREATE != 0 {
+		err = f.change(name, open)
+	} else {
+		err = f.at(name, open)
+	}
 	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
 		return nil, pathErr("open", name, err)
 	}
-	file := &File{File: os.NewFile(uintptr(fd), name), name: name, dirty: flag&os.O_TRUNC != 0}
-	if flag&os.O_CREATE != 0 {
-		if err := f.syncDir(name); err != nil {
-			_ = file.File.Close()
-			return nil, err
-		}
-	}
-	return file, nil
+	return &File{File: os.NewFile(uintptr(fd), name), name: name, dirty: flag&os.O_TRUNC != 0}, nil
 }
 
 // Stat returns name's attributes without following a final symlink.
@@ -394,6 +351,10 @@ func (f *FS) Capabilities() billy.Capability {
 	return c
 }
 
+// errSymlinkChmod ends Chmod's call on a symlink, which has no mode to
+// change; it never leaves Chmod.
+var errSymlinkChmod = errors.New("nfsgw: chmod of a symlink")
+
 // Chmod changes name's permission bits. Symlinks have none; chmod of a
 // symlink is a no-op, as on Linux.
 func (f *FS) Chmod(name string, mode os.FileMode) error {
@@ -410,32 +371,23 @@ func (f *FS) Chmod(name string, mode os.FileMode) error {
 	if mode&os.ModeSticky != 0 {
 		m |= unix.S_ISVTX
 	}
+	// fchmodat follows a final symlink (Linux before 6.6 has no
+	// AT_SYMLINK_NOFOLLOW for it): the inode is changed through its
+	// O_PATH descriptor's /proc name instead.
 	link := false
-	err := f.at(name, func(dfd int, base string) error {
-		// fchmodat follows a final symlink (Linux before 6.6 has no
-		// AT_SYMLINK_NOFOLLOW for it): the inode is opened without
-		// following, and changed through its descriptor.
-		pfd, err := unix.Openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(pfd)
-		var st unix.Stat_t
-		if err := unix.Fstat(pfd, &st); err != nil {
-			return err
-		}
+	err := f.node(name, func(pfd int, st *unix.Stat_t) error {
 		if link = st.Mode&unix.S_IFMT == unix.S_IFLNK; link {
-			return nil
+			return errSymlinkChmod
 		}
 		return unix.Fchmodat(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), m, 0)
 	})
-	if err != nil {
-		return pathErr("chmod", name, err)
-	}
 	if link {
 		return nil
 	}
-	return f.syncNode(name)
+	if err != nil {
+		return pathErr("chmod", name, err)
+	}
+	return nil
 }
 
 // Lchown changes the owner of name without following a symlink.
@@ -443,10 +395,11 @@ func (f *FS) Lchown(name string, uid, gid int) error {
 	if err := f.checkWrite("chown", name); err != nil {
 		return err
 	}
-	if err := f.at(name, func(dfd int, base string) error { return unix.Fchownat(dfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	err := f.node(name, func(pfd int, _ *unix.Stat_t) error { return unix.Fchownat(pfd, "", uid, gid, unix.AT_EMPTY_PATH) })
+	if err != nil {
 		return pathErr("chown", name, err)
 	}
-	return f.syncNode(name)
+	return nil
 }
 
 // Chown changes the owner of name; like Lchown (the gateway never follows
@@ -460,10 +413,13 @@ func (f *FS) Chtimes(name string, atime, mtime time.Time) error {
 		return err
 	}
 	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
-	if err := f.at(name, func(dfd int, base string) error { return unix.UtimesNanoAt(dfd, base, ts, unix.AT_SYMLINK_NOFOLLOW) }); err != nil {
+	err := f.node(name, func(pfd int, _ *unix.Stat_t) error {
+		return unix.UtimesNanoAt(unix.AT_FDCWD, "/proc/self/fd/"+strconv.Itoa(pfd), ts, 0)
+	})
+	if err != nil {
 		return pathErr("utimes", name, err)
 	}
-	return f.syncNode(name)
+	return nil
 }
 
 // Mknod creates a special file; mode carries the type bits (S_IFCHR,

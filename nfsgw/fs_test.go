@@ -280,7 +280,9 @@ func FuzzDecodeHandle(f *testing.F) {
 
 // TestMetadataChangesSyncTheInode: chmod, chown and utimes fsync the
 // changed inode itself (on xfs an fsync of its directory does not commit
-// a change to a file's inode); a symlink is never opened.
+// a change to a file's inode); a symlink is never opened, and its change
+// syncs the filesystem (on ext4 an fsync of its untouched directory
+// commits nothing); a chmod of a symlink changes nothing and syncs nothing.
 func TestMetadataChangesSyncTheInode(t *testing.T) {
 	fs, dir := newTestFS(t)
 	writeFile(t, fs, "f", "data")
@@ -292,6 +294,8 @@ func TestMetadataChangesSyncTheInode(t *testing.T) {
 	}
 	var synced []uint64
 	fs.fsyncInode = recordSyncs(&synced)
+	fsSyncs := 0
+	fs.syncFS = func(fd int) error { fsSyncs++; return unix.Syncfs(fd) }
 	ino := func(name string) uint64 {
 		var st unix.Stat_t
 		if err := unix.Lstat(filepath.Join(dir, name), &st); err != nil {
@@ -303,19 +307,26 @@ func TestMetadataChangesSyncTheInode(t *testing.T) {
 		name   string
 		change func() error
 		want   []uint64
+		wantFS int // syncs of the whole filesystem
 	}{
-		{"chmod f", func() error { return fs.Chmod("f", 0o600) }, []uint64{ino("f")}},
-		{"chown d", func() error { return fs.Lchown("d", os.Getuid(), os.Getgid()) }, []uint64{ino("d")}},
-		{"utimes f", func() error { return fs.Chtimes("f", time.Unix(1, 0), time.Unix(2, 0)) }, []uint64{ino("f")}},
-		{"chown l", func() error { return fs.Lchown("l", os.Getuid(), os.Getgid()) }, nil},
+		{"chmod f", func() error { return fs.Chmod("f", 0o600) }, []uint64{ino("f")}, 0},
+		{"chown d", func() error { return fs.Lchown("d", os.Getuid(), os.Getgid()) }, []uint64{ino("d")}, 0},
+		{"utimes f", func() error { return fs.Chtimes("f", time.Unix(1, 0), time.Unix(2, 0)) }, []uint64{ino("f")}, 0},
+		{"chown l", func() error { return fs.Lchown("l", os.Getuid(), os.Getgid()) }, nil, 1},
+		{"utimes l", func() error { return fs.Chtimes("l", time.Unix(1, 0), time.Unix(2, 0)) }, nil, 1},
+		{"chmod l", func() error { return fs.Chmod("l", 0o600) }, nil, 0},
 	} {
-		synced = nil
+		synced, fsSyncs = nil, 0
 		if err := tc.change(); err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
-		if !slices.Equal(synced, tc.want) {
-			t.Errorf("%s: synced inodes %v, want %v", tc.name, synced, tc.want)
+		if !slices.Equal(synced, tc.want) || fsSyncs != tc.wantFS {
+			t.Errorf("%s: synced inodes %v and the filesystem %d times, want %v and %d", tc.name, synced, fsSyncs, tc.want, tc.wantFS)
 		}
+	}
+	var st unix.Stat_t
+	if err := unix.Lstat(filepath.Join(dir, "l"), &st); err != nil || st.Mtim.Sec != 2 {
+		t.Errorf("utimes l: the symlink's mtime is %d (%v), want 2", st.Mtim.Sec, err)
 	}
 }
 
@@ -453,6 +464,13 @@ func TestChangesSyncTheDirectoryTheyChanged(t *testing.T) {
 		call func() error
 	}{
 		{"mkdir", func() error { return fs.Mkdir("a/d", 0o755) }},
+		{"create", func() error {
+			f, err := fs.OpenFile("a/n", os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+			if err == nil {
+				err = f.Close()
+			}
+			return err
+		}},
 		{"symlink", func() error { return fs.Symlink("t", "a/s") }},
 		{"rename in", func() error { return fs.Rename("f", "a/f") }},
 		{"link", func() error { return fs.Link("a/f", "a/g") }},
@@ -492,5 +510,48 @@ func recordSyncs(to *[]uint64) func(fd int) error {
 		}
 		*to = append(*to, st.Ino)
 		return unix.Fsync(fd)
+	}
+}
+
+// TestMetadataChangesSyncTheInodeTheyChanged: chmod, chown and utimes
+// fsync the inode they changed, not whatever the name leads to afterwards
+// (here the file is renamed away, and another put in its place, between
+// the change and the sync).
+func TestMetadataChangesSyncTheInodeTheyChanged(t *testing.T) {
+	fs, dir := newTestFS(t)
+	var synced []uint64
+	fs.fsyncInode = recordSyncs(&synced)
+	n := 0
+	fs.beforeSync = func() {
+		n++
+		if err := os.Rename(filepath.Join(dir, "f"), filepath.Join(dir, fmt.Sprintf("moved%d", n))); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "f"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		call func() error
+	}{
+		{"chmod", func() error { return fs.Chmod("f", 0o600) }},
+		{"chown", func() error { return fs.Lchown("f", os.Getuid(), os.Getgid()) }},
+		{"utimes", func() error { return fs.Chtimes("f", time.Unix(1, 0), time.Unix(2, 0)) }},
+	} {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, "f"), &st); err != nil {
+			t.Fatal(err)
+		}
+		synced = nil
+		if err := tc.call(); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !slices.Equal(synced, []uint64{st.Ino}) {
+			t.Errorf("%s: synced inodes %v, want the changed one, %d", tc.name, synced, st.Ino)
+		}
 	}
 }

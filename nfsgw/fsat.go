@@ -73,21 +73,7 @@ func (f *FS) atLocked(r string, fn func(dirfd int, base string) error) error {
 // change is at for a call that changes name's directory: once fn has
 // succeeded, that directory is fsynced (see above).
 func (f *FS) change(name string, fn func(dirfd int, base string) error) error {
-	var d dirAt
-	defer func() { d.close() }()
-	err := f.do(func() (err error) {
-		if d, err = f.parent(rel(name)); err != nil {
-			return err
-		}
-		return fn(d.fd, d.base)
-	})
-	if err != nil {
-		return err
-	}
-	if f.beforeSync != nil {
-		f.beforeSync()
-	}
-	return f.syncAt(d, name)
+	return f.change2(name, name, false, func(_ int, _ string, dirfd int, base string) error { return fn(dirfd, base) })
 }
 
 // change2 is change for two names (rename, link): fn gets a's directory
@@ -95,12 +81,19 @@ func (f *FS) change(name string, fn func(dirfd int, base string) error) error {
 // (syncA) when it is another.
 func (f *FS) change2(a, b string, syncA bool, fn func(adir int, abase string, bdir int, bbase string) error) error {
 	var da, db dirAt
-	defer func() { da.close(); db.close() }()
+	defer func() {
+		da.close()
+		if a != b {
+			db.close()
+		}
+	}()
 	err := f.do(func() (err error) {
 		if da, err = f.parent(rel(a)); err != nil {
 			return err
 		}
-		if db, err = f.parent(rel(b)); err != nil {
+		if a == b {
+			db = da // one descriptor, closed once
+		} else if db, err = f.parent(rel(b)); err != nil {
 			return err
 		}
 		return fn(da.fd, da.base, db.fd, db.base)
@@ -117,6 +110,60 @@ func (f *FS) change2(a, b string, syncA bool, fn func(adir int, abase string, bd
 		}
 	}
 	return f.syncAt(db, b)
+}
+
+// node runs fn, as f's identity, on name's inode, opened O_PATH without
+// following a final symlink (st is its fstat), then makes the change
+// durable through that same inode (syncInode), never the name looked up
+// again: for chmod, chown and utimes.
+func (f *FS) node(name string, fn func(pfd int, st *unix.Stat_t) error) error {
+	pfd := -1
+	var st unix.Stat_t
+	defer func() {
+		if pfd >= 0 {
+			unix.Close(pfd)
+		}
+	}()
+	err := f.do(func() error {
+		return f.atLocked(rel(name), func(dfd int, base string) (err error) {
+			if pfd, err = unix.Openat(dfd, base, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err != nil {
+				return err
+			}
+			if err := unix.Fstat(pfd, &st); err != nil {
+				return err
+			}
+			return fn(pfd, &st)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if f.beforeSync != nil {
+		f.beforeSync()
+	}
+	return f.syncInode(pfd, &st, name)
+}
+
+// syncInode makes a change to the inode open as pfd (O_PATH; st is its
+// fstat) durable, as the gateway: an owner may chmod a file it cannot
+// read, and syncing is no access to the data. A regular file or a
+// directory is reopened for reading through /proc (an O_PATH descriptor
+// cannot be fsynced), which names that inode; anything else is never
+// opened (a fifo or a device could block or reach a driver), and the
+// filesystem is synced (syncUnopened).
+func (f *FS) syncInode(pfd int, st *unix.Stat_t, name string) error {
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFDIR {
+		return f.syncUnopened(name)
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(pfd), unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return fmt.Errorf("nfsgw: sync %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	if err := f.fsyncInode(fd); err != nil {
+		return fmt.Errorf("nfsgw: sync %s: %w", name, err)
+	}
+	return nil
 }
 
 // syncAt fsyncs the directory d that holds name, as the gateway (an O_PATH

@@ -207,8 +207,8 @@ func (s *Server) setattrOpen(fs *FS, pfd int, st *unix.Stat_t, a setattrArgs) er
 // fchownat with AT_EMPTY_PATH, and fchmodat and utimensat on
 // /proc/self/fd/N, which names the inode itself, never a path another
 // client could swap (a symlink's mode is not used: nfsd ignores it too).
-// The change is then synced (FS.syncUnopened) through name, the handle's
-// path as nfsSetattr resolved it.
+// The change is then synced (FS.syncUnopened: the whole filesystem); name
+// is for errors.
 func setattrUnopened(fs *FS, pfd int, name string, st *unix.Stat_t, a setattrArgs) error {
 	if a.Size != nil {
 		return fmt.Errorf("nfsgw: truncate: %w", unix.EINVAL)
