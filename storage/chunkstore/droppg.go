@@ -1,11 +1,13 @@
 package chunkstore
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
@@ -53,7 +55,7 @@ func (s *Store) DropPG(pg PG) error {
 	if err := s.dropBegin(pg); err != nil {
 		return err
 	}
-	return s.finishDrop(pg)
+	return s.finishDrop(pg, false)
 }
 
 // dropBegin marks pg as being dropped, forgets it in memory and drops its
@@ -147,10 +149,15 @@ func (s *Store) dropLog(pg PG) error {
 
 // finishDrop deletes pg's metas, apply state and files, then its marker,
 // once its log is dropped (dropBegin, or Open: finishDrops). Each step may
-// have been done already (Open finishing a drop a crash cut short).
-func (s *Store) finishDrop(pg PG) error {
+// have been done already (Open finishing a drop a crash cut short). An
+// install marker (install.go) goes with the rest unless keepInstall.
+func (s *Store) finishDrop(pg PG, keepInstall bool) error {
 	marker := raftKey(pg, raftDrop)
-	if err := s.deletePGKeys(pg, marker); err != nil {
+	keep := [][]byte{marker}
+	if keepInstall {
+		keep = append(keep, raftKey(pg, raftInstall))
+	}
+	if err := s.deletePGKeys(pg, keep); err != nil {
 		return fmt.Errorf("chunkstore: drop %s: %w", pg, err)
 	}
 	if err := s.dropHook(3); err != nil {
@@ -171,15 +178,15 @@ func (s *Store) finishDrop(pg PG) error {
 	return nil
 }
 
-// deletePGKeys deletes every meta DB key of pg but keep (synced: the DB
-// syncs its writes).
-func (s *Store) deletePGKeys(pg PG, keep []byte) error {
+// deletePGKeys deletes every meta DB key of pg but those in keep (synced:
+// the DB syncs its writes).
+func (s *Store) deletePGKeys(pg PG, keep [][]byte) error {
 	var keys [][]byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, kind := range pgKinds {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: pgPrefix(kind, pg, 0)})
 			for it.Rewind(); it.Valid(); it.Next() {
-				if k := it.Item().KeyCopy(nil); string(k) != string(keep) {
+				if k := it.Item().KeyCopy(nil); !slices.ContainsFunc(keep, func(x []byte) bool { return bytes.Equal(x, k) }) {
 					keys = append(keys, k)
 				}
 			}
@@ -203,31 +210,37 @@ func (s *Store) deletePGKeys(pg PG, keep []byte) error {
 // finishDrops finishes the drops a crash cut short (Open, before the log
 // and the apply states are read).
 func (s *Store) finishDrops() error {
-	var pgs []PG
-	err := s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindRaft}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if pg, ok := pgOfKey(k); ok && len(k) == pgPrefixLen+1 && k[pgPrefixLen] == raftDrop {
-				pgs = append(pgs, pg)
-			}
-		}
-		return nil
-	})
+	pgs, err := s.markedPGs(raftDrop)
 	if err != nil {
-		return badgerErr(err)
+		return err
 	}
 	for _, pg := range pgs {
 		s.log.Warn("finishing the drop of a pg that a crash or an error interrupted", zap.Stringer("pg", pg))
 		if err := s.dropLog(pg); err != nil {
 			return err
 		}
-		if err := s.finishDrop(pg); err != nil {
+		if err := s.finishDrop(pg, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// markedPGs lists the PGs that have the marker key sub ('r' pool seq sub).
+func (s *Store) markedPGs(sub byte) ([]PG, error) {
+	var pgs []PG
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kindRaft}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			if pg, ok := pgOfKey(k); ok && len(k) == pgPrefixLen+1 && k[pgPrefixLen] == sub {
+				pgs = append(pgs, pg)
+			}
+		}
+		return nil
+	})
+	return pgs, badgerErr(err)
 }
 
 // dropDir forgets the files of the PG directory dir: open ones are closed,

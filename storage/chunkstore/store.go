@@ -51,11 +51,12 @@ type Store struct {
 	inflight   map[objKey][]*placement      // placements of batches not yet committed; see reclaim.go
 	pre        prePlacing                   // placements made ahead of their batch (preplace.go)
 
-	directBufs *directBufs          // aligned buffers for direct slot writes (direct.go)
-	dropStop   func(step int) error // tests: stop DropPG there, as a crash would (droppg.go)
-	noDirect   atomic.Bool          // the file system refused O_DIRECT: slot writes go through the page cache
-	stats      placeStats           // counters of the placement paths
-	orphans    OrphanCounts         // what Open removed (orphans.go)
+	directBufs  *directBufs          // aligned buffers for direct slot writes (direct.go)
+	dropStop    func(step int) error // tests: stop DropPG there, as a crash would (droppg.go)
+	installStop func(step int) error // tests: stop an install there, as a crash would (install.go)
+	noDirect    atomic.Bool          // the file system refused O_DIRECT: slot writes go through the page cache
+	stats       placeStats           // counters of the placement paths
+	orphans     OrphanCounts         // what Open removed (orphans.go)
 
 	ckptMu  sync.Mutex    // serializes checkpoints and guards reserve
 	reserve staleReserve  // stale slots kept allocated for reuse (reclaim.go)
@@ -136,6 +137,9 @@ func Open(cfg Config) (*Store, error) {
 		return nil, walErr("open", PG{}, err)
 	}
 	if err = s.finishDrops(); err == nil {
+		err = s.finishInstalls()
+	}
+	if err == nil {
 		err = s.loadPlacements()
 	}
 	if err == nil {
