@@ -52,7 +52,7 @@ func (s *Store) DropPG(pg PG) error {
 		return err
 	}
 	defer s.leave()
-	if err := s.dropBegin(pg); err != nil {
+	if err := s.dropBegin(pg, false); err != nil {
 		return err
 	}
 	return s.finishDrop(pg, false)
@@ -61,15 +61,25 @@ func (s *Store) DropPG(pg PG) error {
 // dropBegin marks pg as being dropped, forgets it in memory and drops its
 // log. It holds ckptMu, so that no checkpoint writes anything of pg (a
 // meta from the backlog, an apply state, a compaction that would bring
-// its log back) once forgotten.
-func (s *Store) dropBegin(pg PG) error {
+// its log back) once forgotten. The drop marker is set, and an install
+// marker (install.go) deleted unless forInstall, in one transaction: a
+// crash never leaves a half-installed PG without a marker.
+func (s *Store) dropBegin(pg PG, forInstall bool) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	if s.pgInFlight(pg) {
 		return fmt.Errorf("%w: %s has placements in flight", ErrBusy, pg)
 	}
 	k := raftKey(pg, raftDrop)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, seal(k, nil)) }); err != nil {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		if !forInstall {
+			if err := txn.Delete(raftKey(pg, raftInstall)); err != nil {
+				return err
+			}
+		}
+		return txn.Set(k, seal(k, nil))
+	})
+	if err != nil {
 		return fmt.Errorf("chunkstore: drop %s: mark: %w", pg, badgerErr(err))
 	}
 	if err := s.dropHook(1); err != nil {
@@ -208,7 +218,9 @@ func (s *Store) deletePGKeys(pg PG, keep [][]byte) error {
 }
 
 // finishDrops finishes the drops a crash cut short (Open, before the log
-// and the apply states are read).
+// and the apply states are read). An install marker still set is one of
+// BeginInstall's drop (DropPG deletes it with the drop marker's setting):
+// it stays, for finishInstalls.
 func (s *Store) finishDrops() error {
 	pgs, err := s.markedPGs(raftDrop)
 	if err != nil {
@@ -219,7 +231,7 @@ func (s *Store) finishDrops() error {
 		if err := s.dropLog(pg); err != nil {
 			return err
 		}
-		if err := s.finishDrop(pg, false); err != nil {
+		if err := s.finishDrop(pg, true); err != nil {
 			return err
 		}
 	}

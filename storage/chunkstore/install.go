@@ -18,18 +18,25 @@ import (
 // and EndInstall gives the PG the snapshot's apply state and a log that
 // restarts after the snapshot's index.
 //
-// A marker key ('r' pool seq 'i') is set and synced before the PG is
-// emptied, and deleted only once the copied objects, the apply state and
-// the log's new start are all durable. Open drops a PG it finds marked
-// (finishInstalls): a crash mid-install leaves no PG at all, never one
-// that is part old copy, part new, or whose objects are not those its apply
+// A marker key ('r' pool seq 'i'), set and synced before the PG is
+// emptied, is deleted only once the copied objects, the apply state and
+// the log's new start are all durable. Open empties a PG it finds marked
+// (finishInstalls): a crash mid-install leaves an empty PG, never one that
+// is part old copy, part new, or whose objects are not those its apply
 // state says; the replica then asks for the snapshot again.
+//
+// The raft hard state survives an install, crash or not: a voter must
+// never forget its term and its vote (it could vote twice in a term). The
+// marker's value is the hard state from before the install, and the log
+// is given it back once dropped; Open restores it from the marker when a
+// crash came between the two.
 const raftInstall = 'i'
 
 // BeginInstall marks pg as being installed, then empties it as DropPG does
-// (errors as DropPG's, ErrBusy included). The caller must not use pg
-// meanwhile but for the install's own batches; an error leaves pg marked,
-// and Open drops it: retry, or abandon the install with DropPG.
+// (errors as DropPG's, ErrBusy included), keeping its raft hard state. The
+// caller must not use pg meanwhile but for the install's own batches and
+// hard states; an error leaves pg marked, and Open empties it: retry, or
+// abandon the install with DropPG.
 func (s *Store) BeginInstall(pg PG) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -38,25 +45,84 @@ func (s *Store) BeginInstall(pg PG) error {
 	if s.pgInFlight(pg) {
 		return fmt.Errorf("%w: %s has placements in flight", ErrBusy, pg)
 	}
+	hs, err := s.installHardState(pg)
+	if err != nil {
+		return err
+	}
 	k := raftKey(pg, raftInstall)
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, seal(k, nil)) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(k, seal(k, hs)) }); err != nil {
 		return fmt.Errorf("chunkstore: install %s: mark: %w", pg, badgerErr(err))
 	}
 	if err := s.installHook(1); err != nil {
 		return err
 	}
-	if err := s.dropBegin(pg); err != nil {
+	return s.emptyForInstall(pg, hs)
+}
+
+// installHardState is pg's latest raft hard state: the log's, or, when a
+// drop took it, the one an earlier install's marker kept.
+func (s *Store) installHardState(pg PG) ([]byte, error) {
+	if hs, _, _ := s.wal.State(walPG(pg)); hs != nil {
+		return hs, nil
+	}
+	k := raftKey(pg, raftInstall)
+	var hs []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(k)
+		if err != nil {
+			return err
+		}
+		v, err := item.ValueCopy(nil)
+		if err == nil {
+			hs, err = unseal(k, v)
+		}
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("chunkstore: install %s: marker: %w", pg, badgerErr(err))
+	}
+	if len(hs) == 0 {
+		return nil, nil
+	}
+	return hs, nil
+}
+
+// emptyForInstall drops everything of pg but its install marker, then
+// gives its log the hard state hs back (nil: none).
+func (s *Store) emptyForInstall(pg PG, hs []byte) error {
+	if err := s.dropBegin(pg, true); err != nil {
 		return err
 	}
-	return s.finishDrop(pg, true)
+	if err := s.finishDrop(pg, true); err != nil {
+		return err
+	}
+	if err := s.installHook(2); err != nil {
+		return err
+	}
+	if hs == nil {
+		return nil
+	}
+	var wb wal.Batch
+	wb.HardState(walPG(pg), hs)
+	s.placeMu.Lock()
+	err := s.wal.Commit(&wb)
+	s.placeMu.Unlock()
+	if err != nil {
+		return walErr("install", pg, err)
+	}
+	return nil
 }
 
 // EndInstall ends pg's install: it makes the objects committed since
 // BeginInstall durable (a checkpoint), stores applyState as pg's durable
 // apply state, restarts pg's empty log at first (the next entry appended
 // is first; raft's snapshot index is first-1), and clears the install
-// marker, in this order. On success LoadRaft returns applyState and the
-// empty log [first, first-1] at once, also after a crash. Errors:
+// marker, in this order. On success LoadRaft returns applyState, the empty
+// log [first, first-1] and the hard state last set (kept through the
+// install), at once, also after a crash. Errors:
 // ErrInvalid (first is 0, no install of pg is under way, or pg's log has
 // entries), ErrClosed, or the file system's, badger's or the WAL's error,
 // after which pg stays marked: Open drops it.
@@ -74,13 +140,13 @@ func (s *Store) EndInstall(pg PG, applyState []byte, first uint64) error {
 	if err := s.Checkpoint(); err != nil {
 		return err
 	}
-	if err := s.installHook(2); err != nil {
+	if err := s.installHook(3); err != nil {
 		return err
 	}
 	if err := s.endInstall(pg, applyState, first); err != nil {
 		return err
 	}
-	if err := s.installHook(4); err != nil {
+	if err := s.installHook(5); err != nil {
 		return err
 	}
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(marker) }); err != nil {
@@ -130,7 +196,7 @@ func (s *Store) endInstall(pg PG, applyState []byte, first uint64) error {
 	delete(s.pending, pg)
 	s.applied[pg] = first - 1
 	s.mu.Unlock()
-	if err := s.installHook(3); err != nil {
+	if err := s.installHook(4); err != nil {
 		return err
 	}
 	var wb wal.Batch
@@ -156,21 +222,26 @@ func (s *Store) installHook(step int) error {
 	return nil
 }
 
-// finishInstalls drops the PGs whose install a crash or an error cut
-// short (Open, after finishDrops and before the log and the apply states
-// are read).
+// finishInstalls empties the PGs whose install a crash or an error cut
+// short, keeping their hard states (Open, after finishDrops and before the
+// log and the apply states are read).
 func (s *Store) finishInstalls() error {
 	pgs, err := s.markedPGs(raftInstall)
 	if err != nil {
 		return err
 	}
 	for _, pg := range pgs {
-		s.log.Warn("dropping a pg whose snapshot install a crash or an error interrupted; the replica asks for it again", zap.Stringer("pg", pg))
-		if err := s.dropBegin(pg); err != nil {
+		s.log.Warn("emptying a pg whose snapshot install a crash or an error interrupted; the replica asks for it again", zap.Stringer("pg", pg))
+		hs, err := s.installHardState(pg)
+		if err != nil {
 			return err
 		}
-		if err := s.finishDrop(pg, false); err != nil {
+		if err := s.emptyForInstall(pg, hs); err != nil {
 			return err
+		}
+		k := raftKey(pg, raftInstall)
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
+			return fmt.Errorf("chunkstore: install %s: unmark: %w", pg, badgerErr(err))
 		}
 	}
 	return nil

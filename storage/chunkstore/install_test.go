@@ -42,13 +42,36 @@ func checkInstalled(t *testing.T, s *Store, pg PG) {
 		}
 	}
 	st, err := s.LoadRaft(pg)
-	if err != nil || string(st.ApplyState) != string(installApply) || st.HardState != nil ||
+	if err != nil || string(st.ApplyState) != string(installApply) || string(st.HardState) != "hs" ||
 		st.FirstIndex != installFirst || st.LastIndex != installFirst-1 {
-		t.Fatalf("installed pg %s: raft state %+v (%v); want the snapshot's apply state and the empty log [%d, %d]",
+		t.Fatalf("installed pg %s: raft state %+v (%v); want the snapshot's apply state, the empty log [%d, %d] and the hard state kept",
 			pg, st, err, installFirst, installFirst-1)
 	}
 	if marked(t, s, pg, raftInstall) {
 		t.Fatalf("installed pg %s: the install marker is still set", pg)
+	}
+}
+
+// checkEmptied checks that pg holds nothing but the hard state hs, as
+// after BeginInstall or an install a crash cut short.
+func checkEmptied(t *testing.T, s *Store, pg PG, hs string) {
+	t.Helper()
+	if st, err := s.LoadRaft(pg); err != nil || st.FirstIndex != 0 || st.ApplyState != nil || string(st.HardState) != hs {
+		t.Fatalf("emptied pg %s: raft state %+v (%v), want the hard state %q alone", pg, st, err, hs)
+	}
+	if objs, err := s.List(pg, "", "", 100); err != nil || len(objs) != 0 {
+		t.Fatalf("emptied pg %s lists %v (%v), want nothing", pg, objs, err)
+	}
+	for _, name := range []string{"a", "b", "c", "x", "y"} {
+		if _, err := s.Stat(pg, name); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("emptied pg %s: Stat(%s) = %v, want ErrNotFound", pg, name, err)
+		}
+	}
+	s.placeMu.Lock()
+	held := len(s.placements[pg]) + len(s.claims.pgs[pg])
+	s.placeMu.Unlock()
+	if held != 0 {
+		t.Fatalf("emptied pg %s: %d placements and claimed objects left", pg, held)
 	}
 }
 
@@ -77,12 +100,7 @@ func TestInstall(t *testing.T) {
 	if err := s.BeginInstall(pg); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := s.LoadRaft(pg); err != nil || st.FirstIndex != 0 || st.ApplyState != nil || st.HardState != nil {
-		t.Fatalf("pg %s after BeginInstall: raft state %+v (%v), want none", pg, st, err)
-	}
-	if objs, err := s.List(pg, "", "", 100); err != nil || len(objs) != 0 {
-		t.Fatalf("pg %s after BeginInstall lists %v (%v), want nothing", pg, objs, err)
-	}
+	checkEmptied(t, s, pg, "hs")
 	copyIn(t, s, pg)
 	if err := s.EndInstall(pg, installApply, installFirst); err != nil {
 		t.Fatal(err)
@@ -156,17 +174,20 @@ func TestInstallRefuses(t *testing.T) {
 }
 
 // TestInstallCrash: an install cut short at any step, in BeginInstall's
-// drop or in EndInstall, leaves no trace of the PG after the next Open
-// (the replica then asks for the snapshot again); the other PGs are
-// untouched.
+// drop or in EndInstall, leaves nothing of the PG but its hard state after
+// the next Open (the replica then asks for the snapshot again); the other
+// PGs are untouched.
 func TestInstallCrash(t *testing.T) {
 	errCrash := errors.New("crash")
 	type stop struct {
 		drop, install int // the step of DropPG's or the install's hook
 	}
 	var stops []stop
-	for step := 1; step <= 4; step++ {
-		stops = append(stops, stop{drop: step}, stop{install: step})
+	for step := 1; step <= 5; step++ {
+		if step <= 4 {
+			stops = append(stops, stop{drop: step})
+		}
+		stops = append(stops, stop{install: step})
 	}
 	for _, at := range stops {
 		t.Run(fmt.Sprintf("drop%d-install%d", at.drop, at.install), func(t *testing.T) {
@@ -198,11 +219,42 @@ func TestInstallCrash(t *testing.T) {
 				t.Fatalf("reopen: %v", err)
 			}
 			defer s.Close()
-			checkGone(t, s, pg)
+			checkEmptied(t, s, pg, "hs")
 			if marked(t, s, pg, raftInstall) || marked(t, s, pg, raftDrop) {
 				t.Fatal("a marker outlived the reopen")
 			}
 			checkFilled(t, s, kept, true)
 		})
+	}
+}
+
+// TestInstallKeepsTheLatestHardState: a hard state raft sets during an
+// install (a new term, a vote) is the one kept, by EndInstall and by an
+// Open that finds the install cut short; the marker's older one is not
+// brought back over it.
+func TestInstallKeepsTheLatestHardState(t *testing.T) {
+	for _, crash := range []bool{false, true} {
+		cfg := testConfig(t)
+		s := openStore(t, cfg)
+		pg := PG{Pool: 1, Seq: 1}
+		fillPG(t, s, pg)
+		if err := s.BeginInstall(pg); err != nil {
+			t.Fatal(err)
+		}
+		copyIn(t, s, pg)
+		commit(t, s, func(b *Batch) error { return b.SetHardState(pg, []byte("hs2")) })
+		if crash {
+			killStore(s)
+			s = openStore(t, cfg)
+			checkEmptied(t, s, pg, "hs2")
+			continue
+		}
+		if err := s.EndInstall(pg, installApply, installFirst); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t, s)
+		if st, err := s.LoadRaft(pg); err != nil || string(st.HardState) != "hs2" {
+			t.Fatalf("after the install: hard state %q (%v), want hs2", st.HardState, err)
+		}
 	}
 }
