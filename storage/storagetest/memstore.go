@@ -54,6 +54,7 @@ type pgData struct {
 	ckApply     []byte             // apply state of the last checkpoint (what LoadRaft returns)
 	ckObjs      map[string]*object // objects as of the last checkpoint
 	pendCompact uint64             // compaction asked for since the last checkpoint
+	installing  bool               // between BeginInstall and EndInstall (install.go)
 }
 
 // placed is where the data of a placed entry is, and where it goes.
@@ -116,6 +117,10 @@ func (s *MemStore) Clone() *MemStore {
 	c.ckptEvery = s.ckptEvery
 	for _, pg := range slices.SortedFunc(maps.Keys(s.pgs), cmpPG) {
 		d := s.pgs[pg]
+		if d.installing { // what chunkstore's Open leaves of a cut install
+			c.pgs[pg] = &pgData{hard: bytes.Clone(d.hard), ents: map[uint64][]byte{}, objs: map[string]*object{}, ckObjs: map[string]*object{}}
+			continue
+		}
 		nd := &pgData{hard: bytes.Clone(d.hard), apply: bytes.Clone(d.ckApply), ckApply: bytes.Clone(d.ckApply),
 			compact: d.compact, ents: make(map[uint64][]byte, len(d.ents)), objs: map[string]*object{}}
 		for i, e := range d.ents {
@@ -307,13 +312,14 @@ func (s *MemStore) EntryHeads(pg PG, lo, hi uint64) ([]chunkstore.EntryHead, err
 	return out, nil
 }
 
-// ListPGs returns the PGs with raft state or objects, sorted.
+// ListPGs returns the PGs with durable raft state or objects, sorted (an
+// apply state not checkpointed yet does not count, as in chunkstore).
 func (s *MemStore) ListPGs() ([]PG, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []PG
 	for pg, d := range s.pgs {
-		if d.hard != nil || d.apply != nil || d.ckApply != nil || d.compact > 0 || len(d.ents) > 0 || len(d.objs) > 0 {
+		if d.hard != nil || d.ckApply != nil || d.compact > 0 || len(d.ents) > 0 || len(d.objs) > 0 {
 			out = append(out, pg)
 		}
 	}

@@ -24,6 +24,13 @@ type store interface {
 	Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error)
 }
 
+// installer is what both give for replica moves.
+type installer interface {
+	BeginInstall(pg PG) error
+	EndInstall(pg PG, applyState []byte, first uint64) error
+	DropPG(pg PG) error
+}
+
 type batch interface {
 	AppendEntries(pg PG, first uint64, ents [][]byte) error
 	SetHardState(pg PG, hs []byte) error
@@ -120,6 +127,35 @@ func TestMatchesChunkstore(t *testing.T) {
 		}
 		if err := mb.Commit(); err != nil {
 			t.Fatalf("step %d: MemStore commit: %v", step, err)
+		}
+		switch pg := pgs[rng.IntN(len(pgs))]; rng.IntN(20) {
+		case 0: // an install: a copied object, then the snapshot's state
+			first := uint64(1 + rng.IntN(50))
+			data, apply := payload(), []byte(fmt.Sprint("installed", step))
+			for _, st := range []installer{real, mem} {
+				if err := st.BeginInstall(pg); err != nil {
+					t.Fatalf("step %d: BeginInstall: %v", step, err)
+				}
+			}
+			for _, b := range []batch{real.NewBatch(), mem.NewBatch()} {
+				if err := b.Write(pg, "a", 100, data, first+3); err != nil {
+					t.Fatal(err)
+				}
+				if err := b.Commit(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, st := range []installer{real, mem} {
+				if err := st.EndInstall(pg, apply, first); err != nil {
+					t.Fatalf("step %d: EndInstall at %d: %v", step, first, err)
+				}
+			}
+		case 1:
+			for _, st := range []installer{real, mem} {
+				if err := st.DropPG(pg); err != nil {
+					t.Fatalf("step %d: DropPG: %v", step, err)
+				}
+			}
 		}
 		if rng.IntN(3) == 0 {
 			if err := real.Checkpoint(); err != nil {
@@ -318,5 +354,40 @@ func TestLoseWritesAndClone(t *testing.T) {
 	}
 	if err := b.Commit(); !errors.Is(err, chunkstore.ErrInvalid) {
 		t.Fatalf("second Commit = %v, want ErrInvalid", err)
+	}
+}
+
+// TestCloneMidInstall: a power cut between BeginInstall and EndInstall
+// leaves the PG with its hard state alone, as chunkstore's Open does.
+func TestCloneMidInstall(t *testing.T) {
+	s := NewMemStore()
+	if err := commitAll(s); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BeginInstall(pgA); err != nil {
+		t.Fatal(err)
+	}
+	b := s.NewBatch()
+	if err := b.Write(pgA, "x", 0, []byte("copied"), 40); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	hard, _ := s.LoadRaft(pgA)
+	c := s.Clone()
+	st, err := c.LoadRaft(pgA)
+	if err != nil || st.FirstIndex != 0 || st.LastIndex != 0 || st.ApplyState != nil || !bytes.Equal(st.HardState, hard.HardState) || st.HardState == nil {
+		t.Fatalf("after a cut install: %+v (%v), want the hard state %q alone", st, err, hard.HardState)
+	}
+	if objs, _ := c.List(pgA, "", "", 0); len(objs) != 0 {
+		t.Fatalf("after a cut install the pg lists %v", objs)
+	}
+	if err := s.EndInstall(pgA, []byte("as"), 30); err != nil {
+		t.Fatal(err)
+	}
+	st, err = s.Clone().LoadRaft(pgA)
+	if err != nil || st.FirstIndex != 30 || st.LastIndex != 29 || string(st.ApplyState) != "as" {
+		t.Fatalf("after the install: %+v (%v)", st, err)
 	}
 }
