@@ -232,17 +232,52 @@ func (s *Store) finishInstalls() error {
 	}
 	for _, pg := range pgs {
 		s.log.Warn("emptying a pg whose snapshot install a crash or an error interrupted; the replica asks for it again", zap.Stringer("pg", pg))
-		hs, err := s.installHardState(pg)
-		if err != nil {
+		if err := s.abortInstall(pg); err != nil {
 			return err
 		}
-		if err := s.emptyForInstall(pg, hs); err != nil {
-			return err
-		}
-		k := raftKey(pg, raftInstall)
-		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
-			return fmt.Errorf("chunkstore: install %s: unmark: %w", pg, badgerErr(err))
-		}
+	}
+	return nil
+}
+
+// AbortInstall gives up pg's install: the PG is emptied but for its hard
+// state and the install marker cleared, durably, as an Open after a crash
+// would. An install that is not under way (never begun, ended, or
+// BeginInstall refused before marking) is left alone: nil. The PG may be
+// used again once it returns nil; any other error leaves the marker, and
+// the next Open empties the PG (the owner should stop using it: a log
+// appended meanwhile would go too).
+func (s *Store) AbortInstall(pg PG) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	k := raftKey(pg, raftInstall)
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(k)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("chunkstore: abort install %s: %w", pg, badgerErr(err))
+	}
+	return s.abortInstall(pg)
+}
+
+// abortInstall empties the marked pg but for its hard state, then clears
+// its marker.
+func (s *Store) abortInstall(pg PG) error {
+	hs, err := s.installHardState(pg)
+	if err != nil {
+		return err
+	}
+	if err := s.emptyForInstall(pg, hs); err != nil {
+		return err
+	}
+	k := raftKey(pg, raftInstall)
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(k) }); err != nil {
+		return fmt.Errorf("chunkstore: install %s: unmark: %w", pg, badgerErr(err))
 	}
 	return nil
 }

@@ -258,3 +258,33 @@ func TestInstallKeepsTheLatestHardState(t *testing.T) {
 		}
 	}
 }
+
+// TestInstallAbort: AbortInstall empties a PG mid-install but for its hard
+// state and clears the marker, so that what is appended next survives an
+// Open; without an install under way it changes nothing.
+func TestInstallAbort(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	pg := PG{Pool: 1, Seq: 1}
+	fillPG(t, s, pg)
+	if err := s.AbortInstall(pg); err != nil {
+		t.Fatal(err)
+	}
+	checkFilled(t, s, pg, false)
+	if err := s.BeginInstall(pg); err != nil {
+		t.Fatal(err)
+	}
+	copyIn(t, s, pg)
+	if err := s.AbortInstall(pg); err != nil {
+		t.Fatal(err)
+	}
+	checkEmptied(t, s, pg, "hs")
+	if marked(t, s, pg, raftInstall) {
+		t.Fatal("AbortInstall left the install marker")
+	}
+	op := testOp{kind: opWrite, name: "x", off: 0, data: pattern(9, 100)}
+	commit(t, s, func(b *Batch) error { return b.AppendEntries(pg, 1, [][]byte{op.encode()}) })
+	s = reopen(t, s)
+	if st, err := s.LoadRaft(pg); err != nil || st.FirstIndex != 1 || st.LastIndex != 1 || string(st.HardState) != "hs" {
+		t.Fatalf("after an abort, an append and a reopen: %+v (%v)", st, err)
+	}
+}

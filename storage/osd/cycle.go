@@ -64,6 +64,9 @@ func (n *Node) queue(r *replica, m *pb.Message) {
 		wm.Compact = r.compactHint
 	}
 	to := osdID(m.GetTo())
+	if m.GetType() == pb.MsgSnap {
+		r.noteSnapshotSent(to, n.cfg.Clock.Now())
+	}
 	n.outbox[to] = append(n.outbox[to], wm)
 }
 
@@ -81,6 +84,9 @@ func (n *Node) cycle() error {
 	var rds []*ready
 	for _, r := range n.touched {
 		r.touched = false
+		if r.installing.Load() {
+			continue // frozen (snapshot.go)
+		}
 		if r.rn.HasReady() {
 			rds = append(rds, &ready{r: r, rd: r.rn.Ready()})
 		}
@@ -132,7 +138,9 @@ func (n *Node) cycle() error {
 func (n *Node) stage(b Batch, x *ready) error {
 	r, rd := x.r, x.rd
 	if !raft.IsEmptySnap(rd.Snapshot) {
-		return fmt.Errorf("pg %d.%d: received a raft snapshot, which this version cannot install", r.pg.Pool, r.pg.Seq)
+		// receiveSnapshot installs a snapshot before raft sees it, and
+		// raft then ignores it: one here is a bug.
+		return fmt.Errorf("pg %d.%d: raft restored a snapshot that was not installed", r.pg.Pool, r.pg.Seq)
 	}
 	// Only the leader serves reads, so only it keeps large writes in its
 	// page cache; followers write them past it (chunkstore.Place.Direct).
@@ -282,7 +290,7 @@ func (n *Node) compactTarget(r *replica) uint64 {
 	}
 	target := r.log.applied
 	if r.isLeader() {
-		target = min(target, r.minMatch())
+		target = min(target, r.compactFloor(n.cfg.SnapshotBehind))
 		if target > r.compactHint {
 			r.compactHint = target
 		}

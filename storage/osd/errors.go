@@ -26,6 +26,10 @@ var (
 	// ErrFull: an OSD of the cluster reports its device full; writes are
 	// refused until it is not (deletes and discards, which free space, go on).
 	ErrFull = errors.New("osd: cluster full")
+	// ErrInstalling: this replica is installing a snapshot, or has not
+	// caught up past its copy yet (snapshot.go); read another replica, or
+	// retry.
+	ErrInstalling = errors.New("osd: pg replica is installing a snapshot")
 	// ErrConfig: the configuration is invalid.
 	ErrConfig = errors.New("osd: invalid config")
 )

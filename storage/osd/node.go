@@ -14,6 +14,7 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
@@ -53,6 +54,15 @@ type NodeConfig struct {
 	// instead of using the leader lease (lease.go). For comparison and
 	// debugging.
 	NoLeaseReads bool
+	// SnapshotBehind: a leader compacts its log past a replica more than
+	// this many entries behind its applied index, which then catches up
+	// from a snapshot (snapshot.go): a down OSD does not keep the logs of
+	// its PGs growing until it returns. 0 (the default) keeps the log for
+	// every replica, however far behind. Every OSD then needs a Copier.
+	SnapshotBehind uint64
+	// Copier copies a PG from another OSD when a snapshot is to be
+	// installed here; nil refuses snapshots (they are dropped).
+	Copier PGCopier
 	// BalanceAfter: a PG led by a replica other than its primary is
 	// handed back to the primary once the primary has been heard from
 	// without a gap for this long (balance.go). Default 30 s; negative
@@ -137,6 +147,10 @@ type Node struct {
 	balanceTick time.Time     // the tick balanceLeft counts for
 	balanceLeft int           // transfers that may still start in that tick
 	balanced    atomic.Uint64 // hand-overs started (tests look)
+	installs    atomic.Uint64 // snapshots installed (tests look)
+	// fatal, once set on the loop, stops Run with it (a store failure
+	// outside a cycle).
+	fatal error
 }
 
 // NewNode returns a node; Run starts it.
@@ -195,6 +209,10 @@ func (n *Node) Run(ctx context.Context) error {
 		// Advance, or a campaign or read started while finishing, may
 		// leave a replica with more to do: run it now, not at the next
 		// event or tick (a few rounds at most, so events keep their turn).
+		if n.fatal != nil {
+			n.log.Error("store failed; stopping this osd", zap.Error(n.fatal))
+			return n.fatal
+		}
 		for range 4 {
 			if err := n.cycle(); err != nil {
 				n.log.Error("store failed; stopping this osd", zap.Error(err))
@@ -219,6 +237,10 @@ func (n *Node) tick(expire bool) {
 // tickReplica is one replica's part of tick (the simulation ticks replicas
 // in its own order).
 func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
+	if r.installing.Load() {
+		return // frozen (snapshot.go)
+	}
+	n.expireSnapshots(r, now)
 	r.tick(now, expire, n.newID)
 	n.touch(r)
 	n.maybeCampaign(r)
@@ -266,6 +288,7 @@ func (n *Node) loadAll() error {
 }
 
 func (n *Node) addReplica(l *raftLog, voters []int32, minSize int) (*replica, error) {
+	l.snapshots = n.cfg.SnapshotBehind > 0
 	r, err := newReplica(n.cfg.ID, l, voters, minSize, n.rlog)
 	if err != nil {
 		return nil, err
@@ -361,6 +384,9 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(w.err))
 				continue
 			}
+			if r.installing.Load() {
+				continue // frozen (snapshot.go); raft retransmits
+			}
 			m := w.m
 			n.touch(r)
 			if w.compact > r.compactHint && !r.isLeader() {
@@ -376,6 +402,18 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			}
 			if t := m.GetType(); (t == pb.MsgVote || t == pb.MsgPreVote) && n.cfg.Clock.Now().Before(n.votesAfter) {
 				continue // just started: see votesAfter
+			}
+			if m.GetType() == pb.MsgSnap {
+				n.receiveSnapshot(r, from, m)
+				continue
+			}
+			if m.GetType() == pb.MsgHeartbeat && m.GetCommit() > r.log.last {
+				// A replica whose snapshot install failed or was cut short
+				// kept its hard state alone (snapshot.go); its leader still
+				// counts what it held before, and raft panics on a commit
+				// index past the log. The heartbeat's answer makes the
+				// leader find out what it holds.
+				m.Commit = proto.Uint64(r.log.last)
 			}
 			_ = r.rn.Step(m)
 		}
@@ -588,13 +626,18 @@ func (n *Node) startTransfer(pg PG, target int32, w *waiter) {
 	}
 }
 
-// waitApplied waits until this replica of pg has applied index idx.
+// waitApplied waits until this replica of pg has applied index idx and
+// may serve reads of its own copy there (replica.readable). The replica
+// is looked up again each time: an install replaces it.
 func (n *Node) waitApplied(ctx context.Context, pg PG, idx uint64) error {
-	r := n.lookup(pg)
-	if r == nil {
-		return ErrNoPG
-	}
-	for r.applied.Load() < idx {
+	for {
+		r := n.lookup(pg)
+		if r == nil {
+			return ErrNoPG
+		}
+		if r.readable(idx) {
+			return nil
+		}
 		select {
 		case <-ctx.Done():
 			return ErrTimeout
@@ -603,7 +646,6 @@ func (n *Node) waitApplied(ctx context.Context, pg PG, idx uint64) error {
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
-	return nil
 }
 
 // States returns the raft state of every PG on this OSD.

@@ -37,7 +37,10 @@ func (n *Node) placeAhead(msgs []wireMsg) []preplaced {
 	}
 	var out []preplaced
 	for _, w := range msgs {
-		if w.m == nil || w.m.GetType() != pb.MsgApp || len(w.m.Entries) == 0 || n.lookup(w.pg) == nil {
+		if w.m == nil || w.m.GetType() != pb.MsgApp || len(w.m.Entries) == 0 {
+			continue
+		}
+		if r := n.lookup(w.pg); r == nil || r.installing.Load() {
 			continue
 		}
 		for _, e := range w.m.Entries {

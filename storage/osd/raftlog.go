@@ -34,6 +34,7 @@ type raftLog struct {
 	heldBytes   uint64   // payload bytes of the entries in terms
 
 	applied, appliedTerm uint64
+	snapshots            bool // Snapshot gives one (snapshot.go)
 
 	// damaged maps the entries read back as stand-ins (damaged.go) to
 	// the data bytes they lack.
@@ -152,6 +153,13 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 		}
 		l.last = st.LastIndex
 	}
+	// A replica whose snapshot install a crash cut short keeps its hard
+	// state and nothing else (snapshot.go): its commit index is past its
+	// empty log, which raft refuses. The commit index is learned again
+	// from the leader; the term and vote, which raft's safety needs, stay.
+	if l.hs.GetCommit() > l.last {
+		l.hs.Commit = proto.Uint64(l.last)
+	}
 	return l, nil
 }
 
@@ -230,15 +238,6 @@ func (l *raftLog) LastIndex() (uint64, error) { return l.last, nil }
 
 // FirstIndex implements raft.Storage.
 func (l *raftLog) FirstIndex() (uint64, error) { return l.first, nil }
-
-// Snapshot implements raft.Storage. Snapshot transfer (backfill of a replica
-// that fell behind the compacted log) is not built yet; logs are compacted
-// only below what every replica has, so raft does not need one. Returning
-// "temporarily unavailable" makes raft retry later instead of installing an
-// empty state on the follower.
-func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
-	return nil, raft.ErrSnapshotTemporarilyUnavailable
-}
 
 // stageAppend persists entries into b; commitAppend updates memory once b
 // committed. The entries are marshalled into *arena, which the caller

@@ -9,7 +9,6 @@ import (
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
-	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
@@ -80,9 +79,15 @@ type replica struct {
 	warnedLost  time.Time                        // when that was last logged
 	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
 
+	snapSent map[int32]time.Time // leader: when a snapshot went to each replica (snapshot.go)
+
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown
 	view    atomic.Pointer[leaseView] // the lease for readers outside the loop (lease.go)
+	// snapshot installs (snapshot.go)
+	installing atomic.Bool   // frozen while this replica installs a snapshot
+	readHold   atomic.Uint64 // no reads of the own copy before applying this far
+	copyAt     atomic.Int64  // when a replica last copied an object from this one (unix ns)
 }
 
 func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.Logger) (*replica, error) {
@@ -141,6 +146,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 }
 
 func (r *replica) setConf(cs *pb.ConfState) {
+	r.log.cs = proto.CloneOf(cs) // the configuration at the applied index (Snapshot)
 	r.conf, _ = proto.Marshal(cs)
 	r.voters = r.voters[:0]
 	for _, id := range cs.GetVoters() {
@@ -265,15 +271,4 @@ func (r *replica) grantReads() {
 		}
 	}
 	r.readQ = keep
-}
-
-// minMatch is the lowest log index every voter is known to hold (leader only).
-func (r *replica) minMatch() uint64 {
-	m := r.log.last
-	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		if pr.Match < m {
-			m = pr.Match
-		}
-	})
-	return m
 }

@@ -446,8 +446,12 @@ func (s *Server) list(ctx context.Context, pg PG, req *wire.Request) ([]byte, er
 }
 
 func (s *Server) digest(pg PG) ([]byte, error) {
-	if s.node.lookup(pg) == nil {
+	r := s.node.lookup(pg)
+	if r == nil {
 		return nil, ErrNoPG
+	}
+	if !r.readable(0) {
+		return nil, ErrInstalling
 	}
 	apply, sum, count, err := s.store.Digest(pg)
 	if err != nil {
@@ -478,6 +482,8 @@ func statusOf(err error) (wire.Status, string) {
 		return wire.StatusCorrupt, err.Error()
 	case errors.Is(err, ErrDegraded):
 		return wire.StatusDegraded, ""
+	case errors.Is(err, ErrInstalling):
+		return wire.StatusDegraded, err.Error()
 	case errors.Is(err, chunkstore.ErrTooLarge):
 		return wire.StatusTooLarge, "objects are limited to 32 MiB"
 	case errors.As(err, &inv):

@@ -23,6 +23,14 @@ type Store interface {
 	// Recover says that pg's entries up to through are about to be
 	// re-applied after a restart (see chunkstore.Store.Recover).
 	Recover(pg PG, through uint64)
+	// BeginInstall and EndInstall install a snapshot of pg (snapshot.go;
+	// chunkstore.Store.BeginInstall): the first empties pg but for its
+	// hard state, the second gives it applyState and a log restarting at
+	// first, durably; AbortInstall gives an install up, leaving the hard
+	// state alone.
+	BeginInstall(pg PG) error
+	EndInstall(pg PG, applyState []byte, first uint64) error
+	AbortInstall(pg PG) error
 }
 
 // Batch is one cycle's store changes. When Commit returns nil the raft

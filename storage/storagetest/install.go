@@ -42,6 +42,17 @@ func (s *MemStore) EndInstall(pg PG, applyState []byte, first uint64) error {
 	return nil
 }
 
+// AbortInstall empties pg but for its hard state when an install is under
+// way, as chunkstore.Store.AbortInstall does; otherwise it does nothing.
+func (s *MemStore) AbortInstall(pg PG) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.pgs[pg]; d != nil && d.installing {
+		*d = pgData{hard: d.hard, ents: map[uint64][]byte{}, objs: map[string]*object{}}
+	}
+	return nil
+}
+
 // DropPG removes pg and everything of it, durably at once (an install
 // under way too), as chunkstore.Store.DropPG does.
 func (s *MemStore) DropPG(pg PG) error {

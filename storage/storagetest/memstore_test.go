@@ -28,6 +28,7 @@ type store interface {
 type installer interface {
 	BeginInstall(pg PG) error
 	EndInstall(pg PG, applyState []byte, first uint64) error
+	AbortInstall(pg PG) error
 	DropPG(pg PG) error
 }
 
@@ -146,8 +147,14 @@ func TestMatchesChunkstore(t *testing.T) {
 				}
 			}
 			for _, st := range []installer{real, mem} {
-				if err := st.EndInstall(pg, apply, first); err != nil {
-					t.Fatalf("step %d: EndInstall at %d: %v", step, first, err)
+				var err error
+				if first%4 == 0 {
+					err = st.AbortInstall(pg)
+				} else {
+					err = st.EndInstall(pg, apply, first)
+				}
+				if err != nil {
+					t.Fatalf("step %d: EndInstall at %d (or abort): %v", step, first, err)
 				}
 			}
 		case 1:

@@ -1,0 +1,97 @@
+package osd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+)
+
+// Copying a PG for a snapshot install (snapshot.go,
+// docs/design-replica-moves.md). The replica that installs calls its
+// PGCopier, which reads the PG from the OSD that sent the snapshot; that
+// OSD serves it with Node.CopyOut.
+
+// CopiedObject is one object of a PG as its source holds it: its whole
+// content (holes as zeros), size and version.
+type CopiedObject struct {
+	Name    string
+	Size    int64
+	Version uint64
+	Data    []byte // len(Data) == Size; owned by the callee once given
+}
+
+// PGCopier copies a PG from another OSD for this one to install. The
+// consumer of a copy (the installing node) declares it; a daemon's is its
+// cluster-network client, a test's reads another node directly.
+type PGCopier interface {
+	// CopyPG calls put with every object of pg as OSD from holds it while
+	// it is read (Node.CopyOut, whose errors it returns), one at a time,
+	// and returns from's applied index once the last object was read.
+	// It stops at put's first error and returns it.
+	CopyPG(ctx context.Context, from int32, pg PG, min uint64, put func(CopiedObject) error) (through uint64, err error)
+}
+
+// copyPage is how many names CopyOut lists at a time.
+const copyPage = 256
+
+// CopyOut gives put every object of this OSD's replica of pg, read as it
+// is now: a fuzzy copy, each object at some index at least min (the
+// snapshot's, which this replica must have applied) and no older than the
+// ones before it. It returns the applied index once the last object was
+// read: the installing replica's state mixes times until it has applied
+// that far. Objects deleted while the copy runs are skipped; the log
+// replayed after the snapshot deletes them anyway. Any goroutine; it does
+// not hold up the loop. Errors: ErrNoPG, ErrInstalling (this replica is
+// installing itself, or has not applied min), chunkstore errors (a damaged
+// block is chunkstore.ErrCorrupt: damage is never copied as data), put's.
+func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedObject) error) (uint64, error) {
+	r := n.lookup(pg)
+	if r == nil {
+		return 0, ErrNoPG
+	}
+	if r.installing.Load() || r.applied.Load() < min {
+		return 0, fmt.Errorf("%w: osd.%d has applied pg %s to %d, not %d", ErrInstalling, n.cfg.ID, pg, r.applied.Load(), min)
+	}
+	st := n.cfg.Store
+	after := ""
+	for {
+		infos, err := st.List(pg, "", after, copyPage)
+		if err != nil {
+			return 0, err
+		}
+		for _, in := range infos {
+			if err := ctx.Err(); err != nil {
+				return 0, ErrTimeout
+			}
+			r.copyAt.Store(n.cfg.Clock.Now().UnixNano())
+			info, err := st.Stat(pg, in.Name)
+			if errors.Is(err, chunkstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, err
+			}
+			data := make([]byte, info.Size)
+			err = st.Read(pg, in.Name, 0, data)
+			if errors.Is(err, chunkstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return 0, fmt.Errorf("copy %q of pg %s: %w", in.Name, pg, err)
+			}
+			if err := put(CopiedObject{Name: in.Name, Size: info.Size, Version: info.Version, Data: data}); err != nil {
+				return 0, err
+			}
+		}
+		if len(infos) < copyPage {
+			break
+		}
+		after = infos[len(infos)-1].Name
+	}
+	if cur := n.lookup(pg); cur != r {
+		return 0, fmt.Errorf("%w: the replica of pg %s on osd.%d was reloaded during the copy", ErrInstalling, pg, n.cfg.ID)
+	}
+	return r.applied.Load(), nil
+}

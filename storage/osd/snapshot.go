@@ -1,0 +1,279 @@
+package osd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	pb "go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+)
+
+// Raft snapshots: how a replica too far behind for the log catches up
+// (docs/design-replica-moves.md). With NodeConfig.SnapshotBehind set, a
+// leader compacts its log past a replica that far behind (compactFloor),
+// so that a down OSD no longer keeps every PG's log it belongs to growing
+// until it returns. Raft then sends that replica a snapshot, which
+// carries no data: its index S0 and term are the leader's applied ones,
+// with the configuration at S0 (raftLog.Snapshot). The replica
+// (receiveSnapshot) empties its copy of the PG, copies the objects from
+// the leader as they are while it reads them (PGCopier, Node.CopyOut: a
+// fuzzy copy, each object at some index >= S0), and installs the
+// snapshot's state with a log that restarts at S0+1
+// (chunkstore.Store.BeginInstall and EndInstall). Raft then sends it the
+// entries from S0+1 on, and replaying them over the fuzzy copy gives the
+// leader's state exactly: every op writes absolute state, which crash
+// replay relies on already.
+//
+// Until it has applied what the source had applied when the copy ended
+// (replica.readHold), the installed replica's objects mix times: it serves
+// no replica read or digest before. While it installs, its raft group is
+// frozen (no step, no tick, no Ready): the store holds nothing raft could
+// read. A crash mid-install leaves the PG empty but for its hard state
+// (chunkstore's Open), and the leader sends a snapshot again once the
+// old one times out (snapshotIdle).
+
+// snapshotIdleTicks: a leader gives up on a snapshot it sent (raft
+// ReportSnapshot, which makes it send a new one when the replica still
+// needs one) once this many ticks passed since it sent it and since the
+// replica last read an object of the copy from it.
+const snapshotIdleTicks = 100
+
+// Snapshot implements raft.Storage: the state at the applied index, data
+// excepted (see above). Without snapshots configured (raftLog.snapshots
+// false) it is "temporarily unavailable", and raft waits: the log is then
+// compacted only below what every replica holds, so raft never needs one.
+func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
+	if !l.snapshots || l.applied == 0 {
+		return nil, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	return &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+		Index: proto.Uint64(l.applied), Term: proto.Uint64(l.appliedTerm), ConfState: proto.CloneOf(l.cs),
+	}}, nil
+}
+
+// compactFloor is the lowest log index the leader r keeps for its
+// replicas: what each holds (Match), but for one in StateSnapshot the
+// index of its pending snapshot, after which it needs every entry; and
+// with snapshots (behind > 0) a replica more than behind entries below
+// the leader's applied index does not count: it will get a snapshot.
+func (r *replica) compactFloor(behind uint64) uint64 {
+	m := r.log.last
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		at := pr.Match
+		if pr.State == tracker.StateSnapshot {
+			at = max(at, pr.PendingSnapshot)
+		} else if behind > 0 && at+behind < r.log.applied {
+			return
+		}
+		m = min(m, at)
+	})
+	return m
+}
+
+// noteSnapshotSent records that the leader r sent a snapshot to peer
+// (queue), for the idle timeout.
+func (r *replica) noteSnapshotSent(to int32, now time.Time) {
+	if r.snapSent == nil {
+		r.snapSent = map[int32]time.Time{}
+	}
+	r.snapSent[to] = now
+}
+
+// expireSnapshots gives up on the snapshots of leader r that no replica
+// has copied from for snapshotIdleTicks (see above). On the loop.
+func (n *Node) expireSnapshots(r *replica, now time.Time) {
+	if len(r.snapSent) == 0 {
+		return
+	}
+	if !r.isLeader() {
+		clear(r.snapSent)
+		return
+	}
+	idle := snapshotIdleTicks * n.cfg.TickInterval
+	copied := time.Unix(0, r.copyAt.Load())
+	var stale []int32
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		to := osdID(id)
+		sent, ok := r.snapSent[to]
+		switch {
+		case !ok:
+		case pr.State != tracker.StateSnapshot:
+			delete(r.snapSent, to)
+		case now.Sub(sent) > idle && now.Sub(copied) > idle:
+			stale = append(stale, to)
+		}
+	})
+	for _, to := range stale {
+		delete(r.snapSent, to)
+		n.log.Warn("a replica did not install the snapshot sent to it; raft sends another when it still needs one",
+			zap.Stringer("pg", r.pg), zap.Int32("osd", to))
+		r.rn.ReportSnapshot(raftID(to), raft.SnapshotFailure)
+		n.touch(r)
+	}
+}
+
+// receiveSnapshot takes a snapshot m sent to r (on the loop, instead of
+// stepping it): raft ignores one at or below its commit index, or one whose
+// index and term its log holds (it fast-forwards), so those are stepped;
+// any other would make raft replace its log with the snapshot's, which
+// this store installs first (installPG).
+func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
+	meta := m.GetSnapshot().GetMetadata()
+	idx, term := meta.GetIndex(), meta.GetTerm()
+	if idx <= r.rn.BasicStatus().GetCommit() {
+		_ = r.rn.Step(m)
+		return
+	}
+	if t, err := r.log.Term(idx); err == nil && t == term {
+		_ = r.rn.Step(m)
+		return
+	}
+	if n.cfg.Copier == nil {
+		n.log.Warn("dropping a raft snapshot: this osd has no way to copy a pg (PGCopier)", zap.Stringer("pg", r.pg))
+		return
+	}
+	r.installing.Store(true)
+	r.failAll(ErrInstalling)
+	n.log.Info("installing a snapshot of a pg this replica is too far behind for",
+		zap.Stringer("pg", r.pg), zap.Int32("from", from), zap.Uint64("index", idx), zap.Uint64("applied", r.log.applied))
+	pg, cs := r.pg, proto.CloneOf(meta.GetConfState())
+	go func() {
+		through, err := n.installPG(pg, from, idx, term, cs)
+		n.post(context.Background(), func() { n.installed(pg, m, through, err) })
+	}()
+}
+
+// installPG empties this OSD's copy of pg, copies the PG from OSD from and
+// installs the snapshot at index idx of term term with the configuration
+// cs (see above). It returns the index the copy's source had applied when
+// the copy ended. Off the loop.
+func (n *Node) installPG(pg PG, from int32, idx, term uint64, cs *pb.ConfState) (uint64, error) {
+	through, err := n.copyAndInstall(pg, from, idx, term, cs)
+	if err == nil {
+		return through, nil
+	}
+	// An install left marked would be emptied by the next Open, after
+	// the replica appended to it again: an OSD that forgets what it
+	// acknowledged breaks raft. Until the abort is durable, it stops.
+	if aerr := n.cfg.Store.AbortInstall(pg); aerr != nil {
+		return 0, fmt.Errorf("%w: %v; and giving up the install failed: %w", errAbort, err, aerr)
+	}
+	return 0, err
+}
+
+// errAbort: an install failed and could not be given up (installPG).
+var errAbort = errors.New("cannot give up a failed snapshot install")
+
+// copyAndInstall is installPG but for giving up a failed install.
+func (n *Node) copyAndInstall(pg PG, from int32, idx, term uint64, cs *pb.ConfState) (uint64, error) {
+	st := n.cfg.Store
+	if err := st.BeginInstall(pg); err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	objects := 0
+	through, err := n.cfg.Copier.CopyPG(ctx, from, pg, idx, func(o CopiedObject) error {
+		b := st.NewBatch()
+		defer b.Discard()
+		var err error
+		if len(o.Data) > 0 {
+			err = b.Write(pg, o.Name, 0, o.Data, o.Version)
+		}
+		if err == nil {
+			err = b.Truncate(pg, o.Name, o.Size, o.Version)
+		}
+		if err == nil {
+			err = b.Commit()
+		}
+		objects++
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("copy pg %s from osd.%d: %w", pg, from, err)
+	}
+	conf, err := proto.Marshal(cs)
+	if err != nil {
+		return 0, err
+	}
+	as := applyState{Applied: idx, AppliedTerm: term, CompactIndex: idx, CompactTerm: term, Conf: conf}
+	if err := st.EndInstall(pg, as.encode(), idx+1); err != nil {
+		return 0, err
+	}
+	n.log.Info("installed a snapshot", zap.Stringer("pg", pg), zap.Int32("from", from), zap.Uint64("index", idx),
+		zap.Int("objects", objects), zap.Uint64("source applied", through))
+	return through, nil
+}
+
+// installed takes the end of installPG on the loop: the replica is loaded
+// again from the store, as after a restart (installed, or emptied but for
+// its hard state when the install failed), and given the snapshot m,
+// which raft now ignores (its index is the commit index the load gives),
+// answering the leader with that index: the leader then sends the entries
+// after it.
+func (n *Node) installed(pg PG, m *pb.Message, through uint64, err error) {
+	old := n.replicas[pg]
+	if old == nil {
+		return
+	}
+	if errors.Is(err, errAbort) {
+		n.fatal = fmt.Errorf("pg %s: %w", pg, err)
+		return
+	}
+	if err != nil {
+		n.log.Warn("cannot install a snapshot; waiting for another", zap.Stringer("pg", pg), zap.Error(err))
+	}
+	r, lerr := n.reloadReplica(old)
+	if lerr != nil {
+		// The store failed under the replica: the node stops (Run).
+		n.fatal = fmt.Errorf("reload pg %s after a snapshot install: %w", pg, lerr)
+		return
+	}
+	if err != nil {
+		return
+	}
+	r.readHold.Store(through)
+	n.installs.Add(1)
+	n.touch(r)
+	_ = r.rn.Step(m)
+}
+
+// reloadReplica replaces old with a replica loaded from the store, keeping
+// what the map told old (primary, min_size). On the loop.
+func (n *Node) reloadReplica(old *replica) (*replica, error) {
+	old.failAll(ErrInstalling)
+	for idx, pp := range old.pre {
+		n.unplace(pp)
+		delete(old.pre, idx)
+	}
+	l, err := loadRaftLog(n.cfg.Store, old.pg)
+	if err != nil {
+		return nil, err
+	}
+	r, err := n.addReplica(l, nil, old.minSize)
+	if err != nil {
+		return nil, err
+	}
+	r.primary = old.primary
+	old.installing.Store(false) // nothing refers to it any more
+	return r, nil
+}
+
+// readable reports whether r may serve a read of its own copy at index
+// idx (replica reads, digests): not while it installs a snapshot, nor
+// before it applied past its copy (see above).
+func (r *replica) readable(idx uint64) bool {
+	return !r.installing.Load() && r.applied.Load() >= max(idx, r.readHold.Load())
+}

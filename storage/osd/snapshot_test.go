@@ -1,0 +1,231 @@
+package osd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
+)
+
+// loopCopier copies a PG straight from another node of a loop cluster
+// (a daemon's goes over the cluster network). fail, when set, fails the
+// copies it returns true for.
+type loopCopier struct {
+	lc     *loopCluster
+	copies atomic.Int64
+	fail   func(n int64) error
+}
+
+func (c *loopCopier) CopyPG(ctx context.Context, from int32, pg PG, min uint64, put func(CopiedObject) error) (uint64, error) {
+	k := c.copies.Add(1)
+	if c.fail != nil {
+		if err := c.fail(k); err != nil {
+			return 0, err
+		}
+	}
+	c.lc.net.mu.Lock()
+	src := c.lc.net.nodes[from]
+	c.lc.net.mu.Unlock()
+	if src == nil {
+		return 0, fmt.Errorf("osd.%d is down", from)
+	}
+	return src.CopyOut(ctx, pg, min, put)
+}
+
+// newSnapshotCluster is a loop cluster with one PG whose leader compacts
+// past a replica more than 20 entries behind, every 10 entries.
+func newSnapshotCluster(t *testing.T) (*loopCluster, *loopCopier) {
+	cp := &loopCopier{}
+	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
+		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
+	})
+	cp.lc = lc
+	return lc, cp
+}
+
+// writeMix writes n ops to pg: writes small and large (placed), and now
+// and then a truncate or a delete, over a few objects; it returns the
+// last index.
+func writeMix(lc *loopCluster, pg PG, tag string, n int) uint64 {
+	var idx uint64
+	for i := range n {
+		name := fmt.Sprintf("o%d", i%7)
+		o := op{Kind: opWrite, Object: name, Offset: int64(i%5) * 3000, Data: bytes.Repeat([]byte(fmt.Sprint(tag, i)), 200)}
+		switch {
+		case i%11 == 3:
+			o = op{Kind: opWrite, Object: name, Offset: 1 << 16, Data: bytes.Repeat([]byte{byte(i)}, 80<<10)}
+		case i%13 == 5:
+			o = op{Kind: opTruncate, Object: name, Offset: 5000}
+		case i%17 == 9:
+			o = op{Kind: opDelete, Object: name}
+		}
+		idx = lc.propose(pg, o)
+	}
+	return idx
+}
+
+// propose is write for any op, safe while nodes start and stop.
+func (lc *loopCluster) propose(pg PG, o op) uint64 {
+	lc.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		lc.net.mu.Lock()
+		running := maps.Clone(lc.net.nodes)
+		lc.net.mu.Unlock()
+		for _, n := range running {
+			idx, err := n.propose(ctx, pg, o, time.Time{})
+			if err == nil {
+				return idx
+			}
+			if ctx.Err() != nil {
+				lc.t.Fatalf("propose %s %s: %v", o.Kind, o.Object, err)
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// sameCopies fails t unless every node's copy of pg has the same digest.
+func sameCopies(t *testing.T, lc *loopCluster, pg PG) {
+	t.Helper()
+	var want [32]byte
+	for i, st := range lc.stores {
+		_, sum, n, err := st.Digest(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			want = sum
+			t.Logf("pg %s: %d objects", pg, n)
+		} else if sum != want {
+			t.Fatalf("node %d's copy of pg %s differs from node 0's", i, pg)
+		}
+	}
+}
+
+// loopDo runs fn on n's loop and waits for it.
+func loopDo(t *testing.T, n *Node, fn func(n *Node)) {
+	t.Helper()
+	ran := make(chan struct{})
+	if !n.post(context.Background(), func() { fn(n); close(ran) }) {
+		t.Fatal("the node has stopped")
+	}
+	<-ran
+}
+
+// behindCompaction stops node victim, writes until the leader's log no
+// longer holds what victim has, and returns victim's last index.
+func behindCompaction(t *testing.T, lc *loopCluster, pg PG, victim int) {
+	t.Helper()
+	writeMix(lc, pg, "before", 30)
+	lc.stop(victim)
+	st, err := lc.stores[victim].LoadRaft(pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 0; ; round++ {
+		writeMix(lc, pg, fmt.Sprint("down", round), 40)
+		lead := lc.agreedLeader(pg)
+		var first uint64
+		loopDo(t, lc.nodes[lead], func(n *Node) { first = n.replicas[pg].log.first })
+		if first > st.LastIndex+1 {
+			t.Logf("the leader's log starts at %d, past the down replica's last entry %d", first, st.LastIndex)
+			return
+		}
+		if round > 20 {
+			t.Fatalf("the leader's log still starts at %d, the down replica's ends at %d: no compaction past it", first, st.LastIndex)
+		}
+	}
+}
+
+// TestLoopSnapshotCatchesUpADownReplica: a replica down while the leader
+// compacts past it comes back, installs a snapshot copied from the
+// leader while writes go on, and ends with the same objects as the
+// others. Without snapshots the log would be kept for it.
+func TestLoopSnapshotCatchesUpADownReplica(t *testing.T) {
+	lc, cp := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	behindCompaction(t, lc, pg, 2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // writes while the replica copies and replays
+		defer wg.Done()
+		writeMix(lc, pg, "during", 60)
+	}()
+	startLoopNode(lc, 2)
+	wg.Wait()
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[2].installs.Load() == 0 {
+		t.Fatalf("the replica caught up without a snapshot (%d copies)", cp.copies.Load())
+	}
+	sameCopies(t, lc, pg)
+}
+
+// TestLoopSnapshotRetriedAfterAFailedCopy: a copy that fails leaves the
+// replica empty but for its hard state; the leader gives up on that
+// snapshot after snapshotIdleTicks and sends another, which installs.
+func TestLoopSnapshotRetriedAfterAFailedCopy(t *testing.T) {
+	lc, cp := newSnapshotCluster(t)
+	cp.fail = func(n int64) error {
+		if n == 1 {
+			return errors.New("injected: the source went away")
+		}
+		return nil
+	}
+	pg := PG{Pool: 1, Seq: 0}
+	behindCompaction(t, lc, pg, 1)
+	startLoopNode(lc, 1)
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[1].installs.Load() == 0 || cp.copies.Load() < 2 {
+		t.Fatalf("installs %d after %d copies, want one after the failed one", lc.nodes[1].installs.Load(), cp.copies.Load())
+	}
+	sameCopies(t, lc, pg)
+}
+
+// TestLoopSnapshotInstallCutByACrash: the replica's OSD stops in the
+// middle of a copy; its store, reopened, holds the PG's hard state alone,
+// and the replica installs the next snapshot.
+func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
+	lc, cp := newSnapshotCluster(t)
+	started := make(chan struct{})
+	release := make(chan struct{})
+	cp.fail = func(n int64) error {
+		if n == 1 {
+			close(started)
+			<-release
+			return errors.New("injected: stopped")
+		}
+		return nil
+	}
+	pg := PG{Pool: 1, Seq: 0}
+	behindCompaction(t, lc, pg, 2)
+	startLoopNode(lc, 2)
+	<-started
+	lc.stop(2)
+	close(release)
+	lc.stores[2].Close()
+	st, err := chunkstore.Open(chunkstore.Config{Dir: lc.dirs[2], Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.stores[2] = st
+	if rs, err := st.LoadRaft(pg); err != nil || rs.HardState == nil || rs.ApplyState != nil || rs.LastIndex != 0 {
+		t.Fatalf("after the cut install: %+v (%v), want the hard state alone", rs, err)
+	}
+	startLoopNode(lc, 2)
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[2].installs.Load() == 0 {
+		t.Fatal("no snapshot installed after the restart")
+	}
+	sameCopies(t, lc, pg)
+}
