@@ -290,7 +290,7 @@ func (n *Node) compactTarget(r *replica) uint64 {
 	}
 	target := r.log.applied
 	if r.isLeader() {
-		target = min(target, r.compactFloor(n.cfg.SnapshotBehind))
+		target = min(target, r.compactFloor(n.leftBehind()))
 		if target > r.compactHint {
 			r.compactHint = target
 		}
@@ -337,9 +337,6 @@ func (n *Node) finish(x *ready) {
 	if !raft.IsEmptyHardState(rd.HardState) {
 		r.log.hs = proto.CloneOf(rd.HardState)
 	}
-	if x.compactTo > 0 {
-		r.log.compact(x.compactTo, x.compactT)
-	}
 	if rd.SoftState != nil {
 		was := r.isLeader()
 		r.leader.Store(osdID(rd.SoftState.Lead))
@@ -347,9 +344,19 @@ func (n *Node) finish(x *ready) {
 			r.view.Store(nil)
 			r.failAll(ErrNotLeader)
 		}
+		if !was && r.isLeader() {
+			r.leaderSince = n.cfg.Clock.Now()
+		}
 	}
 	for _, m := range rd.Messages[x.early:] { // the prefix went out before the commit
 		n.queue(r, m)
+	}
+	// Compacted only now: an append of this Ready may carry entries below
+	// the new first index (a leader compacts past a replica left to a
+	// snapshot), and queue must still know which of them are stand-ins
+	// for damaged ones, which compact forgets.
+	if x.compactTo > 0 {
+		r.log.compact(x.compactTo, x.compactT)
 	}
 	r.rn.Advance(rd)
 	n.touch(r) // Advance may leave more to do: entries past a Ready's size cap

@@ -63,6 +63,9 @@ type NodeConfig struct {
 	// Copier copies a PG from another OSD when a snapshot is to be
 	// installed here; nil refuses snapshots (they are dropped).
 	Copier PGCopier
+	// syncInstall installs snapshots on the loop, not beside it: the
+	// simulation runs one goroutine.
+	syncInstall bool
 	// BalanceAfter: a PG led by a replica other than its primary is
 	// handed back to the primary once the primary has been heard from
 	// without a gap for this long (balance.go). Default 30 s; negative

@@ -79,7 +79,8 @@ type replica struct {
 	warnedLost  time.Time                        // when that was last logged
 	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
 
-	snapSent map[int32]time.Time // leader: when a snapshot went to each replica (snapshot.go)
+	snapSent    map[int32]time.Time // leader: when a snapshot went to each replica (snapshot.go)
+	leaderSince time.Time           // when this replica last became leader
 
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown

@@ -286,7 +286,13 @@ func contentDiff(a, b Store, pg PG) string {
 		pa, pb := make([]byte, o.Size), make([]byte, o.Size)
 		ea, eb := a.Read(pg, o.Name, 0, pa), b.Read(pg, o.Name, 0, pb)
 		if ea != nil || eb != nil || !bytes.Equal(pa, pb) {
-			return fmt.Sprintf("object %q: %x (%v) vs %x (%v)", o.Name, pa, ea, pb, eb)
+			at := 0
+			for at < len(pa) && pa[at] == pb[at] {
+				at++
+			}
+			end := min(len(pa), at+32)
+			return fmt.Sprintf("object %q (size %d, version %d) differs from byte %d: %x (%v) vs %x (%v)",
+				o.Name, o.Size, o.Version, at, pa[at:end], ea, pb[at:end], eb)
 		}
 	}
 	return ""

@@ -73,6 +73,7 @@ func simOptsFor(seed uint64, trace bool) simOpts {
 		trace:   trace,
 		// TSUMIKI_SIM_TRACE_RAFT=1 adds every raft message to a replay's trace
 		traceRaft: trace && os.Getenv("TSUMIKI_SIM_TRACE_RAFT") != "",
+		snapshots: rng.IntN(2) == 0 && os.Getenv("NOSNAP") == "", // drawn last: the other draws stay what they were
 	}
 }
 

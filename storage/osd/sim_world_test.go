@@ -3,6 +3,7 @@ package osd
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -46,6 +47,9 @@ type simOpts struct {
 	trace  bool // keep a readable log of every action
 	// traceRaft adds every raft message delivered to the trace
 	traceRaft bool
+	// snapshots: leaders compact past a replica 8 entries behind, which
+	// then installs a snapshot (NodeConfig.SnapshotBehind).
+	snapshots bool
 }
 
 type simWorld struct {
@@ -80,6 +84,7 @@ type simStats struct {
 	acked, unknown, refused, reads, crashes, torn, compactions, maxIndex int
 	leased                                                               int // reads granted at once under a lease
 	damaged                                                              int // reads of a placed entry that found it damaged
+	copies, copied                                                       int // snapshot copies started, and finished
 }
 
 func (s *simStats) add(o simStats) {
@@ -92,6 +97,8 @@ func (s *simStats) add(o simStats) {
 	s.compactions += o.compactions
 	s.leased += o.leased
 	s.damaged += o.damaged
+	s.copies += o.copies
+	s.copied += o.copied
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -227,9 +234,13 @@ func (w *simWorld) start(sn *simNode) error {
 	if w.onCommit != nil {
 		st.onCommit = func(kinds []string) { w.onCommit(sn, kinds) }
 	}
-	n, err := NewNode(NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
+	cfg := NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
 		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact,
-		BalanceAfter: 20 * simTick}) // short: schedules hand leaderships back often
+		BalanceAfter: 20 * simTick} // short: schedules hand leaderships back often
+	if w.opts.snapshots {
+		cfg.SnapshotBehind, cfg.Copier, cfg.syncInstall = 8, simCopier{w, sn.id}, true
+	}
+	n, err := NewNode(cfg)
 	if err != nil {
 		return err
 	}
@@ -244,6 +255,28 @@ func (w *simWorld) start(sn *simNode) error {
 	sn.life++
 	w.logf("osd.%d starts (life %d)", sn.id, sn.life)
 	return nil
+}
+
+// simCopier copies a PG for osd self straight from the source node, when
+// both run and neither is cut off.
+type simCopier struct {
+	w    *simWorld
+	self int32
+}
+
+func (c simCopier) CopyPG(ctx context.Context, from int32, pg PG, min uint64, put func(CopiedObject) error) (uint64, error) {
+	c.w.stats.copies++
+	src, dst := c.w.nodes[from], c.w.nodes[c.self]
+	if src.n == nil || src.cut || dst.cut {
+		c.w.logf("osd.%d cannot copy pg %s from osd.%d", c.self, pg, from)
+		return 0, fmt.Errorf("osd.%d is unreachable", from)
+	}
+	through, err := src.n.CopyOut(ctx, pg, min, put)
+	c.w.logf("osd.%d copies pg %s from osd.%d at %d..%d: %v", c.self, pg, from, min, through, err)
+	if err == nil {
+		c.w.stats.copied++
+	}
+	return through, err
 }
 
 // crash drops sn's node; its store keeps what a power cut leaves (see

@@ -58,21 +58,41 @@ func (l *raftLog) Snapshot() (*pb.Snapshot, error) {
 
 // compactFloor is the lowest log index the leader r keeps for its
 // replicas: what each holds (Match), but for one in StateSnapshot the
-// index of its pending snapshot, after which it needs every entry; and
-// with snapshots (behind > 0) a replica more than behind entries below
-// the leader's applied index does not count: it will get a snapshot.
-func (r *replica) compactFloor(behind uint64) uint64 {
+// index of its pending snapshot, after which it needs every entry. A
+// replica left behind (lb) does not count: it will get a snapshot.
+func (r *replica) compactFloor(lb leftBehind) uint64 {
 	m := r.log.last
 	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 		at := pr.Match
 		if pr.State == tracker.StateSnapshot {
 			at = max(at, pr.PendingSnapshot)
-		} else if behind > 0 && at+behind < r.log.applied {
+		} else if lb.leaves(r, pr) {
 			return
 		}
 		m = min(m, at)
 	})
 	return m
+}
+
+// leftBehind is when a leader stops keeping its log for a replica
+// (NodeConfig.SnapshotBehind): the replica is more than entries behind
+// the leader's applied index, and silent (raft's RecentActive: nothing
+// from it since the last election timeout), under a leader that has led
+// for at least minLead. A leader learns what its followers hold only from
+// their answers: right after an election every Match is 0.
+type leftBehind struct {
+	entries uint64 // 0: never
+	now     time.Time
+	minLead time.Duration
+}
+
+func (n *Node) leftBehind() leftBehind {
+	return leftBehind{entries: n.cfg.SnapshotBehind, now: n.cfg.Clock.Now(), minLead: 2 * electionTick * n.cfg.TickInterval}
+}
+
+func (lb leftBehind) leaves(r *replica, pr tracker.Progress) bool {
+	return lb.entries > 0 && !pr.RecentActive && pr.Match+lb.entries < r.log.applied &&
+		lb.now.Sub(r.leaderSince) >= lb.minLead
 }
 
 // noteSnapshotSent records that the leader r sent a snapshot to peer
@@ -142,6 +162,11 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 	n.log.Info("installing a snapshot of a pg this replica is too far behind for",
 		zap.Stringer("pg", r.pg), zap.Int32("from", from), zap.Uint64("index", idx), zap.Uint64("applied", r.log.applied))
 	pg, cs := r.pg, proto.CloneOf(meta.GetConfState())
+	if n.cfg.syncInstall {
+		through, err := n.installPG(pg, from, idx, term, cs)
+		n.installed(pg, m, through, err)
+		return
+	}
 	go func() {
 		through, err := n.installPG(pg, from, idx, term, cs)
 		n.post(context.Background(), func() { n.installed(pg, m, through, err) })
@@ -251,8 +276,10 @@ func (n *Node) installed(pg PG, m *pb.Message, through uint64, err error) {
 }
 
 // reloadReplica replaces old with a replica loaded from the store, keeping
-// what the map told old (primary, min_size). On the loop.
+// what the map told old (primary, min_size). old stays frozen for good:
+// the touched list or a reader may still hold it. On the loop.
 func (n *Node) reloadReplica(old *replica) (*replica, error) {
+	old.installing.Store(true)
 	old.failAll(ErrInstalling)
 	for idx, pp := range old.pre {
 		n.unplace(pp)
@@ -267,7 +294,6 @@ func (n *Node) reloadReplica(old *replica) (*replica, error) {
 		return nil, err
 	}
 	r.primary = old.primary
-	old.installing.Store(false) // nothing refers to it any more
 	return r, nil
 }
 
