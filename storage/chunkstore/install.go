@@ -127,19 +127,21 @@ func (s *Store) emptyForInstall(pg PG, hs []byte) error {
 // entries), ErrClosed, or the file system's, badger's or the WAL's error,
 // after which pg stays marked: Open drops it.
 func (s *Store) EndInstall(pg PG, applyState []byte, first uint64) error {
+	marker := raftKey(pg, raftInstall)
+	if err := s.checkInstallEntered(pg, marker, first); err != nil {
+		return err
+	}
+	// The copied objects first, files and metas: a checkpoint syncs every
+	// change committed so far. Taken before enter: Checkpoint enters
+	// itself, and a second read lock of closeMu would wait behind a Close
+	// waiting for the first (sync.RWMutex), for ever.
+	if err := s.Checkpoint(); err != nil {
+		return err
+	}
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
-	marker := raftKey(pg, raftInstall)
-	if err := s.checkInstall(pg, marker, first); err != nil {
-		return err
-	}
-	// The copied objects first, files and metas: a checkpoint syncs every
-	// change committed so far.
-	if err := s.Checkpoint(); err != nil {
-		return err
-	}
 	if err := s.installHook(3); err != nil {
 		return err
 	}
@@ -153,6 +155,15 @@ func (s *Store) EndInstall(pg PG, applyState []byte, first uint64) error {
 		return fmt.Errorf("chunkstore: install %s: unmark: %w", pg, badgerErr(err))
 	}
 	return nil
+}
+
+// checkInstallEntered is checkInstall inside enter and leave.
+func (s *Store) checkInstallEntered(pg PG, marker []byte, first uint64) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	return s.checkInstall(pg, marker, first)
 }
 
 // checkInstall refuses EndInstall's arguments unless an install of pg is

@@ -40,7 +40,9 @@ const copyPage = 256
 // is now: a fuzzy copy, each object at some index at least min (the
 // snapshot's, which this replica must have applied) and no older than the
 // ones before it. It returns the applied index once the last object was
-// read: the installing replica's state mixes times until it has applied
+// read (at least: a batch's changes reach the store before applied moves,
+// so it is the index staged last, and no less than this replica's own
+// hold): the installing replica's state mixes times until it has applied
 // that far. Objects deleted while the copy runs are skipped; the log
 // replayed after the snapshot deletes them anyway. Any goroutine; it does
 // not hold up the loop. Errors: ErrNoPG, ErrInstalling (this replica is
@@ -90,8 +92,8 @@ func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedOb
 		}
 		after = infos[len(infos)-1].Name
 	}
-	if cur := n.lookup(pg); cur != r {
+	if cur := n.lookup(pg); cur != r || r.installing.Load() {
 		return 0, fmt.Errorf("%w: the replica of pg %s on osd.%d was reloaded during the copy", ErrInstalling, pg, n.cfg.ID)
 	}
-	return r.applied.Load(), nil
+	return max(r.staged.Load(), r.readHold.Load()), nil
 }

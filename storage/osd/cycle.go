@@ -241,6 +241,7 @@ func (n *Node) applyEntry(b Batch, x *ready, e *pb.Entry) error {
 		r.setConf(r.rn.ApplyConfChange(&cc))
 	}
 	r.log.applied, r.log.appliedTerm = idx, e.GetTerm()
+	r.staged.Store(idx)
 	return nil
 }
 

@@ -154,6 +154,9 @@ type Node struct {
 	// fatal, once set on the loop, stops Run with it (a store failure
 	// outside a cycle).
 	fatal error
+	// installing: snapshot installs running beside the loop (snapshot.go),
+	// which Run waits for before it returns (they use the store).
+	installing sync.WaitGroup
 }
 
 // NewNode returns a node; Run starts it.
@@ -178,6 +181,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 // done. It returns a non-nil error only when the store fails, after which
 // the OSD must stop: continuing could acknowledge what is not durable.
 func (n *Node) Run(ctx context.Context) error {
+	defer n.installing.Wait() // after done is closed: that stops their copies
 	defer close(n.done)
 	if err := n.loadAll(); err != nil {
 		return err

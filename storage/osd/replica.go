@@ -87,6 +87,7 @@ type replica struct {
 	view    atomic.Pointer[leaseView] // the lease for readers outside the loop (lease.go)
 	// snapshot installs (snapshot.go)
 	installing atomic.Bool   // frozen while this replica installs a snapshot
+	staged     atomic.Uint64 // the last index staged to apply: the store may show it before applied does
 	readHold   atomic.Uint64 // no reads of the own copy before applying this far
 	copyAt     atomic.Int64  // when a replica last copied an object from this one (unix ns)
 }
@@ -133,6 +134,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	r.rn = rn
 	r.leader.Store(-1)
 	r.applied.Store(log.applied)
+	r.staged.Store(log.applied)
 	if bootstrap {
 		peers := make([]raft.Peer, len(voters))
 		for i, v := range voters {

@@ -274,11 +274,12 @@ func (s *Server) handle(ctx context.Context, req *wire.Request, frame []byte, by
 	case wire.OpList:
 		resp.Data, err = s.list(ctx, pg, req)
 	case wire.OpReplicaRead:
-		if err = s.node.waitApplied(ctx, pg, req.MinIndex); err == nil {
+		err = s.node.readOwn(ctx, pg, req.MinIndex, func() (err error) {
 			resp.Data, err = s.readLocal(pg, req)
-		}
+			return err
+		})
 	case wire.OpDigest:
-		resp.Data, err = s.digest(pg)
+		resp.Data, err = s.digest(ctx, pg)
 	case wire.OpPGStatus:
 		var sts []wire.PGState
 		if sts, err = s.node.States(ctx); err == nil {
@@ -445,15 +446,17 @@ func (s *Server) list(ctx context.Context, pg PG, req *wire.Request) ([]byte, er
 	return wire.AppendList(nil, ents), nil
 }
 
-func (s *Server) digest(pg PG) ([]byte, error) {
-	r := s.node.lookup(pg)
-	if r == nil {
+func (s *Server) digest(ctx context.Context, pg PG) ([]byte, error) {
+	var apply []byte
+	var sum [32]byte
+	var count int
+	if s.node.lookup(pg) == nil {
 		return nil, ErrNoPG
 	}
-	if !r.readable(0) {
-		return nil, ErrInstalling
-	}
-	apply, sum, count, err := s.store.Digest(pg)
+	err := s.node.readOwn(ctx, pg, 0, func() (err error) {
+		apply, sum, count, err = s.store.Digest(pg)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

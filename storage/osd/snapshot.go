@@ -11,6 +11,8 @@ import (
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 )
 
 // Raft snapshots: how a replica too far behind for the log catches up
@@ -66,7 +68,7 @@ func (r *replica) compactFloor(lb leftBehind) uint64 {
 		at := pr.Match
 		if pr.State == tracker.StateSnapshot {
 			at = max(at, pr.PendingSnapshot)
-		} else if lb.leaves(r, pr) {
+		} else if osdID(id) != r.self && lb.leaves(r, osdID(id), pr) {
 			return
 		}
 		m = min(m, at)
@@ -76,23 +78,31 @@ func (r *replica) compactFloor(lb leftBehind) uint64 {
 
 // leftBehind is when a leader stops keeping its log for a replica
 // (NodeConfig.SnapshotBehind): the replica is more than entries behind
-// the leader's applied index, and silent (raft's RecentActive: nothing
-// from it since the last election timeout), under a leader that has led
-// for at least minLead. A leader learns what its followers hold only from
-// their answers: right after an election every Match is 0.
+// the leader's applied index, and its OSD silent (nothing heard from it
+// for an election timeout), under a leader that has led for at least two.
+// A leader learns what its followers hold only from their answers: right
+// after an election every Match is 0. (Raft's RecentActive would do for
+// silence, but it is cleared at every quorum check, when a replica that
+// is alive but behind would count as gone until its next answer.)
 type leftBehind struct {
 	entries uint64 // 0: never
 	now     time.Time
-	minLead time.Duration
+	timeout time.Duration // an election timeout
+	heard   func(osd int32) time.Time
 }
 
 func (n *Node) leftBehind() leftBehind {
-	return leftBehind{entries: n.cfg.SnapshotBehind, now: n.cfg.Clock.Now(), minLead: 2 * electionTick * n.cfg.TickInterval}
+	return leftBehind{entries: n.cfg.SnapshotBehind, now: n.cfg.Clock.Now(), timeout: electionTick * n.cfg.TickInterval,
+		heard: func(osd int32) time.Time {
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return n.heard[osd]
+		}}
 }
 
-func (lb leftBehind) leaves(r *replica, pr tracker.Progress) bool {
-	return lb.entries > 0 && !pr.RecentActive && pr.Match+lb.entries < r.log.applied &&
-		lb.now.Sub(r.leaderSince) >= lb.minLead
+func (lb leftBehind) leaves(r *replica, osd int32, pr tracker.Progress) bool {
+	return lb.entries > 0 && pr.Match+lb.entries < r.log.applied &&
+		lb.now.Sub(r.leaderSince) >= 2*lb.timeout && lb.now.Sub(lb.heard(osd)) > lb.timeout
 }
 
 // noteSnapshotSent records that the leader r sent a snapshot to peer
@@ -145,12 +155,20 @@ func (n *Node) expireSnapshots(r *replica, now time.Time) {
 func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 	meta := m.GetSnapshot().GetMetadata()
 	idx, term := meta.GetIndex(), meta.GetTerm()
-	if idx <= r.rn.BasicStatus().GetCommit() {
+	st := r.rn.BasicStatus()
+	if m.GetTerm() < st.GetTerm() || idx <= st.GetCommit() {
+		_ = r.rn.Step(m) // raft drops an old term's message, ignores an old snapshot
+		return
+	}
+	t, err := r.log.Term(idx)
+	if err == nil && t == term {
 		_ = r.rn.Step(m)
 		return
 	}
-	if t, err := r.log.Term(idx); err == nil && t == term {
-		_ = r.rn.Step(m)
+	if err != nil && !errors.Is(err, raft.ErrUnavailable) && !errors.Is(err, raft.ErrCompacted) {
+		// The log may hold acknowledged entries past idx: never empty it
+		// on a read error. Raft sends the snapshot again.
+		n.log.Warn("cannot read the raft log to take a snapshot; dropping it", zap.Stringer("pg", r.pg), zap.Error(err))
 		return
 	}
 	if n.cfg.Copier == nil {
@@ -159,6 +177,12 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 	}
 	r.installing.Store(true)
 	r.failAll(ErrInstalling)
+	// Data placed ahead for the PG is released now, not at the end of
+	// the next cycle: the store refuses to empty a PG that has some.
+	for i, pp := range r.pre {
+		n.unplace(pp)
+		delete(r.pre, i)
+	}
 	n.log.Info("installing a snapshot of a pg this replica is too far behind for",
 		zap.Stringer("pg", r.pg), zap.Int32("from", from), zap.Uint64("index", idx), zap.Uint64("applied", r.log.applied))
 	pg, cs := r.pg, proto.CloneOf(meta.GetConfState())
@@ -167,7 +191,9 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.installed(pg, m, through, err)
 		return
 	}
+	n.installing.Add(1)
 	go func() {
+		defer n.installing.Done()
 		through, err := n.installPG(pg, from, idx, term, cs)
 		n.post(context.Background(), func() { n.installed(pg, m, through, err) })
 	}()
@@ -184,8 +210,17 @@ func (n *Node) installPG(pg PG, from int32, idx, term uint64, cs *pb.ConfState) 
 	}
 	// An install left marked would be emptied by the next Open, after
 	// the replica appended to it again: an OSD that forgets what it
-	// acknowledged breaks raft. Until the abort is durable, it stops.
-	if aerr := n.cfg.Store.AbortInstall(pg); aerr != nil {
+	// acknowledged breaks raft. Until the abort is durable, it stops. Data
+	// placed ahead just before the freeze (placeAhead runs beside the
+	// loop) is released within a cycle: the store refuses until then.
+	var aerr error
+	for try := 0; try < 100; try++ {
+		if aerr = n.cfg.Store.AbortInstall(pg); !errors.Is(aerr, chunkstore.ErrBusy) {
+			break
+		}
+		time.Sleep(n.cfg.TickInterval / 4)
+	}
+	if aerr != nil {
 		return 0, fmt.Errorf("%w: %v; and giving up the install failed: %w", errAbort, err, aerr)
 	}
 	return 0, err
@@ -295,6 +330,25 @@ func (n *Node) reloadReplica(old *replica) (*replica, error) {
 	}
 	r.primary = old.primary
 	return r, nil
+}
+
+// readOwn runs read, a read of this OSD's own copy of pg, once the
+// replica may serve it at index idx (waitApplied), and fails it with
+// ErrInstalling if an install began meanwhile: the store may have been
+// emptied under it. Any goroutine.
+func (n *Node) readOwn(ctx context.Context, pg PG, idx uint64, read func() error) error {
+	if err := n.waitApplied(ctx, pg, idx); err != nil {
+		return err
+	}
+	r := n.lookup(pg)
+	if r == nil {
+		return ErrNoPG
+	}
+	err := read()
+	if n.lookup(pg) != r || !r.readable(idx) {
+		return ErrInstalling
+	}
+	return err
 }
 
 // readable reports whether r may serve a read of its own copy at index

@@ -192,27 +192,57 @@ func TestLoopSnapshotRetriedAfterAFailedCopy(t *testing.T) {
 	sameCopies(t, lc, pg)
 }
 
-// TestLoopSnapshotInstallCutByACrash: the replica's OSD stops in the
-// middle of a copy; its store, reopened, holds the PG's hard state alone,
-// and the replica installs the next snapshot.
-func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
-	lc, cp := newSnapshotCluster(t)
-	started := make(chan struct{})
-	release := make(chan struct{})
-	cp.fail = func(n int64) error {
-		if n == 1 {
-			close(started)
-			<-release
-			return errors.New("injected: stopped")
-		}
-		return nil
+// deadDisk is a store whose installs fail to end and to be given up,
+// once dead is set: a disk that died in the middle of an install.
+type deadDisk struct {
+	Store
+	dead *atomic.Bool
+}
+
+func (d deadDisk) EndInstall(pg PG, applyState []byte, first uint64) error {
+	if d.dead.Load() {
+		return errors.New("injected: the disk died")
 	}
+	return d.Store.EndInstall(pg, applyState, first)
+}
+
+func (d deadDisk) AbortInstall(pg PG) error {
+	if d.dead.Load() {
+		return errors.New("injected: the disk died")
+	}
+	return d.Store.AbortInstall(pg)
+}
+
+// TestLoopSnapshotInstallCutByACrash: an install that can neither end nor
+// be given up stops the OSD (the next Open would empty the PG under what
+// it appended meanwhile); the store, reopened, holds the PG's hard state
+// alone, and the replica installs the next snapshot.
+func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
+	cp := &loopCopier{}
+	var dead atomic.Bool
+	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
+		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
+		if c.ID == 2 {
+			c.Store = deadDisk{c.Store, &dead}
+		}
+	})
+	cp.lc = lc
 	pg := PG{Pool: 1, Seq: 0}
 	behindCompaction(t, lc, pg, 2)
+	dead.Store(true)
 	startLoopNode(lc, 2)
-	<-started
-	lc.stop(2)
-	close(release)
+	select {
+	case err := <-lc.done[2]:
+		if !errors.Is(err, errAbort) {
+			t.Fatalf("the OSD stopped with %v, want %v", err, errAbort)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the OSD did not stop when its install could not be given up")
+	}
+	lc.net.mu.Lock()
+	delete(lc.net.nodes, 2)
+	lc.net.mu.Unlock()
+	dead.Store(false)
 	lc.stores[2].Close()
 	st, err := chunkstore.Open(chunkstore.Config{Dir: lc.dirs[2], Logger: zap.NewNop()})
 	if err != nil {
