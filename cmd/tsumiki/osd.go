@@ -29,6 +29,7 @@ type osdConfig struct {
 	FullRatio        float64 `yaml:"full_ratio" flag:"full-ratio"`
 	LogLargeWrites   bool    `yaml:"log_large_writes" flag:"log-large-writes"`
 	StaleReserveMiB  int64   `yaml:"stale_reserve_mib" flag:"stale-reserve-mib"`
+	SnapshotBehind   uint64  `yaml:"snapshot_behind" flag:"snapshot-behind"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
@@ -68,7 +69,13 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.StaleReserveMiB, "stale-reserve-mib", chunkstore.DefaultStaleReserve>>20,
 		"most space (MiB) the stale copies large writes leave behind may keep, so later large writes overwrite them instead of filling holes; never more than 1/16 of the free space; 0 = free them at once")
 	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
+	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", 0, snapshotBehindHelp)
 }
+
+// snapshotBehindHelp is the help of --snapshot-behind (osd and up).
+const snapshotBehindHelp = "as a PG leader, stop keeping the raft log for a replica this many entries behind whose OSD is silent; " +
+	"it then catches up from a copy of the PG over the cluster network (0 = keep the log until it returns, however long; " +
+	"it grows on this OSD meanwhile)"
 
 func newOSDCmd(g *globals) *cobra.Command {
 	var cfg osdConfig
@@ -102,7 +109,7 @@ on start and keeps the same id across restarts on the same --data.`,
 				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
 				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,
 				EtcdEndpoints: endpoints(g), EtcdPrefix: g.etcdPrefix, Store: cfg.store(), Logger: log,
-				FullRatio: cfg.FullRatio,
+				FullRatio: cfg.FullRatio, SnapshotBehind: cfg.SnapshotBehind,
 			})
 			if err != nil {
 				return err

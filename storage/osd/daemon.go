@@ -38,6 +38,10 @@ type Config struct {
 	// FullRatio: the OSD reports its device full once this share of it is
 	// used; while any OSD is full the cluster refuses writes. Default 0.95.
 	FullRatio float64
+	// SnapshotBehind is NodeConfig.SnapshotBehind: 0 keeps the raft log
+	// for every replica. This OSD installs the snapshots sent to it either
+	// way (over the cluster network).
+	SnapshotBehind uint64
 
 	Store  chunkstore.Config // Dir and Logger are filled in
 	Logger *zap.Logger       // required
@@ -172,7 +176,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	log = log.With(zap.Int32("osd", me.ID))
 
 	tr := NewTCPTransport(me.ID, log.Named("transport"))
-	node, err := NewNode(NodeConfig{ID: me.ID, Store: ChunkStore{st}, Transport: tr, Logger: log})
+	node, err := NewNode(NodeConfig{ID: me.ID, Store: ChunkStore{st}, Transport: tr, Logger: log,
+		SnapshotBehind: cfg.SnapshotBehind, Copier: tr})
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,6 +257,40 @@ func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
 	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
 	if lc.nodes[2].installs.Load() == 0 {
 		t.Fatal("no snapshot installed after the restart")
+	}
+	sameCopies(t, lc, pg)
+}
+
+// TestLoopSnapshotOverTCP: the copy of a snapshot goes over the cluster
+// port as a daemon's does (TCPTransport.CopyPG, served by ServeCluster).
+func TestLoopSnapshotOverTCP(t *testing.T) {
+	copier := NewTCPTransport(99, zap.NewNop())
+	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
+		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, copier
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	addrs := map[int32]string{}
+	for i := range 2 { // the victim is node 2: the others keep their Node
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs[int32(i)] = l.Addr().String()
+		wg.Add(1)
+		go func(n *Node) {
+			defer wg.Done()
+			_ = ServeCluster(ctx, l, n, zap.NewNop())
+		}(lc.nodes[i])
+	}
+	copier.SetAddrs(addrs)
+	pg := PG{Pool: 1, Seq: 0}
+	behindCompaction(t, lc, pg, 2)
+	startLoopNode(lc, 2)
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[2].installs.Load() == 0 {
+		t.Fatal("the replica caught up without a snapshot")
 	}
 	sameCopies(t, lc, pg)
 }

@@ -185,12 +185,12 @@ func ServeCluster(ctx context.Context, l net.Listener, n *Node, log *zap.Logger)
 		go func() {
 			defer wg.Done()
 			defer func() { mu.Lock(); delete(conns, c); mu.Unlock(); c.Close() }()
-			servePeer(c, n, log)
+			servePeer(ctx, c, n, log)
 		}()
 	}
 }
 
-func servePeer(c net.Conn, n *Node, log *zap.Logger) {
+func servePeer(ctx context.Context, c net.Conn, n *Node, log *zap.Logger) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	typ, body, err := wire.ReadFrame(r)
 	if err != nil || typ != wire.FrameHello || len(body) != 4 {
@@ -198,6 +198,10 @@ func servePeer(c net.Conn, n *Node, log *zap.Logger) {
 		return
 	}
 	peer := int32(binary.BigEndian.Uint32(body))
+	if typ, _, err := wire.PeekFrameHeader(r); err == nil && typ == wire.FrameCopy {
+		serveCopy(ctx, c, r, n, peer, log)
+		return
+	}
 	for {
 		typ, body, err := wire.ReadFrame(r)
 		if err != nil {

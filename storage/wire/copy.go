@@ -1,0 +1,95 @@
+package wire
+
+import "fmt"
+
+// Copying a PG for a snapshot install, on a cluster connection of its own
+// (OSD → OSD, after FrameHello): the installing OSD sends one FrameCopy;
+// the source answers with a FrameCopyObject per object, then one
+// FrameCopyEnd, and the connection closes.
+const (
+	FrameCopy       byte = 8  // CopyRequest
+	FrameCopyObject byte = 9  // CopyObject
+	FrameCopyEnd    byte = 10 // CopyEnd
+)
+
+// CopyRequest asks for a copy of a PG from a replica that has applied Min.
+type CopyRequest struct {
+	Pool, PG uint32
+	Min      uint64
+}
+
+// AppendCopyRequest encodes r.
+func AppendCopyRequest(b []byte, r CopyRequest) []byte {
+	e := enc{b}
+	e.u32(r.Pool)
+	e.u32(r.PG)
+	e.u64(r.Min)
+	return e.b
+}
+
+// DecodeCopyRequest decodes a CopyRequest.
+func DecodeCopyRequest(b []byte) (CopyRequest, error) {
+	d := dec{b: b}
+	r := CopyRequest{Pool: d.u32(), PG: d.u32(), Min: d.u64()}
+	if !d.done() {
+		return CopyRequest{}, fmt.Errorf("%w: copy request", ErrMalformed)
+	}
+	return r, nil
+}
+
+// CopyObject is one object of a copy: its name, version and whole content
+// (len(Data) is its size).
+type CopyObject struct {
+	Name    string
+	Version uint64
+	Data    []byte
+}
+
+// maxCopyName bounds an object name in a copy (chunkstore's limit is lower).
+const maxCopyName = 4096
+
+// AppendCopyObject encodes o.
+func AppendCopyObject(b []byte, o CopyObject) []byte {
+	e := enc{b}
+	e.str(o.Name)
+	e.u64(o.Version)
+	e.b = append(e.b, o.Data...)
+	return e.b
+}
+
+// DecodeCopyObject decodes a CopyObject; Data aliases b.
+func DecodeCopyObject(b []byte) (CopyObject, error) {
+	d := dec{b: b}
+	name := d.bytes()
+	o := CopyObject{Name: string(name), Version: d.u64()}
+	if d.bad || len(name) == 0 || len(name) > maxCopyName {
+		return CopyObject{}, fmt.Errorf("%w: copied object", ErrMalformed)
+	}
+	o.Data = d.b
+	return o, nil
+}
+
+// CopyEnd ends a copy: Through is the source's applied index once it had
+// read the last object; a non-empty Err says why the copy failed instead.
+type CopyEnd struct {
+	Through uint64
+	Err     string
+}
+
+// AppendCopyEnd encodes c.
+func AppendCopyEnd(b []byte, c CopyEnd) []byte {
+	e := enc{b}
+	e.u64(c.Through)
+	e.str(c.Err)
+	return e.b
+}
+
+// DecodeCopyEnd decodes a CopyEnd.
+func DecodeCopyEnd(b []byte) (CopyEnd, error) {
+	d := dec{b: b}
+	c := CopyEnd{Through: d.u64(), Err: d.str()}
+	if !d.done() {
+		return CopyEnd{}, fmt.Errorf("%w: copy end", ErrMalformed)
+	}
+	return c, nil
+}
