@@ -156,7 +156,8 @@ type Node struct {
 	fatal error
 	// installing: snapshot installs running beside the loop (snapshot.go),
 	// which Run waits for before it returns (they use the store).
-	installing sync.WaitGroup
+	installing      sync.WaitGroup
+	installsRunning int // on the loop: installs started and not yet taken back (maxInstalls)
 }
 
 // NewNode returns a node; Run starts it.

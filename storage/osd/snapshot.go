@@ -45,6 +45,13 @@ import (
 // replica last read an object of the copy from it.
 const snapshotIdleTicks = 100
 
+// maxInstalls bounds the snapshot installs an OSD runs at once: each
+// copies a whole PG over the network and writes it, and after a long
+// outage every PG of the OSD may want one. A snapshot that finds the slots
+// taken is dropped; its leader sends it again once it times out
+// (snapshotIdleTicks).
+const maxInstalls = 2
+
 // Snapshot implements raft.Storage: the state at the applied index, data
 // excepted (see above). Without snapshots configured (raftLog.snapshots
 // false) it is "temporarily unavailable", and raft waits: the log is then
@@ -175,6 +182,9 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.log.Warn("dropping a raft snapshot: this osd has no way to copy a pg (PGCopier)", zap.Stringer("pg", r.pg))
 		return
 	}
+	if !n.cfg.syncInstall && n.installsRunning >= maxInstalls {
+		return // see maxInstalls
+	}
 	r.installing.Store(true)
 	r.failAll(ErrInstalling)
 	// Data placed ahead for the PG is released now, not at the end of
@@ -192,10 +202,11 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		return
 	}
 	n.installing.Add(1)
+	n.installsRunning++
 	go func() {
 		defer n.installing.Done()
 		through, err := n.installPG(pg, from, idx, term, cs)
-		n.post(context.Background(), func() { n.installed(pg, m, through, err) })
+		n.post(context.Background(), func() { n.installsRunning--; n.installed(pg, m, through, err) })
 	}()
 }
 
