@@ -30,6 +30,7 @@ type osdConfig struct {
 	LogLargeWrites   bool    `yaml:"log_large_writes" flag:"log-large-writes"`
 	StaleReserveMiB  int64   `yaml:"stale_reserve_mib" flag:"stale-reserve-mib"`
 	SnapshotBehind   uint64  `yaml:"snapshot_behind" flag:"snapshot-behind"`
+	SnapshotCopyMiBs int64   `yaml:"snapshot_copy_mibps" flag:"snapshot-copy-mibps"`
 }
 
 func (c osdConfig) store() chunkstore.Config {
@@ -70,6 +71,17 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 		"most space (MiB) the stale copies large writes leave behind may keep, so later large writes overwrite them instead of filling holes; never more than 1/16 of the free space; 0 = free them at once")
 	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
 	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", 0, snapshotBehindHelp)
+	f.Int64Var(&cfg.SnapshotCopyMiBs, "snapshot-copy-mibps", 100,
+		"most MiB per second this OSD reads out for other OSDs catching up from snapshots, all together (0 = no bound)")
+}
+
+// copyRate turns --snapshot-copy-mibps into osd.Config.CopyRate (where 0
+// means the default and a negative value no bound).
+func copyRate(mibps int64) int64 {
+	if mibps <= 0 {
+		return -1
+	}
+	return mibps << 20
 }
 
 // snapshotBehindHelp is the help of --snapshot-behind (osd and up).
@@ -92,6 +104,9 @@ on start and keeps the same id across restarts on the same --data.`,
 			if err := loadConfig(cmd, cfgPath, &cfg); err != nil {
 				return err
 			}
+			if cfg.SnapshotCopyMiBs < 0 {
+				return fmt.Errorf("--snapshot-copy-mibps %d: give MiB per second, or 0 for no bound", cfg.SnapshotCopyMiBs)
+			}
 			if !(cfg.FullRatio > 0 && cfg.FullRatio <= 1) {
 				return fmt.Errorf("--full-ratio %v: give the share of the device, above 0 and at most 1 (e.g. 0.95)", cfg.FullRatio)
 			}
@@ -109,7 +124,7 @@ on start and keeps the same id across restarts on the same --data.`,
 				DataDir: cfg.Data, Host: cfg.Host, Class: cfg.DeviceClass, Weight: cfg.Weight,
 				Listen: cfg.Listen, ClusterListen: cfg.ClusterListen, Advertise: cfg.Advertise, ClusterAdvertise: cfg.ClusterAdvertise,
 				EtcdEndpoints: endpoints(g), EtcdPrefix: g.etcdPrefix, Store: cfg.store(), Logger: log,
-				FullRatio: cfg.FullRatio, SnapshotBehind: cfg.SnapshotBehind,
+				FullRatio: cfg.FullRatio, SnapshotBehind: cfg.SnapshotBehind, CopyRate: copyRate(cfg.SnapshotCopyMiBs),
 			})
 			if err != nil {
 				return err

@@ -44,8 +44,9 @@ const copyPage = 256
 // so it is the index staged last, and no less than this replica's own
 // hold): the installing replica's state mixes times until it has applied
 // that far. Objects deleted while the copy runs are skipped; the log
-// replayed after the snapshot deletes them anyway. Any goroutine; it does
-// not hold up the loop. Errors: ErrNoPG, ErrInstalling (this replica is
+// replayed after the snapshot deletes them anyway. The bytes read are
+// paced by NodeConfig.CopyRate, all copies together. Any goroutine; it
+// does not hold up the loop. Errors: ErrNoPG, ErrInstalling (this replica is
 // installing itself, or has not applied min), chunkstore errors (a damaged
 // block is chunkstore.ErrCorrupt: damage is never copied as data), put's.
 func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedObject) error) (uint64, error) {
@@ -74,6 +75,11 @@ func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedOb
 			}
 			if err != nil {
 				return 0, err
+			}
+			if n.copyRate != nil {
+				if err := n.copyRate.WaitN(ctx, int(max(info.Size, 1))); err != nil {
+					return 0, ErrTimeout
+				}
 			}
 			data := make([]byte, info.Size)
 			err = st.Read(pg, in.Name, 0, data)

@@ -42,6 +42,9 @@ type Config struct {
 	// for every replica. This OSD installs the snapshots sent to it either
 	// way (over the cluster network).
 	SnapshotBehind uint64
+	// CopyRate is NodeConfig.CopyRate (bytes per second; 0: 100 MiB/s,
+	// negative: no bound).
+	CopyRate int64
 
 	Store  chunkstore.Config // Dir and Logger are filled in
 	Logger *zap.Logger       // required
@@ -177,7 +180,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	tr := NewTCPTransport(me.ID, log.Named("transport"))
 	node, err := NewNode(NodeConfig{ID: me.ID, Store: ChunkStore{st}, Transport: tr, Logger: log,
-		SnapshotBehind: cfg.SnapshotBehind, Copier: tr})
+		SnapshotBehind: cfg.SnapshotBehind, Copier: tr, CopyRate: cfg.CopyRate})
 	if err != nil {
 		return err
 	}

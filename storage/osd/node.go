@@ -14,8 +14,10 @@ import (
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
+	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
@@ -63,6 +65,11 @@ type NodeConfig struct {
 	// Copier copies a PG from another OSD when a snapshot is to be
 	// installed here; nil refuses snapshots (they are dropped).
 	Copier PGCopier
+	// CopyRate bounds the bytes per second this OSD reads out for other
+	// OSDs' snapshot installs (CopyOut), all copies together, so that a
+	// replica catching up does not starve the clients. Default 100 MiB/s;
+	// negative: no bound.
+	CopyRate int64
 	// syncInstall installs snapshots on the loop, not beside it: the
 	// simulation runs one goroutine.
 	syncInstall bool
@@ -91,6 +98,9 @@ func (c NodeConfig) withDefaults() NodeConfig {
 	}
 	if c.BalanceAfter == 0 {
 		c.BalanceAfter = balanceAfter
+	}
+	if c.CopyRate == 0 {
+		c.CopyRate = 100 << 20
 	}
 	return c
 }
@@ -157,7 +167,8 @@ type Node struct {
 	// installing: snapshot installs running beside the loop (snapshot.go),
 	// which Run waits for before it returns (they use the store).
 	installing      sync.WaitGroup
-	installsRunning int // on the loop: installs started and not yet taken back (maxInstalls)
+	installsRunning int           // on the loop: installs started and not yet taken back (maxInstalls)
+	copyRate        *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
 // NewNode returns a node; Run starts it.
@@ -169,8 +180,15 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 	var nb [8]byte
 	_, _ = rand.Read(nb[:])
 	lg := cfg.Logger
+	var copyRate *rate.Limiter
+	if cfg.CopyRate > 0 {
+		// The burst takes the largest object (CopyOut waits for a whole
+		// object's bytes at once).
+		copyRate = rate.NewLimiter(rate.Limit(cfg.CopyRate), chunkstore.MaxObjectSize)
+	}
 	return &Node{
-		cfg: cfg, log: lg, rlog: raftLogger{lg.Named("raft").Sugar()},
+		copyRate: copyRate,
+		cfg:      cfg, log: lg, rlog: raftLogger{lg.Named("raft").Sugar()},
 		events: make(chan func(), 4096), done: make(chan struct{}),
 		nonce: binary.BigEndian.Uint64(nb[:]),
 		index: map[PG]*replica{}, heard: map[int32]time.Time{}, heardFrom: map[int32]time.Time{},

@@ -294,3 +294,28 @@ func TestLoopSnapshotOverTCP(t *testing.T) {
 	}
 	sameCopies(t, lc, pg)
 }
+
+// TestCopyOutIsPaced: what CopyOut reads for other OSDs is taken from the
+// node's copy budget (NodeConfig.CopyRate), all copies together.
+func TestCopyOutIsPaced(t *testing.T) {
+	lc := newLoopCluster(t, 1, func(c *NodeConfig) { c.CopyRate = 1 << 10 }) // refills 1 KiB a second
+	pg := PG{Pool: 1, Seq: 0}
+	for i := range 4 {
+		lc.write(pg, fmt.Sprintf("o%d", i), bytes.Repeat([]byte{byte(i)}, 256<<10))
+	}
+	n := lc.nodes[lc.agreedLeader(pg)]
+	full := n.copyRate.Tokens()
+	copied := 0
+	if _, err := n.CopyOut(context.Background(), pg, 0, func(o CopiedObject) error { copied += len(o.Data); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if copied != 1<<20 {
+		t.Fatalf("copied %d bytes, want %d", copied, 1<<20)
+	}
+	if left := n.copyRate.Tokens(); left > full-float64(copied)+64<<10 {
+		t.Fatalf("the copy budget went from %.0f to %.0f bytes after copying %d", full, left, copied)
+	}
+	if nd, _ := NewNode(NodeConfig{ID: 9, Store: ChunkStore{lc.stores[0]}, Transport: chanTransport{lc.net, 9}, CopyRate: -1}); nd.copyRate != nil {
+		t.Fatal("a negative CopyRate still bounds copies")
+	}
+}
