@@ -45,6 +45,7 @@ type upConfig struct {
 	NFSListen      string `yaml:"nfs_listen" flag:"nfs-listen"`
 	NFSPortmap     string `yaml:"nfs_portmap_listen" flag:"nfs-portmap-listen"`
 	LogLargeWrites bool   `yaml:"log_large_writes" flag:"log-large-writes"`
+	SnapshotBehind uint64 `yaml:"snapshot_behind" flag:"snapshot-behind"`
 }
 
 func newUpCmd(g *globals) *cobra.Command {
@@ -95,6 +96,7 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
 	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
 	f.BoolVar(&cfg.LogLargeWrites, "log-large-writes", false, logLargeWritesHelp)
+	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", 0, "each OSD's --snapshot-behind: "+snapshotBehindHelp)
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.StringVar(&cfg.NFSImage, "nfs-image", "rbd/share", `image the NFS gateway serves, created on first start ("off": no gateway); needs root and the nbd module, else status says why it is not running`)
 	f.StringVar(&cfg.NFSSize, "nfs-size", "10G", "size of that image when it is created (thin)")
@@ -191,7 +193,8 @@ func runUp(ctx context.Context, cfg upConfig, g *globals, log *zap.Logger) error
 			Listen:        net.JoinHostPort("127.0.0.1", port(cfg.OSDPort, i)),
 			ClusterListen: net.JoinHostPort("127.0.0.1", port(cfg.ClusterPort, i)),
 			Advertise:     adv, EtcdEndpoints: urls, EtcdPrefix: g.etcdPrefix, Logger: log.Named(fmt.Sprintf("osd%d", i)),
-			Store: chunkstore.Config{LogLargeWrites: cfg.LogLargeWrites},
+			Store:          chunkstore.Config{LogLargeWrites: cfg.LogLargeWrites},
+			SnapshotBehind: cfg.SnapshotBehind,
 			Ready: func(id int32, pub, clu string) {
 				started.Store(true)
 				ready <- fmt.Sprintf("  %s  data %s  public %s  cluster %s", osdName(id), dir, pub, clu)
