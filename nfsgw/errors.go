@@ -95,7 +95,16 @@ func nfsStatus(err error) nfs.NFSStatus {
 		case unix.EOPNOTSUPP:
 			return nfs.NFSStatusNotSupp
 		case unix.ELOOP:
-			return nfs.NFSStatusAccess
+			// The last component is a symlink where a file or directory
+			// is needed (a directory of the path that is one answers
+			// NOTDIR, fsat.go): nfsd's v3 answer for a handle of the
+			// wrong type.
+			return nfs.NFSStatusInval
+		case unix.EAGAIN:
+			// An open that would wait for a lease to be broken (the
+			// gateway's non-blocking opens): nfsd asks the client to
+			// retry later, as here.
+			return nfs.NFSStatusJukebox
 		}
 		return nfs.NFSStatusIO
 	case errors.Is(err, fs.ErrNotExist):

@@ -124,6 +124,32 @@ func TestSetattrOnTheHandle(t *testing.T) {
 	}
 }
 
+// TestSetattrSizeUnderALeaseAnswersJukebox: a truncate of a file someone
+// holds a lease on waits for the lease to be broken; the gateway does not
+// wait (its open does not block) and answers JUKEBOX, which makes the
+// client retry later, as nfsd does, instead of failing with IO.
+func TestSetattrSizeUnderALeaseAnswersJukebox(t *testing.T) {
+	s, fs, dir := testServer(t, allowAll("/data"))
+	r := dialRPC(t, s.Addr())
+	r.mnt("/data")
+	writeFile(t, fs, "leased", "hello")
+	fd, err := unix.Open(filepath.Join(dir, "leased"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_RDLCK); err != nil {
+		t.Skipf("cannot take a lease here: %v", err)
+	}
+	_, x := r.call(progNFS, 3, nfsProcSetattr, setattrCall(mustHandle(t, fs, "leased"), -1, 0, timeDontChange, 0, nil))
+	if got := nfs.NFSStatus(x.u32()); got != nfs.NFSStatusJukebox {
+		t.Fatalf("truncate under a lease: status %d, want JUKEBOX (%d)", got, nfs.NFSStatusJukebox)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "leased")); string(data) != "hello" {
+		t.Fatalf("the leased file holds %q", data)
+	}
+}
+
 func FuzzDecodeSetattrArgs(f *testing.F) {
 	fh := []byte{2, 8, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8}
 	f.Add(setattrCall(fh, 0o644, 10, timeClient, 7, &nfs.FileTime{Seconds: 1}))
