@@ -456,6 +456,25 @@ func (f *FS) Link(existing string, link string) error {
 	return nil
 }
 
+// linkInode makes link a new name of the inode open as pfd (an O_PATH
+// descriptor: LINK's file handle), as f's identity: linkat through
+// /proc/self/fd, which names the inode itself, never a path that a rename
+// by another client could point at another file meanwhile. The
+// directory is synced (change).
+func (f *FS) linkInode(pfd int, link string) error {
+	if err := f.checkWrite("link", link); err != nil {
+		return err
+	}
+	self := "/proc/self/fd/" + strconv.Itoa(pfd)
+	err := f.change(link, func(dirfd int, base string) error {
+		return unix.Linkat(unix.AT_FDCWD, self, dirfd, base, unix.AT_SYMLINK_FOLLOW)
+	})
+	if err != nil {
+		return &os.LinkError{Op: "link", Old: self, New: link, Err: err}
+	}
+	return nil
+}
+
 // access checks, as f's identity, whether name allows mode (R_OK, W_OK,
 // X_OK), without following a final symlink.
 func (f *FS) access(name string, mode uint32) error {

@@ -555,3 +555,29 @@ func TestMetadataChangesSyncTheInodeTheyChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkNamesTheHandlesInode: LINK makes a new name of the inode its
+// file handle names, even when another client renamed that file away and
+// put another at its old name after the handle was looked up (a link by
+// path linked the newcomer).
+func TestLinkNamesTheHandlesInode(t *testing.T) {
+	fs, dir := newTestFS(t)
+	writeFile(t, fs, "a", "the handle's file")
+	_, pfd, err := fs.openResolved(mustHandle(t, fs, "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(pfd)
+	if err := os.Rename(filepath.Join(dir, "a"), filepath.Join(dir, "moved")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "a"), []byte("a newcomer"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := fs.linkInode(pfd, "l"); err != nil {
+		t.Fatal(err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dir, "l")); string(data) != "the handle's file" {
+		t.Fatalf("the link holds %q", data)
+	}
+}

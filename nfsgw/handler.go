@@ -191,6 +191,34 @@ func (f *FS) resolve(fh []byte) (string, *unix.Stat_t, error) {
 	return "", nil, fmt.Errorf("%w: the kernel cannot name inode %d under the folder", ErrStale, st.Ino)
 }
 
+// openResolved is resolve's path of the file with handle fh, and an
+// O_PATH descriptor of its inode, which the caller closes; a file deleted
+// in between is ErrStale. Errors as resolve's.
+func (f *FS) openResolved(fh []byte) (string, int, error) {
+	name, _, err := f.resolve(fh)
+	if err != nil {
+		return "", -1, err
+	}
+	h, err := decodeHandle(fh)
+	if err != nil {
+		return "", -1, err
+	}
+	pfd, err := f.openHandle(h.file)
+	if err != nil {
+		return "", -1, err
+	}
+	var now unix.Stat_t
+	err = unix.Fstat(pfd, &now)
+	if err == nil && now.Nlink == 0 {
+		err = fmt.Errorf("%w: deleted", ErrStale)
+	}
+	if err != nil {
+		unix.Close(pfd)
+		return "", -1, err
+	}
+	return name, pfd, nil
+}
+
 // openRegular opens the regular file with handle fh as the gateway, for
 // reading (unix.O_RDONLY) or reading and writing (unix.O_RDWR), and
 // returns the descriptor with its attributes. The file must be one resolve

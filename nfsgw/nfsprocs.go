@@ -159,15 +159,18 @@ func (s *Server) nfsLink(fs *FS, args []byte) []byte {
 	if err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
-	file, err := s.fs.pathOf(a.File)
+	file, pfd, err := s.fs.openResolved(a.File)
 	if err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
+	defer unix.Close(pfd)
 	dir, link, err := s.entryOf(a.Link)
 	if err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
-	if err := fs.Link(file, link); err != nil {
+	// Linked through the handle's inode, not file's path: another client
+	// may rename something else to that path meanwhile.
+	if err := fs.linkInode(pfd, link); err != nil {
 		return nfsFailure(nfsProcLink, nfsStatus(err))
 	}
 	w := &xdrWriter{}
