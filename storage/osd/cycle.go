@@ -310,9 +310,10 @@ func (n *Node) compactTarget(r *replica) uint64 {
 }
 
 // warnRetained tells the operator when a PG's log is kept long because a
-// replica is behind (down, or slow): without snapshots the log is the only
-// way to catch it up, so it is never cut below what that replica has. It
-// warns each time the retained length doubles past 64k entries.
+// replica is behind (down, or slow): without snapshots (SnapshotBehind 0)
+// the log is the only way to catch it up, so it is never cut below what
+// that replica has. It warns each time the retained length doubles past
+// 64k entries.
 func (n *Node) warnRetained(r *replica, target uint64) {
 	held := r.log.applied - min(target, r.log.applied)
 	if held < 1<<16 || held < 2*r.warnedHeld {
@@ -328,7 +329,7 @@ func (n *Node) warnRetained(r *replica, target uint64) {
 			behind = append(behind, osdID(id))
 		}
 	})
-	n.log.Warn("raft log kept for a replica that is behind; it grows until that OSD returns (or, in a later release, is marked out)",
+	n.log.Warn("raft log kept for a replica that is behind; it grows until that OSD returns, unless the OSDs run with --snapshot-behind (the replica then catches up from a snapshot)",
 		zap.Stringer("pg", r.pg), zap.Uint64("entries", held), zap.Int32s("behind", behind))
 }
 
