@@ -276,9 +276,10 @@ func applyOp(b Batch, pg PG, o *op, version uint64) error {
 }
 
 // compactTarget decides how far r's log may be compacted now (0: not now).
-// The leader compacts only below what every voter holds and tells the
-// followers (hint on its messages); followers never compact past the hint.
-// So no replica ever needs a snapshot to catch up.
+// The leader compacts only below what every voter holds (but a replica it
+// leaves behind, compactFloor: snapshot.go) and tells the followers (hint
+// on its messages); followers never compact past the hint. So only a
+// replica left behind needs a snapshot to catch up.
 func (n *Node) compactTarget(r *replica) uint64 {
 	big := r.log.heldBytes >= n.cfg.CompactBytes
 	// settled: everything in the log is applied, so once every replica has
