@@ -52,6 +52,9 @@ const snapshotIdleTicks = 100
 // (snapshotIdleTicks).
 const maxInstalls = 2
 
+// copyProgressEvery spaces the progress lines of a long copy.
+const copyProgressEvery = 10 * time.Second
+
 // Snapshot implements raft.Storage: the state at the applied index, data
 // excepted (see above). Without snapshots configured (raftLog.snapshots
 // false) it is "temporarily unavailable", and raft waits: the log is then
@@ -255,8 +258,16 @@ func (n *Node) copyAndInstall(pg PG, from int32, idx, term uint64, cs *pb.ConfSt
 		case <-ctx.Done():
 		}
 	}()
-	objects := 0
+	objects, bytes := 0, int64(0)
+	start := n.cfg.Clock.Now()
+	shown := start
 	through, err := n.cfg.Copier.CopyPG(ctx, from, pg, idx, func(o CopiedObject) error {
+		if now := n.cfg.Clock.Now(); now.Sub(shown) >= copyProgressEvery {
+			shown = now
+			n.log.Info("copying a pg for its snapshot", zap.Stringer("pg", pg), zap.Int32("from", from),
+				zap.Int("objects", objects), zap.Int64("MiB", bytes>>20), zap.Duration("for", now.Sub(start).Round(time.Second)))
+		}
+		bytes += o.Size
 		b := st.NewBatch()
 		defer b.Discard()
 		var err error
@@ -284,7 +295,8 @@ func (n *Node) copyAndInstall(pg PG, from int32, idx, term uint64, cs *pb.ConfSt
 		return 0, err
 	}
 	n.log.Info("installed a snapshot", zap.Stringer("pg", pg), zap.Int32("from", from), zap.Uint64("index", idx),
-		zap.Int("objects", objects), zap.Uint64("source applied", through))
+		zap.Int("objects", objects), zap.Int64("MiB", bytes>>20), zap.Duration("took", n.cfg.Clock.Now().Sub(start).Round(time.Millisecond)),
+		zap.Uint64("source applied", through))
 	return through, nil
 }
 
