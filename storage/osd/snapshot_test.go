@@ -114,6 +114,18 @@ func sameCopies(t *testing.T, lc *loopCluster, pg PG) {
 	}
 }
 
+// caughtUp writes a few more ops to pg, waits until every node applied
+// them, and checks that node victim installed a snapshot and that every
+// copy of pg is the same.
+func caughtUp(t *testing.T, lc *loopCluster, pg PG, victim int) {
+	t.Helper()
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[victim].installs.Load() == 0 {
+		t.Fatalf("node %d caught up without a snapshot", victim)
+	}
+	sameCopies(t, lc, pg)
+}
+
 // loopDo runs fn on n's loop and waits for it.
 func loopDo(t *testing.T, n *Node, fn func(n *Node)) {
 	t.Helper()
@@ -165,11 +177,8 @@ func TestLoopSnapshotCatchesUpADownReplica(t *testing.T) {
 	}()
 	startLoopNode(lc, 2)
 	wg.Wait()
-	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
-	if lc.nodes[2].installs.Load() == 0 {
-		t.Fatalf("the replica caught up without a snapshot (%d copies)", cp.copies.Load())
-	}
-	sameCopies(t, lc, pg)
+	caughtUp(t, lc, pg, 2)
+	t.Logf("%d copies", cp.copies.Load())
 }
 
 // TestLoopSnapshotRetriedAfterAFailedCopy: a copy that fails leaves the
@@ -186,11 +195,10 @@ func TestLoopSnapshotRetriedAfterAFailedCopy(t *testing.T) {
 	pg := PG{Pool: 1, Seq: 0}
 	behindCompaction(t, lc, pg, 1)
 	startLoopNode(lc, 1)
-	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
-	if lc.nodes[1].installs.Load() == 0 || cp.copies.Load() < 2 {
-		t.Fatalf("installs %d after %d copies, want one after the failed one", lc.nodes[1].installs.Load(), cp.copies.Load())
+	caughtUp(t, lc, pg, 1)
+	if cp.copies.Load() < 2 {
+		t.Fatalf("%d copies, want the failed one and another", cp.copies.Load())
 	}
-	sameCopies(t, lc, pg)
 }
 
 // deadDisk is a store whose installs fail to end and to be given up,
@@ -254,11 +262,7 @@ func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
 		t.Fatalf("after the cut install: %+v (%v), want the hard state alone", rs, err)
 	}
 	startLoopNode(lc, 2)
-	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
-	if lc.nodes[2].installs.Load() == 0 {
-		t.Fatal("no snapshot installed after the restart")
-	}
-	sameCopies(t, lc, pg)
+	caughtUp(t, lc, pg, 2)
 }
 
 // TestLoopSnapshotOverTCP: the copy of a snapshot goes over the cluster
@@ -288,11 +292,7 @@ func TestLoopSnapshotOverTCP(t *testing.T) {
 	pg := PG{Pool: 1, Seq: 0}
 	behindCompaction(t, lc, pg, 2)
 	startLoopNode(lc, 2)
-	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
-	if lc.nodes[2].installs.Load() == 0 {
-		t.Fatal("the replica caught up without a snapshot")
-	}
-	sameCopies(t, lc, pg)
+	caughtUp(t, lc, pg, 2)
 }
 
 // TestCopyOutIsPaced: what CopyOut reads for other OSDs is taken from the
