@@ -563,7 +563,7 @@ func (n *Node) startPropose(pg PG, reqID uint64, data []byte, w *waiter) {
 	switch {
 	case r == nil:
 		w.finish(0, ErrNoPG)
-	case !r.isLeader():
+	case !r.isLeader() || r.installing.Load():
 		w.finish(0, ErrNotLeader)
 	case r.minSize == minSizeUnknown:
 		w.finish(0, fmt.Errorf("%w: min_size not known until the cluster map names this pg", ErrDegraded))
@@ -586,7 +586,7 @@ func (n *Node) startRead(pg PG, w *waiter) {
 	switch {
 	case r == nil:
 		w.finish(0, ErrNoPG)
-	case !r.isLeader():
+	case !r.isLeader() || r.installing.Load():
 		w.finish(0, ErrNotLeader)
 	default:
 		n.touch(r)

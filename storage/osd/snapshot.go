@@ -189,6 +189,10 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		return // see maxInstalls
 	}
 	r.installing.Store(true)
+	// A replica that still took itself for the leader (a newer one sent
+	// this) serves nothing more: no lease reads beside the loop, and no
+	// proposal or read is taken (startPropose, startRead).
+	r.view.Store(nil)
 	r.failAll(ErrInstalling)
 	// Data placed ahead for the PG is released now, not at the end of
 	// the next cycle: the store refuses to empty a PG that has some.
