@@ -169,6 +169,11 @@ func newCluster(t testing.TB, osds int) *cluster {
 			"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--cluster-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 			"--etcd-endpoints", c.etcd}})
 	}
+	// TSUMIKI_E2E_OSD_FLAGS adds flags to every OSD, to run the suite with
+	// a setting on (e.g. "--snapshot-behind 8").
+	for _, o := range c.osds {
+		o.args = append(o.args, strings.Fields(os.Getenv("TSUMIKI_E2E_OSD_FLAGS"))...)
+	}
 	t.Cleanup(func() {
 		for _, o := range c.osds {
 			o.kill9(t)
