@@ -54,7 +54,7 @@ func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedOb
 	if r == nil {
 		return 0, ErrNoPG
 	}
-	if r.installing.Load() || r.applied.Load() < min {
+	if r.frozen.Load() || r.applied.Load() < min {
 		return 0, fmt.Errorf("%w: osd.%d has applied pg %s to %d, not %d", ErrInstalling, n.cfg.ID, pg, r.applied.Load(), min)
 	}
 	st := n.cfg.Store
@@ -94,7 +94,7 @@ func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedOb
 		}
 		after = infos[len(infos)-1].Name
 	}
-	if cur := n.lookup(pg); cur != r || r.installing.Load() {
+	if cur := n.lookup(pg); cur != r || r.frozen.Load() {
 		return 0, fmt.Errorf("%w: the replica of pg %s on osd.%d was reloaded during the copy", ErrInstalling, pg, n.cfg.ID)
 	}
 	return max(r.staged.Load(), r.readHold.Load()), nil

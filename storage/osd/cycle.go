@@ -84,7 +84,7 @@ func (n *Node) cycle() error {
 	var rds []*ready
 	for _, r := range n.touched {
 		r.touched = false
-		if r.installing.Load() {
+		if r.frozen.Load() {
 			continue // frozen (snapshot.go)
 		}
 		if r.rn.HasReady() {

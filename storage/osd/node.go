@@ -155,20 +155,21 @@ type Node struct {
 	votesAfter time.Time
 	leaseReads uint64 // reads granted under the lease (tests look)
 	// leadership balancing (balance.go)
-	balanceHold bool          // the map holds leaderships where they are (noout)
-	balanceOut  []int32       // OSDs marked out: not handed leadership
-	balanceTick time.Time     // the tick balanceLeft counts for
-	balanceLeft int           // transfers that may still start in that tick
-	balanced    atomic.Uint64 // hand-overs started (tests look)
-	installs    atomic.Uint64 // snapshots installed (tests look)
+	balanceHold  bool          // the map holds leaderships where they are (noout)
+	balanceOut   []int32       // OSDs marked out: not handed leadership
+	balanceTick  time.Time     // the tick balanceLeft counts for
+	balanceLeft  int           // transfers that may still start in that tick
+	balanced     atomic.Uint64 // hand-overs started (tests look)
+	installsDone atomic.Uint64 // snapshots installed (tests look)
 	// fatal, once set on the loop, stops Run with it (a store failure
 	// outside a cycle).
 	fatal error
-	// installing: snapshot installs running beside the loop (snapshot.go),
-	// which Run waits for before it returns (they use the store).
-	installing      sync.WaitGroup
-	installsRunning int           // on the loop: installs started and not yet taken back (maxInstalls)
-	copyRate        *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
+	// installers: the goroutines of snapshot installs running beside the
+	// loop (snapshot.go), which Run waits for before it returns (they use
+	// the store).
+	installers     sync.WaitGroup
+	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
+	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
 // NewNode returns a node; Run starts it.
@@ -200,7 +201,7 @@ func NewNode(cfg NodeConfig) (*Node, error) {
 // done. It returns a non-nil error only when the store fails, after which
 // the OSD must stop: continuing could acknowledge what is not durable.
 func (n *Node) Run(ctx context.Context) error {
-	defer n.installing.Wait() // after done is closed: that stops their copies
+	defer n.installers.Wait() // after done is closed: that stops their copies
 	defer close(n.done)
 	if err := n.loadAll(); err != nil {
 		return err
@@ -263,7 +264,7 @@ func (n *Node) tick(expire bool) {
 // tickReplica is one replica's part of tick (the simulation ticks replicas
 // in its own order).
 func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
-	if r.installing.Load() {
+	if r.frozen.Load() {
 		return // frozen (snapshot.go)
 	}
 	n.expireSnapshots(r, now)
@@ -410,7 +411,7 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 				n.log.Warn("dropping undecodable raft message", zap.Int32("from", from), zap.Error(w.err))
 				continue
 			}
-			if r.installing.Load() {
+			if r.frozen.Load() {
 				continue // frozen (snapshot.go); raft retransmits
 			}
 			m := w.m
@@ -563,7 +564,7 @@ func (n *Node) startPropose(pg PG, reqID uint64, data []byte, w *waiter) {
 	switch {
 	case r == nil:
 		w.finish(0, ErrNoPG)
-	case !r.isLeader() || r.installing.Load():
+	case !r.isLeader() || r.frozen.Load():
 		w.finish(0, ErrNotLeader)
 	case r.minSize == minSizeUnknown:
 		w.finish(0, fmt.Errorf("%w: min_size not known until the cluster map names this pg", ErrDegraded))
@@ -586,7 +587,7 @@ func (n *Node) startRead(pg PG, w *waiter) {
 	switch {
 	case r == nil:
 		w.finish(0, ErrNoPG)
-	case !r.isLeader() || r.installing.Load():
+	case !r.isLeader() || r.frozen.Load():
 		w.finish(0, ErrNotLeader)
 	default:
 		n.touch(r)

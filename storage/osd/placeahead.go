@@ -40,7 +40,7 @@ func (n *Node) placeAhead(msgs []wireMsg) []preplaced {
 		if w.m == nil || w.m.GetType() != pb.MsgApp || len(w.m.Entries) == 0 {
 			continue
 		}
-		if r := n.lookup(w.pg); r == nil || r.installing.Load() {
+		if r := n.lookup(w.pg); r == nil || r.frozen.Load() {
 			continue
 		}
 		for _, e := range w.m.Entries {

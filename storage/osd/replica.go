@@ -86,10 +86,10 @@ type replica struct {
 	leader  atomic.Int32              // -1 unknown
 	view    atomic.Pointer[leaseView] // the lease for readers outside the loop (lease.go)
 	// snapshot installs (snapshot.go)
-	installing atomic.Bool   // frozen while this replica installs a snapshot
-	staged     atomic.Uint64 // the last index staged to apply: the store may show it before applied does
-	readHold   atomic.Uint64 // no reads of the own copy before applying this far
-	copyAt     atomic.Int64  // when a replica last copied an object from this one (unix ns)
+	frozen   atomic.Bool   // while this replica installs a snapshot: no step, tick, Ready, read or proposal
+	staged   atomic.Uint64 // the last index staged to apply: the store may show it before applied does
+	readHold atomic.Uint64 // no reads of the own copy before applying this far
+	copyAt   atomic.Int64  // when a replica last copied an object from this one (unix ns)
 }
 
 func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.Logger) (*replica, error) {

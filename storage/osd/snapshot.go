@@ -185,10 +185,10 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.log.Warn("dropping a raft snapshot: this osd has no way to copy a pg (PGCopier)", zap.Stringer("pg", r.pg))
 		return
 	}
-	if !n.cfg.syncInstall && n.installsRunning >= maxInstalls {
+	if !n.cfg.syncInstall && n.installsActive >= maxInstalls {
 		return // see maxInstalls
 	}
-	r.installing.Store(true)
+	r.frozen.Store(true)
 	// A replica that still took itself for the leader (a newer one sent
 	// this) serves nothing more: no lease reads beside the loop, and no
 	// proposal or read is taken (startPropose, startRead).
@@ -208,12 +208,12 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.installed(pg, m, through, err)
 		return
 	}
-	n.installing.Add(1)
-	n.installsRunning++
+	n.installers.Add(1)
+	n.installsActive++
 	go func() {
-		defer n.installing.Done()
+		defer n.installers.Done()
 		through, err := n.installPG(pg, from, idx, term, cs)
-		n.post(context.Background(), func() { n.installsRunning--; n.installed(pg, m, through, err) })
+		n.post(context.Background(), func() { n.installsActive--; n.installed(pg, m, through, err) })
 	}()
 }
 
@@ -332,7 +332,7 @@ func (n *Node) installed(pg PG, m *pb.Message, through uint64, err error) {
 		return
 	}
 	r.readHold.Store(through)
-	n.installs.Add(1)
+	n.installsDone.Add(1)
 	n.touch(r)
 	_ = r.rn.Step(m)
 }
@@ -341,7 +341,7 @@ func (n *Node) installed(pg PG, m *pb.Message, through uint64, err error) {
 // what the map told old (primary, min_size). old stays frozen for good:
 // the touched list or a reader may still hold it. On the loop.
 func (n *Node) reloadReplica(old *replica) (*replica, error) {
-	old.installing.Store(true)
+	old.frozen.Store(true)
 	old.failAll(ErrInstalling)
 	for idx, pp := range old.pre {
 		n.unplace(pp)
@@ -382,5 +382,5 @@ func (n *Node) readOwn(ctx context.Context, pg PG, idx uint64, read func() error
 // idx (replica reads, digests): not while it installs a snapshot, nor
 // before it applied past its copy (see above).
 func (r *replica) readable(idx uint64) bool {
-	return !r.installing.Load() && r.applied.Load() >= max(idx, r.readHold.Load())
+	return !r.frozen.Load() && r.applied.Load() >= max(idx, r.readHold.Load())
 }

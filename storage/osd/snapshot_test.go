@@ -120,7 +120,7 @@ func sameCopies(t *testing.T, lc *loopCluster, pg PG) {
 func caughtUp(t *testing.T, lc *loopCluster, pg PG, victim int) {
 	t.Helper()
 	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
-	if lc.nodes[victim].installs.Load() == 0 {
+	if lc.nodes[victim].installsDone.Load() == 0 {
 		t.Fatalf("node %d caught up without a snapshot", victim)
 	}
 	sameCopies(t, lc, pg)
