@@ -239,7 +239,7 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		if !ok {
 			return wire.Response{}, fmt.Errorf("%w: id %d", ErrNoPool, req.Pool)
 		}
-		reps := m.Replicas(p, req.PG)
+		reps := upFirst(m, m.Replicas(p, req.PG))
 		if len(reps) == 0 {
 			return wire.Response{}, fmt.Errorf("%w: pg %d.%d maps to no osd", ErrUnavailable, req.Pool, req.PG)
 		}
@@ -321,6 +321,23 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		}
 		backoff = min(backoff*2, 500*time.Millisecond)
 	}
+}
+
+// upFirst orders a PG's replicas for a client that does not know the
+// leader: those the map shows up, then the down ones. A down OSD cut off
+// the network costs a whole dial timeout to try, and one that is down in
+// the map is seldom the leader (it may be, if only its link to the
+// control plane broke, so it is tried last rather than never).
+func upFirst(m *clustermap.Map, reps []int32) []int32 {
+	out := make([]int32, 0, len(reps))
+	for _, up := range []bool{true, false} {
+		for _, id := range reps {
+			if o, _ := m.OSD(id); o.Up == up {
+				out = append(out, id)
+			}
+		}
+	}
+	return out
 }
 
 // retireConn stops using cn, the connection to OSD id, unless another

@@ -365,3 +365,48 @@ func TestSilentLeaderGivenUp(t *testing.T) {
 		t.Fatal("the silent leader was never asked: the test does not test")
 	}
 }
+
+// A client that does not know a PG's leader asks the replicas the map
+// shows up before a down one: a down OSD cut off the network costs a dial
+// timeout per try (seen in TestClusterNetCut: 3 s per object get).
+func TestUnknownLeaderAsksUpReplicasFirst(t *testing.T) {
+	c, fakes := setup(t)
+	p := c.Map().Pools[0]
+	reps := c.Map().Replicas(p, 0)
+	down := reps[0] // first in placement order: asked first if all were alike
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	for _, id := range reps[1:] {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Maps().KeepAlive(ctx, id, 0) }()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := c.Refresh(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o1, _ := m.OSD(reps[1]); o1.Up {
+			if o2, _ := m.OSD(reps[2]); o2.Up {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the liveness leases never showed in the map")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for _, f := range fakes {
+		f.handle(func(r wire.Request) wire.Response { return wire.Response{Status: wire.StatusOK} })
+	}
+	if err := c.Write(context.Background(), "p", "obj", 0, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if n := fakes[down].count(wire.OpWrite); n != 0 {
+		t.Fatalf("the down osd.%d was asked %d times while up replicas answer", down, n)
+	}
+	if n := fakes[reps[1]].count(wire.OpWrite); n != 1 {
+		t.Fatalf("the first up replica osd.%d was asked %d times, want 1", reps[1], n)
+	}
+}

@@ -147,7 +147,7 @@ func (c *Client) readReplica(ctx context.Context, req wire.Request, minIndex uin
 	m := c.Map()
 	p, _ := m.PoolByID(req.Pool)
 	var last error = ErrCorrupt
-	for _, id := range m.Replicas(p, req.PG) {
+	for _, id := range upFirst(m, m.Replicas(p, req.PG)) {
 		r := req
 		r.Op, r.Epoch, r.MinIndex = wire.OpReplicaRead, m.Epoch, minIndex
 		resp, err := c.call(ctx, id, &r, into)
