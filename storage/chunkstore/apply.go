@@ -18,6 +18,8 @@ func (k opKind) String() string {
 		return "zero"
 	case opDelete:
 		return "delete"
+	case opMarkDamaged:
+		return "mark damaged"
 	}
 	return fmt.Sprintf("op(%d)", k)
 }
@@ -82,6 +84,8 @@ func (s *Store) applyOp(t *metaTxn, op *queuedOp, flip *placement) ([]slotRun, e
 		err = b.truncate(&m, op.off)
 	case opZero:
 		err = b.zeroRange(&m, op.off, op.n)
+	case opMarkDamaged:
+		err = b.markDamaged(&m, op.off, op.n)
 	}
 	if err != nil {
 		return nil, err

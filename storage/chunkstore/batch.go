@@ -55,6 +55,7 @@ const (
 	opTruncate
 	opZero
 	opDelete
+	opMarkDamaged
 )
 
 type queuedOp struct {

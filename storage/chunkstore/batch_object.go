@@ -37,6 +37,15 @@ func (b *Batch) Zero(pg PG, object string, off, length int64, version uint64) er
 	return b.add(queuedOp{kind: opZero, off: off, n: length, version: version}, pg, object, "zero")
 }
 
+// MarkDamaged marks the blocks holding bytes [off, off+length) of object
+// damaged at Commit, as a copy from a replica whose blocks there are
+// damaged (ReadSkippingDamage) must leave them: their bytes become zeros
+// that read as ErrCorrupt until a whole-block write. The size grows to
+// off+length if smaller; the object is created if missing. Errors as Write.
+func (b *Batch) MarkDamaged(pg PG, object string, off, length int64, version uint64) error {
+	return b.add(queuedOp{kind: opMarkDamaged, off: off, n: length, version: version}, pg, object, "mark damaged")
+}
+
 // Delete removes object at Commit; a missing object is not an error.
 // Errors: ErrInvalid (bad name).
 func (b *Batch) Delete(pg PG, object string) error {

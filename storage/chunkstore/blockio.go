@@ -22,6 +22,9 @@ type blockIO struct {
 	tolerate bool // replaying after a crash: a checksum mismatch may be a torn write (see Store.Recover)
 	torn     int  // blocks read with a mismatch that tolerate let through
 	marked   int  // blocks a partial write found damaged and marked (readForUpdate)
+	// skipped, if set, makes read go on past a damaged block: it reads
+	// as zeros and its index is appended here (Store.ReadSkippingDamage).
+	skipped *[]int64
 
 	direct *os.File    // set for a placement written past the page cache (direct.go)
 	bufs   *directBufs // aligned buffers for direct
@@ -85,27 +88,28 @@ func (b *blockIO) read(m *objMeta, i0 int64, dst []byte) error {
 			clear(blk)
 			continue
 		}
-		if m.isBad(i) {
-			clear(blk)
-			return b.l.withBlock(i).corrupt("block marked damaged: a partial write or a lost placed write left it so; a whole-block write or a repair from a replica restores it", nil)
-		}
+		var damage string
 		want := binary.BigEndian.Uint32(sums[4*(i-first):])
-		got := b.id.blockSum(i, blk)
-		if got == want {
+		switch got := b.id.blockSum(i, blk); {
+		case m.isBad(i):
+			damage = "block marked damaged: a partial write, a lost placed write or a copy from a damaged replica left it so; a whole-block write or a repair from a replica restores it"
+		case got == want:
 			continue
-		}
-		if got == ^want {
+		case got == ^want:
 			// Stored inverted on purpose (put's keep): damage that a
 			// crash may have dropped the meta's mark of. Never torn.
-			clear(blk)
-			return b.l.withBlock(i).corrupt("block stored marked damaged: a partial write over damage left it so; a whole-block write or a repair from a replica restores it", nil)
-		}
-		if b.tolerate {
+			damage = "block stored marked damaged: a partial write over damage left it so; a whole-block write or a repair from a replica restores it"
+		case b.tolerate:
 			b.torn++
 			continue
+		default:
+			damage = fmt.Sprintf("checksum mismatch (stored %08x)", want)
 		}
 		clear(blk)
-		return b.l.withBlock(i).corrupt(fmt.Sprintf("checksum mismatch (stored %08x)", want), nil)
+		if b.skipped == nil {
+			return b.l.withBlock(i).corrupt(damage, nil)
+		}
+		*b.skipped = append(*b.skipped, i)
 	}
 	return nil
 }
@@ -224,6 +228,25 @@ func (b *blockIO) put(m *objMeta, i0 int64, buf []byte, keep ...int64) error {
 		}
 	}
 	return flush(i0 + n)
+}
+
+// markDamaged stores every block holding bytes [off, off+n) as zeros
+// marked damaged (put's keep), growing the object to off+n if smaller: what
+// a copy from a replica whose blocks there were damaged leaves
+// (Batch.MarkDamaged).
+func (b *blockIO) markDamaged(m *objMeta, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	if end := off + n; end > m.size {
+		m.resize(end, b.bs)
+	}
+	for i := off / b.bs; i <= (off+n-1)/b.bs; i++ {
+		if err := b.put(m, i, make([]byte, b.bs), i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // drop makes blocks [i0, i1) holes and frees their space in both slots.

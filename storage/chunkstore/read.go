@@ -49,8 +49,59 @@ func (s *Store) Read(pg PG, object string, off int64, p []byte) error {
 	return s.readObject(id, &m, l, off, p)
 }
 
+// Range is a byte range of an object: [Off, Off+Len).
+type Range struct{ Off, Len int64 }
+
+// ReadSkippingDamage fills p with object's bytes from offset 0, as Read
+// does, but reads on past damaged blocks: their bytes read as zeros and
+// their ranges are returned, in order (a replica copied from this one
+// marks them damaged too: Batch.MarkDamaged). Errors: as Read, but for
+// ErrCorrupt of a block; an object file missing altogether is still one.
+func (s *Store) ReadSkippingDamage(pg PG, object string, p []byte) ([]Range, error) {
+	l := loc{op: "read", pg: pg, object: object, block: -1}
+	if err := validName(object); err != nil {
+		return nil, l.wrap(err)
+	}
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	id := newObjID(pg, object)
+	mu := &s.locks[id.stripe()]
+	mu.RLock()
+	defer mu.RUnlock()
+	m, found, err := s.cachedMeta(l)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, l.wrap(ErrNotFound)
+	}
+	var skipped []int64
+	if err := s.readObjectWith(id, &m, l, 0, p, &skipped); err != nil {
+		return nil, err
+	}
+	bs := int64(s.cfg.BlockSize)
+	var out []Range
+	for _, i := range skipped {
+		lo, hi := i*bs, min((i+1)*bs, int64(len(p)), m.size)
+		if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == lo {
+			out[n-1].Len += hi - lo
+			continue
+		}
+		out = append(out, Range{Off: lo, Len: hi - lo})
+	}
+	return out, nil
+}
+
 // readObject reads an object whose meta is m; the caller holds its stripe lock.
 func (s *Store) readObject(id objID, m *objMeta, l loc, off int64, p []byte) error {
+	return s.readObjectWith(id, m, l, off, p, nil)
+}
+
+// readObjectWith is readObject; skipped, if not nil, collects damaged
+// blocks read as zeros instead of failing (blockIO.skipped).
+func (s *Store) readObjectWith(id objID, m *objMeta, l loc, off int64, p []byte, skipped *[]int64) error {
 	if off >= m.size || m.empty() {
 		clear(p)
 		return nil
@@ -63,7 +114,9 @@ func (s *Store) readObject(id objID, m *objMeta, l loc, off int64, p []byte) err
 		return l.wrap(err)
 	}
 	defer s.files.put(of)
-	return s.blockIO(id, of.f, l).readRange(m, off, p)
+	b := s.blockIO(id, of.f, l)
+	b.skipped = skipped
+	return b.readRange(m, off, p)
 }
 
 // Stat returns object's size and version. Errors: ErrNotFound, ErrCorrupt,
