@@ -168,6 +168,7 @@ func (b *Batch) Write(pg PG, name string, off int64, data []byte, version uint64
 		o := d.object(name)
 		o.grow(off + int64(len(data)))
 		copy(o.data[off:], data)
+		o.unmark(off, off+int64(len(data)))
 		o.version = version
 	})
 	return nil
@@ -211,6 +212,7 @@ func (b *Batch) Truncate(pg PG, name string, size int64, version uint64) error {
 		o := d.object(name)
 		if size < int64(len(o.data)) {
 			o.data = o.data[:size:size]
+			o.unmarkFrom((size + blockSize - 1) / blockSize * blockSize)
 		}
 		o.grow(size)
 		o.version = version
@@ -229,6 +231,7 @@ func (b *Batch) Zero(pg PG, name string, off, length int64, version uint64) erro
 	}
 	b.add(pg, name, func(d *pgData) {
 		o := d.object(name)
+		o.unmark(off, min(off+length, int64(len(o.data))))
 		o.grow(off + length)
 		clear(o.data[off : off+length])
 		o.version = version

@@ -69,6 +69,7 @@ type placed struct {
 type object struct {
 	data    []byte
 	version uint64
+	bad     map[int64]bool // damaged blocks (damage.go)
 }
 
 // NewMemStore returns an empty store.
@@ -191,7 +192,9 @@ func (s *MemStore) checkpointLocked() {
 	}
 }
 
-func (o *object) clone() *object { return &object{data: bytes.Clone(o.data), version: o.version} }
+func (o *object) clone() *object {
+	return &object{data: bytes.Clone(o.data), version: o.version, bad: o.cloneBad()}
+}
 
 func cloneObjs(m map[string]*object) map[string]*object {
 	out := make(map[string]*object, len(m))
@@ -377,6 +380,9 @@ func (s *MemStore) Read(pg PG, name string, off int64, p []byte) error {
 	if o == nil {
 		return fmt.Errorf("storagetest: read pg %s object %q: %w", pg, name, chunkstore.ErrNotFound)
 	}
+	if i := o.damagedIn(off, off+int64(len(p))); i >= 0 {
+		return corrupt("read", pg, name, i)
+	}
 	n := 0
 	if off < int64(len(o.data)) {
 		n = copy(p, o.data[off:])
@@ -443,6 +449,9 @@ func (s *MemStore) Digest(pg PG) (apply []byte, sum [32]byte, objects int, err e
 	if d != nil {
 		for _, name := range slices.Sorted(maps.Keys(d.objs)) {
 			o := d.objs[name]
+			if i := o.damagedIn(0, int64(len(o.data))); i >= 0 {
+				return nil, [32]byte{}, 0, corrupt("digest", pg, name, i)
+			}
 			var hdr []byte
 			hdr = binary.BigEndian.AppendUint32(hdr, uint32(len(name)))
 			hdr = append(hdr, name...)

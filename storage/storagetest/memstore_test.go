@@ -19,6 +19,7 @@ type store interface {
 	Entries(pg PG, lo, hi, maxBytes uint64) ([][]byte, error)
 	ListPGs() ([]PG, error)
 	Read(pg PG, object string, off int64, p []byte) error
+	ReadSkippingDamage(pg PG, object string, p []byte) ([]chunkstore.Range, error)
 	Stat(pg PG, object string) (chunkstore.ObjectInfo, error)
 	List(pg PG, prefix, after string, limit int) ([]chunkstore.ObjectInfo, error)
 	Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error)
@@ -41,6 +42,7 @@ type batch interface {
 	Truncate(pg PG, object string, size int64, version uint64) error
 	Zero(pg PG, object string, off, length int64, version uint64) error
 	Delete(pg PG, object string) error
+	MarkDamaged(pg PG, object string, off, length int64, version uint64) error
 	Commit() error
 }
 
@@ -77,7 +79,7 @@ func TestMatchesChunkstore(t *testing.T) {
 			name := names[rng.IntN(len(names))]
 			var op func(b batch) error
 			var desc string
-			switch rng.IntN(8) {
+			switch rng.IntN(9) {
 			case 0:
 				st, _ := mem.LoadRaft(pg)
 				first := max(st.FirstIndex, 1) + uint64(rng.IntN(int(st.LastIndex-max(st.FirstIndex, 1)+3)))
@@ -117,6 +119,10 @@ func TestMatchesChunkstore(t *testing.T) {
 				}
 			case 7:
 				desc, op = fmt.Sprintf("delete %s %q", pg, name), func(b batch) error { return b.Delete(pg, name) }
+			case 8:
+				off, n := int64(rng.IntN(12<<10)), int64(1+rng.IntN(9<<10))
+				desc = fmt.Sprintf("mark damaged %s %q at %d (%d)", pg, name, off, n)
+				op = func(b batch) error { return b.MarkDamaged(pg, name, off, n, uint64(step)) }
 			}
 			rerr, merr := op(rb), op(mb)
 			if (rerr == nil) != (merr == nil) || !sameClass(rerr, merr) {
@@ -177,7 +183,7 @@ func TestMatchesChunkstore(t *testing.T) {
 }
 
 func sameClass(a, b error) bool {
-	for _, c := range []error{chunkstore.ErrInvalid, chunkstore.ErrNotFound, chunkstore.ErrTooLarge} {
+	for _, c := range []error{chunkstore.ErrInvalid, chunkstore.ErrNotFound, chunkstore.ErrTooLarge, chunkstore.ErrCorrupt} {
 		if errors.Is(a, c) != errors.Is(b, c) {
 			return false
 		}
@@ -222,6 +228,12 @@ func compareStores(t *testing.T, at string, want, got store, pgs []PG, names []s
 			if !sameClass(werr, gerr) || (werr == nil) != (gerr == nil) || (werr == nil && !bytes.Equal(wb, gb)) {
 				t.Fatalf("%s: Read(%s, %q) differs (errors %v, %v)", at, pg, name, gerr, werr)
 			}
+			wb, gb = make([]byte, wi.Size), make([]byte, gi.Size)
+			wr, werr := want.ReadSkippingDamage(pg, name, wb)
+			gr, gerr := got.ReadSkippingDamage(pg, name, gb)
+			if !sameClass(werr, gerr) || (werr == nil) != (gerr == nil) || !reflect.DeepEqual(wr, gr) || !bytes.Equal(wb, gb) {
+				t.Fatalf("%s: ReadSkippingDamage(%s, %q) = %v, %v; want %v, %v (bytes equal: %v)", at, pg, name, gr, gerr, wr, werr, bytes.Equal(wb, gb))
+			}
 		}
 		wl, _ := want.List(pg, "", "a", 2)
 		gl, _ := got.List(pg, "", "a", 2)
@@ -230,7 +242,7 @@ func compareStores(t *testing.T, at string, want, got store, pgs []PG, names []s
 		}
 		wa, wsum, wn, werr := want.Digest(pg)
 		ga, gsum, gn, gerr := got.Digest(pg)
-		if werr != nil || gerr != nil || !bytes.Equal(wa, ga) || wsum != gsum || wn != gn {
+		if !sameClass(werr, gerr) || (werr == nil) != (gerr == nil) || (werr == nil && (!bytes.Equal(wa, ga) || wsum != gsum || wn != gn)) {
 			t.Fatalf("%s: Digest(%s) = %q %x %d %v; want %q %x %d %v", at, pg, ga, gsum, gn, gerr, wa, wsum, wn, werr)
 		}
 	}
