@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.uber.org/zap"
+
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 )
 
@@ -14,12 +16,14 @@ import (
 // OSD serves it with Node.CopyOut.
 
 // CopiedObject is one object of a PG as its source holds it: its whole
-// content (holes as zeros), size and version.
+// content (holes as zeros), size and version, and the ranges of it the
+// source holds damaged (zeros in Data), which the copy marks damaged too.
 type CopiedObject struct {
 	Name    string
 	Size    int64
 	Version uint64
-	Data    []byte // len(Data) == Size; owned by the callee once given
+	Damaged []chunkstore.Range // in order, within Size
+	Data    []byte             // len(Data) == Size; owned by the callee once given
 }
 
 // PGCopier copies a PG from another OSD for this one to install. The
@@ -47,8 +51,10 @@ const copyPage = 256
 // replayed after the snapshot deletes them anyway. The bytes read are
 // paced by NodeConfig.CopyRate, all copies together. Any goroutine; it
 // does not hold up the loop. Errors: ErrNoPG, ErrInstalling (this replica is
-// installing itself, or has not applied min), chunkstore errors (a damaged
-// block is chunkstore.ErrCorrupt: damage is never copied as data), put's.
+// installing itself, or has not applied min), chunkstore errors, put's. A
+// damaged block is not an error: it is copied as damage (CopiedObject),
+// never as data, and the copy's replica holds it damaged too, as pg verify
+// then reports, until the object's next whole-block write there.
 func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedObject) error) (uint64, error) {
 	r := n.lookup(pg)
 	if r == nil {
@@ -78,14 +84,18 @@ func (n *Node) CopyOut(ctx context.Context, pg PG, min uint64, put func(CopiedOb
 				}
 			}
 			data := make([]byte, in.Size)
-			err := st.Read(pg, in.Name, 0, data)
+			damaged, err := st.ReadSkippingDamage(pg, in.Name, data)
 			if errors.Is(err, chunkstore.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return 0, fmt.Errorf("copy %q of pg %s: %w", in.Name, pg, err)
 			}
-			if err := put(CopiedObject{Name: in.Name, Size: in.Size, Version: in.Version, Data: data}); err != nil {
+			if len(damaged) > 0 {
+				n.log.Warn("copying an object with damaged blocks: the copy marks them damaged too",
+					zap.Stringer("pg", pg), zap.String("object", in.Name), zap.Int("ranges", len(damaged)))
+			}
+			if err := put(CopiedObject{Name: in.Name, Size: in.Size, Version: in.Version, Damaged: damaged, Data: data}); err != nil {
 				return 0, err
 			}
 		}

@@ -11,6 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
@@ -53,12 +54,20 @@ func (t *TCPTransport) CopyPG(ctx context.Context, from int32, pg PG, min uint64
 			return 0, fmt.Errorf("copy from osd.%d: %w", from, err)
 		}
 		switch typ {
-		case wire.FrameCopyObject:
-			o, err := wire.DecodeCopyObject(body)
+		case wire.FrameCopyObject, wire.FrameCopyDamaged:
+			decode := wire.DecodeCopyObject
+			if typ == wire.FrameCopyDamaged {
+				decode = wire.DecodeCopyDamaged
+			}
+			o, err := decode(body)
 			if err != nil {
 				return 0, err
 			}
-			if err := put(CopiedObject{Name: o.Name, Size: int64(len(o.Data)), Version: o.Version, Data: o.Data}); err != nil {
+			co := CopiedObject{Name: o.Name, Size: int64(len(o.Data)), Version: o.Version, Data: o.Data}
+			for _, d := range o.Damaged {
+				co.Damaged = append(co.Damaged, chunkstore.Range{Off: int64(d.Off), Len: int64(d.Len)})
+			}
+			if err := put(co); err != nil {
 				return 0, err
 			}
 		case wire.FrameCopyEnd:
@@ -97,7 +106,14 @@ func serveCopy(ctx context.Context, c net.Conn, r *bufio.Reader, n *Node, peer i
 	objects := 0
 	through, err := n.CopyOut(ctx, pg, req.Min, func(o CopiedObject) error {
 		objects++
-		return wire.WriteFrame(w, wire.FrameCopyObject, wire.AppendCopyObject(nil, wire.CopyObject{Name: o.Name, Version: o.Version, Data: o.Data}))
+		wo := wire.CopyObject{Name: o.Name, Version: o.Version, Data: o.Data}
+		if len(o.Damaged) == 0 {
+			return wire.WriteFrame(w, wire.FrameCopyObject, wire.AppendCopyObject(nil, wo))
+		}
+		for _, d := range o.Damaged {
+			wo.Damaged = append(wo.Damaged, wire.CopyRange{Off: uint64(d.Off), Len: uint64(d.Len)})
+		}
+		return wire.WriteFrame(w, wire.FrameCopyDamaged, wire.AppendCopyDamaged(nil, wo))
 	})
 	end := wire.CopyEnd{Through: through}
 	if err != nil {

@@ -85,6 +85,9 @@ func (g *groupedBatch) Truncate(pg PG, object string, size int64, version uint64
 func (g *groupedBatch) Zero(pg PG, object string, off, length int64, version uint64) error {
 	return g.add(pg, "zero", func(b Batch) error { return b.Zero(pg, object, off, length, version) })
 }
+func (g *groupedBatch) MarkDamaged(pg PG, object string, off, length int64, version uint64) error {
+	return g.add(pg, "damage", func(b Batch) error { return b.MarkDamaged(pg, object, off, length, version) })
+}
 func (g *groupedBatch) Delete(pg PG, object string) error {
 	return g.add(pg, "delete", func(b Batch) error { return b.Delete(pg, object) })
 }

@@ -278,6 +278,11 @@ func (n *Node) copyAndInstall(pg PG, from int32, idx, term uint64, cs *pb.ConfSt
 		if len(o.Data) > 0 {
 			err = b.Write(pg, o.Name, 0, o.Data, o.Version)
 		}
+		for _, d := range o.Damaged {
+			if err == nil {
+				err = b.MarkDamaged(pg, o.Name, d.Off, d.Len, o.Version)
+			}
+		}
 		if err == nil {
 			err = b.Truncate(pg, o.Name, o.Size, o.Version)
 		}

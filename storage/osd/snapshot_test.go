@@ -266,7 +266,8 @@ func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
 }
 
 // TestLoopSnapshotOverTCP: the copy of a snapshot goes over the cluster
-// port as a daemon's does (TCPTransport.CopyPG, served by ServeCluster).
+// port as a daemon's does (TCPTransport.CopyPG, served by ServeCluster),
+// a damaged block as damage (wire.FrameCopyDamaged).
 func TestLoopSnapshotOverTCP(t *testing.T) {
 	copier := NewTCPTransport(99, zap.NewNop())
 	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
@@ -291,8 +292,9 @@ func TestLoopSnapshotOverTCP(t *testing.T) {
 	copier.SetAddrs(addrs)
 	pg := PG{Pool: 1, Seq: 0}
 	behindCompaction(t, lc, pg, 2)
+	data := damageOnLeader(t, lc, pg) // and damage crosses the wire as damage
 	startLoopNode(lc, 2)
-	caughtUp(t, lc, pg, 2)
+	copiedDamage(t, lc, pg, 2, data)
 }
 
 // TestCopyOutIsPaced: what CopyOut reads for other OSDs is taken from the
@@ -318,4 +320,70 @@ func TestCopyOutIsPaced(t *testing.T) {
 	if nd, _ := NewNode(NodeConfig{ID: 9, Store: ChunkStore{lc.stores[0]}, Transport: chanTransport{lc.net, 9}, CopyRate: -1}); nd.copyRate != nil {
 		t.Fatal("a negative CopyRate still bounds copies")
 	}
+}
+
+// TestLoopSnapshotCopiesDamageAsDamage: a block damaged on the source
+// does not fail the copy (which would be retried for ever) and is not
+// copied as data: the installed replica holds it damaged too, the rest of
+// the object as the source has it, and a whole-block write repairs it on
+// every replica.
+func TestLoopSnapshotCopiesDamageAsDamage(t *testing.T) {
+	lc, cp := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	behindCompaction(t, lc, pg, 2)
+	data := damageOnLeader(t, lc, pg)
+	startLoopNode(lc, 2)
+	copiedDamage(t, lc, pg, 2, data)
+	if n := cp.copies.Load(); n != 1 {
+		t.Fatalf("%d copies, want one: the damaged block failed a copy", n)
+	}
+}
+
+// damageOnLeader writes object "dmg" of three blocks to pg, waits until
+// every running node applied it, and marks its block 1 damaged in the
+// leader's store, as a failing disk would, behind the loop's back. It
+// returns what was written.
+func damageOnLeader(t *testing.T, lc *loopCluster, pg PG) []byte {
+	t.Helper()
+	bs := int64(chunkstore.DefaultBlockSize)
+	data := bytes.Repeat([]byte("0123456789abcdef"), int(3*bs/16))
+	lc.waitAllApplied(pg, lc.propose(pg, op{Kind: opWrite, Object: "dmg", Data: data}))
+	st := lc.stores[lc.agreedLeader(pg)]
+	info, err := st.Stat(pg, "dmg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.NewBatch()
+	if err := b.MarkDamaged(pg, "dmg", bs, bs, info.Version); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// copiedDamage waits until node victim caught up with pg from a snapshot
+// and checks that its "dmg" (damageOnLeader's data) has block 1 damaged
+// and the others as written; then a whole-block write repairs every copy.
+func copiedDamage(t *testing.T, lc *loopCluster, pg PG, victim int, data []byte) {
+	t.Helper()
+	lc.waitAllApplied(pg, writeMix(lc, pg, "after", 5))
+	if lc.nodes[victim].installsDone.Load() == 0 {
+		t.Fatalf("node %d caught up without a snapshot", victim)
+	}
+	bs := int64(chunkstore.DefaultBlockSize)
+	if err := lc.stores[victim].Read(pg, "dmg", bs, make([]byte, bs)); !errors.Is(err, chunkstore.ErrCorrupt) {
+		t.Fatalf("the copy's block 1 reads with %v, want it damaged as on the source", err)
+	}
+	got := make([]byte, len(data))
+	ranges, err := lc.stores[victim].ReadSkippingDamage(pg, "dmg", got)
+	if err != nil || len(ranges) != 1 || ranges[0] != (chunkstore.Range{Off: bs, Len: bs}) {
+		t.Fatalf("the copy's damage: %v, %v; want block 1 alone", ranges, err)
+	}
+	if !bytes.Equal(got[:bs], data[:bs]) || !bytes.Equal(got[2*bs:], data[2*bs:]) {
+		t.Fatal("the copy's undamaged blocks differ from the source's")
+	}
+	lc.waitAllApplied(pg, lc.propose(pg, op{Kind: opWrite, Object: "dmg", Offset: bs, Data: data[bs : 2*bs]}))
+	sameCopies(t, lc, pg)
 }

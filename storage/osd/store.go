@@ -17,6 +17,9 @@ type Store interface {
 	ListPGs() ([]PG, error)
 	NewBatch() Batch
 	Read(pg PG, object string, off int64, p []byte) error
+	// ReadSkippingDamage reads a whole object past its damaged blocks,
+	// which read as zeros, and says where they are (CopyOut).
+	ReadSkippingDamage(pg PG, object string, p []byte) ([]chunkstore.Range, error)
 	Stat(pg PG, object string) (chunkstore.ObjectInfo, error)
 	List(pg PG, prefix, after string, limit int) ([]chunkstore.ObjectInfo, error)
 	Digest(pg PG) (apply []byte, sum [32]byte, objects int, err error)
@@ -54,6 +57,9 @@ type Batch interface {
 	Truncate(pg PG, object string, size int64, version uint64) error
 	Zero(pg PG, object string, off, length int64, version uint64) error
 	Delete(pg PG, object string) error
+	// MarkDamaged marks an object's blocks damaged, as a copy from a
+	// damaged replica leaves them (snapshot.go).
+	MarkDamaged(pg PG, object string, off, length int64, version uint64) error
 	Commit() error
 	Discard()
 }

@@ -4,12 +4,16 @@ import "fmt"
 
 // Copying a PG for a snapshot install, on a cluster connection of its own
 // (OSD → OSD, after FrameHello): the installing OSD sends one FrameCopy;
-// the source answers with a FrameCopyObject per object, then one
-// FrameCopyEnd, and the connection closes.
+// the source answers with a FrameCopyObject (or FrameCopyDamaged) per
+// object, then one FrameCopyEnd, and the connection closes.
 const (
 	FrameCopy       byte = 8  // CopyRequest
-	FrameCopyObject byte = 9  // CopyObject
+	FrameCopyObject byte = 9  // CopyObject without damage
 	FrameCopyEnd    byte = 10 // CopyEnd
+	// FrameCopyDamaged is a CopyObject with damaged ranges: a frame of its
+	// own, so that an OSD from before it refuses it as an unknown frame
+	// (the copy fails) rather than taking its ranges for data.
+	FrameCopyDamaged byte = 11
 )
 
 // CopyRequest asks for a copy of a PG from a replica that has applied Min.
@@ -38,17 +42,23 @@ func DecodeCopyRequest(b []byte) (CopyRequest, error) {
 }
 
 // CopyObject is one object of a copy: its name, version and whole content
-// (len(Data) is its size).
+// (len(Data) is its size). Damaged are the ranges of Data that the source
+// could not read (zeros in Data): the copy marks them damaged too.
 type CopyObject struct {
 	Name    string
 	Version uint64
+	Damaged []CopyRange // sorted, within Data; FrameCopyDamaged only
 	Data    []byte
 }
+
+// CopyRange is a byte range [Off, Off+Len) of a copied object.
+type CopyRange struct{ Off, Len uint64 }
 
 // maxCopyName bounds an object name in a copy (chunkstore's limit is lower).
 const maxCopyName = 4096
 
-// AppendCopyObject encodes o.
+// AppendCopyObject encodes o, which has no damaged ranges, as a
+// FrameCopyObject body (see AppendCopyDamaged).
 func AppendCopyObject(b []byte, o CopyObject) []byte {
 	e := enc{b}
 	e.str(o.Name)
@@ -66,6 +76,46 @@ func DecodeCopyObject(b []byte) (CopyObject, error) {
 		return CopyObject{}, fmt.Errorf("%w: copied object", ErrMalformed)
 	}
 	o.Data = d.b
+	return o, nil
+}
+
+// AppendCopyDamaged encodes o as a FrameCopyDamaged body: as
+// AppendCopyObject, with the damaged ranges before the data.
+func AppendCopyDamaged(b []byte, o CopyObject) []byte {
+	e := enc{b}
+	e.str(o.Name)
+	e.u64(o.Version)
+	e.u32(uint32(len(o.Damaged)))
+	for _, r := range o.Damaged {
+		e.u64(r.Off)
+		e.u64(r.Len)
+	}
+	e.b = append(e.b, o.Data...)
+	return e.b
+}
+
+// DecodeCopyDamaged decodes a FrameCopyDamaged body; Data aliases b. The
+// ranges must be non-empty, in order, apart and within the data.
+func DecodeCopyDamaged(b []byte) (CopyObject, error) {
+	d := dec{b: b}
+	name := d.bytes()
+	o := CopyObject{Name: string(name), Version: d.u64()}
+	n := d.u32()
+	if d.bad || len(name) == 0 || len(name) > maxCopyName || n == 0 || uint64(n) > uint64(len(d.b))/16 {
+		return CopyObject{}, fmt.Errorf("%w: damaged copied object", ErrMalformed)
+	}
+	o.Damaged = make([]CopyRange, n)
+	for i := range o.Damaged {
+		o.Damaged[i] = CopyRange{Off: d.u64(), Len: d.u64()}
+	}
+	o.Data = d.b
+	end := uint64(0)
+	for _, r := range o.Damaged {
+		if r.Len == 0 || r.Off < end || r.Off > uint64(len(o.Data)) || r.Len > uint64(len(o.Data))-r.Off {
+			return CopyObject{}, fmt.Errorf("%w: damaged copied object: range %d+%d of %d bytes", ErrMalformed, r.Off, r.Len, len(o.Data))
+		}
+		end = r.Off + r.Len
+	}
 	return o, nil
 }
 
