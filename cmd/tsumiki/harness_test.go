@@ -72,6 +72,7 @@ var handedOut = struct {
 type proc struct {
 	name string
 	args []string
+	ns   string // network namespace to run in (netlab_test.go); "" = this one
 	cmd  *exec.Cmd
 	log  string
 	done chan error
@@ -83,7 +84,7 @@ func (p *proc) start(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(binPath, p.args...)
+	p.cmd = nsCommand(context.Background(), p.ns, binPath, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = f, f
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -136,6 +137,16 @@ func (p *proc) stop(t testing.TB) {
 	p.cmd = nil
 }
 
+// nsCommand is name with args, run in network namespace ns ("" = this
+// one). `ip netns exec` execs the command in its own place, so the process
+// is name's: its PID is the one to signal.
+func nsCommand(ctx context.Context, ns, name string, args ...string) *exec.Cmd {
+	if ns == "" {
+		return exec.CommandContext(ctx, name, args...)
+	}
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, name}, args...)...)
+}
+
 func tail(path string) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(string(b), "\n")
@@ -150,6 +161,7 @@ type cluster struct {
 	t    testing.TB
 	dir  string
 	etcd string
+	ns   string // network namespace the CLI runs in (netlab_test.go)
 	mon  *proc
 	osds []*proc
 }
@@ -245,7 +257,7 @@ func (c *cluster) cli(args ...string) (string, error) {
 func (c *cluster) cliFull(stdin []byte, args ...string) (stdout, stderr string, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binPath, args...)
+	cmd := nsCommand(ctx, c.ns, binPath, args...)
 	cmd.Env = append(os.Environ(), "TSUMIKI_ETCD_ENDPOINTS="+c.etcd)
 	var so, se bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &so, &se
