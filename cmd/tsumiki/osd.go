@@ -70,7 +70,7 @@ func addOSDFlags(cmd *cobra.Command, cfg *osdConfig) {
 	f.Int64Var(&cfg.StaleReserveMiB, "stale-reserve-mib", chunkstore.DefaultStaleReserve>>20,
 		"most space (MiB) the stale copies large writes leave behind may keep, so later large writes overwrite them instead of filling holes; never more than 1/16 of the free space; 0 = free them at once")
 	f.Float64Var(&cfg.FullRatio, "full-ratio", 0.95, "share of the device in use at which this OSD reports itself full (the cluster then refuses writes)")
-	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", 0, snapshotBehindHelp)
+	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", defaultSnapshotBehind, snapshotBehindHelp)
 	f.Int64Var(&cfg.SnapshotCopyMiBs, "snapshot-copy-mibps", 100,
 		"most MiB per second this OSD reads out for other OSDs catching up from snapshots, all together (0 = no bound)")
 }
@@ -83,6 +83,15 @@ func copyRate(mibps int64) int64 {
 	}
 	return mibps << 20
 }
+
+// defaultSnapshotBehind is --snapshot-behind's default: at a steady 25
+// writes a second to one PG, half an hour of an OSD's absence is replayed
+// from the log when it returns (a reboot, a maintenance window), and a
+// longer one is copied; at 4 KiB a write the log so kept is about 200 MiB
+// a PG at most. Ceph's pg log keeps 10000 entries by default before it
+// backfills; copies cost more here (a whole PG, paced by
+// --snapshot-copy-mibps), so the log is kept longer.
+const defaultSnapshotBehind = 50000
 
 // snapshotBehindHelp is the help of --snapshot-behind (osd and up).
 const snapshotBehindHelp = "as a PG leader, stop keeping the raft log for a replica this many entries behind whose OSD is silent; " +

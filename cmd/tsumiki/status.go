@@ -57,7 +57,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 					if o.Up {
 						rep.OSDsUp++
 					} else {
-						rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is down: the other replicas of its PGs keep their raft log for it until it returns, unless their OSDs run with --snapshot-behind (bring it back; replica moves are not built yet)", osdName(o.ID), o.Host))
+						rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is down: the other replicas of its PGs keep their raft log for it up to their --snapshot-behind, then a copy of the PG waits for it (bring it back; replica moves are not built yet)", osdName(o.ID), o.Host))
 					}
 					if o.In {
 						rep.OSDsIn++

@@ -96,7 +96,7 @@ the same DIR brings every object back.`,
 	f.StringVar(&cfg.DemoImage, "demo-image", "rbd/demo", `image created on first start ("": none)`)
 	f.StringVar(&cfg.DemoSize, "demo-size", "1G", "size of the demo image")
 	f.BoolVar(&cfg.LogLargeWrites, "log-large-writes", false, logLargeWritesHelp)
-	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", 0, "each OSD's --snapshot-behind: "+snapshotBehindHelp)
+	f.Uint64Var(&cfg.SnapshotBehind, "snapshot-behind", defaultSnapshotBehind, "each OSD's --snapshot-behind: "+snapshotBehindHelp)
 	f.StringVar(&cfg.DebugAddr, "debug-addr", "", "serve Go's profiler (/debug/pprof) on this address, e.g. 127.0.0.1:6060")
 	f.StringVar(&cfg.NFSImage, "nfs-image", "rbd/share", `image the NFS gateway serves, created on first start ("off": no gateway); needs root and the nbd module, else status says why it is not running`)
 	f.StringVar(&cfg.NFSSize, "nfs-size", "10G", "size of that image when it is created (thin)")
