@@ -24,29 +24,8 @@ type ObjectInfo struct {
 // damaged bytes are never copied to p), ErrInvalid, ErrClosed. On error the
 // content of p is undefined.
 func (s *Store) Read(pg PG, object string, off int64, p []byte) error {
-	l := loc{op: "read", pg: pg, object: object, block: -1}
-	if err := validName(object); err != nil {
-		return l.wrap(err)
-	}
-	if off < 0 || off > MaxObjectSize {
-		return l.wrap(fmt.Errorf("%w: offset %d outside [0, %d]", ErrInvalid, off, MaxObjectSize))
-	}
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.leave()
-	id := newObjID(pg, object)
-	mu := &s.locks[id.stripe()]
-	mu.RLock()
-	defer mu.RUnlock()
-	m, found, err := s.cachedMeta(l)
-	if err != nil {
-		return err
-	}
-	if !found {
-		return l.wrap(ErrNotFound)
-	}
-	return s.readObject(id, &m, l, off, p)
+	_, err := s.read(pg, object, off, p, nil)
+	return err
 }
 
 // Range is a byte range of an object: [Off, Off+Len).
@@ -58,12 +37,36 @@ type Range struct{ Off, Len int64 }
 // marks them damaged too: Batch.MarkDamaged). Errors: as Read, but for
 // ErrCorrupt of a block; an object file missing altogether is still one.
 func (s *Store) ReadSkippingDamage(pg PG, object string, p []byte) ([]Range, error) {
+	var skipped []int64
+	size, err := s.read(pg, object, 0, p, &skipped)
+	if err != nil {
+		return nil, err
+	}
+	bs := int64(s.cfg.BlockSize)
+	var out []Range
+	for _, i := range skipped {
+		lo, hi := i*bs, min((i+1)*bs, int64(len(p)), size)
+		if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == lo {
+			out[n-1].Len += hi - lo
+			continue
+		}
+		out = append(out, Range{Off: lo, Len: hi - lo})
+	}
+	return out, nil
+}
+
+// read is Read; skipped, if not nil, collects the damaged blocks read as
+// zeros instead of failing (blockIO.skipped). It returns the object's size.
+func (s *Store) read(pg PG, object string, off int64, p []byte, skipped *[]int64) (int64, error) {
 	l := loc{op: "read", pg: pg, object: object, block: -1}
 	if err := validName(object); err != nil {
-		return nil, l.wrap(err)
+		return 0, l.wrap(err)
+	}
+	if off < 0 || off > MaxObjectSize {
+		return 0, l.wrap(fmt.Errorf("%w: offset %d outside [0, %d]", ErrInvalid, off, MaxObjectSize))
 	}
 	if err := s.enter(); err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer s.leave()
 	id := newObjID(pg, object)
@@ -72,26 +75,12 @@ func (s *Store) ReadSkippingDamage(pg PG, object string, p []byte) ([]Range, err
 	defer mu.RUnlock()
 	m, found, err := s.cachedMeta(l)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	if !found {
-		return nil, l.wrap(ErrNotFound)
+		return 0, l.wrap(ErrNotFound)
 	}
-	var skipped []int64
-	if err := s.readObjectWith(id, &m, l, 0, p, &skipped); err != nil {
-		return nil, err
-	}
-	bs := int64(s.cfg.BlockSize)
-	var out []Range
-	for _, i := range skipped {
-		lo, hi := i*bs, min((i+1)*bs, int64(len(p)), m.size)
-		if n := len(out); n > 0 && out[n-1].Off+out[n-1].Len == lo {
-			out[n-1].Len += hi - lo
-			continue
-		}
-		out = append(out, Range{Off: lo, Len: hi - lo})
-	}
-	return out, nil
+	return m.size, s.readObjectWith(id, &m, l, off, p, skipped)
 }
 
 // readObject reads an object whose meta is m; the caller holds its stripe lock.
