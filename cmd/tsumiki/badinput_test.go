@@ -66,6 +66,22 @@ func TestClusterBadInput(t *testing.T) {
 		t.Fatalf("a failed get left %s behind (%v)", missingOut, err)
 	}
 
+	// A put replaces the object, as rados put does: a shorter file leaves
+	// no old tail behind (it did, once). --offset patches in place.
+	short := filepath.Join(c.dir, "short.in")
+	if err := os.WriteFile(short, []byte("short"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.mustCLI("object", "put", "data", "replaced", good)
+	c.mustCLI("object", "put", "data", "replaced", short)
+	if out := c.mustCLI("object", "stat", "data", "replaced"); !strings.Contains(out, "size 5 ") {
+		t.Fatalf("after a put of 5 bytes over %d: %s", len(want), out)
+	}
+	c.mustCLI("object", "put", "data", "replaced", short, "--offset", "3")
+	if got, _, err := c.cliFull(nil, "object", "get", "data", "replaced", "-"); err != nil || got != "shoshort" {
+		t.Fatalf("after a patch at 3: %q, %v; want %q", got, err, "shoshort")
+	}
+
 	// A second daemon on a data directory in use is refused at once.
 	for _, tc := range []struct {
 		name string

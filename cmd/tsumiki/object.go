@@ -52,7 +52,15 @@ func newObjectPutCmd(g *globals) *cobra.Command {
 	var off int64
 	cmd := &cobra.Command{
 		Use:   "put POOL NAME FILE",
-		Short: "write FILE (or - for stdin) into an object at --offset",
+		Short: "write FILE (or - for stdin) as an object, replacing it (like rados put), or into it at --offset",
+		Long: `Writes FILE (or - for stdin) as the object POOL/NAME, creating it or
+replacing what it held: afterwards the object is FILE, as with rados put.
+With --offset, writes FILE into the object at that offset and keeps the rest
+of it (a patch; the object grows if FILE ends past it).
+
+A replace is a write and then a cut to FILE's size: interrupted between the
+two, the object holds FILE followed by the old object's tail, and running
+the same put again finishes it.`,
 		Args:  cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, name := args[0], args[1]
@@ -64,11 +72,17 @@ func newObjectPutCmd(g *globals) *cobra.Command {
 				return fmt.Errorf("offset %d + %d bytes is past the %d MiB object limit", off, len(data), client.MaxObjectSize>>20)
 			}
 			return withClient(cmd, g, 60*time.Second, func(ctx context.Context, c *client.Client) error {
-				return objectError(c.Write(ctx, pool, name, off, data), pool, name)
+				if err := c.Write(ctx, pool, name, off, data); err != nil {
+					return objectError(err, pool, name)
+				}
+				if cmd.Flags().Changed("offset") {
+					return nil
+				}
+				return objectError(c.Truncate(ctx, pool, name, int64(len(data))), pool, name)
 			})
 		},
 	}
-	cmd.Flags().Int64Var(&off, "offset", 0, "byte offset in the object")
+	cmd.Flags().Int64Var(&off, "offset", 0, "write into the object at this byte offset, keeping the rest of it")
 	return cmd
 }
 
