@@ -49,7 +49,13 @@ func TestClusterNetCut(t *testing.T) {
 	overwrite(t, c, rng, all[:8])
 	all = append(all, putFor(t, c, rng, "ca", cutFor, 100)...)
 	readBack(t, c, "data", all)
-	t.Logf("status at the end of the cluster-network cut:\n%s", c.mustCLI("status"))
+	// It is up (its lease reaches the mon) but behind: status names it.
+	c.eventually(30*time.Second, "status to name "+name+" as behind", func() error {
+		if out := c.mustCLI("status"); !strings.Contains(out, name+" (host h1) is up but behind its PG leaders") {
+			return fmt.Errorf("status:\n%s", out)
+		}
+		return nil
+	})
 	lab.heal("h1", "cl")
 	verifyEventually(c, 3*time.Minute)
 	readBack(t, c, "data", all)
@@ -98,9 +104,8 @@ func putFor(t *testing.T, c *cluster, rng *rand.Rand, prefix string, d time.Dura
 	return objs
 }
 
-// overwrite puts new random bytes over each object, the same length (a
-// put writes at an offset; it does not cut the object shorter), and
-// rewrites its .in file to match.
+// overwrite puts new random bytes, as many, over each object and rewrites
+// its .in file to match.
 func overwrite(t *testing.T, c *cluster, rng *rand.Rand, objs []object) {
 	t.Helper()
 	for _, o := range objs {

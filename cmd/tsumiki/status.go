@@ -68,9 +68,23 @@ func newStatusCmd(g *globals) *cobra.Command {
 					}
 				}
 				states, _ := c.OSDStates(ctx)
+				behind := map[int32]int{} // pgs each OSD lags in
 				for _, r := range pgRows(m, states) {
 					rep.PGs++
 					rep.PGStates[r.State]++
+					for _, id := range r.Lagging {
+						behind[id]++
+					}
+				}
+				for id, n := range behind {
+					// A down OSD has its own line. An up one that stays
+					// behind reaches the control plane but not its peers:
+					// the cluster network (seen in TestClusterNetCut).
+					if o, ok := m.OSD(id); ok && o.Up {
+						rep.Problems = append(rep.Problems, fmt.Sprintf("%s (host %s) is up but behind its PG leaders in %d pgs: "+
+							"normal for a moment after a restart or under load; if it lasts, check that it reaches the other OSDs' cluster addresses (tsumiki osd ls)",
+							osdName(id), o.Host, n))
+					}
 				}
 				for st, n := range rep.PGStates {
 					if st != "active+clean" {
