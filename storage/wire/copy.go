@@ -70,13 +70,20 @@ func AppendCopyObject(b []byte, o CopyObject) []byte {
 // DecodeCopyObject decodes a CopyObject; Data aliases b.
 func DecodeCopyObject(b []byte) (CopyObject, error) {
 	d := dec{b: b}
-	name := d.bytes()
-	o := CopyObject{Name: string(name), Version: d.u64()}
-	if d.bad || len(name) == 0 || len(name) > maxCopyName {
+	o, ok := d.copyHead()
+	if !ok {
 		return CopyObject{}, fmt.Errorf("%w: copied object", ErrMalformed)
 	}
 	o.Data = d.b
 	return o, nil
+}
+
+// copyHead decodes a copied object's name and version; ok is false when
+// they are malformed.
+func (d *dec) copyHead() (o CopyObject, ok bool) {
+	name := d.bytes()
+	o = CopyObject{Name: string(name), Version: d.u64()}
+	return o, !d.bad && len(name) > 0 && len(name) <= maxCopyName
 }
 
 // AppendCopyDamaged encodes o as a FrameCopyDamaged body: as
@@ -98,10 +105,9 @@ func AppendCopyDamaged(b []byte, o CopyObject) []byte {
 // ranges must be non-empty, in order, apart and within the data.
 func DecodeCopyDamaged(b []byte) (CopyObject, error) {
 	d := dec{b: b}
-	name := d.bytes()
-	o := CopyObject{Name: string(name), Version: d.u64()}
+	o, ok := d.copyHead()
 	n := d.u32()
-	if d.bad || len(name) == 0 || len(name) > maxCopyName || n == 0 || uint64(n) > uint64(len(d.b))/16 {
+	if !ok || d.bad || n == 0 || uint64(n) > uint64(len(d.b))/16 {
 		return CopyObject{}, fmt.Errorf("%w: damaged copied object", ErrMalformed)
 	}
 	o.Damaged = make([]CopyRange, n)
