@@ -23,7 +23,10 @@ import (
 //	TSUMIKI_SIM_SCHEDULES=N    run N schedules from a random first seed (chaos)
 func TestSim(t *testing.T) {
 	first, n := uint64(1), 2000
-	if testing.Short() {
+	switch {
+	case testing.Short() && raceEnabled:
+		n = 50 // one goroutine, nothing for the detector; chaos-short runs 2000
+	case testing.Short():
 		n = 300
 	}
 	if s := os.Getenv("TSUMIKI_SIM_SCHEDULES"); s != "" {
