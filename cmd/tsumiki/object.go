@@ -61,7 +61,7 @@ of it (a patch; the object grows if FILE ends past it).
 A replace is a write and then a cut to FILE's size: interrupted between the
 two, the object holds FILE followed by the old object's tail, and running
 the same put again finishes it.`,
-		Args:  cobra.ExactArgs(3),
+		Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pool, name := args[0], args[1]
 			data, err := readInput(args[2])
