@@ -72,10 +72,23 @@ the same put again finishes it.`,
 				return fmt.Errorf("offset %d + %d bytes is past the %d MiB object limit", off, len(data), client.MaxObjectSize>>20)
 			}
 			return withClient(cmd, g, 60*time.Second, func(ctx context.Context, c *client.Client) error {
+				// A replace cuts only an object that was longer: a cut
+				// right after a large write on a follower that has not
+				// applied it yet would rewrite that write's data inline.
+				longer := false
+				if !cmd.Flags().Changed("offset") {
+					info, err := c.Stat(ctx, pool, name)
+					switch {
+					case err == nil:
+						longer = info.Size > int64(len(data))
+					case !errors.Is(err, client.ErrNotFound):
+						return objectError(err, pool, name)
+					}
+				}
 				if err := c.Write(ctx, pool, name, off, data); err != nil {
 					return objectError(err, pool, name)
 				}
-				if cmd.Flags().Changed("offset") {
+				if !longer {
 					return nil
 				}
 				return objectError(c.Truncate(ctx, pool, name, int64(len(data))), pool, name)
