@@ -3,6 +3,7 @@ package storagetest
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
@@ -212,7 +213,7 @@ func (b *Batch) Truncate(pg PG, name string, size int64, version uint64) error {
 		o := d.object(name)
 		if size < int64(len(o.data)) {
 			o.data = o.data[:size:size]
-			o.unmarkFrom((size + blockSize - 1) / blockSize * blockSize)
+			o.unmark((size+blockSize-1)/blockSize*blockSize, math.MaxInt64)
 		}
 		o.grow(size)
 		o.version = version

@@ -42,20 +42,11 @@ func (b *Batch) MarkDamaged(pg PG, name string, off, length int64, version uint6
 	return nil
 }
 
-// unmark clears the marks of the blocks wholly inside [off, end).
+// unmark clears the marks of the blocks wholly inside [off, end); end
+// math.MaxInt64 clears every block from off on (a truncate).
 func (o *object) unmark(off, end int64) {
 	for i := range o.bad {
 		if i*blockSize >= off && (i+1)*blockSize <= end {
-			delete(o.bad, i)
-		}
-	}
-}
-
-// unmarkFrom clears the marks of the blocks from the one holding byte off
-// on, as a truncate to a size that ends a block drops them.
-func (o *object) unmarkFrom(off int64) {
-	for i := range o.bad {
-		if i*blockSize >= off {
 			delete(o.bad, i)
 		}
 	}
