@@ -239,14 +239,17 @@ func (c *Client) toLeader(ctx context.Context, req wire.Request, into []byte) (w
 		if !ok {
 			return wire.Response{}, fmt.Errorf("%w: id %d", ErrNoPool, req.Pool)
 		}
-		reps := upFirst(m, m.Replicas(p, req.PG))
-		if len(reps) == 0 {
-			return wire.Response{}, fmt.Errorf("%w: pg %d.%d maps to no osd", ErrUnavailable, req.Pool, req.PG)
-		}
 		c.mu.Lock()
 		target, known := c.leaders[key]
 		c.mu.Unlock()
 		if !known {
+			// Placement is computed only here: with the leader cached, a
+			// request costs no straw2 draw (a few µs per request on a
+			// large map).
+			reps := upFirst(m, m.Replicas(p, req.PG))
+			if len(reps) == 0 {
+				return wire.Response{}, fmt.Errorf("%w: pg %d.%d maps to no osd", ErrUnavailable, req.Pool, req.PG)
+			}
 			target = reps[attempt%len(reps)]
 		}
 		r := req
