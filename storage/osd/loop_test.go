@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,12 +51,17 @@ type loopCluster struct {
 	done   []chan error
 	tune   func(*NodeConfig) // adjusts each node's config (nil: none)
 	pgs    int               // PGs [0, pgs) of pool 1, the primary of PG i on node i%3
+	moves  map[PG][]int32    // PGs moved (MovePG) to these members
 }
 
 func startLoopNode(lc *loopCluster, i int) {
 	st := lc.stores[i]
 	cfg := NodeConfig{ID: int32(i), Store: ChunkStore{st}, Transport: chanTransport{lc.net, int32(i)},
 		Logger: zap.NewNop(), TickInterval: 10 * time.Millisecond}
+	if os.Getenv("TSUMIKI_LOOP_LOG") != "" { // the nodes' logs, to debug a test
+		l, _ := zap.NewDevelopment()
+		cfg.Logger = l.With(zap.Int("node", i))
+	}
 	if lc.tune != nil {
 		lc.tune(&cfg)
 	}
@@ -77,8 +84,44 @@ func startLoopNode(lc *loopCluster, i int) {
 // proposal.
 func (lc *loopCluster) ensure(i int) {
 	for pg := 0; pg < lc.pgs; pg++ {
+		p := PG{Pool: 1, Seq: uint32(pg)}
+		if members, ok := lc.moves[p]; ok {
+			if err := lc.nodes[i].MovePG(p, members, 2); err != nil {
+				lc.t.Fatal(err)
+			}
+			continue
+		}
 		voters := []int32{int32(pg % 3), int32((pg + 1) % 3), int32((pg + 2) % 3)}
-		lc.nodes[i].EnsurePG(PG{Pool: 1, Seq: uint32(pg)}, voters, 2)
+		if slices.Contains(voters, int32(i)) {
+			lc.nodes[i].EnsurePG(p, voters, 2)
+		}
+	}
+}
+
+// addNode starts one more node, with an empty store, and returns it.
+func (lc *loopCluster) addNode() int {
+	dir := lc.t.TempDir()
+	st, err := chunkstore.Open(chunkstore.Config{Dir: dir, Logger: zap.NewNop()})
+	if err != nil {
+		lc.t.Fatal(err)
+	}
+	i := len(lc.nodes)
+	lc.stores, lc.dirs = append(lc.stores, st), append(lc.dirs, dir)
+	lc.nodes, lc.cancel, lc.done = append(lc.nodes, nil), append(lc.cancel, nil), append(lc.done, nil)
+	startLoopNode(lc, i)
+	return i
+}
+
+// move gives pg the members given, on every node, as a map would.
+func (lc *loopCluster) move(pg PG, members ...int32) {
+	if lc.moves == nil {
+		lc.moves = map[PG][]int32{}
+	}
+	lc.moves[pg] = members
+	for i := range lc.nodes {
+		if lc.net.nodes[int32(i)] != nil {
+			lc.ensure(i)
+		}
 	}
 }
 

@@ -168,8 +168,11 @@ type Node struct {
 	// loop (snapshot.go), which Run waits for before it returns (they use
 	// the store).
 	installers     sync.WaitGroup
-	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
-	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
+	installsActive int                 // on the loop: installs started and not yet taken back (maxInstalls)
+	dropping       map[PG]bool         // on the loop: PGs that moved away, still to drop (move.go)
+	down           []int32             // on the loop: OSDs the map shows down (MarkDown)
+	upAt           map[int32]time.Time // on the loop: when each came back up
+	copyRate       *rate.Limiter       // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
 // NewNode returns a node; Run starts it.
@@ -259,6 +262,9 @@ func (n *Node) tick(expire bool) {
 	for _, r := range n.replicas {
 		n.tickReplica(r, now, expire)
 	}
+	if len(n.dropping) > 0 {
+		n.retryDrops()
+	}
 }
 
 // tickReplica is one replica's part of tick (the simulation ticks replicas
@@ -273,6 +279,8 @@ func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
 	n.maybeCampaign(r)
 	n.maybeHandOff(r)
 	n.maybeBalance(r, now)
+	n.reconcile(r, now)
+	n.dropRemoved(r)
 }
 
 // touch lists r for the next cycle: something may have changed its raft
@@ -416,6 +424,9 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			}
 			m := w.m
 			n.touch(r)
+			if r.want != nil {
+				r.noteHeard(from, now)
+			}
 			if w.compact > r.compactHint && !r.isLeader() {
 				r.compactHint = w.compact
 			}

@@ -82,6 +82,13 @@ type replica struct {
 	snapSent    map[int32]time.Time // leader: when a snapshot went to each replica (snapshot.go)
 	leaderSince time.Time           // when this replica last became leader
 
+	// replica moves (move.go)
+	want       []int32             // the members it was told (MovePG); nil: none, no change
+	wantAt     time.Time           // when want last changed
+	confUntil  time.Time           // leader: no other change proposed before then
+	heardAt    map[int32]time.Time // while moving: when each peer's replica last sent
+	warnedMove time.Time           // when a move it cannot make was last logged
+
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown
 	view    atomic.Pointer[leaseView] // the lease for readers outside the loop (lease.go)
@@ -135,7 +142,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	r.leader.Store(-1)
 	r.applied.Store(log.applied)
 	r.staged.Store(log.applied)
-	if bootstrap {
+	if bootstrap && len(voters) > 0 { // none: a replica joining a moved PG (MovePG)
 		peers := make([]raft.Peer, len(voters))
 		for i, v := range voters {
 			peers[i] = raft.Peer{ID: raftID(v)}
@@ -149,6 +156,10 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 }
 
 func (r *replica) setConf(cs *pb.ConfState) {
+	// A lease rests on a quorum of the configuration it was granted
+	// under (lease.go); the rounds answered from now on count the new one.
+	r.leaseUntil, r.confUntil = time.Time{}, time.Time{}
+	r.view.Store(nil)
 	r.log.cs = proto.CloneOf(cs) // the configuration at the applied index (Snapshot)
 	r.conf, _ = proto.Marshal(cs)
 	r.voters = r.voters[:0]

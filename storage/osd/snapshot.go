@@ -181,6 +181,13 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.log.Warn("cannot read the raft log to take a snapshot; dropping it", zap.Stringer("pg", r.pg), zap.Error(err))
 		return
 	}
+	if r.leftIn(meta.GetConfState()) {
+		// The snapshot shows this replica demoted, and the map moved the
+		// PG away (a replica that was down during the move): no copy, it
+		// is dropped (move.go), and its leader then removes it.
+		n.drop(r)
+		return
+	}
 	if n.cfg.Copier == nil {
 		n.log.Warn("dropping a raft snapshot: this osd has no way to copy a pg (PGCopier)", zap.Stringer("pg", r.pg))
 		return
@@ -360,7 +367,7 @@ func (n *Node) reloadReplica(old *replica) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.primary = old.primary
+	r.primary, r.want, r.wantAt = old.primary, old.want, old.wantAt
 	return r, nil
 }
 

@@ -34,6 +34,10 @@ type Store interface {
 	BeginInstall(pg PG) error
 	EndInstall(pg PG, applyState []byte, first uint64) error
 	AbortInstall(pg PG) error
+	// DropPG removes pg and everything of it, durably (a replica that
+	// moved away: move.go); chunkstore.ErrBusy while data placed ahead
+	// for it is in flight.
+	DropPG(pg PG) error
 }
 
 // Batch is one cycle's store changes. When Commit returns nil the raft

@@ -1,0 +1,248 @@
+package osd
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// confOf returns node i's applied configuration of pg as OSD ids (nil
+// voters when it holds no replica).
+func confOf(t *testing.T, n *Node, pg PG) (voters, learners []int32, ok bool) {
+	t.Helper()
+	loopDo(t, n, func(n *Node) {
+		r := n.replicas[pg]
+		if r == nil {
+			return
+		}
+		ok = true
+		voters = ids(r.log.cs.GetVoters())
+		learners = ids(append(r.log.cs.GetLearners(), r.log.cs.GetVotersOutgoing()...))
+	})
+	return voters, learners, ok
+}
+
+func ids(raftIDs []uint64) []int32 {
+	var out []int32
+	for _, id := range raftIDs {
+		out = append(out, osdID(id))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// waitMoved waits until every member's replica of pg has applied the
+// configuration members (voters only) and the others hold no replica.
+func waitMoved(t *testing.T, lc *loopCluster, pg PG, members ...int32) {
+	t.Helper()
+	want := slices.Sorted(slices.Values(members))
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		done := true
+		var seen []string
+		for i, n := range lc.nodes {
+			v, l, ok := confOf(t, n, pg)
+			seen = append(seen, fmt.Sprintf("osd.%d %v/%v/%v", i, ok, v, l))
+			if ok != slices.Contains(members, int32(i)) || (ok && (!slices.Equal(v, want) || len(l) > 0)) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pg %s did not move to %v: %v", pg, members, seen)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLoopMovePG moves a PG off its leader onto a new, empty node while
+// writes go on: the new node joins as a learner and catches up from a
+// snapshot (the log is compacted), the leader hands over and is demoted,
+// drops its copy once it learns it, and is removed. Every write reads
+// back, the three members hold the same copy, and the node that left,
+// restarted, holds nothing of the PG.
+func TestLoopMovePG(t *testing.T) {
+	lc, _ := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 40)
+	// The leader leaves: it must hand over before it is demoted.
+	leaving := lc.agreedLeader(pg)
+	var stay []int32
+	for i := range int32(3) {
+		if int(i) != leaving {
+			stay = append(stay, i)
+		}
+	}
+	added := lc.addNode()
+	members := append(stay, int32(added))
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var mu sync.Mutex
+	acked := map[string][]byte{}
+	wg.Add(1)
+	go func() { // writes through the whole move
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			name := fmt.Sprintf("during%d", i%13)
+			data := bytes.Repeat([]byte(fmt.Sprint(i)), 100+i%50)
+			lc.propose(pg, op{Kind: opWrite, Object: name, Data: data})
+			mu.Lock()
+			acked[name] = data
+			mu.Unlock()
+		}
+	}()
+	lc.move(pg, members...)
+	waitMoved(t, lc, pg, members...)
+	close(stop)
+	wg.Wait()
+	if lc.nodes[added].installsDone.Load() == 0 {
+		t.Fatal("the new member caught up without a snapshot: the test meant it to need one")
+	}
+	idx := writeMix(lc, pg, "after", 10)
+	for _, i := range members {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := lc.nodes[i].waitApplied(ctx, pg, idx); err != nil {
+			t.Fatalf("node %d did not apply %d: %v", i, idx, err)
+		}
+		cancel()
+	}
+	var sums [][32]byte
+	for _, i := range members {
+		_, sum, _, err := lc.stores[i].Digest(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sums = append(sums, sum)
+	}
+	if sums[0] != sums[1] || sums[1] != sums[2] {
+		t.Fatal("the members' copies differ")
+	}
+	for name, data := range acked {
+		if got := lc.read(pg, name, len(data)); !bytes.Equal(got, data) {
+			t.Fatalf("%s: an acknowledged write reads back differently", name)
+		}
+	}
+	if lead := lc.agreedLeaderAmong(pg, members...); lead != int(members[0]) {
+		t.Logf("pg led by node %d after the move (its primary is %d)", lead, members[0])
+	}
+	lc.stop(leaving)
+	startLoopNode(lc, leaving)
+	pgs, err := lc.stores[leaving].ListPGs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(pgs, pg) {
+		t.Fatal("the node that left still holds the pg after a restart")
+	}
+	if _, _, ok := confOf(t, lc.nodes[leaving], pg); ok {
+		t.Fatal("the node that left made a replica of the pg again")
+	}
+}
+
+// agreedLeaderAmong is agreedLeader over the given nodes only.
+func (lc *loopCluster) agreedLeaderAmong(pg PG, nodes ...int32) int {
+	lc.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		lead := int32(-2)
+		for _, i := range nodes {
+			r := lc.nodes[i].lookup(pg)
+			if r == nil {
+				lead = -1
+				break
+			}
+			if l := r.leader.Load(); lead == -2 || l == lead {
+				lead = l
+			} else {
+				lead = -1
+			}
+		}
+		if lead >= 0 {
+			return int(lead)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	lc.t.Fatalf("pg %s: no agreed leader among %v", pg, nodes)
+	return -1
+}
+
+// TestLoopMovePGOffADownNode moves a PG off a node that is down: the
+// move completes on the others (the down node's seat becomes a learner's,
+// kept while the map shows it down), and the node, back, learns of its
+// demotion from the leader (from the snapshot it is sent, without
+// copying), drops its copy and is removed.
+func TestLoopMovePGOffADownNode(t *testing.T) {
+	lc, _ := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 20)
+	lead := lc.agreedLeader(pg)
+	leaving := (lead + 1) % 3
+	lc.stop(leaving)
+	added := lc.addNode()
+	var members []int32
+	for i := range int32(4) {
+		if int(i) != leaving {
+			members = append(members, i)
+		}
+	}
+	for i, n := range lc.nodes {
+		if i != leaving {
+			n.MarkDown([]int32{int32(leaving)})
+		}
+	}
+	lc.move(pg, members...)
+	writeMix(lc, pg, "during", 40)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
+		if slices.Equal(v, slices.Sorted(slices.Values(members))) && slices.Equal(l, []int32{int32(leaving)}) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the move did not complete without the down node: voters %v, learners %v", v, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	startLoopNode(lc, leaving)
+	for i, n := range lc.nodes {
+		if i != leaving {
+			n.MarkDown(nil) // the map shows it up once it runs
+		}
+	}
+	waitMoved(t, lc, pg, members...)
+	if lc.nodes[added].installsDone.Load() == 0 {
+		t.Fatal("the new member caught up without a snapshot")
+	}
+	if lc.nodes[leaving].installsDone.Load() != 0 {
+		t.Fatal("the node that left copied the pg before dropping it")
+	}
+	idx := writeMix(lc, pg, "after", 5)
+	var want [32]byte
+	for k, i := range members {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := lc.nodes[i].waitApplied(ctx, pg, idx); err != nil {
+			t.Fatalf("node %d did not apply %d: %v", i, idx, err)
+		}
+		cancel()
+		_, sum, _, err := lc.stores[i].Digest(pg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k == 0 {
+			want = sum
+		} else if sum != want {
+			t.Fatalf("node %d's copy differs from node %d's", i, members[0])
+		}
+	}
+}
