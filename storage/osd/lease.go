@@ -32,8 +32,9 @@ import (
 //   - a restarted OSD forgot when it last heard from a leader: for an
 //     election timeout after start it drops vote requests and does not
 //     campaign early (Node.votesAfter);
-//   - membership stays fixed (replica moves come later and must end the
-//     lease when the configuration changes).
+//   - a lease counts a quorum of the configuration it was granted under:
+//     applying a configuration change (move.go) ends it (replica.setConf),
+//     and the rounds answered after count the new configuration.
 //
 // Reads arriving while the lease runs are granted at once at the commit
 // index (after it is applied); once half of it is gone, a renewal round

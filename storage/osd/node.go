@@ -368,8 +368,8 @@ func (n *Node) post(ctx context.Context, fn func()) bool {
 // way, and the primary of an existing replica that knows no leader yet
 // (just loaded) campaigns; one that does is handed leadership back by the
 // leader (balance.go).
-// Membership of an existing PG is changed only by raft (replica moves come
-// later), never here.
+// Membership of an existing PG is changed only by raft, towards the
+// members MovePG gives (move.go), never here.
 func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
 	n.post(context.Background(), func() {
 		if r := n.replicas[pg]; r != nil {
