@@ -292,6 +292,43 @@ func (r *replica) leftIn(cs *pb.ConfState) bool {
 		!slices.Contains(cs.GetVoters(), self) && !slices.Contains(cs.GetVotersOutgoing(), self)
 }
 
+// inConf reports whether cs lists osd in any role.
+func inConf(cs *pb.ConfState, osd int32) bool {
+	id := raftID(osd)
+	for _, set := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
+		if slices.Contains(set, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// tellLeft answers a message that osd's replica of r's PG sent although
+// neither r's applied configuration nor its members list osd: a replica
+// left behind by a move, which missed its demotion or removal (down or
+// cut off meanwhile) and still takes itself for a voter, so that no leader
+// writes to it and it never learns. It is sent a snapshot with no data of
+// r's state (index, term, configuration), at most once per election
+// timeout: its receiveSnapshot drops the copy when that configuration,
+// newer than anything it committed, no longer has it as a voter and its
+// own map moved the PG away (leftIn); otherwise it ignores it. On the
+// loop.
+func (n *Node) tellLeft(r *replica, osd int32, now time.Time) {
+	if inConf(r.log.cs, osd) || slices.Contains(r.want, osd) || r.log.applied == 0 ||
+		now.Sub(r.toldLeft[osd]) < electionTick*n.cfg.TickInterval {
+		return
+	}
+	if r.toldLeft == nil {
+		r.toldLeft = map[int32]time.Time{}
+	}
+	r.toldLeft[osd] = now
+	term := r.rn.BasicStatus().GetTerm()
+	n.queue(r, &pb.Message{Type: pb.MsgSnap.Enum(), To: proto.Uint64(raftID(osd)), From: proto.Uint64(raftID(r.self)),
+		Term: proto.Uint64(term), Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
+			Index: proto.Uint64(r.log.applied), Term: proto.Uint64(r.log.appliedTerm), ConfState: proto.CloneOf(r.log.cs)}}})
+	delete(r.snapSent, osd) // not a snapshot raft sent (expireSnapshots)
+}
+
 // dropRemoved drops r's copy of its PG once r is removed (see above).
 func (n *Node) dropRemoved(r *replica) {
 	if r.removed() {

@@ -246,3 +246,45 @@ func TestLoopMovePGOffADownNode(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopMovePGOffACutNode moves a PG off a node cut off the network
+// but not down in the map: the leader demotes it and, its replica quiet,
+// removes it from the group. Healed, it still takes itself for a voter of
+// the old configuration, which no leader writes to; the members it
+// reaches tell it that it left (tellLeft), and it drops its copy.
+func TestLoopMovePGOffACutNode(t *testing.T) {
+	lc, _ := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 20)
+	leaving := (lc.agreedLeader(pg) + 1) % 3
+	lc.cut(leaving, true)
+	added := lc.addNode()
+	var members []int32
+	for i := range int32(4) {
+		if int(i) != leaving {
+			members = append(members, i)
+		}
+	}
+	lc.move(pg, members...)
+	writeMix(lc, pg, "during", 30)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
+		if slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the move did not complete without the cut node: voters %v, learners %v", v, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v, _, _ := confOf(t, lc.nodes[leaving], pg); !slices.Contains(v, int32(leaving)) {
+		t.Fatalf("the cut node's configuration %v already leaves it out: the test meant it to miss the move", v)
+	}
+	lc.cut(leaving, false)
+	waitMoved(t, lc, pg, members...)
+	if lc.nodes[leaving].installsDone.Load() != 0 || lc.nodes[added].installsDone.Load() == 0 {
+		t.Fatalf("installs: the node that left %d (want 0), the new one %d (want some)",
+			lc.nodes[leaving].installsDone.Load(), lc.nodes[added].installsDone.Load())
+	}
+}

@@ -426,6 +426,7 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			n.touch(r)
 			if r.want != nil {
 				r.noteHeard(from, now)
+				n.tellLeft(r, from, now)
 			}
 			if w.compact > r.compactHint && !r.isLeader() {
 				r.compactHint = w.compact

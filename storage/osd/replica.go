@@ -87,6 +87,7 @@ type replica struct {
 	wantAt     time.Time           // when want last changed
 	confUntil  time.Time           // leader: no other change proposed before then
 	heardAt    map[int32]time.Time // while moving: when each peer's replica last sent
+	toldLeft   map[int32]time.Time // when each replica left behind was last told (tellLeft)
 	warnedMove time.Time           // when a move it cannot make was last logged
 
 	applied atomic.Uint64             // for readers outside the loop

@@ -170,6 +170,14 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		_ = r.rn.Step(m) // raft drops an old term's message, ignores an old snapshot
 		return
 	}
+	if r.leftIn(meta.GetConfState()) {
+		// The configuration at idx, past all this replica committed, has
+		// it as no voter, and the map moved the PG away (it was down or
+		// cut off during the move; tellLeft): no copy, it is dropped
+		// (move.go), and its leader removes it if it has not.
+		n.drop(r)
+		return
+	}
 	t, err := r.log.Term(idx)
 	if err == nil && t == term {
 		_ = r.rn.Step(m)
@@ -181,11 +189,12 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.log.Warn("cannot read the raft log to take a snapshot; dropping it", zap.Stringer("pg", r.pg), zap.Error(err))
 		return
 	}
-	if r.leftIn(meta.GetConfState()) {
-		// The snapshot shows this replica demoted, and the map moved the
-		// PG away (a replica that was down during the move): no copy, it
-		// is dropped (move.go), and its leader then removes it.
-		n.drop(r)
+	if !inConf(meta.GetConfState(), r.self) {
+		// Not a member of the group at the snapshot's index, and not told
+		// that the PG moved away (else leftIn): its map is behind. Raft
+		// would refuse to restore it anyway; copying would be wasted.
+		n.log.Warn("ignoring a raft snapshot whose configuration does not list this osd; waiting for the cluster map",
+			zap.Stringer("pg", r.pg), zap.Int32("from", from))
 		return
 	}
 	if n.cfg.Copier == nil {
