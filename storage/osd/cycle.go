@@ -97,6 +97,7 @@ func (n *Node) cycle() error {
 	// Data placed ahead that the stages below do not log is released.
 	defer n.dropPre()
 	if len(rds) == 0 {
+		n.flushOutbox() // what was queued outside a Ready (move.go's probes and answers)
 		return nil
 	}
 	t0 := time.Now()

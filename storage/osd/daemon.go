@@ -243,14 +243,11 @@ func advertised(adv string, bound net.Addr) string {
 func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTransport) {
 	addrs := make(map[int32]string, len(m.OSDs))
 	var full []string
-	var out, down []int32
+	var out []int32
 	for _, o := range m.OSDs {
 		addrs[o.ID] = o.ClusterAddr
 		if !o.In {
 			out = append(out, o.ID)
-		}
-		if !o.Up {
-			down = append(down, o.ID)
 		}
 		if o.Up && o.Full {
 			full = append(full, fmt.Sprintf("osd.%d", o.ID))
@@ -260,7 +257,6 @@ func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTra
 	tr.SetAddrs(addrs)
 	srv.SetEpoch(m.Epoch)
 	node.HoldLeaders(m.HasFlag("noout"), out)
-	node.MarkDown(down)
 	for _, p := range m.Pools {
 		for pg := uint32(0); pg < p.PGNum; pg++ {
 			reps := m.Replicas(p, pg)

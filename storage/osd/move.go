@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.etcd.io/raft/v3/tracker"
 	"go.uber.org/zap"
@@ -21,25 +22,43 @@ import (
 //
 // The leader (reconcile) compares the members it was given with the
 // applied configuration and proposes the next step:
-//  1. a member with no seat joins as a learner (its OSD creates an empty
+//  1. a learner whose copy is lost (lostCopy) is removed, to be added
+//     again with a fresh seat (below);
+//  2. a member with no seat joins as a learner (its OSD creates an empty
 //     replica, with no bootstrap; raft catches it up from the log, or
 //     from a snapshot once the log is compacted past it);
-//  2. a learner holding everything committed is promoted, and in the same
+//  3. a learner holding everything committed is promoted, and in the same
 //     change (joint consensus, left automatically) one voter that is no
-//     longer a member is demoted to a learner;
-//  3. a voter no longer a member and with no learner to replace it is
-//     demoted on its own;
-//  4. a learner no longer a member is removed once its replica has been
-//     quiet for an election timeout while its OSD answers: it learnt of
-//     its demotion and dropped its copy (gone).
+//     longer a member is removed;
+//  4. a learner no longer a member is removed;
+//  5. a voter no longer a member with no learner to replace it is removed
+//     on its own.
 //
-// Demoting before removing lets the leaving replica find out, from its
-// own applied configuration, that it is a learner the members no longer
-// list: it then drops its copy (dropRemoved). A learner never counts
-// towards a commit, so nothing acknowledged rests on it. (A removed voter
-// would seldom learn of its removal: the leader stops sending to it once
-// it applies the change.) A leader that is to leave hands leadership to a
-// caught-up voter that stays first.
+// A leader that is to leave hands leadership to a caught-up voter that
+// stays first. A replica that left drops its copy once it knows that a
+// committed configuration at or past its last log entry has no seat for
+// it, and that its own members leave it out (leftAt): from its own
+// applies, or from a member it reaches (tellLeft), since the leader stops
+// writing to it once the change is applied and it seldom learns the
+// change is committed. One left behind asks (probe) now and then.
+//
+// "At or past its last entry" is what keeps a seat from outliving its
+// copy: raft never lowers a follower's Match, so a replica that dropped
+// its copy while still seated could be promoted on acknowledgements of
+// the copy it no longer has. A replica that acknowledged anything for a
+// newer seat holds entries past the configuration that removed the old
+// one, and keeps its copy. A seat found acknowledging a log shorter than
+// its Match anyway (lostCopy; a reordered network can make that) is
+// never promoted, and is replaced.
+//
+// Not yet safe: giving a PG back to an OSD that held it and dropped its
+// copy. The dropped replica forgot its log and its vote, and a replica cut
+// off since before it left still holds a configuration that counts it as
+// a voter: the new, empty replica on that OSD would grant that stale
+// candidate its vote (the simulation elected such a leader, with seed
+// 1061 under unrestricted moves). Seats need identities that change when
+// a copy is dropped (a raft id per seat, as etcd gives each new member)
+// before the planner may move a PG back.
 
 // confWait is how long a leader waits for a configuration change it
 // proposed to be applied before it proposes again (raft drops one made
@@ -50,8 +69,9 @@ const confWait = 2 * electionTick
 // the operator moved it. A replica that leads changes the group towards
 // them (reconcile); an OSD listed with no replica of pg creates an empty
 // one for the leader to fill (a learner). minSize is the pool's, as for
-// EnsurePG. It returns an error for an empty or repeating list; the
-// change itself happens on the loop, later.
+// EnsurePG. Members must not name an OSD that held pg before and left it
+// (see above): that is the caller's rule. It returns an error for an
+// empty or repeating list; the change itself happens on the loop, later.
 func (n *Node) MovePG(pg PG, members []int32, minSize int) error {
 	if len(members) == 0 {
 		return fmt.Errorf("%w: pg %s: no members", ErrConfig, pg)
@@ -89,9 +109,6 @@ func (n *Node) setMembers(pg PG, members []int32, minSize int) {
 		}
 		n.log.Info("joining a pg moved here; its leader fills this replica", zap.Stringer("pg", pg))
 	}
-	if !slices.Equal(r.want, members) {
-		r.wantAt = n.cfg.Clock.Now()
-	}
 	r.want, r.minSize, r.primary = members, minSize, members[0]
 	if members[0] == n.cfg.ID && r.leader.Load() < 0 && slices.Contains(r.voters, n.cfg.ID) {
 		r.campaign = true
@@ -106,8 +123,18 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 		return
 	}
 	cs := r.log.cs
-	if len(cs.GetVotersOutgoing()) > 0 || now.Before(r.confUntil) {
-		return // joint (raft leaves it by itself), or a change pending
+	if now.Before(r.confUntil) {
+		return // a change pending
+	}
+	if len(cs.GetVotersOutgoing()) > 0 {
+		// Raft leaves a joint configuration by itself when its leader
+		// applies it, but drops that proposal while a leadership transfer
+		// is under way, and never tries again: an idle PG stayed joint.
+		if err := r.rn.ProposeConfChange(&pb.ConfChangeV2{}); err == nil {
+			r.confUntil = now.Add(confWait * n.cfg.TickInterval)
+			n.touch(r)
+		}
+		return
 	}
 	voter := func(id int32) bool { return slices.Contains(cs.GetVoters(), raftID(id)) }
 	learner := func(id int32) bool { return slices.Contains(cs.GetLearners(), raftID(id)) }
@@ -141,39 +168,39 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	st := r.rn.Status()
 	has := func(id int32) bool {
 		pr, ok := st.Progress[raftID(id)]
-		return ok && pr.State == tracker.StateReplicate && pr.Match >= st.GetCommit()
+		return ok && pr.State == tracker.StateReplicate && pr.Match >= st.GetCommit() && !r.lostCopy[id]
 	}
 	for _, l := range cs.GetLearners() {
 		switch id := osdID(l); {
-		case member(id) && has(id) && promote < 0:
+		case r.lostCopy[id] || !member(id):
+			if remove < 0 {
+				remove = id
+			}
+		case has(id) && promote < 0:
 			promote = id
-		case !member(id) && remove < 0 && n.gone(r, id, now):
-			remove = id
 		}
 	}
 	var cc pb.ConfChangeV2
 	change := func(t pb.ConfChangeType, id int32) {
 		cc.Changes = append(cc.Changes, &pb.ConfChangeSingle{Type: t.Enum(), NodeId: proto.Uint64(raftID(id))})
 	}
-	demote := false
 	switch {
+	case remove >= 0:
+		change(pb.ConfChangeType_ConfChangeRemoveNode, remove)
+		delete(r.lostCopy, remove)
 	case joining >= 0:
 		change(pb.ConfChangeType_ConfChangeAddLearnerNode, joining)
 	case promote >= 0:
 		change(pb.ConfChangeType_ConfChangeAddNode, promote)
 		if leaving >= 0 {
-			change(pb.ConfChangeType_ConfChangeAddLearnerNode, leaving)
-			demote = true
+			change(pb.ConfChangeType_ConfChangeRemoveNode, leaving)
 		}
-	case remove >= 0:
-		change(pb.ConfChangeType_ConfChangeRemoveNode, remove)
 	case leaving >= 0 && len(r.voters) > 1 && len(cs.GetLearners()) == 0:
-		change(pb.ConfChangeType_ConfChangeAddLearnerNode, leaving)
-		demote = true
+		change(pb.ConfChangeType_ConfChangeRemoveNode, leaving)
 	default:
-		return // a learner still catching up, or a leaving one not quiet yet
+		return // a learner still catching up
 	}
-	if demote && leaving == r.self {
+	if leaving == r.self && cc.Changes[len(cc.Changes)-1].GetNodeId() == raftID(r.self) {
 		n.handOver(r, has, now)
 		return
 	}
@@ -203,58 +230,6 @@ func (n *Node) handOver(r *replica, has func(int32) bool, now time.Time) {
 	}
 }
 
-// gone reports whether the learner on osd, no longer a member of r's
-// PG, may be removed: its replica of the PG has sent nothing for an
-// election timeout since r was given its members (it learnt of its
-// demotion and dropped its copy) and since its OSD came back up, and the
-// map does not show its OSD down (MarkDown); one that does must have been
-// quiet for deadLearner
-// election timeouts. A learner whose OSD is down keeps its seat a while
-// so that, back, it learns of its demotion from the leader and drops its
-// copy: removed at once, an OSD that went down before it applied the
-// demotion would keep its copy as a voter of the old configuration, which
-// no leader writes to.
-func (n *Node) gone(r *replica, osd int32, now time.Time) bool {
-	timeout := electionTick * n.cfg.TickInterval
-	last := r.heardAt[osd]
-	for _, t := range []time.Time{r.wantAt, n.upAt[osd]} {
-		if last.Before(t) {
-			last = t
-		}
-	}
-	if slices.Contains(n.down, osd) {
-		return now.Sub(last) > deadLearner*timeout
-	}
-	return now.Sub(last) > timeout
-}
-
-// MarkDown tells the node which OSDs the cluster map shows down (gone).
-func (n *Node) MarkDown(down []int32) {
-	down = slices.Clone(down)
-	n.post(context.Background(), func() {
-		for _, id := range n.down {
-			if !slices.Contains(down, id) {
-				if n.upAt == nil {
-					n.upAt = map[int32]time.Time{}
-				}
-				n.upAt[id] = n.cfg.Clock.Now() // back: quiet counts from now
-			}
-		}
-		n.down = down
-	})
-}
-
-// deadLearner: see gone.
-const deadLearner = 100
-
-// noteHeard records a message from osd's replica of r's PG, while r moves.
-func (r *replica) noteHeard(osd int32, now time.Time) {
-	if r.heardAt == nil {
-		r.heardAt = map[int32]time.Time{}
-	}
-	r.heardAt[osd] = now
-}
-
 // confChangeText shows a change for the log.
 type confChangeText struct{ cc *pb.ConfChangeV2 }
 
@@ -266,7 +241,7 @@ func (c confChangeText) String() string {
 		}
 		switch ch.GetType() {
 		case pb.ConfChangeType_ConfChangeAddNode:
-			s += "promote"
+			s += "voter"
 		case pb.ConfChangeType_ConfChangeAddLearnerNode:
 			s += "learner"
 		case pb.ConfChangeType_ConfChangeRemoveNode:
@@ -279,17 +254,23 @@ func (c confChangeText) String() string {
 	return s
 }
 
-// removed reports whether r is a replica its group no longer needs: the
-// members it was told leave it out, and its applied configuration has it
-// as no voter (a learner, or gone).
-func (r *replica) removed() bool { return r.leftIn(r.log.cs) }
+// removed reports whether r's own applied configuration shows it left
+// (leftAt), or whether it joined and was left out again before it held
+// anything.
+func (r *replica) removed() bool {
+	if len(r.log.cs.GetVoters()) == 0 {
+		return r.want != nil && !slices.Contains(r.want, r.self) && r.log.last == 0
+	}
+	return r.leftAt(r.log.cs, r.log.applied)
+}
 
-// leftIn reports whether configuration cs no longer counts on r: r's
-// members leave it out, and cs has it as no voter.
-func (r *replica) leftIn(cs *pb.ConfState) bool {
-	self := raftID(r.self)
+// leftAt reports whether r may drop its copy, knowing that cs is a
+// committed configuration, at index idx: it lists r in no role, idx is
+// at or past r's last log entry (see above), and r's members leave it
+// out. A replica with no configuration yet (joining) never left.
+func (r *replica) leftAt(cs *pb.ConfState, idx uint64) bool {
 	return r.want != nil && !slices.Contains(r.want, r.self) && len(cs.GetVoters()) > 0 &&
-		!slices.Contains(cs.GetVoters(), self) && !slices.Contains(cs.GetVotersOutgoing(), self)
+		!inConf(cs, r.self) && idx >= r.log.last
 }
 
 // inConf reports whether cs lists osd in any role.
@@ -303,18 +284,14 @@ func inConf(cs *pb.ConfState, osd int32) bool {
 	return false
 }
 
-// tellLeft answers a message that osd's replica of r's PG sent although
-// neither r's applied configuration nor its members list osd: a replica
-// left behind by a move, which missed its demotion or removal (down or
-// cut off meanwhile) and still takes itself for a voter, so that no leader
-// writes to it and it never learns. It is sent a snapshot with no data of
-// r's state (index, term, configuration), at most once per election
-// timeout: its receiveSnapshot drops the copy when that configuration,
-// newer than anything it committed, no longer has it as a voter and its
-// own map moved the PG away (leftIn); otherwise it ignores it. On the
-// loop.
+// tellLeft answers a message (a probe, or a vote request) that osd's
+// replica of r's PG sent although neither r's applied configuration nor
+// its members list osd: a replica that left and does not know it. It is
+// sent a snapshot with no data of r's state (index, term, configuration),
+// at most once per election timeout; its receiveSnapshot drops the copy
+// when leftAt allows it, and ignores it otherwise. On the loop.
 func (n *Node) tellLeft(r *replica, osd int32, now time.Time) {
-	if inConf(r.log.cs, osd) || slices.Contains(r.want, osd) || r.log.applied == 0 ||
+	if r.want == nil || inConf(r.log.cs, osd) || slices.Contains(r.want, osd) || r.log.applied == 0 ||
 		now.Sub(r.toldLeft[osd]) < electionTick*n.cfg.TickInterval {
 		return
 	}
@@ -327,6 +304,84 @@ func (n *Node) tellLeft(r *replica, osd int32, now time.Time) {
 		Term: proto.Uint64(term), Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
 			Index: proto.Uint64(r.log.applied), Term: proto.Uint64(r.log.appliedTerm), ConfState: proto.CloneOf(r.log.cs)}}})
 	delete(r.snapSent, osd) // not a snapshot raft sent (expireSnapshots)
+}
+
+// moving is Deliver's part in moves, for message m from osd to r: it
+// notes a leader's writes (probe), answers replicas that left (tellLeft)
+// and takes the lost-copy rejections (noteReject). It reports whether m
+// is taken (a probe: raft must not see it).
+func (n *Node) moving(r *replica, osd int32, m *pb.Message, now time.Time) bool {
+	t := m.GetType()
+	if t == msgProbe {
+		n.tellLeft(r, osd, now)
+		return true
+	}
+	if r.want == nil {
+		return false
+	}
+	switch {
+	case t == pb.MsgApp || t == pb.MsgHeartbeat:
+		r.heardLeader = now
+	case t == pb.MsgAppResp && m.GetReject():
+		n.noteReject(r, osd, m)
+	}
+	n.tellLeft(r, osd, now)
+	return false
+}
+
+// msgProbe is the probe's message type: one raft keeps to itself (it is
+// never sent between nodes), which Deliver takes before raft would see
+// it. An OSD from before moves steps it, and raft ignores it.
+const msgProbe = pb.MsgSnapStatus
+
+// probe asks, once per election timeout, whether r left its group: when
+// its members leave it out and no leader has written to it for an
+// election timeout, it sends a probe to every OSD its members or its
+// configuration list, and those that no longer count it answer (tellLeft).
+func (n *Node) probe(r *replica, now time.Time) {
+	timeout := electionTick * n.cfg.TickInterval
+	if r.want == nil || slices.Contains(r.want, r.self) || len(r.log.cs.GetVoters()) == 0 ||
+		now.Sub(r.heardLeader) < timeout || now.Sub(r.probedAt) < timeout {
+		return
+	}
+	r.probedAt = now
+	term := r.rn.BasicStatus().GetTerm()
+	var to []int32
+	for _, set := range [][]uint64{r.log.cs.GetVoters(), r.log.cs.GetVotersOutgoing(), r.log.cs.GetLearners()} {
+		for _, id := range set {
+			to = append(to, osdID(id))
+		}
+	}
+	to = append(to, r.want...)
+	slices.Sort(to)
+	for _, id := range slices.Compact(to) {
+		if id != r.self {
+			n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(raftID(id)), From: proto.Uint64(raftID(r.self)),
+				Term: proto.Uint64(term)})
+		}
+	}
+}
+
+// noteReject takes a rejection that leader r got from osd: one naming a
+// last entry below the Match raft holds for it comes from a replica that
+// lost the copy its seat stands for (see above). Raft ignores it (it never
+// lowers a Match); a learner seat so marked is replaced (reconcile).
+func (n *Node) noteReject(r *replica, osd int32, m *pb.Message) {
+	if !r.isLeader() || !slices.Contains(r.log.cs.GetLearners(), raftID(osd)) {
+		return
+	}
+	lost := false
+	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
+		lost = lost || (id == raftID(osd) && m.GetRejectHint() < pr.Match)
+	})
+	if lost && !r.lostCopy[osd] {
+		if r.lostCopy == nil {
+			r.lostCopy = map[int32]bool{}
+		}
+		r.lostCopy[osd] = true
+		n.log.Warn("a learner answers with less than it acknowledged; giving it a new seat",
+			zap.Stringer("pg", r.pg), zap.Int32("osd", osd), zap.Uint64("its last entry", m.GetRejectHint()))
+	}
 }
 
 // dropRemoved drops r's copy of its PG once r is removed (see above).

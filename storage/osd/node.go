@@ -168,11 +168,9 @@ type Node struct {
 	// loop (snapshot.go), which Run waits for before it returns (they use
 	// the store).
 	installers     sync.WaitGroup
-	installsActive int                 // on the loop: installs started and not yet taken back (maxInstalls)
-	dropping       map[PG]bool         // on the loop: PGs that moved away, still to drop (move.go)
-	down           []int32             // on the loop: OSDs the map shows down (MarkDown)
-	upAt           map[int32]time.Time // on the loop: when each came back up
-	copyRate       *rate.Limiter       // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
+	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
+	dropping       map[PG]bool   // on the loop: PGs that moved away, still to drop (move.go)
+	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
 // NewNode returns a node; Run starts it.
@@ -280,6 +278,7 @@ func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
 	n.maybeHandOff(r)
 	n.maybeBalance(r, now)
 	n.reconcile(r, now)
+	n.probe(r, now)
 	n.dropRemoved(r)
 }
 
@@ -424,9 +423,8 @@ func (n *Node) Deliver(from int32, msgs []wire.RaftMsg) {
 			}
 			m := w.m
 			n.touch(r)
-			if r.want != nil {
-				r.noteHeard(from, now)
-				n.tellLeft(r, from, now)
+			if n.moving(r, from, m, now) {
+				continue
 			}
 			if w.compact > r.compactHint && !r.isLeader() {
 				r.compactHint = w.compact

@@ -83,12 +83,13 @@ type replica struct {
 	leaderSince time.Time           // when this replica last became leader
 
 	// replica moves (move.go)
-	want       []int32             // the members it was told (MovePG); nil: none, no change
-	wantAt     time.Time           // when want last changed
-	confUntil  time.Time           // leader: no other change proposed before then
-	heardAt    map[int32]time.Time // while moving: when each peer's replica last sent
-	toldLeft   map[int32]time.Time // when each replica left behind was last told (tellLeft)
-	warnedMove time.Time           // when a move it cannot make was last logged
+	want        []int32             // the members it was told (MovePG); nil: none, no change
+	confUntil   time.Time           // leader: no other change proposed before then
+	toldLeft    map[int32]time.Time // when each replica that left was last told so (tellLeft)
+	lostCopy    map[int32]bool      // leader: learners whose copy is lost (noteReject)
+	heardLeader time.Time           // when a leader last wrote to this replica (probe)
+	probedAt    time.Time           // when it last probed
+	warnedMove  time.Time           // when a move it cannot make was last logged
 
 	applied atomic.Uint64             // for readers outside the loop
 	leader  atomic.Int32              // -1 unknown
@@ -134,7 +135,11 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 		// with no clock drift (TestSimReadAfterLeaderCut; etcd-io/raft#166).
 		ReadOnlyOption:            raft.ReadOnlySafe,
 		DisableProposalForwarding: true,
-		Logger:                    lg,
+		// A leader that a configuration change removes (one proposed before
+		// leadership came to it) steps down rather than lead a group it
+		// is not in (move.go).
+		StepDownOnRemoval: true,
+		Logger:            lg,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("start raft for pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)

@@ -188,8 +188,18 @@ func (w *simWorld) converged() error {
 				return fmt.Errorf("osd.%d is down", sn.id)
 			}
 			r := sn.n.replicas[p.pg]
+			if !p.member(sn.id) {
+				if r != nil || sn.n.dropping[p.pg] {
+					return fmt.Errorf("osd.%d still holds pg %s, moved to %v", sn.id, p.pg, p.members)
+				}
+				continue
+			}
 			if r == nil {
 				return fmt.Errorf("osd.%d has no replica of pg %s", sn.id, p.pg)
+			}
+			if got, want := ids(r.log.cs.GetVoters()), slices.Sorted(slices.Values(p.membersOf())); !slices.Equal(got, want) ||
+				len(r.log.cs.GetLearners()) > 0 || len(r.log.cs.GetVotersOutgoing()) > 0 {
+				return fmt.Errorf("pg %s: osd.%d has configuration %v, members are %v", p.pg, sn.id, r.log.cs, want)
 			}
 			if len(sn.n.events) > 0 || r.rn.HasReady() || osdID(r.rn.BasicStatus().Lead) != r.leader.Load() {
 				return fmt.Errorf("pg %s: osd.%d has work pending", p.pg, sn.id)
@@ -200,8 +210,8 @@ func (w *simWorld) converged() error {
 				return fmt.Errorf("pg %s: replicas disagree on the leader (%d, %d)", p.pg, lead, l)
 			}
 		}
-		if lead < 0 {
-			return fmt.Errorf("pg %s has no leader", p.pg)
+		if lead < 0 || !p.member(lead) {
+			return fmt.Errorf("pg %s has no leader among its members (%d)", p.pg, lead)
 		}
 		lr := w.nodes[lead].n.replicas[p.pg]
 		commit := lr.rn.BasicStatus().GetCommit()
@@ -209,6 +219,9 @@ func (w *simWorld) converged() error {
 			return fmt.Errorf("pg %s: leader osd.%d has entries up to %d, committed %d", p.pg, lead, lr.log.last, commit)
 		}
 		for _, sn := range w.nodes {
+			if !p.member(sn.id) {
+				continue
+			}
 			if r := sn.n.replicas[p.pg]; r.log.applied != commit {
 				return fmt.Errorf("pg %s: osd.%d applied %d (log %d..%d), leader osd.%d committed %d",
 					p.pg, sn.id, r.log.applied, r.log.first, r.log.last, lead, commit)
@@ -229,7 +242,15 @@ func (w *simWorld) checkReplicas() error {
 		}
 		var reps []rep
 		var raw [][32]byte
+		var on []*simNode
 		for _, sn := range w.nodes {
+			if !p.member(sn.id) {
+				if n, err := sn.store.ListPGs(); err != nil || slices.Contains(n, p.pg) {
+					return fmt.Errorf("pg %s: osd.%d left it but its store still holds it (%v)", p.pg, sn.id, err)
+				}
+				continue
+			}
+			on = append(on, sn)
 			apply, sum, as, err := replicaDigest(sn.store, p.pg)
 			if err != nil {
 				return fmt.Errorf("pg %s: osd.%d: %w", p.pg, sn.id, err)
@@ -243,15 +264,16 @@ func (w *simWorld) checkReplicas() error {
 		}
 		for i, r := range reps[1:] {
 			a, b := reps[0], r
+			x, y := on[0], on[i+1]
 			if a.as.Applied != b.as.Applied {
-				return fmt.Errorf("pg %s: osd.0 applied %d, osd.%d applied %d", p.pg, a.as.Applied, i+1, b.as.Applied)
+				return fmt.Errorf("pg %s: osd.%d applied %d, osd.%d applied %d", p.pg, x.id, a.as.Applied, y.id, b.as.Applied)
 			}
 			if a.sum != b.sum {
-				diff := contentDiff(memStore{w.nodes[0].store}, memStore{w.nodes[i+1].store}, p.pg)
+				diff := contentDiff(memStore{x.store}, memStore{y.store}, p.pg)
 				if diff == "" && !bytes.Equal(a.apply, b.apply) {
 					diff = fmt.Sprintf("same objects, apply states differ: %+v vs %+v", a.as, b.as)
 				}
-				return fmt.Errorf("pg %s: digests of osd.0 and osd.%d differ at applied %d: %s", p.pg, i+1, a.as.Applied, diff)
+				return fmt.Errorf("pg %s: digests of osd.%d and osd.%d differ at applied %d: %s", p.pg, x.id, y.id, a.as.Applied, diff)
 			}
 		}
 		if raw[0] != raw[1] || raw[0] != raw[2] {

@@ -67,7 +67,7 @@ func TestSim(t *testing.T) {
 // simOptsFor derives a schedule's shape from its seed.
 func simOptsFor(seed uint64, trace bool) simOpts {
 	rng := rand.New(rand.NewPCG(seed, 42))
-	return simOpts{
+	o := simOpts{
 		steps:   3000 + rng.IntN(3001),
 		pgs:     2 + rng.IntN(2),
 		minSize: []int{0, 2}[rng.IntN(2)],
@@ -76,8 +76,10 @@ func simOptsFor(seed uint64, trace bool) simOpts {
 		trace:   trace,
 		// TSUMIKI_SIM_TRACE_RAFT=1 adds every raft message to a replay's trace
 		traceRaft: trace && os.Getenv("TSUMIKI_SIM_TRACE_RAFT") != "",
-		snapshots: rng.IntN(2) == 0 && os.Getenv("NOSNAP") == "", // drawn last: the other draws stay what they were
+		snapshots: rng.IntN(2) == 0 && os.Getenv("NOSNAP") == "", // drawn late: the other draws stay what they were
 	}
+	o.moves = o.snapshots && rng.IntN(2) == 0 // drawn last, likewise
+	return o
 }
 
 // runSim plays one schedule with crypto/rand (raft's election jitter, the

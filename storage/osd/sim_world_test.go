@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
+
+	"go.uber.org/zap"
 
 	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -31,6 +34,8 @@ const (
 	simOSDs    = 3
 	simTick    = 10 * time.Millisecond
 	simObjects = 4 // objects per PG
+	// simMoveOSDs: the OSDs added for moves (simOpts.moves)
+	simMoveOSDs = 3
 )
 
 // simOpts shapes one schedule.
@@ -50,6 +55,9 @@ type simOpts struct {
 	// snapshots: leaders compact past a replica 8 entries behind, which
 	// then installs a snapshot (NodeConfig.SnapshotBehind).
 	snapshots bool
+	// moves (with snapshots): simMoveOSDs more OSDs, and PGs moved at
+	// random (MovePG), never back to an OSD that held them (see move).
+	moves bool
 }
 
 type simWorld struct {
@@ -85,6 +93,7 @@ type simStats struct {
 	leased                                                               int // reads granted at once under a lease
 	damaged                                                              int // reads of a placed entry that found it damaged
 	copies, copied                                                       int // snapshot copies started, and finished
+	moves                                                                int // PGs moved (MovePG)
 }
 
 func (s *simStats) add(o simStats) {
@@ -99,6 +108,7 @@ func (s *simStats) add(o simStats) {
 	s.damaged += o.damaged
 	s.copies += o.copies
 	s.copied += o.copied
+	s.moves += o.moves
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -120,10 +130,23 @@ type simNode struct {
 }
 
 type simPG struct {
-	pg     PG
-	voters []int32
-	objs   []string
+	pg      PG
+	voters  []int32 // the first placement
+	members []int32 // where it was last moved (nil: voters)
+	held    []int32 // every OSD it was ever given (moves)
+	objs    []string
 }
+
+// membersOf returns the OSDs that are to hold p.
+func (p *simPG) membersOf() []int32 {
+	if p.members != nil {
+		return p.members
+	}
+	return p.voters
+}
+
+// member reports whether osd is to hold p.
+func (p *simPG) member(osd int32) bool { return slices.Contains(p.membersOf(), osd) }
 
 type simPacket struct {
 	from, to int32
@@ -139,8 +162,9 @@ type simOp struct {
 	val     uint64 // written value
 	w       *waiter
 	call    int64
-	granted bool // read: index reached, store not read yet
-	fin     bool // a final read of the settling phase
+	granted bool     // read: index reached, store not read yet
+	fin     bool     // a final read of the settling phase
+	rep     *replica // the replica the read started at (readStore)
 }
 
 // simEvent is one finished client operation for the linearizability check.
@@ -172,7 +196,11 @@ func (l simLink) Send(to int32, msgs []wire.RaftMsg) {
 func newSimWorld(seed uint64, opts simOpts) *simWorld {
 	w := &simWorld{seed: seed, opts: opts, rng: rand.New(rand.NewPCG(seed, 0x7375_6d69_6b69)),
 		now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), finalRead: map[string]bool{}}
-	for i := range simOSDs {
+	osds := simOSDs
+	if opts.moves {
+		osds += simMoveOSDs
+	}
+	for i := range osds {
 		st := storagetest.NewMemStore()
 		// Object changes and apply states become durable only at a
 		// checkpoint (as in chunkstore); a crash loses the rest.
@@ -205,7 +233,7 @@ func (w *simWorld) damagedOn(id int32) func(pg PG, index uint64) bool {
 		x ^= x >> 31
 		x *= 0xbf58476d1ce4e5b9
 		x ^= x >> 29
-		if x%12 != uint64(id) {
+		if x%uint64(4*len(w.nodes)) != uint64(id) { // a quarter of them, whatever the OSD count
 			return false
 		}
 		w.stats.damaged++
@@ -237,6 +265,10 @@ func (w *simWorld) start(sn *simNode) error {
 	cfg := NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
 		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact,
 		BalanceAfter: 20 * simTick} // short: schedules hand leaderships back often
+	if os.Getenv("TSUMIKI_SIM_LOG") != "" { // the nodes' logs, with a replay
+		l, _ := zap.NewDevelopment()
+		cfg.Logger = l.With(zap.Int32("osd", sn.id))
+	}
 	if w.opts.snapshots {
 		cfg.SnapshotBehind, cfg.Copier, cfg.syncInstall = 8, simCopier{w, sn.id}, true
 	}
@@ -248,12 +280,57 @@ func (w *simWorld) start(sn *simNode) error {
 		return fmt.Errorf("osd.%d: restart: %w", sn.id, err)
 	}
 	for _, p := range w.pgs {
-		n.EnsurePG(p.pg, p.voters, w.opts.minSize)
+		switch {
+		case p.members != nil:
+			if err := n.MovePG(p.pg, p.members, w.opts.minSize); err != nil {
+				return err
+			}
+		case p.member(sn.id):
+			n.EnsurePG(p.pg, p.voters, w.opts.minSize)
+		}
 	}
 	drain(n)
 	sn.n, sn.ticks = n, 0
 	sn.life++
 	w.logf("osd.%d starts (life %d)", sn.id, sn.life)
+	return nil
+}
+
+// move gives a random PG simOSDs members, in a random order (the first
+// is the primary), on every running node: its current members and OSDs
+// that never held it, at random. Never an OSD it left: a replica that
+// dropped its copy forgot its raft log and vote, and a configuration
+// from before it left, still held by a replica cut off since, would count
+// that forgetful vote (seen: seed 1061 elected such a replica's stale
+// leader); rejoining needs seats that change identity (move.go).
+func (w *simWorld) move() error {
+	i := w.rng.IntN(len(w.pgs))
+	p := &w.pgs[i]
+	if p.held == nil {
+		p.held = slices.Clone(p.voters)
+	}
+	var can []int32
+	for _, sn := range w.nodes {
+		if p.member(sn.id) || !slices.Contains(p.held, sn.id) {
+			can = append(can, sn.id)
+		}
+	}
+	p.members = nil
+	for _, k := range w.rng.Perm(len(can))[:simOSDs] {
+		p.members = append(p.members, can[k])
+	}
+	for _, id := range p.members {
+		if !slices.Contains(p.held, id) {
+			p.held = append(p.held, id)
+		}
+	}
+	w.logf("pg %s moves to %v", p.pg, p.members)
+	w.stats.moves++
+	for _, sn := range w.live() {
+		if err := sn.n.MovePG(p.pg, p.members, w.opts.minSize); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -397,6 +474,9 @@ func (w *simWorld) tickNode(sn *simNode) {
 			sn.n.tickReplica(r, w.now, sn.ticks%10 == 0)
 		}
 	}
+	if len(sn.n.dropping) > 0 {
+		sn.n.retryDrops()
+	}
 	w.poll(sn)
 }
 
@@ -462,6 +542,12 @@ func (w *simWorld) poll(sn *simNode) {
 
 // readStore finishes a granted read the way the server does: read the store.
 func (w *simWorld) readStore(op *simOp) {
+	if n := op.node.n; n == nil || op.rep == nil || n.replicas[op.pg] != op.rep || op.rep.frozen.Load() {
+		// The server's readOwn fails such a read: the replica was
+		// replaced (an install) or dropped (moved away) since.
+		w.logf("osd.%d: read %s: the replica changed under it", op.node.id, simKey(op.pg, op.obj))
+		return
+	}
 	var b [8]byte
 	err := op.node.store.Read(op.pg, op.obj, 0, b[:])
 	val := binary.BigEndian.Uint64(b[:])
@@ -492,7 +578,7 @@ func (w *simWorld) leaderOf(pg PG) *simNode {
 // startOp starts a client write or read of obj at sn.
 func (w *simWorld) startOp(sn *simNode, p simPG, obj string, write bool) {
 	w.nextReq++
-	o := &simOp{node: sn, pg: p.pg, obj: obj, write: write, fin: w.final,
+	o := &simOp{node: sn, pg: p.pg, obj: obj, write: write, fin: w.final, rep: sn.n.replicas[p.pg],
 		w: newWaiter(w.now.Add(time.Duration(2+w.rng.IntN(30)) * simTick)), call: w.tick()}
 	kind := "read"
 	loopLeased := sn.n.leaseReads
@@ -657,6 +743,9 @@ func (w *simWorld) step() error {
 			}
 			return nil
 		}},
+	}
+	if w.opts.moves {
+		actions = append(actions, action{2, w.move})
 	}
 	total := 0
 	for _, a := range actions {

@@ -165,17 +165,17 @@ func (n *Node) expireSnapshots(r *replica, now time.Time) {
 func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 	meta := m.GetSnapshot().GetMetadata()
 	idx, term := meta.GetIndex(), meta.GetTerm()
+	if r.leftAt(meta.GetConfState(), idx) {
+		// The configuration at idx has no seat for this replica, and the
+		// map moved the PG away (tellLeft): no copy, it is dropped. Not a
+		// matter of terms: a replica that left may have run elections of
+		// its own since.
+		n.drop(r)
+		return
+	}
 	st := r.rn.BasicStatus()
 	if m.GetTerm() < st.GetTerm() || idx <= st.GetCommit() {
 		_ = r.rn.Step(m) // raft drops an old term's message, ignores an old snapshot
-		return
-	}
-	if r.leftIn(meta.GetConfState()) {
-		// The configuration at idx, past all this replica committed, has
-		// it as no voter, and the map moved the PG away (it was down or
-		// cut off during the move; tellLeft): no copy, it is dropped
-		// (move.go), and its leader removes it if it has not.
-		n.drop(r)
 		return
 	}
 	t, err := r.log.Term(idx)
@@ -376,7 +376,7 @@ func (n *Node) reloadReplica(old *replica) (*replica, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.primary, r.want, r.wantAt = old.primary, old.want, old.wantAt
+	r.primary, r.want = old.primary, old.want
 	return r, nil
 }
 
