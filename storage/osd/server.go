@@ -407,8 +407,16 @@ func (s *Server) read(ctx context.Context, pg PG, req *wire.Request) (uint64, []
 	if err != nil {
 		return 0, nil, err
 	}
+	r := s.node.lookup(pg)
 	p := s.readBuf(int(req.Length))
-	if err := s.store.Read(pg, req.Object, req.Offset, p); err != nil {
+	err = s.store.Read(pg, req.Object, req.Offset, p)
+	if r == nil || s.node.lookup(pg) != r || r.frozen.Load() {
+		// The replica was dropped (it moved away: move.go) or replaced
+		// since the read index was granted: the store may no longer hold
+		// what the index promised.
+		err = fmt.Errorf("%w: pg %s changed on osd.%d during a read", ErrInstalling, pg, s.node.cfg.ID)
+	}
+	if err != nil {
 		s.recycle(p)
 		return idx, nil, err
 	}

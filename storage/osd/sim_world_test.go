@@ -543,8 +543,8 @@ func (w *simWorld) poll(sn *simNode) {
 // readStore finishes a granted read the way the server does: read the store.
 func (w *simWorld) readStore(op *simOp) {
 	if n := op.node.n; n == nil || op.rep == nil || n.replicas[op.pg] != op.rep || op.rep.frozen.Load() {
-		// The server's readOwn fails such a read: the replica was
-		// replaced (an install) or dropped (moved away) since.
+		// The server fails such a read (Server.read, readOwn): the
+		// replica was replaced (an install) or dropped (moved away) since.
 		w.logf("osd.%d: read %s: the replica changed under it", op.node.id, simKey(op.pg, op.obj))
 		return
 	}

@@ -190,9 +190,10 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		return
 	}
 	if !inConf(meta.GetConfState(), r.self) {
-		// Not a member of the group at the snapshot's index, and not told
-		// that the PG moved away (else leftIn): its map is behind. Raft
-		// would refuse to restore it anyway; copying would be wasted.
+		// No seat at the snapshot's index, and not told that the PG moved
+		// away (else leftAt): its map is behind, or a member answered its
+		// vote request (tellLeft). Raft would refuse to restore it anyway;
+		// copying would be wasted.
 		n.log.Warn("ignoring a raft snapshot whose configuration does not list this osd; waiting for the cluster map",
 			zap.Stringer("pg", r.pg), zap.Int32("from", from))
 		return
