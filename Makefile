@@ -128,7 +128,7 @@ e2e-short: $(DEPS)
 e2e: $(DEPS)
 	TSUMIKI_E2E=long $(GO) test -count=1 -run '$(E2E_RUN)' -timeout 60m $(E2E_PKG)
 
-# The default schedule count (2000, about 20 s on one core): the issue asks
+# The default schedule count (2000, about 2 minutes here): the issue asks
 # for thousands per `make test`; -short (300) is for quick local runs.
 chaos-short: $(DEPS)
 	$(GO) test -count=1 -run '$(SIM_RUN)' -timeout 20m $(SIM_PKG)

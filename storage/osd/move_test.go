@@ -109,25 +109,7 @@ func TestLoopMovePG(t *testing.T) {
 	if lc.nodes[added].installsDone.Load() == 0 {
 		t.Fatal("the new member caught up without a snapshot: the test meant it to need one")
 	}
-	idx := writeMix(lc, pg, "after", 10)
-	for _, i := range members {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if err := lc.nodes[i].waitApplied(ctx, pg, idx); err != nil {
-			t.Fatalf("node %d did not apply %d: %v", i, idx, err)
-		}
-		cancel()
-	}
-	var sums [][32]byte
-	for _, i := range members {
-		_, sum, _, err := lc.stores[i].Digest(pg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sums = append(sums, sum)
-	}
-	if sums[0] != sums[1] || sums[1] != sums[2] {
-		t.Fatal("the members' copies differ")
-	}
+	sameMembers(t, lc, pg, members)
 	for name, data := range acked {
 		if got := lc.read(pg, name, len(data)); !bytes.Equal(got, data) {
 			t.Fatalf("%s: an acknowledged write reads back differently", name)
@@ -177,53 +159,77 @@ func (lc *loopCluster) agreedLeaderAmong(pg PG, nodes ...int32) int {
 	return -1
 }
 
-// TestLoopMovePGOffADownNode moves a PG off a node that is down: the
-// move completes on the others, and the node, back, takes itself for a
-// voter of the old configuration; it asks (probe), is told it left
+// TestLoopMovePGOffAnAbsentNode moves a PG off a node that is away for
+// the whole move, stopped or cut off the network (running, campaigning in
+// vain): the move completes on the others; the node, back, takes itself
+// for a voter of the old configuration, asks (probe), is told it left
 // (tellLeft) and drops its copy, without copying anything.
-func TestLoopMovePGOffADownNode(t *testing.T) {
-	lc, _ := newSnapshotCluster(t)
-	pg := PG{Pool: 1, Seq: 0}
-	writeMix(lc, pg, "before", 20)
-	lead := lc.agreedLeader(pg)
-	leaving := (lead + 1) % 3
-	lc.stop(leaving)
-	added := lc.addNode()
-	var members []int32
-	for i := range int32(4) {
-		if int(i) != leaving {
-			members = append(members, i)
-		}
+func TestLoopMovePGOffAnAbsentNode(t *testing.T) {
+	tests := []struct {
+		name    string
+		running bool // the node runs while away
+		away    func(lc *loopCluster, i int)
+		back    func(lc *loopCluster, i int)
+	}{
+		{"stopped", false, func(lc *loopCluster, i int) { lc.stop(i) }, func(lc *loopCluster, i int) { startLoopNode(lc, i) }},
+		{"cut off", true, func(lc *loopCluster, i int) { lc.cut(i, true) }, func(lc *loopCluster, i int) { lc.cut(i, false) }},
 	}
-	lc.move(pg, members...)
-	writeMix(lc, pg, "during", 40)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
-		if slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the move did not complete without the down node: voters %v, learners %v", v, l)
-		}
-		time.Sleep(20 * time.Millisecond)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lc, _ := newSnapshotCluster(t)
+			pg := PG{Pool: 1, Seq: 0}
+			writeMix(lc, pg, "before", 20)
+			leaving := (lc.agreedLeader(pg) + 1) % 3
+			tt.away(lc, leaving)
+			added := lc.addNode()
+			var members []int32
+			for i := range int32(4) {
+				if int(i) != leaving {
+					members = append(members, i)
+				}
+			}
+			lc.move(pg, members...)
+			writeMix(lc, pg, "during", 30)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
+				if slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the move did not complete without node %d: voters %v, learners %v", leaving, v, l)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if tt.running {
+				if v, _, _ := confOf(t, lc.nodes[leaving], pg); !slices.Contains(v, int32(leaving)) {
+					t.Fatalf("the node away has configuration %v, which leaves it out: the test meant it to miss the move", v)
+				}
+			}
+			tt.back(lc, leaving)
+			waitMoved(t, lc, pg, members...)
+			if lc.nodes[leaving].installsDone.Load() != 0 || lc.nodes[added].installsDone.Load() == 0 {
+				t.Fatalf("installs: the node that left %d (want 0), the new one %d (want some)",
+					lc.nodes[leaving].installsDone.Load(), lc.nodes[added].installsDone.Load())
+			}
+			sameMembers(t, lc, pg, members)
+		})
 	}
-	startLoopNode(lc, leaving)
-	waitMoved(t, lc, pg, members...)
-	if lc.nodes[added].installsDone.Load() == 0 {
-		t.Fatal("the new member caught up without a snapshot")
-	}
-	if lc.nodes[leaving].installsDone.Load() != 0 {
-		t.Fatal("the node that left copied the pg before dropping it")
-	}
+}
+
+// sameMembers writes a few more ops to pg and checks that every member
+// applies them and holds the same copy.
+func sameMembers(t *testing.T, lc *loopCluster, pg PG, members []int32) {
+	t.Helper()
 	idx := writeMix(lc, pg, "after", 5)
 	var want [32]byte
 	for k, i := range members {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		if err := lc.nodes[i].waitApplied(ctx, pg, idx); err != nil {
+		err := lc.nodes[i].waitApplied(ctx, pg, idx)
+		cancel()
+		if err != nil {
 			t.Fatalf("node %d did not apply %d: %v", i, idx, err)
 		}
-		cancel()
 		_, sum, _, err := lc.stores[i].Digest(pg)
 		if err != nil {
 			t.Fatal(err)
@@ -231,47 +237,7 @@ func TestLoopMovePGOffADownNode(t *testing.T) {
 		if k == 0 {
 			want = sum
 		} else if sum != want {
-			t.Fatalf("node %d's copy differs from node %d's", i, members[0])
+			t.Fatalf("node %d's copy of pg %s differs from node %d's", i, pg, members[0])
 		}
-	}
-}
-
-// TestLoopMovePGOffACutNode is TestLoopMovePGOffADownNode with the node
-// cut off the network instead of stopped: it keeps running (campaigning
-// in vain) through the move.
-func TestLoopMovePGOffACutNode(t *testing.T) {
-	lc, _ := newSnapshotCluster(t)
-	pg := PG{Pool: 1, Seq: 0}
-	writeMix(lc, pg, "before", 20)
-	leaving := (lc.agreedLeader(pg) + 1) % 3
-	lc.cut(leaving, true)
-	added := lc.addNode()
-	var members []int32
-	for i := range int32(4) {
-		if int(i) != leaving {
-			members = append(members, i)
-		}
-	}
-	lc.move(pg, members...)
-	writeMix(lc, pg, "during", 30)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
-		if slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the move did not complete without the cut node: voters %v, learners %v", v, l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if v, _, _ := confOf(t, lc.nodes[leaving], pg); !slices.Contains(v, int32(leaving)) {
-		t.Fatalf("the cut node's configuration %v already leaves it out: the test meant it to miss the move", v)
-	}
-	lc.cut(leaving, false)
-	waitMoved(t, lc, pg, members...)
-	if lc.nodes[leaving].installsDone.Load() != 0 || lc.nodes[added].installsDone.Load() == 0 {
-		t.Fatalf("installs: the node that left %d (want 0), the new one %d (want some)",
-			lc.nodes[leaving].installsDone.Load(), lc.nodes[added].installsDone.Load())
 	}
 }

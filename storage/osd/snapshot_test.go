@@ -133,7 +133,11 @@ func loopDo(t *testing.T, n *Node, fn func(n *Node)) {
 	if !n.post(context.Background(), func() { fn(n); close(ran) }) {
 		t.Fatal("the node has stopped")
 	}
-	<-ran
+	select {
+	case <-ran:
+	case <-n.done: // stopped with fn still queued
+		t.Fatal("the node has stopped")
+	}
 }
 
 // behindCompaction stops node victim, writes until the leader's log no
