@@ -205,7 +205,9 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 		return
 	}
 	if err := r.rn.ProposeConfChange(&cc); err != nil {
-		n.log.Warn("cannot propose a pg configuration change", zap.Stringer("pg", r.pg), zap.Error(err))
+		if !errors.Is(err, raft.ErrProposalDropped) { // dropped: a transfer is under way; the next tick tries again
+			n.log.Warn("cannot propose a pg configuration change", zap.Stringer("pg", r.pg), zap.Error(err))
+		}
 		return
 	}
 	r.confUntil = now.Add(confWait * n.cfg.TickInterval)
