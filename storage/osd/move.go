@@ -47,9 +47,13 @@ import (
 // its copy while still seated could be promoted on acknowledgements of
 // the copy it no longer has. A replica that acknowledged anything for a
 // newer seat holds entries past the configuration that removed the old
-// one, and keeps its copy. A seat found acknowledging a log shorter than
-// its Match anyway (lostCopy; a reordered network can make that) is
-// never promoted, and is replaced.
+// one, and keeps its copy. One exception is harmless: a learner still
+// catching up from the log applies configurations from before its seat,
+// and drops if its members leave it out; its Match is below the commit
+// index, so it is never promoted on it, and the leader removes the seat.
+// A seat found acknowledging a log shorter than its Match anyway
+// (lostCopy; a reordered network can make that) is never promoted, and
+// is replaced.
 //
 // Not yet safe: giving a PG back to an OSD that held it and dropped its
 // copy. The dropped replica forgot its log and its vote, and a replica cut
@@ -61,8 +65,9 @@ import (
 // before the planner may move a PG back.
 
 // confWait is how long a leader waits for a configuration change it
-// proposed to be applied before it proposes again (raft drops one made
-// while another is pending, and a new leader may not have it).
+// proposed to be applied before it proposes again (raft turns one made
+// while another is pending into an empty entry, and drops one made
+// during a leadership transfer).
 const confWait = 2 * electionTick
 
 // MovePG tells this OSD the members pg is to have, primary first: where
@@ -119,17 +124,20 @@ func (n *Node) setMembers(pg PG, members []int32, minSize int) {
 // reconcile is a leader's step towards the members it was given (see
 // above). On the loop, at each tick.
 func (n *Node) reconcile(r *replica, now time.Time) {
-	if r.want == nil || !r.isLeader() || r.frozen.Load() {
+	if !r.isLeader() || r.frozen.Load() {
 		return
 	}
 	cs := r.log.cs
-	if now.Before(r.confUntil) {
-		return // a change pending
+	if now.Before(r.confUntil) || (r.want == nil && len(cs.GetVotersOutgoing()) == 0) {
+		return // a change pending, or nothing to do
 	}
 	if len(cs.GetVotersOutgoing()) > 0 {
 		// Raft leaves a joint configuration by itself when its leader
 		// applies it, but drops that proposal while a leadership transfer
 		// is under way, and never tries again: an idle PG stayed joint.
+		// (Whether or not this leader was given members: it may have
+		// restarted since.) Proposed while the first is pending, raft
+		// turns it into an empty entry.
 		if err := r.rn.ProposeConfChange(&pb.ConfChangeV2{}); err == nil {
 			r.confUntil = now.Add(confWait * n.cfg.TickInterval)
 			n.touch(r)
@@ -139,11 +147,26 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	voter := func(id int32) bool { return slices.Contains(cs.GetVoters(), raftID(id)) }
 	learner := func(id int32) bool { return slices.Contains(cs.GetLearners(), raftID(id)) }
 	member := func(id int32) bool { return slices.Contains(r.want, id) }
+	for id := range r.lostCopy {
+		if !learner(id) {
+			delete(r.lostCopy, id) // removed: a new seat starts clean
+		}
+	}
 	var leaving, joining, promote, remove int32 = -1, -1, -1, -1
+	// The voter to remove: one not heard from first (removing a live one
+	// while a down one stays could leave no quorum), the leader itself
+	// last (it hands over first: handOver).
+	rank := func(id int32) int {
+		switch {
+		case id == r.self:
+			return 2
+		case n.silent(id, now):
+			return 0
+		}
+		return 1
+	}
 	for _, id := range r.voters {
-		// The leader itself leaves last: it hands over first (handOver),
-		// which needs a voter that stays.
-		if !member(id) && (leaving < 0 || leaving == r.self) {
+		if !member(id) && (leaving < 0 || rank(id) < rank(leaving)) {
 			leaving = id
 		}
 	}
@@ -187,7 +210,6 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	switch {
 	case remove >= 0:
 		change(pb.ConfChangeType_ConfChangeRemoveNode, remove)
-		delete(r.lostCopy, remove)
 	case joining >= 0:
 		change(pb.ConfChangeType_ConfChangeAddLearnerNode, joining)
 	case promote >= 0:
@@ -200,8 +222,7 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	default:
 		return // a learner still catching up
 	}
-	if leaving == r.self && cc.Changes[len(cc.Changes)-1].GetNodeId() == raftID(r.self) {
-		n.handOver(r, has, now)
+	if leaving == r.self && cc.Changes[len(cc.Changes)-1].GetNodeId() == raftID(r.self) && n.handOver(r, has, now) {
 		return
 	}
 	if err := r.rn.ProposeConfChange(&cc); err != nil {
@@ -218,18 +239,35 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 
 // handOver makes leader r, which is to leave the group, hand leadership to
 // a voter that stays and holds everything committed (the first member
-// that does), so that the new leader makes the change.
-func (n *Node) handOver(r *replica, has func(int32) bool, now time.Time) {
+// that does), so that the new leader makes the change. It reports false
+// when no voter stays at all (a group of one moving): the leader then
+// makes the change itself and steps down once it applies it
+// (StepDownOnRemoval). A voter that stays but lags is waited for.
+func (n *Node) handOver(r *replica, has func(int32) bool, now time.Time) bool {
+	stays := false
 	for _, id := range r.want {
-		if id != r.self && slices.Contains(r.voters, id) && has(id) {
+		if id == r.self || !slices.Contains(r.voters, id) {
+			continue
+		}
+		stays = true
+		if has(id) {
 			n.log.Info("handing leadership over before leaving a pg", zap.Stringer("pg", r.pg), zap.Int32("to", id))
 			r.endLease()
 			r.rn.TransferLeader(raftID(id))
 			r.confUntil = now.Add(confWait * n.cfg.TickInterval)
 			n.touch(r)
-			return
+			return true
 		}
 	}
+	return stays
+}
+
+// silent reports whether nothing was heard from osd for an election
+// timeout.
+func (n *Node) silent(osd int32, now time.Time) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return now.Sub(n.heard[osd]) > electionTick*n.cfg.TickInterval
 }
 
 // confChangeText shows a change for the log.
@@ -263,16 +301,26 @@ func (r *replica) removed() bool {
 	if len(r.log.cs.GetVoters()) == 0 {
 		return r.want != nil && !slices.Contains(r.want, r.self) && r.log.last == 0
 	}
-	return r.leftAt(r.log.cs, r.log.applied)
+	return r.leftAt(r.log.cs, r.log.applied, 0)
 }
 
 // leftAt reports whether r may drop its copy, knowing that cs is a
-// committed configuration, at index idx: it lists r in no role, idx is
-// at or past r's last log entry (see above), and r's members leave it
-// out. A replica with no configuration yet (joining) never left.
-func (r *replica) leftAt(cs *pb.ConfState, idx uint64) bool {
-	return r.want != nil && !slices.Contains(r.want, r.self) && len(cs.GetVoters()) > 0 &&
-		!inConf(cs, r.self) && idx >= r.log.last
+// committed configuration, at index idx of term term (0: unknown): it
+// lists r in no role, r's members leave it out, and r holds no entry the
+// group may have written after idx (see above): idx is at or past r's
+// last entry, or r's last entry has a term below term (entries after a
+// term-t entry have terms of t or more, so r's tail, left by an old
+// leader, is none of the group's). A replica with no configuration yet
+// (joining) never left.
+func (r *replica) leftAt(cs *pb.ConfState, idx, term uint64) bool {
+	if r.want == nil || slices.Contains(r.want, r.self) || len(cs.GetVoters()) == 0 || inConf(cs, r.self) {
+		return false
+	}
+	if idx >= r.log.last {
+		return true
+	}
+	last, err := r.log.Term(r.log.last)
+	return err == nil && term > 0 && last < term
 }
 
 // inConf reports whether cs lists osd in any role.
@@ -372,9 +420,15 @@ func (n *Node) noteReject(r *replica, osd int32, m *pb.Message) {
 	if !r.isLeader() || !slices.Contains(r.log.cs.GetLearners(), raftID(osd)) {
 		return
 	}
+	if m.GetTerm() != r.rn.BasicStatus().GetTerm() {
+		return // from another term: stale
+	}
 	lost := false
 	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		lost = lost || (id == raftID(osd) && m.GetRejectHint() < pr.Match)
+		// A rejection of an index below Match is an old one, reordered
+		// or duplicated (raft's own test); a copy that is gone rejects
+		// the append right after Match, naming a shorter log.
+		lost = lost || (id == raftID(osd) && m.GetIndex() >= pr.Match && m.GetRejectHint() < pr.Match)
 	})
 	if lost && !r.lostCopy[osd] {
 		if r.lostCopy == nil {

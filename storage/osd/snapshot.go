@@ -165,7 +165,7 @@ func (n *Node) expireSnapshots(r *replica, now time.Time) {
 func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 	meta := m.GetSnapshot().GetMetadata()
 	idx, term := meta.GetIndex(), meta.GetTerm()
-	if r.leftAt(meta.GetConfState(), idx) {
+	if r.leftAt(meta.GetConfState(), idx, term) {
 		// The configuration at idx has no seat for this replica, and the
 		// map moved the PG away (tellLeft): no copy, it is dropped. Not a
 		// matter of terms: a replica that left may have run elections of
