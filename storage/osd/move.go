@@ -157,10 +157,10 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	// while a down one stays could leave no quorum), the leader itself
 	// last (it hands over first: handOver).
 	rank := func(id int32) int {
-		switch {
-		case id == r.self:
+		if id == r.self {
 			return 2
-		case n.silent(id, now):
+		}
+		if _, heard := n.heardSince(id); !heard {
 			return 0
 		}
 		return 1
@@ -260,14 +260,6 @@ func (n *Node) handOver(r *replica, has func(int32) bool, now time.Time) bool {
 		}
 	}
 	return stays
-}
-
-// silent reports whether nothing was heard from osd for an election
-// timeout.
-func (n *Node) silent(osd int32, now time.Time) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return now.Sub(n.heard[osd]) > electionTick*n.cfg.TickInterval
 }
 
 // confChangeText shows a change for the log.
