@@ -2,6 +2,7 @@ package chunkstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -33,6 +34,12 @@ import (
 // a drop unfinished must be opened by this build once before a downgrade.
 const raftDrop = 'd'
 
+// raftTomb ('r' pool seq 't') outlives drops: the highest raft seat
+// generation any dropped copy of the PG held here (DropPG's tomb), so that
+// the OSD never gives a later copy a seat the dropped one answered for
+// (docs/design-replica-moves.md, seat identities). 8 bytes, big-endian.
+const raftTomb = 't'
+
 // ErrBusy: the PG is in use (DropPG).
 var ErrBusy = errors.New("chunkstore: pg in use")
 
@@ -46,13 +53,15 @@ var ErrBusy = errors.New("chunkstore: pg in use")
 // stop the store) before the PG is written again, or that Open drops the
 // new writes too. Dropping a PG the store does not hold succeeds. Other
 // PGs are served meanwhile; checkpoints wait only until pg's log is
-// dropped, not while its files are deleted.
-func (s *Store) DropPG(pg PG) error {
+// dropped, not while its files are deleted. tomb is kept past the drop, in
+// the same transaction as the marker (LoadRaft's Tomb; a lower one than
+// kept already changes nothing).
+func (s *Store) DropPG(pg PG, tomb uint64) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
 	defer s.leave()
-	if err := s.dropBegin(pg, false); err != nil {
+	if err := s.dropBegin(pg, tomb, false); err != nil {
 		return err
 	}
 	return s.finishDrop(pg, false)
@@ -63,8 +72,9 @@ func (s *Store) DropPG(pg PG) error {
 // meta from the backlog, an apply state, a compaction that would bring
 // its log back) once forgotten. The drop marker is set, and an install
 // marker (install.go) deleted unless forInstall, in one transaction: a
-// crash never leaves a half-installed PG without a marker.
-func (s *Store) dropBegin(pg PG, forInstall bool) error {
+// crash never leaves a half-installed PG without a marker. A tomb above
+// the one kept replaces it, in the same transaction.
+func (s *Store) dropBegin(pg PG, tomb uint64, forInstall bool) error {
 	s.ckptMu.Lock()
 	defer s.ckptMu.Unlock()
 	if s.pgInFlight(pg) {
@@ -74,6 +84,14 @@ func (s *Store) dropBegin(pg PG, forInstall bool) error {
 	err := s.db.Update(func(txn *badger.Txn) error {
 		if !forInstall {
 			if err := txn.Delete(raftKey(pg, raftInstall)); err != nil {
+				return err
+			}
+		}
+		if old, err := tombIn(txn, pg); err != nil {
+			return err
+		} else if tomb > old {
+			tk := raftKey(pg, raftTomb)
+			if err := txn.Set(tk, seal(tk, binary.BigEndian.AppendUint64(nil, tomb))); err != nil {
 				return err
 			}
 		}
@@ -87,6 +105,30 @@ func (s *Store) dropBegin(pg PG, forInstall bool) error {
 	}
 	s.forgetPG(pg)
 	return s.dropLog(pg)
+}
+
+// tombIn reads pg's tomb (raftTomb) in txn: 0 if none.
+func tombIn(txn *badger.Txn, pg PG) (uint64, error) {
+	k := raftKey(pg, raftTomb)
+	it, err := txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := it.ValueCopy(nil)
+	if err != nil {
+		return 0, err
+	}
+	p, err := unseal(k, v)
+	if err == nil && len(p) != 8 {
+		err = errUnreadable
+	}
+	if err != nil {
+		return 0, fmt.Errorf("%w: pg %s tomb: %v", ErrCorrupt, pg, err)
+	}
+	return binary.BigEndian.Uint64(p), nil
 }
 
 // dropHook is a point where a test stops DropPG as a crash would; nil
@@ -163,7 +205,7 @@ func (s *Store) dropLog(pg PG) error {
 // install marker (install.go) goes with the rest unless keepInstall.
 func (s *Store) finishDrop(pg PG, keepInstall bool) error {
 	marker := raftKey(pg, raftDrop)
-	keep := [][]byte{marker}
+	keep := [][]byte{marker, raftKey(pg, raftTomb)}
 	if keepInstall {
 		keep = append(keep, raftKey(pg, raftInstall))
 	}

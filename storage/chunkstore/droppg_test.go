@@ -81,7 +81,7 @@ func checkFilled(t *testing.T, s *Store, pg PG, crashed bool) {
 func checkGone(t *testing.T, s *Store, pg PG) {
 	t.Helper()
 	st, err := s.LoadRaft(pg)
-	if err != nil || st.FirstIndex != 0 || st.LastIndex != 0 || st.HardState != nil || st.ApplyState != nil {
+	if err != nil || st.FirstIndex != 0 || st.LastIndex != 0 || st.HardState != nil || st.ApplyState != nil { // a Tomb stays
 		t.Fatalf("dropped pg %s: raft state %+v (%v); want none", pg, st, err)
 	}
 	if objs, err := s.List(pg, "", "", 100); err != nil || len(objs) != 0 {
@@ -116,7 +116,7 @@ func TestDropPG(t *testing.T) {
 	fillPG(t, s, gone)
 	fillPG(t, s, kept)
 	pendPG(t, s, gone) // fillPG(kept) checkpointed gone's
-	if err := s.DropPG(gone); err != nil {
+	if err := s.DropPG(gone, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkGone(t, s, gone)
@@ -125,7 +125,7 @@ func TestDropPG(t *testing.T) {
 	s = reopen(t, s)
 	checkGone(t, s, gone)
 	checkFilled(t, s, kept, false)
-	if err := s.DropPG(PG{Pool: 9, Seq: 9}); err != nil {
+	if err := s.DropPG(PG{Pool: 9, Seq: 9}, 0); err != nil {
 		t.Fatalf("dropping a pg the store does not hold: %v", err)
 	}
 
@@ -136,13 +136,49 @@ func TestDropPG(t *testing.T) {
 	checkFilled(t, s, kept, false)
 }
 
+// TestDropPGTomb: a drop's tomb outlives the drop, a restart, a lower
+// tomb and an install, and a PG with a tomb alone is no PG held.
+func TestDropPGTomb(t *testing.T) {
+	s := openStore(t, testConfig(t))
+	pg := PG{Pool: 1, Seq: 1}
+	tomb := func(want uint64) {
+		t.Helper()
+		if st, err := s.LoadRaft(pg); err != nil || st.Tomb != want {
+			t.Fatalf("tomb %d (%v), want %d", st.Tomb, err, want)
+		}
+	}
+	tomb(0)
+	fillPG(t, s, pg)
+	if err := s.DropPG(pg, 7<<20|3); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, s, pg)
+	tomb(7<<20 | 3)
+	s = reopen(t, s)
+	checkGone(t, s, pg)
+	tomb(7<<20 | 3)
+	fillPG(t, s, pg)
+	if err := s.DropPG(pg, 5); err != nil {
+		t.Fatal(err)
+	}
+	tomb(7<<20 | 3)
+	fillPG(t, s, pg)
+	if err := s.BeginInstall(pg); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AbortInstall(pg); err != nil {
+		t.Fatal(err)
+	}
+	tomb(7<<20 | 3)
+}
+
 // TestDropPGBusy: a PG with data placed ahead (not yet logged) is not
 // dropped, and nothing of it changes.
 func TestDropPGBusy(t *testing.T) {
 	s := openStore(t, testConfig(t))
 	baseObject(t, s, "o")
 	a := placeAhead(t, s, 2, "o", 0, 5)
-	if err := s.DropPG(pg1); !errors.Is(err, ErrBusy) {
+	if err := s.DropPG(pg1, 0); !errors.Is(err, ErrBusy) {
 		t.Fatalf("DropPG with a live preplacement: %v, want ErrBusy", err)
 	}
 	if err := s.db.View(func(txn *badger.Txn) error {
@@ -153,7 +189,7 @@ func TestDropPGBusy(t *testing.T) {
 	}
 	logAhead(t, s, 2, a)
 	checkObject(t, s, pg1, "o", a.op.data, 2)
-	if err := s.DropPG(pg1); err != nil {
+	if err := s.DropPG(pg1, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkGone(t, s, pg1)
@@ -175,7 +211,7 @@ func TestDropPGCrash(t *testing.T) {
 			}
 			return nil
 		}
-		if err := s.DropPG(gone); !errors.Is(err, errCrash) {
+		if err := s.DropPG(gone, 0); !errors.Is(err, errCrash) {
 			t.Fatalf("step %d: DropPG = %v, want the crash", step, err)
 		}
 		killStore(s)
@@ -228,7 +264,7 @@ func TestDropPGWhileOthersWork(t *testing.T) {
 		}
 	}()
 	for _, pg := range gone {
-		if err := s.DropPG(pg); err != nil {
+		if err := s.DropPG(pg, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -93,7 +93,7 @@ func (s *Store) installHardState(pg PG) ([]byte, error) {
 // emptyForInstall drops everything of pg but its install marker, then
 // gives its log the hard state hs back (nil: none).
 func (s *Store) emptyForInstall(pg PG, hs []byte) error {
-	if err := s.dropBegin(pg, true); err != nil {
+	if err := s.dropBegin(pg, 0, true); err != nil {
 		return err
 	}
 	if err := s.finishDrop(pg, true); err != nil {

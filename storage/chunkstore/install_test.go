@@ -164,7 +164,7 @@ func TestInstallRefuses(t *testing.T) {
 		t.Fatal("a refused EndInstall cleared the install marker")
 	}
 	// Abandoned: DropPG clears the marker with the rest.
-	if err := s.DropPG(pg); err != nil {
+	if err := s.DropPG(pg, 0); err != nil {
 		t.Fatal(err)
 	}
 	checkGone(t, s, pg)

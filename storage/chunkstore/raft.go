@@ -16,6 +16,7 @@ type RaftState struct {
 	ApplyState []byte // the apply state of the last checkpoint (see Batch), nil if never set
 	FirstIndex uint64 // first log index present; 0 if the log was never written
 	LastIndex  uint64 // last log index present, or FirstIndex-1 (0 when never used) if the log is empty
+	Tomb       uint64 // the highest tomb a DropPG of pg gave (kept across drops), 0 if none
 }
 
 // LoadRaft returns pg's raft state. A PG with no raft state returns a zero
@@ -38,6 +39,13 @@ func (s *Store) LoadRaft(pg PG) (RaftState, error) {
 		st.ApplyState = append([]byte(nil), a...)
 	}
 	s.mu.Unlock()
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		st.Tomb, err = tombIn(txn, pg)
+		return err
+	})
+	if err != nil {
+		return RaftState{}, fmt.Errorf("chunkstore: load raft of %s: %w", pg, badgerErr(err))
+	}
 	return st, nil
 }
 

@@ -1,6 +1,7 @@
 package chunkstore
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -172,8 +173,8 @@ func (s *Store) ListPGs() ([]PG, error) {
 			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{kind}})
 			for it.Seek([]byte{kind}); it.Valid(); {
 				pg, ok := pgOfKey(it.Item().Key())
-				if !ok {
-					it.Next()
+				if !ok || bytes.Equal(it.Item().Key(), raftKey(pg, raftTomb)) {
+					it.Next() // a tomb alone is no PG held (DropPG)
 					continue
 				}
 				seen[pg] = struct{}{}

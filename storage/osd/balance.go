@@ -87,7 +87,7 @@ func (n *Node) maybeBalance(r *replica, now time.Time) {
 	}
 	caughtUp := false
 	r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
-		if id == raftID(p) {
+		if id == r.seat(p) {
 			caughtUp = pr.RecentActive && pr.State == tracker.StateReplicate && pr.Match >= bs.GetCommit()
 		}
 	})
@@ -105,7 +105,7 @@ func (n *Node) maybeBalance(r *replica, now time.Time) {
 	n.log.Debug("handing leadership back to the primary", zap.Stringer("pg", r.pg), zap.Int32("to", p))
 	r.endLease() // the primary campaigns past the followers' leases
 	n.touch(r)
-	r.rn.TransferLeader(raftID(p))
+	r.rn.TransferLeader(r.seat(p))
 }
 
 // heardSince returns when the current unbroken run of messages from peer

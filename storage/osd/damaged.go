@@ -258,7 +258,7 @@ func (n *Node) maybeHandOff(r *replica) {
 	st := r.rn.Status()
 	best := int32(-1)
 	for _, v := range r.voters {
-		if pr, ok := st.Progress[raftID(v)]; v != r.self && ok && pr.Match >= need && (best < 0 || pr.Match > st.Progress[raftID(best)].Match) {
+		if pr, ok := st.Progress[r.seat(v)]; v != r.self && ok && pr.Match >= need && (best < 0 || pr.Match > st.Progress[r.seat(best)].Match) {
 			best = v
 		}
 	}
@@ -267,7 +267,7 @@ func (n *Node) maybeHandOff(r *replica) {
 			zap.Stringer("pg", r.pg), zap.Int32("to", best), zap.Uint64("index", need))
 		r.endLease()
 		n.touch(r)
-		r.rn.TransferLeader(raftID(best))
+		r.rn.TransferLeader(r.seat(best))
 		return
 	}
 	if r.holdsLostEntry() {
@@ -319,7 +319,7 @@ func (r *replica) stepDown() {
 			continue
 		}
 		term := r.rn.BasicStatus().GetTerm() + 1
-		_ = r.rn.Step(&pb.Message{Type: pb.MsgAppResp.Enum(), From: proto.Uint64(raftID(v)), To: proto.Uint64(raftID(r.self)),
+		_ = r.rn.Step(&pb.Message{Type: pb.MsgAppResp.Enum(), From: proto.Uint64(r.seat(v)), To: proto.Uint64(r.id),
 			Term: &term, Reject: proto.Bool(true)})
 		return
 	}

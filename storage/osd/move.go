@@ -23,7 +23,7 @@ import (
 // The leader (reconcile) compares the members it was given with the
 // applied configuration and proposes the next step:
 //  1. a learner whose copy is lost (lostCopy) is removed, to be added
-//     again with a fresh seat (below);
+//     again with a new seat (seat.go);
 //  2. a member with no seat joins as a learner (its OSD creates an empty
 //     replica, with no bootstrap; raft catches it up from the log, or
 //     from a snapshot once the log is compacted past it);
@@ -55,14 +55,9 @@ import (
 // (lostCopy; a reordered network can make that) is never promoted, and
 // is replaced.
 //
-// Not yet safe: giving a PG back to an OSD that held it and dropped its
-// copy. The dropped replica forgot its log and its vote, and a replica cut
-// off since before it left still holds a configuration that counts it as
-// a voter: the new, empty replica on that OSD would grant that stale
-// candidate its vote (the simulation elected such a leader, with seed
-// 1061 under unrestricted moves). Seats need identities that change when
-// a copy is dropped (a raft id per seat, as etcd gives each new member)
-// before the planner may move a PG back.
+// A PG may move back to an OSD that held it and dropped its copy: the
+// new copy sits at a new seat (seat.go), which no configuration from
+// before the drop lists.
 
 // confWait is how long a leader waits for a configuration change it
 // proposed to be applied before it proposes again (raft turns one made
@@ -74,9 +69,8 @@ const confWait = 2 * electionTick
 // the operator moved it. A replica that leads changes the group towards
 // them (reconcile); an OSD listed with no replica of pg creates an empty
 // one for the leader to fill (a learner). minSize is the pool's, as for
-// EnsurePG. Members must not name an OSD that held pg before and left it
-// (see above): that is the caller's rule. It returns an error for an
-// empty or repeating list; the change itself happens on the loop, later.
+// EnsurePG. It returns an error for an empty or repeating list; the
+// change itself happens on the loop, later.
 func (n *Node) MovePG(pg PG, members []int32, minSize int) error {
 	if len(members) == 0 {
 		return fmt.Errorf("%w: pg %s: no members", ErrConfig, pg)
@@ -97,7 +91,7 @@ func (n *Node) setMembers(pg PG, members []int32, minSize int) {
 		if !slices.Contains(members, n.cfg.ID) {
 			return // nothing of pg here, nor to be
 		}
-		if n.dropping[pg] {
+		if _, ok := n.dropping[pg]; ok {
 			n.log.Warn("not joining a pg whose earlier copy is still being dropped here; the next map retries",
 				zap.Stringer("pg", pg))
 			return
@@ -144,29 +138,36 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 		}
 		return
 	}
-	voter := func(id int32) bool { return slices.Contains(cs.GetVoters(), raftID(id)) }
-	learner := func(id int32) bool { return slices.Contains(cs.GetLearners(), raftID(id)) }
+	in := func(set []uint64, id int32) bool {
+		return slices.ContainsFunc(set, func(s uint64) bool { return osdID(s) == id })
+	}
+	voter := func(id int32) bool { return in(cs.GetVoters(), id) }
+	learner := func(id int32) bool { return in(cs.GetLearners(), id) }
 	member := func(id int32) bool { return slices.Contains(r.want, id) }
 	for id := range r.lostCopy {
-		if !learner(id) {
+		if !learner(id) && !voter(id) {
 			delete(r.lostCopy, id) // removed: a new seat starts clean
 		}
 	}
 	var leaving, joining, promote, remove int32 = -1, -1, -1, -1
-	// The voter to remove: one not heard from first (removing a live one
-	// while a down one stays could leave no quorum), the leader itself
-	// last (it hands over first: handOver).
+	// The voter to remove: one whose copy is lost first (a member whose
+	// OSD dropped the copy its seat stands for: noteFloor; it joins again
+	// at a new seat once removed), then one not heard from (removing a
+	// live one while a down one stays could leave no quorum), the leader
+	// itself last (it hands over first: handOver).
 	rank := func(id int32) int {
-		if id == r.self {
+		switch _, heard := n.heardSince(id); {
+		case r.lostCopy[id]:
+			return -1
+		case id == r.self:
 			return 2
-		}
-		if _, heard := n.heardSince(id); !heard {
+		case !heard:
 			return 0
 		}
 		return 1
 	}
 	for _, id := range r.voters {
-		if !member(id) && (leaving < 0 || rank(id) < rank(leaving)) {
+		if (!member(id) || r.lostCopy[id]) && (leaving < 0 || rank(id) < rank(leaving)) {
 			leaving = id
 		}
 	}
@@ -190,7 +191,7 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	}
 	st := r.rn.Status()
 	has := func(id int32) bool {
-		pr, ok := st.Progress[raftID(id)]
+		pr, ok := st.Progress[r.seat(id)]
 		return ok && pr.State == tracker.StateReplicate && pr.Match >= st.GetCommit() && !r.lostCopy[id]
 	}
 	for _, l := range cs.GetLearners() {
@@ -204,25 +205,25 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 		}
 	}
 	var cc pb.ConfChangeV2
-	change := func(t pb.ConfChangeType, id int32) {
-		cc.Changes = append(cc.Changes, &pb.ConfChangeSingle{Type: t.Enum(), NodeId: proto.Uint64(raftID(id))})
+	change := func(t pb.ConfChangeType, seat uint64) {
+		cc.Changes = append(cc.Changes, &pb.ConfChangeSingle{Type: t.Enum(), NodeId: proto.Uint64(seat)})
 	}
 	switch {
 	case remove >= 0:
-		change(pb.ConfChangeType_ConfChangeRemoveNode, remove)
+		change(pb.ConfChangeType_ConfChangeRemoveNode, r.seat(remove))
 	case joining >= 0:
-		change(pb.ConfChangeType_ConfChangeAddLearnerNode, joining)
+		change(pb.ConfChangeType_ConfChangeAddLearnerNode, r.newSeat(joining)) // seat.go
 	case promote >= 0:
-		change(pb.ConfChangeType_ConfChangeAddNode, promote)
+		change(pb.ConfChangeType_ConfChangeAddNode, r.seat(promote))
 		if leaving >= 0 {
-			change(pb.ConfChangeType_ConfChangeRemoveNode, leaving)
+			change(pb.ConfChangeType_ConfChangeRemoveNode, r.seat(leaving))
 		}
 	case leaving >= 0 && len(r.voters) > 1 && len(cs.GetLearners()) == 0:
-		change(pb.ConfChangeType_ConfChangeRemoveNode, leaving)
+		change(pb.ConfChangeType_ConfChangeRemoveNode, r.seat(leaving))
 	default:
 		return // a learner still catching up
 	}
-	if leaving == r.self && cc.Changes[len(cc.Changes)-1].GetNodeId() == raftID(r.self) && n.handOver(r, has, now) {
+	if leaving == r.self && cc.Changes[len(cc.Changes)-1].GetNodeId() == r.id && n.handOver(r, has, now) {
 		return
 	}
 	if err := r.rn.ProposeConfChange(&cc); err != nil {
@@ -253,7 +254,7 @@ func (n *Node) handOver(r *replica, has func(int32) bool, now time.Time) bool {
 		if has(id) {
 			n.log.Info("handing leadership over before leaving a pg", zap.Stringer("pg", r.pg), zap.Int32("to", id))
 			r.endLease()
-			r.rn.TransferLeader(raftID(id))
+			r.rn.TransferLeader(r.seat(id))
 			r.confUntil = now.Add(confWait * n.cfg.TickInterval)
 			n.touch(r)
 			return true
@@ -282,6 +283,9 @@ func (c confChangeText) String() string {
 			s += ch.GetType().String()
 		}
 		s += fmt.Sprintf(" osd.%d", osdID(ch.GetNodeId()))
+		if g := seatGen(ch.GetNodeId()); g > 0 {
+			s += fmt.Sprintf(" (seat %d)", g)
+		}
 	}
 	return s
 }
@@ -315,24 +319,14 @@ func (r *replica) leftAt(cs *pb.ConfState, idx, term uint64) bool {
 	return err == nil && term > 0 && last < term
 }
 
-// inConf reports whether cs lists osd in any role.
-func inConf(cs *pb.ConfState, osd int32) bool {
-	id := raftID(osd)
-	for _, set := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
-		if slices.Contains(set, id) {
-			return true
-		}
-	}
-	return false
-}
-
 // tellLeft answers a message (a probe, or a vote request) that osd's
 // replica of r's PG sent although neither r's applied configuration nor
 // its members list osd: a replica that left and does not know it. It is
 // sent a snapshot with no data of r's state (index, term, configuration),
-// at most once per election timeout; its receiveSnapshot drops the copy
-// when leftAt allows it, and ignores it otherwise. On the loop.
-func (n *Node) tellLeft(r *replica, osd int32, now time.Time) {
+// at most once per election timeout, addressed to seat to (the one it
+// wrote from); its receiveSnapshot drops the copy when leftAt allows it,
+// and ignores it otherwise. On the loop.
+func (n *Node) tellLeft(r *replica, osd int32, to uint64, now time.Time) {
 	if r.want == nil || inConf(r.log.cs, osd) || slices.Contains(r.want, osd) || r.log.applied == 0 ||
 		now.Sub(r.toldLeft[osd]) < electionTick*n.cfg.TickInterval {
 		return
@@ -342,32 +336,37 @@ func (n *Node) tellLeft(r *replica, osd int32, now time.Time) {
 	}
 	r.toldLeft[osd] = now
 	term := r.rn.BasicStatus().GetTerm()
-	n.queue(r, &pb.Message{Type: pb.MsgSnap.Enum(), To: proto.Uint64(raftID(osd)), From: proto.Uint64(raftID(r.self)),
+	n.queue(r, &pb.Message{Type: pb.MsgSnap.Enum(), To: proto.Uint64(to), From: proto.Uint64(r.id),
 		Term: proto.Uint64(term), Snapshot: &pb.Snapshot{Metadata: &pb.SnapshotMetadata{
 			Index: proto.Uint64(r.log.applied), Term: proto.Uint64(r.log.appliedTerm), ConfState: proto.CloneOf(r.log.cs)}}})
 	delete(r.snapSent, osd) // not a snapshot raft sent (expireSnapshots)
 }
 
 // moving is Deliver's part in moves, for message m from osd to r: it
-// notes a leader's writes (probe), answers replicas that left (tellLeft)
-// and takes the lost-copy rejections (noteReject). It reports whether m
-// is taken (a probe: raft must not see it).
+// answers probes and replicas that left (tellLeft), takes the floors
+// probes report (noteFloor) and the lost-copy rejections (noteReject),
+// and drops messages for another seat (seated); once m is for r's seat, it
+// notes a leader's writes (probe). It reports whether m is taken: raft
+// must not see it.
 func (n *Node) moving(r *replica, osd int32, m *pb.Message, now time.Time) bool {
 	t := m.GetType()
 	if t == msgProbe {
-		n.tellLeft(r, osd, now)
+		n.tellLeft(r, osd, m.GetFrom(), now)
+		n.noteFloor(r, osd, m.GetIndex())
 		return true
 	}
-	if r.want == nil {
-		return false
+	if r.want != nil {
+		if t == pb.MsgAppResp && m.GetReject() {
+			n.noteReject(r, osd, m)
+		}
+		n.tellLeft(r, osd, m.GetFrom(), now)
 	}
-	switch {
-	case t == pb.MsgApp || t == pb.MsgHeartbeat:
+	if !n.seated(r, m, now) {
+		return true
+	}
+	if t == pb.MsgApp || t == pb.MsgHeartbeat {
 		r.heardLeader = now
-	case t == pb.MsgAppResp && m.GetReject():
-		n.noteReject(r, osd, m)
 	}
-	n.tellLeft(r, osd, now)
 	return false
 }
 
@@ -379,7 +378,8 @@ const msgProbe = pb.MsgSnapStatus
 // probe asks, once per election timeout, whether r left its group: when
 // its members leave it out and no leader has written to it for an
 // election timeout, it sends a probe to every OSD its members or its
-// configuration list, and those that no longer count it answer (tellLeft).
+// configuration list, and those that no longer count it answer
+// (tellLeft). A probe carries r's seat floor (seat.go: tellFloor).
 func (n *Node) probe(r *replica, now time.Time) {
 	timeout := electionTick * n.cfg.TickInterval
 	if r.want == nil || slices.Contains(r.want, r.self) || len(r.log.cs.GetVoters()) == 0 ||
@@ -398,8 +398,8 @@ func (n *Node) probe(r *replica, now time.Time) {
 	slices.Sort(to)
 	for _, id := range slices.Compact(to) {
 		if id != r.self {
-			n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(raftID(id)), From: proto.Uint64(raftID(r.self)),
-				Term: proto.Uint64(term)})
+			n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(r.seat(id)), From: proto.Uint64(r.id),
+				Term: proto.Uint64(term), Index: proto.Uint64(r.log.floor)})
 		}
 	}
 }
@@ -409,7 +409,7 @@ func (n *Node) probe(r *replica, now time.Time) {
 // lost the copy its seat stands for (see above). Raft ignores it (it never
 // lowers a Match); a learner seat so marked is replaced (reconcile).
 func (n *Node) noteReject(r *replica, osd int32, m *pb.Message) {
-	if !r.isLeader() || !slices.Contains(r.log.cs.GetLearners(), raftID(osd)) {
+	if !r.isLeader() || !slices.Contains(r.log.cs.GetLearners(), m.GetFrom()) {
 		return
 	}
 	if m.GetTerm() != r.rn.BasicStatus().GetTerm() {
@@ -420,7 +420,7 @@ func (n *Node) noteReject(r *replica, osd int32, m *pb.Message) {
 		// A rejection of an index below Match is an old one, reordered
 		// or duplicated (raft's own test); a copy that is gone rejects
 		// the append right after Match, naming a shorter log.
-		lost = lost || (id == raftID(osd) && m.GetIndex() >= pr.Match && m.GetRejectHint() < pr.Match)
+		lost = lost || (id == m.GetFrom() && m.GetIndex() >= pr.Match && m.GetRejectHint() < pr.Match)
 	})
 	if lost && !r.lostCopy[osd] {
 		if r.lostCopy == nil {
@@ -455,9 +455,9 @@ func (n *Node) drop(r *replica) {
 	delete(n.index, r.pg)
 	n.mu.Unlock()
 	if n.dropping == nil {
-		n.dropping = map[PG]bool{}
+		n.dropping = map[PG]uint64{}
 	}
-	n.dropping[r.pg] = true
+	n.dropping[r.pg] = r.dropFloor()
 	n.log.Info("dropping this osd's copy of a pg that moved away", zap.Stringer("pg", r.pg), zap.Int32s("members", r.want))
 	n.retryDrops()
 }
@@ -466,8 +466,8 @@ func (n *Node) drop(r *replica) {
 // it now. A failure other than a busy PG stops the OSD: the store would
 // finish the drop at its next open, over anything written to the PG since.
 func (n *Node) retryDrops() {
-	for pg := range n.dropping {
-		err := n.cfg.Store.DropPG(pg)
+	for pg, floor := range n.dropping {
+		err := n.cfg.Store.DropPG(pg, floor)
 		switch {
 		case err == nil:
 			delete(n.dropping, pg)

@@ -108,8 +108,8 @@ func (c NodeConfig) withDefaults() NodeConfig {
 // Validate reports the first broken rule of c.
 func (c NodeConfig) Validate() error {
 	switch {
-	case c.ID < 0:
-		return fmt.Errorf("%w: osd id %d is negative", ErrConfig, c.ID)
+	case c.ID < 0 || c.ID > MaxOSDID:
+		return fmt.Errorf("%w: osd id %d is not in [0, %d]", ErrConfig, c.ID, MaxOSDID)
 	case c.Store == nil:
 		return fmt.Errorf("%w: node needs a store", ErrConfig)
 	case c.Transport == nil:
@@ -169,7 +169,7 @@ type Node struct {
 	// the store).
 	installers     sync.WaitGroup
 	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
-	dropping       map[PG]bool   // on the loop: PGs that moved away, still to drop (move.go)
+	dropping       map[PG]uint64 // on the loop: PGs that moved away, still to drop (move.go)
 	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
@@ -658,7 +658,7 @@ func (n *Node) startTransfer(pg PG, target int32, w *waiter) {
 	default:
 		r.endLease() // the target campaigns past the followers' leases
 		n.touch(r)
-		r.rn.TransferLeader(raftID(target))
+		r.rn.TransferLeader(r.seat(target))
 		w.finish(0, nil)
 	}
 }

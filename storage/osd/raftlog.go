@@ -34,7 +34,8 @@ type raftLog struct {
 	heldBytes   uint64   // payload bytes of the entries in terms
 
 	applied, appliedTerm uint64
-	snapshots            bool // Snapshot gives one (snapshot.go)
+	snapshots            bool   // Snapshot gives one (snapshot.go)
+	floor                uint64 // the lowest seat generation this OSD may take in the PG (move.go)
 
 	// damaged maps the entries read back as stand-ins (damaged.go) to
 	// the data bytes they lack.
@@ -94,7 +95,7 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load raft state of pg %d.%d: %w", pg.Pool, pg.Seq, err)
 	}
-	l := &raftLog{pg: pg, store: store, hs: &pb.HardState{}, cs: &pb.ConfState{}, first: 1}
+	l := &raftLog{pg: pg, store: store, hs: &pb.HardState{}, cs: &pb.ConfState{}, first: 1, floor: st.Tomb}
 	if st.HardState != nil {
 		if err := proto.Unmarshal(st.HardState, l.hs); err != nil {
 			return nil, fmt.Errorf("%w: hard state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)

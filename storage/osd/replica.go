@@ -52,6 +52,7 @@ const minSizeUnknown = -1
 type replica struct {
 	pg      PG
 	self    int32
+	id      uint64 // raft id: this replica's seat (seat.go)
 	rn      *raft.RawNode
 	log     *raftLog
 	minSize int     // the pool's min_size; 0: no check; minSizeUnknown: refuse
@@ -86,7 +87,8 @@ type replica struct {
 	want        []int32             // the members it was told (MovePG); nil: none, no change
 	confUntil   time.Time           // leader: no other change proposed before then
 	toldLeft    map[int32]time.Time // when each replica that left was last told so (tellLeft)
-	lostCopy    map[int32]bool      // leader: learners whose copy is lost (noteReject)
+	lostCopy    map[int32]bool      // leader: learners whose copy is lost (noteReject, noteFloor)
+	floors      map[int32]uint64    // leader: the seat floor each OSD reported (noteFloor)
 	heardLeader time.Time           // when a leader last wrote to this replica (probe)
 	probedAt    time.Time           // when it last probed
 	warnedMove  time.Time           // when a move it cannot make was last logged
@@ -115,12 +117,35 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	if bootstrap {
 		log.last, log.termBase, log.terms, log.sizes, log.heldBytes = log.first-1, log.first, nil, nil, 0
 	}
+	r.id = loadedSeat(log, self, bootstrap && len(voters) > 0)
+	if err := r.startRaft(r.id, lg); err != nil {
+		return nil, err
+	}
+	r.leader.Store(-1)
+	r.applied.Store(log.applied)
+	r.staged.Store(log.applied)
+	if bootstrap && len(voters) > 0 { // none: a replica joining a moved PG (MovePG)
+		peers := make([]raft.Peer, len(voters))
+		for i, v := range voters {
+			peers[i] = raft.Peer{ID: raftID(v)}
+		}
+		if err := r.rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("bootstrap pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
+		}
+	}
+	r.setConf(log.cs)
+	return r, nil
+}
+
+// startRaft (re)starts r's raft node as member id over r's log: at load,
+// and when r takes a new seat (move.go). On the loop, between cycles.
+func (r *replica) startRaft(id uint64, lg raft.Logger) error {
 	rn, err := raft.NewRawNode(&raft.Config{
-		ID:                        raftID(self),
+		ID:                        id,
 		ElectionTick:              electionTick,
 		HeartbeatTick:             heartbeatTick,
-		Storage:                   log,
-		Applied:                   log.applied,
+		Storage:                   r.log,
+		Applied:                   r.log.applied,
 		MaxSizePerMsg:             1 << 20,
 		MaxCommittedSizePerReady:  8 << 20,
 		MaxUncommittedEntriesSize: 128 << 20,
@@ -142,23 +167,10 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 		Logger:            lg,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("start raft for pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
+		return fmt.Errorf("start raft for pg %s: %w", r.pg, err)
 	}
 	r.rn = rn
-	r.leader.Store(-1)
-	r.applied.Store(log.applied)
-	r.staged.Store(log.applied)
-	if bootstrap && len(voters) > 0 { // none: a replica joining a moved PG (MovePG)
-		peers := make([]raft.Peer, len(voters))
-		for i, v := range voters {
-			peers[i] = raft.Peer{ID: raftID(v)}
-		}
-		if err := rn.Bootstrap(peers); err != nil {
-			return nil, fmt.Errorf("bootstrap pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
-		}
-	}
-	r.setConf(log.cs)
-	return r, nil
+	return nil
 }
 
 func (r *replica) setConf(cs *pb.ConfState) {

@@ -189,7 +189,7 @@ func (w *simWorld) converged() error {
 			}
 			r := sn.n.replicas[p.pg]
 			if !p.member(sn.id) {
-				if r != nil || sn.n.dropping[p.pg] {
+				if _, dropping := sn.n.dropping[p.pg]; r != nil || dropping {
 					return fmt.Errorf("osd.%d still holds pg %s, moved to %v", sn.id, p.pg, p.members)
 				}
 				continue

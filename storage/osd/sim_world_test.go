@@ -56,7 +56,7 @@ type simOpts struct {
 	// then installs a snapshot (NodeConfig.SnapshotBehind).
 	snapshots bool
 	// moves (with snapshots): simMoveOSDs more OSDs, and PGs moved at
-	// random (MovePG), never back to an OSD that held them (see move).
+	// random (MovePG), back to OSDs that held them too (seat.go).
 	moves bool
 }
 
@@ -94,6 +94,7 @@ type simStats struct {
 	damaged                                                              int // reads of a placed entry that found it damaged
 	copies, copied                                                       int // snapshot copies started, and finished
 	moves                                                                int // PGs moved (MovePG)
+	movesBack                                                            int // moves onto an OSD the PG left before
 }
 
 func (s *simStats) add(o simStats) {
@@ -109,6 +110,7 @@ func (s *simStats) add(o simStats) {
 	s.copies += o.copies
 	s.copied += o.copied
 	s.moves += o.moves
+	s.movesBack += o.movesBack
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -133,8 +135,8 @@ type simPG struct {
 	pg      PG
 	voters  []int32 // the first placement
 	members []int32 // where it was last moved (nil: voters)
-	held    []int32 // every OSD it was ever given (moves)
 	objs    []string
+	left    []int32 // OSDs it was moved off (stats only)
 }
 
 // membersOf returns the OSDs that are to hold p.
@@ -297,31 +299,26 @@ func (w *simWorld) start(sn *simNode) error {
 }
 
 // move gives a random PG simOSDs members, in a random order (the first
-// is the primary), on every running node: its current members and OSDs
-// that never held it, at random. Never an OSD it left: a replica that
-// dropped its copy forgot its raft log and vote, and a configuration
-// from before it left, still held by a replica cut off since, would count
-// that forgetful vote (seen: seed 1061 elected such a replica's stale
-// leader); rejoining needs seats that change identity (move.go).
+// is the primary), on every running node: any OSDs, at random, those it
+// left before included. Going back to one of those is what seats are for
+// (seat.go): without them, seed 1061 of an early version elected a stale
+// leader on the forgotten vote of a dropped copy.
 func (w *simWorld) move() error {
 	i := w.rng.IntN(len(w.pgs))
 	p := &w.pgs[i]
-	if p.held == nil {
-		p.held = slices.Clone(p.voters)
-	}
-	var can []int32
-	for _, sn := range w.nodes {
-		if p.member(sn.id) || !slices.Contains(p.held, sn.id) {
-			can = append(can, sn.id)
-		}
-	}
+	old := p.membersOf()
 	p.members = nil
-	for _, k := range w.rng.Perm(len(can))[:simOSDs] {
-		p.members = append(p.members, can[k])
+	for _, k := range w.rng.Perm(len(w.nodes))[:simOSDs] {
+		p.members = append(p.members, w.nodes[k].id)
 	}
 	for _, id := range p.members {
-		if !slices.Contains(p.held, id) {
-			p.held = append(p.held, id)
+		if slices.Contains(p.left, id) && !slices.Contains(old, id) {
+			w.stats.movesBack++
+		}
+	}
+	for _, id := range old {
+		if !slices.Contains(p.members, id) && !slices.Contains(p.left, id) {
+			p.left = append(p.left, id)
 		}
 	}
 	w.logf("pg %s moves to %v", p.pg, p.members)

@@ -152,7 +152,7 @@ func (n *Node) expireSnapshots(r *replica, now time.Time) {
 		delete(r.snapSent, to)
 		n.log.Warn("a replica did not install the snapshot sent to it; raft sends another when it still needs one",
 			zap.Stringer("pg", r.pg), zap.Int32("osd", to))
-		r.rn.ReportSnapshot(raftID(to), raft.SnapshotFailure)
+		r.rn.ReportSnapshot(r.seat(to), raft.SnapshotFailure)
 		n.touch(r)
 	}
 }
@@ -189,11 +189,11 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.log.Warn("cannot read the raft log to take a snapshot; dropping it", zap.Stringer("pg", r.pg), zap.Error(err))
 		return
 	}
-	if !inConf(meta.GetConfState(), r.self) {
-		// No seat at the snapshot's index, and not told that the PG moved
-		// away (else leftAt): its map is behind, or a member answered its
-		// vote request (tellLeft). Raft would refuse to restore it anyway;
-		// copying would be wasted.
+	if !hasSeat(meta.GetConfState(), r.id) {
+		// No seat for it at the snapshot's index, and not told that the PG
+		// moved away (else leftAt): its map is behind, or a member answered
+		// its vote request (tellLeft). Raft would refuse to restore it
+		// anyway; copying would be wasted.
 		n.log.Warn("ignoring a raft snapshot whose configuration does not list this osd; waiting for the cluster map",
 			zap.Stringer("pg", r.pg), zap.Int32("from", from))
 		return

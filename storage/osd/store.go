@@ -35,9 +35,10 @@ type Store interface {
 	EndInstall(pg PG, applyState []byte, first uint64) error
 	AbortInstall(pg PG) error
 	// DropPG removes pg and everything of it, durably (a replica that
-	// moved away: move.go); chunkstore.ErrBusy while data placed ahead
-	// for it is in flight.
-	DropPG(pg PG) error
+	// moved away: move.go), but keeps tomb, the seat floor of a later copy
+	// (seat.go), which LoadRaft gives as Tomb from then on;
+	// chunkstore.ErrBusy while data placed ahead for it is in flight.
+	DropPG(pg PG, tomb uint64) error
 }
 
 // Batch is one cycle's store changes. When Commit returns nil the raft

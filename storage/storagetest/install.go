@@ -54,10 +54,17 @@ func (s *MemStore) AbortInstall(pg PG) error {
 }
 
 // DropPG removes pg and everything of it, durably at once (an install
-// under way too), as chunkstore.Store.DropPG does.
-func (s *MemStore) DropPG(pg PG) error {
+// under way too), and keeps tomb if above the one kept, as
+// chunkstore.Store.DropPG does.
+func (s *MemStore) DropPG(pg PG, tomb uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.pgs, pg)
+	if tomb > s.tombs[pg] {
+		if s.tombs == nil {
+			s.tombs = map[PG]uint64{}
+		}
+		s.tombs[pg] = tomb
+	}
 	return nil
 }

@@ -42,6 +42,7 @@ type MemStore struct {
 	ckptEvery   int // checkpoint after every ckptEvery commits; 0: only when asked
 	commits     int
 	damaged     func(pg PG, index uint64) bool
+	tombs       map[PG]uint64 // kept across drops (DropPG), durable at once
 }
 
 type pgData struct {
@@ -116,6 +117,7 @@ func (s *MemStore) Clone() *MemStore {
 	defer s.mu.Unlock()
 	c := NewMemStore()
 	c.ckptEvery = s.ckptEvery
+	c.tombs = maps.Clone(s.tombs)
 	for _, pg := range slices.SortedFunc(maps.Keys(s.pgs), cmpPG) {
 		d := s.pgs[pg]
 		if d.installing { // what chunkstore's Open leaves of a cut install
@@ -258,6 +260,7 @@ func (s *MemStore) LoadRaft(pg PG) (chunkstore.RaftState, error) {
 	if d := s.pgs[pg]; d != nil {
 		st.HardState, st.ApplyState = bytes.Clone(d.hard), bytes.Clone(d.ckApply)
 	}
+	st.Tomb = s.tombs[pg]
 	return st, nil
 }
 

@@ -30,7 +30,7 @@ type installer interface {
 	BeginInstall(pg PG) error
 	EndInstall(pg PG, applyState []byte, first uint64) error
 	AbortInstall(pg PG) error
-	DropPG(pg PG) error
+	DropPG(pg PG, tomb uint64) error
 }
 
 type batch interface {
@@ -165,7 +165,7 @@ func TestMatchesChunkstore(t *testing.T) {
 			}
 		case 1:
 			for _, st := range []installer{real, mem} {
-				if err := st.DropPG(pg); err != nil {
+				if err := st.DropPG(pg, uint64(step%7)); err != nil { // a tomb, lower at times
 					t.Fatalf("step %d: DropPG: %v", step, err)
 				}
 			}

@@ -1,0 +1,74 @@
+package osd
+
+import (
+	"testing"
+
+	pb "go.etcd.io/raft/v3/raftpb"
+)
+
+// TestSeatIDs: a seat id splits back into its OSD and generation, for
+// the extreme OSD ids and generations, and generation 0 is the OSD id + 1.
+func TestSeatIDs(t *testing.T) {
+	for _, osd := range []int32{0, 1, 7, MaxOSDID} {
+		for _, gen := range []uint64{0, 1, 1 << 30, unseatedGen} {
+			id := seatID(gen, osd)
+			if osdID(id) != osd || seatGen(id) != gen {
+				t.Fatalf("seatID(%d, %d) = %#x splits into osd %d, generation %d", gen, osd, id, osdID(id), seatGen(id))
+			}
+		}
+		if raftID(osd) != uint64(osd)+1 {
+			t.Fatalf("raftID(%d) = %d: generation 0 must keep the ids on disk", osd, raftID(osd))
+		}
+	}
+	if err := (NodeConfig{ID: MaxOSDID + 1}).Validate(); err == nil {
+		t.Fatal("an osd id past MaxOSDID is accepted")
+	}
+}
+
+// TestLoadedSeat: the seat a replica starts under.
+func TestLoadedSeat(t *testing.T) {
+	const self = 2
+	seat := seatID(40, self)
+	tests := []struct {
+		name  string
+		cs    *pb.ConfState
+		floor uint64
+		boot  bool
+		want  uint64
+	}{
+		{"bootstrap", &pb.ConfState{}, 0, true, raftID(self)},
+		{"a voter", &pb.ConfState{Voters: []uint64{raftID(0), seat, raftID(5)}}, 9, false, seat},
+		{"leaving, joint", &pb.ConfState{Voters: []uint64{raftID(0)}, VotersOutgoing: []uint64{seat}}, 0, false, seat},
+		{"a learner", &pb.ConfState{Voters: []uint64{raftID(0)}, Learners: []uint64{seat}}, 0, false, seat},
+		{"nothing applied, no drop here", &pb.ConfState{}, 0, false, raftID(self)},
+		{"nothing applied, a copy dropped here", &pb.ConfState{}, 41, false, seatID(unseatedGen, self)},
+		{"left", &pb.ConfState{Voters: []uint64{raftID(0), raftID(1), raftID(3)}}, 0, false, seatID(unseatedGen, self)},
+	}
+	for _, tt := range tests {
+		if got := loadedSeat(&raftLog{cs: tt.cs, floor: tt.floor}, self, tt.boot); got != tt.want {
+			t.Errorf("%s: seat %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestDropFloor: a dropped copy's floor is above its seat, its last entry
+// and the floor it had.
+func TestDropFloor(t *testing.T) {
+	tests := []struct {
+		id          uint64
+		last, floor uint64
+		want        uint64
+	}{
+		{raftID(1), 0, 0, 1},
+		{raftID(1), 30, 0, 31},
+		{seatID(50, 1), 30, 0, 51},
+		{seatID(50, 1), 30, 90, 90},
+		{seatID(unseatedGen, 1), 30, 12, 31},
+	}
+	for _, tt := range tests {
+		r := &replica{id: tt.id, log: &raftLog{last: tt.last, floor: tt.floor}}
+		if got := r.dropFloor(); got != tt.want {
+			t.Errorf("seat %#x, last %d, floor %d: drop floor %d, want %d", tt.id, tt.last, tt.floor, got, tt.want)
+		}
+	}
+}
