@@ -17,7 +17,7 @@ import (
 
 func newPGCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "pg", Short: "placement group state and verification"}
-	cmd.AddCommand(newPGLsCmd(g), newPGVerifyCmd(g), newPGLeadCmd(g))
+	cmd.AddCommand(newPGLsCmd(g), newPGVerifyCmd(g), newPGLeadCmd(g), newPGMoveCmd(g))
 	return cmd
 }
 

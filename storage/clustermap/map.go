@@ -54,6 +54,13 @@ type Map struct {
 	// the pool was created (see Replicas). Read-only once stored: maps
 	// share it with their clones.
 	Placements map[uint32][]PlacedOSD `json:"placements,omitempty"`
+	// Overrides holds, per pool id and PG number, the replicas the
+	// operator gave a PG (`tsumiki pg move`), primary first: they replace
+	// its placement (Replicas), and its leader moves the PG's raft group
+	// there, one replica at a time (storage/osd/move.go). An override
+	// stays until the operator gives another. Read-only once stored, as
+	// Placements: a change stores a new inner map.
+	Overrides map[uint32]map[uint32][]int32 `json:"overrides,omitempty"`
 }
 
 // PlacedOSD is an OSD as placement saw it when a pool was created: one
@@ -147,17 +154,21 @@ func (m *Map) PGOf(p Pool, object string) uint32 {
 }
 
 // Replicas returns the ordered replica set (primary first) of PG pg of pool
-// p. It may be shorter than p.Size when too few OSDs were in.
+// p: its override if it has one (Overrides), else its placement, which may
+// be shorter than p.Size when too few OSDs were in.
 //
 // It is computed from the OSDs that were in when the pool was created
 // (Placements), not from the OSDs now: a PG's replicas are the members
 // of its raft group, and recomputing them after OSDs were added, marked
 // out or reweighted made newly chosen OSDs start empty groups of their
-// own for PGs that held data (two of them outvote the third). Moving a
-// PG's replicas needs membership changes and backfill, which do not
-// exist yet. A pool stored before Placements existed is placed on the
+// own for PGs that held data (two of them outvote the third). A PG moves
+// only by an override, which its raft group follows by membership
+// changes. A pool stored before Placements existed is placed on the
 // OSDs now until the next map change records them (freezePlacements).
 func (m *Map) Replicas(p Pool, pg uint32) []int32 {
+	if o, ok := m.Override(p.ID, pg); ok {
+		return o
+	}
 	placed, ok := m.Placements[p.ID]
 	if !ok {
 		return placement.Map(m.Devices(), m.Rule(p), pg)
@@ -206,5 +217,6 @@ func (m *Map) Clone() *Map {
 	c.Pools = slices.Clone(m.Pools)
 	c.Flags = slices.Clone(m.Flags)
 	c.Placements = maps.Clone(m.Placements)
+	c.Overrides = maps.Clone(m.Overrides)
 	return &c
 }

@@ -239,7 +239,8 @@ func advertised(adv string, bound net.Addr) string {
 }
 
 // applyMap brings the node in line with a new cluster map: peer addresses,
-// the epoch, and a replica for every PG this OSD belongs to.
+// the epoch, a replica for every PG this OSD belongs to, and the members
+// of every PG the operator moved.
 func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTransport) {
 	addrs := make(map[int32]string, len(m.OSDs))
 	var full []string
@@ -259,6 +260,16 @@ func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTra
 	node.HoldLeaders(m.HasFlag("noout"), out)
 	for _, p := range m.Pools {
 		for pg := uint32(0); pg < p.PGNum; pg++ {
+			if members, ok := m.Override(p.ID, pg); ok {
+				// Moved by the operator: every OSD learns the members, and
+				// the group follows (move.go). Never EnsurePG here: it
+				// bootstraps the replica it creates, and a new member's
+				// copy would be a group of its own.
+				if err := node.MovePG(PG{Pool: p.ID, Seq: pg}, members, p.MinSize); err != nil {
+					node.log.Error("the cluster map moves a pg to a list this osd cannot use", zap.Error(err))
+				}
+				continue
+			}
 			reps := m.Replicas(p, pg)
 			for _, id := range reps {
 				if id == self {

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pgLsRow finds pg in `pg ls -o json`; "" is the first PG listed.
+func pgLsRow(t *testing.T, c *cluster, pg string) pgRow {
+	t.Helper()
+	var rows []pgRow
+	if err := json.Unmarshal([]byte(c.mustCLI("pg", "ls", "-o", "json")), &rows); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rows {
+		if r.PG == pg || pg == "" {
+			return r
+		}
+	}
+	t.Fatalf("pg ls lists no pg %q", pg)
+	return pgRow{}
+}
+
+// TestClusterPGMove: on four OSDs (hosts h0-h3), one PG of a pool of size 3
+// moves off one of its replicas onto the fourth OSD with `pg move`. Without
+// --yes nothing changes, and a bad list is refused; with it, the PG's group
+// follows while objects are written (the new primary first in the list),
+// pg ls shows it active+clean on the new replicas, every object reads back,
+// pg verify finds the replicas identical, and all of it holds after a
+// restart of every daemon.
+func TestClusterPGMove(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("object seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	c := newCluster(t, 4)
+	c.startAll()
+	c.mustCLI("pool", "create", "data", "--size", "3", "--min-size", "2", "--pg-num", "4", "--failure-domain", "host")
+	all := putRandom(t, c, rng, "data", "a", 16)
+
+	var before pgRow
+	c.eventually(30*time.Second, "the first pg active+clean", func() error {
+		if before = pgLsRow(t, c, ""); before.State != "active+clean" {
+			return fmt.Errorf("pg %s is %s", before.PG, before.State)
+		}
+		return nil
+	})
+	pg := before.PG
+	fourth := int32(-1)
+	for id := range int32(4) {
+		if !slices.Contains(before.Up, id) {
+			fourth = id
+		}
+	}
+	to := []int32{fourth, before.Up[0], before.Up[1]} // before.Up[2] leaves
+	list := fmt.Sprintf("%d,%d,%d", to[0], to[1], to[2])
+
+	if out := c.mustCLI("pg", "move", pg, list); !strings.Contains(out, "nothing changed: add --yes") ||
+		!strings.Contains(out, fmt.Sprintf("joins:  osd.%d", fourth)) || !strings.Contains(out, fmt.Sprintf("leaves: osd.%d", before.Up[2])) {
+		t.Fatalf("pg move without --yes:\n%s", out)
+	}
+	if got := pgLsRow(t, c, pg).Up; !slices.Equal(got, before.Up) {
+		t.Fatalf("pg move without --yes moved pg %s to %v", pg, got)
+	}
+	for _, bad := range []struct{ list, want string }{
+		{fmt.Sprintf("%d,%d,%d", to[0], to[0], to[1]), "is given twice"},
+		{fmt.Sprintf("%d,%d", to[0], to[1]), "keeps 3 replicas; give 3 OSDs"},
+		{fmt.Sprintf("%d,%d,9", to[0], to[1]), "no osd.9"},
+	} {
+		if _, msg, err := c.cliFull(nil, "pg", "move", pg, bad.list, "--yes"); err == nil || !strings.Contains(msg, bad.want) {
+			t.Fatalf("pg move %s: %v, want a refusal saying %q:\n%s", bad.list, err, bad.want, msg)
+		}
+	}
+
+	if out := c.mustCLI("pg", "move", pg, list, "--yes"); !strings.Contains(out, "stored at epoch") {
+		t.Fatalf("pg move --yes:\n%s", out)
+	}
+	all = append(all, putRandom(t, c, rng, "data", "b", 8)...) // while it moves
+	moved := func() error {
+		r := pgLsRow(t, c, pg)
+		if !slices.Equal(r.Up, to) || !slices.Equal(sorted(r.Acting), sorted(to)) || r.State != "active+clean" {
+			return fmt.Errorf("pg %s: up %v, acting %v, %s; want up and acting %v, active+clean", pg, r.Up, r.Acting, r.State, to)
+		}
+		return nil
+	}
+	c.eventually(2*time.Minute, "the move to finish", moved)
+	t.Logf("pg %s moved from %v to %v", pg, before.Up, pgLsRow(t, c, pg).Acting)
+	readBack(t, c, "data", all)
+	verifyEventually(c, time.Minute)
+
+	c.stopAll()
+	c.startAll()
+	c.eventually(time.Minute, "the moved pg after a restart", moved)
+	readBack(t, c, "data", all)
+	verifyEventually(c, time.Minute)
+}
