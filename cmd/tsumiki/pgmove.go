@@ -24,8 +24,9 @@ another move; nothing else ever changes it. The PG's leader then changes its
 raft group one replica at a time: a joining OSD copies the PG from the
 others (from the log, or a copy of the PG over the cluster network), and
 only once it holds everything does a leaving OSD give up its seat and drop
-its copy. The PG serves reads and writes throughout. Without --yes the move
-is only shown. Watch it with 'tsumiki pg ls': UP is the new list, ACTING the
+its copy. The PG serves reads and writes throughout (OSDs started with
+--snapshot-behind 0 cannot catch a new member up, and do not move a PG;
+they log why). Without --yes the move is only shown. Watch it with 'tsumiki pg ls': UP is the new list, ACTING the
 voters, and the state says +remapped until they agree.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -34,10 +34,10 @@ import (
 // a drop unfinished must be opened by this build once before a downgrade.
 const raftDrop = 'd'
 
-// raftTomb ('r' pool seq 't') outlives drops: the highest raft seat
-// generation any dropped copy of the PG held here (DropPG's tomb), so that
-// the OSD never gives a later copy a seat the dropped one answered for
-// (docs/design-replica-moves.md, seat identities). 8 bytes, big-endian.
+// raftTomb ('r' pool seq 't') outlives drops: DropPG's tomb, the floor
+// below which the OSD never gives a later copy of the PG a raft seat (one
+// above every seat a dropped copy answered for: storage/osd/seat.go). The
+// highest given is kept. 8 bytes, big-endian.
 const raftTomb = 't'
 
 // ErrBusy: the PG is in use (DropPG).

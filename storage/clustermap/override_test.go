@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,18 +55,19 @@ func TestMovePG(t *testing.T) {
 		pg      uint32
 		members []int32
 		want    error
+		says    string
 	}{
-		{"no such pool", 9, 0, to, clustermap.ErrNotFound},
-		{"no such pg", p.ID, p.PGNum, to, clustermap.ErrNotFound},
-		{"too few", p.ID, 5, to[:2], clustermap.ErrInvalid},
-		{"twice", p.ID, 5, []int32{to[0], to[0], to[1]}, clustermap.ErrInvalid},
-		{"no such osd", p.ID, 5, []int32{to[0], to[1], 17}, clustermap.ErrNotFound},
-		{"one host twice", p.ID, 5, []int32{3, 4, 0}, clustermap.ErrInvalid},
-		{"down", p.ID, 5, []int32{down.ID, placed[0], placed[1]}, clustermap.ErrInvalid},
+		{"no such pool", 9, 0, to, clustermap.ErrNotFound, "no pool with id 9"},
+		{"no such pg", p.ID, p.PGNum, to, clustermap.ErrNotFound, "has pgs 0 to 1f only"},
+		{"too few", p.ID, 5, to[:2], clustermap.ErrInvalid, "give 3 OSDs, not 2"},
+		{"twice", p.ID, 5, []int32{to[0], to[0], to[1]}, clustermap.ErrInvalid, "is given twice"},
+		{"no such osd", p.ID, 5, []int32{to[0], to[1], 17}, clustermap.ErrNotFound, "no osd.17"},
+		{"one host twice", p.ID, 5, []int32{3, 4, 0}, clustermap.ErrInvalid, "are both on host h3"},
+		{"down", p.ID, 5, []int32{down.ID, placed[0], placed[1]}, clustermap.ErrInvalid, "is down"},
 	}
 	for _, b := range bad {
-		if _, _, err := s.MovePG(testCtx(t), b.pool, b.pg, b.members); !errors.Is(err, b.want) {
-			t.Errorf("%s: %v, want %v", b.name, err, b.want)
+		if _, _, err := s.MovePG(testCtx(t), b.pool, b.pg, b.members); !errors.Is(err, b.want) || !strings.Contains(fmt.Sprint(err), b.says) {
+			t.Errorf("%s: %v, want %v saying %q", b.name, err, b.want, b.says)
 		}
 	}
 	wantEpoch(t, s, before.Epoch)
@@ -102,7 +105,7 @@ func TestMovePG(t *testing.T) {
 	if err := s.SetOSDIn(testCtx(t), 4, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.MovePG(testCtx(t), p.ID, 6, []int32{4, 0, 1}); !errors.Is(err, clustermap.ErrInvalid) {
+	if _, _, err := s.MovePG(testCtx(t), p.ID, 6, []int32{4, 0, 1}); !errors.Is(err, clustermap.ErrInvalid) || !strings.Contains(err.Error(), "is out") {
 		t.Fatalf("onto an out osd: %v, want ErrInvalid", err)
 	}
 }

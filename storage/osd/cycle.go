@@ -153,14 +153,21 @@ func (n *Node) stage(b Batch, x *ready) error {
 	// would cost a synchronous log write per commit, on the path between
 	// the quorum's ack and the reply. After a restart the commit index is
 	// at least the applied index (loadRaftLog), and the leader re-sends it.
-	if !raft.IsEmptyHardState(rd.HardState) && raft.MustSync(rd.HardState, r.log.hs, len(rd.Entries)) {
-		hs, err := proto.Marshal(rd.HardState)
+	// It is also written when the replica took a new seat (seat.go),
+	// which is stored with it, before anything is answered as that seat.
+	if sync := !raft.IsEmptyHardState(rd.HardState) && raft.MustSync(rd.HardState, r.log.hs, len(rd.Entries)); sync || r.seatUnsaved() {
+		hs := r.log.hs
+		if sync {
+			hs = rd.HardState
+		}
+		b2, err := encodeHardState(hs, r.id)
 		if err != nil {
 			return err
 		}
-		if err := b.SetHardState(r.pg, hs); err != nil {
+		if err := b.SetHardState(r.pg, b2); err != nil {
 			return err
 		}
+		r.log.seat = r.id
 	}
 	// Entries appended in this same Ready may be committed already (raft
 	// allows it when storage writes are synchronous); they are applied in
@@ -350,6 +357,9 @@ func (n *Node) finish(x *ready) {
 		}
 		if !was && r.isLeader() {
 			r.leaderSince = n.cfg.Clock.Now()
+			// Marks an earlier leadership made may be stale: another
+			// leader may have replaced or promoted those seats since.
+			r.lostCopy, r.floors = nil, nil
 		}
 	}
 	for _, m := range rd.Messages[x.early:] { // the prefix went out before the commit

@@ -86,14 +86,19 @@ func (n *Node) MovePG(pg PG, members []int32, minSize int) error {
 }
 
 func (n *Node) setMembers(pg PG, members []int32, minSize int) {
+	delete(n.rejoin, pg) // a later call supersedes one waiting for a drop
 	r := n.replicas[pg]
 	if r == nil {
 		if !slices.Contains(members, n.cfg.ID) {
 			return // nothing of pg here, nor to be
 		}
 		if _, ok := n.dropping[pg]; ok {
-			n.log.Warn("not joining a pg whose earlier copy is still being dropped here; the next map retries",
-				zap.Stringer("pg", pg))
+			// Joined once the drop is done (retryDrops): no map may come.
+			if n.rejoin == nil {
+				n.rejoin = map[PG]func(){}
+			}
+			n.rejoin[pg] = func() { n.setMembers(pg, members, minSize) }
+			n.log.Info("joining a pg again once this osd's earlier copy of it is dropped", zap.Stringer("pg", pg))
 			return
 		}
 		l, err := loadRaftLog(n.cfg.Store, pg)
@@ -472,6 +477,10 @@ func (n *Node) retryDrops() {
 		case err == nil:
 			delete(n.dropping, pg)
 			n.log.Info("dropped this osd's copy of a pg that moved away", zap.Stringer("pg", pg))
+			if join := n.rejoin[pg]; join != nil {
+				delete(n.rejoin, pg)
+				join()
+			}
 		case errors.Is(err, chunkstore.ErrBusy):
 		default:
 			n.fatal = fmt.Errorf("drop pg %s: %w", pg, err)

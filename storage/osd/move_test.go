@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/tsumiki-storage/tsumiki/storage/chunkstore"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
 )
 
@@ -342,9 +344,27 @@ func TestLoopMovePGOntoAFloor(t *testing.T) {
 	}
 	lc.move(pg, members...)
 	waitMoved(t, lc, pg, members...)
+	var seat uint64
+	loopDo(t, lc.nodes[added], func(n *Node) { seat = n.replicas[pg].id })
+	if seatGen(seat) < floor {
+		t.Errorf("node %d joined at seat generation %d, below its floor %d", added, seatGen(seat), uint64(floor))
+	}
+	sameMembers(t, lc, pg, members)
+	// The seat is stored with the hard state, and a restart runs as it.
+	lc.stop(added)
+	st, err := lc.stores[added].LoadRaft(pg)
+	hs := &pb.HardState{}
+	if err == nil {
+		err = proto.Unmarshal(st.HardState, hs)
+	}
+	if stored, _ := takeSeatField(hs); err != nil || stored != seat {
+		t.Fatalf("node %d stored seat %#x (%v), runs as %#x", added, stored, err, seat)
+	}
+	startLoopNode(lc, added)
+	waitMoved(t, lc, pg, members...)
 	loopDo(t, lc.nodes[added], func(n *Node) {
-		if r := n.replicas[pg]; seatGen(r.id) < floor {
-			t.Errorf("node %d joined at seat generation %d, below its floor %d", added, seatGen(r.id), uint64(floor))
+		if got := n.replicas[pg].id; got != seat {
+			t.Errorf("node %d restarted as seat %#x, was %#x", added, got, seat)
 		}
 	})
 	sameMembers(t, lc, pg, members)
@@ -376,4 +396,54 @@ func TestLoopMovePGOfOne(t *testing.T) {
 		}
 	}
 	lc.write(pg, "after", []byte("the new replica leads"))
+}
+
+// busyDrop is a store whose DropPG answers ErrBusy while busy is set, as
+// chunkstore does while data placed ahead for the PG is in flight.
+type busyDrop struct {
+	Store
+	busy *atomic.Bool
+}
+
+func (s busyDrop) DropPG(pg PG, tomb uint64) error {
+	if s.busy.Load() {
+		return chunkstore.ErrBusy
+	}
+	return s.Store.DropPG(pg, tomb)
+}
+
+// TestLoopMovePGBackWhileDropping moves a PG off a node and back while
+// the node's drop of its copy waits on the store (ErrBusy): the node joins
+// again once the drop is done, with no further map to tell it.
+func TestLoopMovePGBackWhileDropping(t *testing.T) {
+	var busy atomic.Bool
+	cp := &loopCopier{}
+	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
+		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
+		if c.ID == 2 {
+			c.Store = busyDrop{c.Store, &busy}
+		}
+	})
+	cp.lc = lc
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 20)
+	added := lc.addNode()
+	busy.Store(true)
+	away := []int32{0, 1, int32(added)}
+	lc.move(pg, away...)
+	deadline := time.Now().Add(30 * time.Second)
+	for dropping := false; !dropping; {
+		loopDo(t, lc.nodes[2], func(n *Node) { _, dropping = n.dropping[pg] })
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 never began to drop the pg")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	back := []int32{0, 1, 2}
+	lc.move(pg, back...)
+	time.Sleep(100 * time.Millisecond) // node 2 takes the members while its drop waits
+	busy.Store(false)
+	writeMix(lc, pg, "after", 10)
+	waitMoved(t, lc, pg, back...)
+	sameMembers(t, lc, pg, back)
 }

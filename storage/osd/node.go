@@ -170,6 +170,7 @@ type Node struct {
 	installers     sync.WaitGroup
 	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
 	dropping       map[PG]uint64 // on the loop: PGs that moved away, still to drop (move.go)
+	rejoin         map[PG]func() // on the loop: PGs to join again once dropped (setMembers)
 	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 

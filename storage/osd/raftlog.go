@@ -35,7 +35,8 @@ type raftLog struct {
 
 	applied, appliedTerm uint64
 	snapshots            bool   // Snapshot gives one (snapshot.go)
-	floor                uint64 // the lowest seat generation this OSD may take in the PG (move.go)
+	floor                uint64 // the lowest seat generation this OSD may take in the PG (seat.go)
+	seat                 uint64 // the seat stored with the hard state (seat.go: seatField), 0 if none
 
 	// damaged maps the entries read back as stand-ins (damaged.go) to
 	// the data bytes they lack.
@@ -98,6 +99,9 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 	l := &raftLog{pg: pg, store: store, hs: &pb.HardState{}, cs: &pb.ConfState{}, first: 1, floor: st.Tomb}
 	if st.HardState != nil {
 		if err := proto.Unmarshal(st.HardState, l.hs); err != nil {
+			return nil, fmt.Errorf("%w: hard state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
+		}
+		if l.seat, err = takeSeatField(l.hs); err != nil {
 			return nil, fmt.Errorf("%w: hard state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
 		}
 	}

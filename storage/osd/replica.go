@@ -117,6 +117,13 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 	if bootstrap {
 		log.last, log.termBase, log.terms, log.sizes, log.heldBytes = log.first-1, log.first, nil, nil, 0
 	}
+	if bootstrap && len(voters) > 0 && log.floor > 0 {
+		// Its first members were given again to an OSD that dropped its
+		// copy since: a map from before the PG moved (a control plane
+		// restored from a backup). A new group here would be a second one.
+		return nil, fmt.Errorf("%w: pg %s: this osd dropped its copy when the pg moved away, and a cluster map older than that move lists it among the pg's first members; not starting a second group here (was the control plane restored from a backup? give the pg its members again with `tsumiki pg move`)",
+			ErrConfig, log.pg)
+	}
 	r.id = loadedSeat(log, self, bootstrap && len(voters) > 0)
 	if err := r.startRaft(r.id, lg); err != nil {
 		return nil, err

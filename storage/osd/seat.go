@@ -5,6 +5,7 @@ import (
 
 	pb "go.etcd.io/raft/v3/raftpb"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -56,7 +57,8 @@ func hasSeat(cs *pb.ConfState, id uint64) bool {
 }
 
 // loadedSeat is the raft id a replica of self starts under: generation 0
-// when it bootstraps (boot), its seat in its applied configuration, and
+// when it bootstraps (boot), the newer of its stored seat (seatField) and
+// its seat in its applied configuration, and
 // generation 0 too when it applied no configuration yet while its OSD
 // never dropped a copy of the PG (its first members' bootstrap, torn by a
 // crash, or a first copy joining, which takes its seat from the leader).
@@ -65,7 +67,11 @@ func loadedSeat(l *raftLog, self int32, boot bool) uint64 {
 	if boot {
 		return raftID(self)
 	}
-	if id, ok := seatIn(l.cs, self); ok {
+	id, ok := seatIn(l.cs, self)
+	if l.seat != 0 && osdID(l.seat) == self && (!ok || seatGen(l.seat) > seatGen(id)) {
+		return l.seat // taken before its configuration was applied, or checkpointed
+	}
+	if ok {
 		return id
 	}
 	if len(l.cs.GetVoters()) == 0 && l.floor == 0 {
@@ -179,4 +185,56 @@ func (n *Node) noteFloor(r *replica, osd int32, floor uint64) {
 		n.log.Warn("an osd dropped the copy its seat in a pg stands for; giving it a new seat",
 			zap.Stringer("pg", r.pg), zap.Int32("osd", osd), zap.Uint64("floor", floor))
 	}
+}
+
+// The seat a replica runs as is stored with its hard state, in a field
+// of the hard state's record that raft does not know (seatField): a
+// replica that took a seat and restarts before a checkpoint holds the
+// configuration that lists it, or whose log an install cut short emptied
+// (the hard state is all it keeps), still knows its seat (loadedSeat),
+// and its drop leaves a floor above it (dropFloor).
+const seatField = 1000
+
+// encodeHardState marshals hs with seat (none for a replica with no seat).
+func encodeHardState(hs *pb.HardState, seat uint64) ([]byte, error) {
+	b, err := proto.Marshal(hs)
+	if err != nil || seatGen(seat) == unseatedGen {
+		return b, err
+	}
+	b = protowire.AppendTag(b, seatField, protowire.VarintType)
+	return protowire.AppendVarint(b, seat), nil
+}
+
+// takeSeatField returns the seat stored in hs's unknown fields (0: none)
+// and removes them.
+func takeSeatField(hs *pb.HardState) (uint64, error) {
+	rest := hs.ProtoReflect().GetUnknown()
+	hs.ProtoReflect().SetUnknown(nil)
+	var seat uint64
+	for len(rest) > 0 {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return 0, protowire.ParseError(n)
+		}
+		rest = rest[n:]
+		if num == seatField && typ == protowire.VarintType {
+			v, m := protowire.ConsumeVarint(rest)
+			if m < 0 {
+				return 0, protowire.ParseError(m)
+			}
+			seat, rest = v, rest[m:]
+			continue
+		}
+		m := protowire.ConsumeFieldValue(num, typ, rest)
+		if m < 0 {
+			return 0, protowire.ParseError(m)
+		}
+		rest = rest[m:]
+	}
+	return seat, nil
+}
+
+// seatUnsaved reports whether r runs as a seat its store does not hold.
+func (r *replica) seatUnsaved() bool {
+	return r.log.seat != r.id && seatGen(r.id) != unseatedGen
 }

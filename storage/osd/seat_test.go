@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestSeatIDs: a seat id splits back into its OSD and generation, for
@@ -47,6 +48,48 @@ func TestLoadedSeat(t *testing.T) {
 	for _, tt := range tests {
 		if got := loadedSeat(&raftLog{cs: tt.cs, floor: tt.floor}, self, tt.boot); got != tt.want {
 			t.Errorf("%s: seat %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+	// The seat stored with the hard state (seatField) wins when newer.
+	stored := []struct {
+		name        string
+		cs          *pb.ConfState
+		seat, floor uint64
+		want        uint64
+	}{
+		{"taken after the checkpoint's configuration", &pb.ConfState{Voters: []uint64{raftID(0), seat}}, seatID(70, self), 0, seatID(70, self)},
+		{"an install cut short emptied it", &pb.ConfState{}, seatID(70, self), 41, seatID(70, self)},
+		{"older than the configuration's", &pb.ConfState{Learners: []uint64{seat}}, seatID(30, self), 0, seat},
+		{"another osd's (never written so)", &pb.ConfState{}, seatID(70, self+1), 41, seatID(unseatedGen, self)},
+	}
+	for _, tt := range stored {
+		if got := loadedSeat(&raftLog{cs: tt.cs, seat: tt.seat, floor: tt.floor}, self, false); got != tt.want {
+			t.Errorf("%s: seat %#x, want %#x", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestHardStateSeat: the seat rides in the hard state's record, raft's
+// fields unchanged; a record without it (written before seats, or by a
+// replica with no seat) has none.
+func TestHardStateSeat(t *testing.T) {
+	hs := &pb.HardState{Term: proto.Uint64(7), Vote: proto.Uint64(seatID(3, 1)), Commit: proto.Uint64(99)}
+	for _, seat := range []uint64{raftID(2), seatID(1<<40, MaxOSDID), seatID(unseatedGen, 2)} {
+		b, err := encodeHardState(hs, seat)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := &pb.HardState{}
+		if err := proto.Unmarshal(b, got); err != nil {
+			t.Fatal(err)
+		}
+		s, err := takeSeatField(got)
+		want := seat
+		if seatGen(seat) == unseatedGen {
+			want = 0
+		}
+		if err != nil || s != want || !proto.Equal(got, hs) {
+			t.Fatalf("seat %#x: read back %#x (%v), hard state %v, want %v", seat, s, err, got, hs)
 		}
 	}
 }
