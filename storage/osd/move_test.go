@@ -417,14 +417,7 @@ func (s busyDrop) DropPG(pg PG, tomb uint64) error {
 // again once the drop is done, with no further map to tell it.
 func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	var busy atomic.Bool
-	cp := &loopCopier{}
-	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
-		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
-		if c.ID == 2 {
-			c.Store = busyDrop{c.Store, &busy}
-		}
-	})
-	cp.lc = lc
+	lc, _ := newSnapshotCluster(t, func(s Store) Store { return busyDrop{s, &busy} })
 	pg := PG{Pool: 1, Seq: 0}
 	writeMix(lc, pg, "before", 20)
 	added := lc.addNode()

@@ -43,11 +43,15 @@ func (c *loopCopier) CopyPG(ctx context.Context, from int32, pg PG, min uint64, 
 }
 
 // newSnapshotCluster is a loop cluster with one PG whose leader compacts
-// past a replica more than 20 entries behind, every 10 entries.
-func newSnapshotCluster(t *testing.T) (*loopCluster, *loopCopier) {
+// past a replica more than 20 entries behind, every 10 entries; wrap2, if
+// given, wraps node 2's store.
+func newSnapshotCluster(t *testing.T, wrap2 ...func(Store) Store) (*loopCluster, *loopCopier) {
 	cp := &loopCopier{}
 	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
 		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
+		if c.ID == 2 && len(wrap2) > 0 {
+			c.Store = wrap2[0](c.Store) // a disk of node 2 that fails, or is busy
+		}
 	})
 	cp.lc = lc
 	return lc, cp
@@ -231,15 +235,8 @@ func (d deadDisk) AbortInstall(pg PG) error {
 // it appended meanwhile); the store, reopened, holds the PG's hard state
 // alone, and the replica installs the next snapshot.
 func TestLoopSnapshotInstallCutByACrash(t *testing.T) {
-	cp := &loopCopier{}
 	var dead atomic.Bool
-	lc := newLoopCluster(t, 1, func(c *NodeConfig) {
-		c.SnapshotBehind, c.CompactEvery, c.Copier = 20, 10, cp
-		if c.ID == 2 {
-			c.Store = deadDisk{c.Store, &dead}
-		}
-	})
-	cp.lc = lc
+	lc, _ := newSnapshotCluster(t, func(s Store) Store { return deadDisk{s, &dead} })
 	pg := PG{Pool: 1, Seq: 0}
 	behindCompaction(t, lc, pg, 2)
 	dead.Store(true)
