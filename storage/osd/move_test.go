@@ -434,7 +434,13 @@ func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	}
 	back := []int32{0, 1, 2}
 	lc.move(pg, back...)
-	time.Sleep(100 * time.Millisecond) // node 2 takes the members while its drop waits
+	for waiting := false; !waiting; { // node 2 takes the members while its drop waits
+		loopDo(t, lc.nodes[2], func(n *Node) { waiting = n.rejoin[pg] != nil })
+		if time.Now().After(deadline) {
+			t.Fatal("node 2 did not wait for its drop to join again")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	busy.Store(false)
 	writeMix(lc, pg, "after", 10)
 	waitMoved(t, lc, pg, back...)

@@ -57,12 +57,14 @@ func hasSeat(cs *pb.ConfState, id uint64) bool {
 }
 
 // loadedSeat is the raft id a replica of self starts under: generation 0
-// when it bootstraps (boot), the newer of its stored seat (seatField) and
-// its seat in its applied configuration, and
-// generation 0 too when it applied no configuration yet while its OSD
-// never dropped a copy of the PG (its first members' bootstrap, torn by a
-// crash, or a first copy joining, which takes its seat from the leader).
-// Otherwise none (a copy that left, or joins where one was dropped).
+// when it bootstraps (boot); else the newer of its stored seat (seatField)
+// and its seat in its applied configuration (a copy that left and has not
+// dropped yet keeps answering as the seat it held: it still holds its
+// state); else generation 0 when it applied no configuration yet while
+// its OSD never dropped a copy of the PG (its first members' bootstrap,
+// torn by a crash, or a first copy joining, which takes its seat from the
+// leader). Otherwise none (a copy that left, from before seats were
+// stored, or one joining where a copy was dropped).
 func loadedSeat(l *raftLog, self int32, boot bool) uint64 {
 	if boot {
 		return raftID(self)

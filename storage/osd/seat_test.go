@@ -1,10 +1,15 @@
 package osd
 
 import (
+	"errors"
+	"strings"
 	"testing"
 
 	pb "go.etcd.io/raft/v3/raftpb"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 )
 
 // TestSeatIDs: a seat id splits back into its OSD and generation, for
@@ -113,5 +118,27 @@ func TestDropFloor(t *testing.T) {
 		if got := r.dropFloor(); got != tt.want {
 			t.Errorf("seat %#x, last %d, floor %d: drop floor %d, want %d", tt.id, tt.last, tt.floor, got, tt.want)
 		}
+	}
+}
+
+// TestNoBootstrapOverAFloor: an OSD that dropped a copy of a PG does not
+// start a new group for it when it is named among the PG's first members
+// again (a map from before the move).
+func TestNoBootstrapOverAFloor(t *testing.T) {
+	st := storagetest.NewMemStore()
+	pg := PG{Pool: 1, Seq: 4}
+	if err := st.DropPG(pg, 12); err != nil {
+		t.Fatal(err)
+	}
+	l, err := loadRaftLog(memStore{st}, pg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newReplica(1, l, []int32{0, 1, 2}, 2, raftLogger{zap.NewNop().Sugar()}); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "not starting a second group") {
+		t.Fatalf("bootstrap over a floor: %v", err)
+	}
+	l, _ = loadRaftLog(memStore{storagetest.NewMemStore()}, pg)
+	if _, err := newReplica(1, l, []int32{0, 1, 2}, 2, raftLogger{zap.NewNop().Sugar()}); err != nil {
+		t.Fatalf("bootstrap with no floor: %v", err)
 	}
 }
