@@ -160,11 +160,11 @@ func (n *Node) stage(b Batch, x *ready) error {
 		if sync {
 			hs = rd.HardState
 		}
-		b2, err := encodeHardState(hs, r.id)
+		rec, err := encodeHardState(hs, r.id)
 		if err != nil {
 			return err
 		}
-		if err := b.SetHardState(r.pg, b2); err != nil {
+		if err := b.SetHardState(r.pg, rec); err != nil {
 			return err
 		}
 		r.log.seat = r.id

@@ -143,11 +143,8 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 		}
 		return
 	}
-	in := func(set []uint64, id int32) bool {
-		return slices.ContainsFunc(set, func(s uint64) bool { return osdID(s) == id })
-	}
-	voter := func(id int32) bool { return in(cs.GetVoters(), id) }
-	learner := func(id int32) bool { return in(cs.GetLearners(), id) }
+	voter := func(id int32) bool { _, ok := seatInSet(cs.GetVoters(), id); return ok }
+	learner := func(id int32) bool { _, ok := seatInSet(cs.GetLearners(), id); return ok }
 	member := func(id int32) bool { return slices.Contains(r.want, id) }
 	for id := range r.lostCopy {
 		if !learner(id) && !voter(id) {
@@ -392,7 +389,6 @@ func (n *Node) probe(r *replica, now time.Time) {
 		return
 	}
 	r.probedAt = now
-	term := r.rn.BasicStatus().GetTerm()
 	var to []int32
 	for _, set := range [][]uint64{r.log.cs.GetVoters(), r.log.cs.GetVotersOutgoing(), r.log.cs.GetLearners()} {
 		for _, id := range set {
@@ -403,10 +399,15 @@ func (n *Node) probe(r *replica, now time.Time) {
 	slices.Sort(to)
 	for _, id := range slices.Compact(to) {
 		if id != r.self {
-			n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(r.seat(id)), From: proto.Uint64(r.id),
-				Term: proto.Uint64(term), Index: proto.Uint64(r.log.floor)})
+			n.sendProbe(r, r.seat(id))
 		}
 	}
+}
+
+// sendProbe queues a probe from r to seat to, with r's seat floor.
+func (n *Node) sendProbe(r *replica, to uint64) {
+	n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(to), From: proto.Uint64(r.id),
+		Term: proto.Uint64(r.rn.BasicStatus().GetTerm()), Index: proto.Uint64(r.log.floor)})
 }
 
 // noteReject takes a rejection that leader r got from osd: one naming a

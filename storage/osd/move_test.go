@@ -42,13 +42,29 @@ func ids(raftIDs []uint64) []int32 {
 	return out
 }
 
+// waitFor polls fn until it returns nil, and fails t with its last error
+// once d has passed.
+func waitFor(t *testing.T, d time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // waitMoved waits until every member's replica of pg has applied the
 // configuration members (voters only) and the others hold no replica.
 func waitMoved(t *testing.T, lc *loopCluster, pg PG, members ...int32) {
 	t.Helper()
 	want := slices.Sorted(slices.Values(members))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	waitFor(t, 60*time.Second, func() error {
 		done := true
 		var seen []string
 		for i, n := range lc.nodes {
@@ -58,14 +74,11 @@ func waitMoved(t *testing.T, lc *loopCluster, pg PG, members ...int32) {
 				done = false
 			}
 		}
-		if done {
-			return
+		if !done {
+			return fmt.Errorf("pg %s did not move to %v: %v", pg, members, seen)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pg %s did not move to %v: %v", pg, members, seen)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestLoopMovePG moves a PG off its leader onto a new, empty node while
@@ -197,17 +210,7 @@ func TestLoopMovePGOffAnAbsentNode(t *testing.T) {
 			}
 			lc.move(pg, members...)
 			writeMix(lc, pg, "during", 30)
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, members...)], pg)
-				if slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the move did not complete without node %d: voters %v, learners %v", leaving, v, l)
-				}
-				time.Sleep(20 * time.Millisecond)
-			}
+			waitConf(t, lc, pg, members, members) // without node leaving
 			if tt.running {
 				if v, _, _ := confOf(t, lc.nodes[leaving], pg); !slices.Contains(v, int32(leaving)) {
 					t.Fatalf("the node away has configuration %v, which leaves it out: the test meant it to miss the move", v)
@@ -254,22 +257,18 @@ func sameMembers(t *testing.T, lc *loopCluster, pg PG, members []int32) {
 // replica of pg.
 func waitConf(t *testing.T, lc *loopCluster, pg PG, among, members []int32, gone ...int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, 30*time.Second, func() error {
 		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, among...)], pg)
 		done := slices.Equal(v, slices.Sorted(slices.Values(members))) && len(l) == 0
 		for _, i := range gone {
 			_, _, held := confOf(t, lc.nodes[i], pg)
 			done = done && !held
 		}
-		if done {
-			return
+		if !done {
+			return fmt.Errorf("pg %s did not move to %v (nodes %v dropping it): voters %v, learners %v", pg, members, gone, v, l)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pg %s did not move to %v (nodes %v dropping it): voters %v, learners %v", pg, members, gone, v, l)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestLoopMovePGBack is the story the simulation found (seed 1061, before
@@ -424,23 +423,21 @@ func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	busy.Store(true)
 	away := []int32{0, 1, int32(added)}
 	lc.move(pg, away...)
-	deadline := time.Now().Add(30 * time.Second)
-	for dropping := false; !dropping; {
-		loopDo(t, lc.nodes[2], func(n *Node) { _, dropping = n.dropping[pg] })
-		if time.Now().After(deadline) {
-			t.Fatal("node 2 never began to drop the pg")
+	onNode2 := func(what string, cond func(n *Node) bool) func() error {
+		return func() error {
+			ok := false
+			loopDo(t, lc.nodes[2], func(n *Node) { ok = cond(n) })
+			if !ok {
+				return fmt.Errorf("node 2 %s", what)
+			}
+			return nil
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+	waitFor(t, 30*time.Second, onNode2("never began to drop the pg", func(n *Node) bool { _, ok := n.dropping[pg]; return ok }))
 	back := []int32{0, 1, 2}
 	lc.move(pg, back...)
-	for waiting := false; !waiting; { // node 2 takes the members while its drop waits
-		loopDo(t, lc.nodes[2], func(n *Node) { waiting = n.rejoin[pg] != nil })
-		if time.Now().After(deadline) {
-			t.Fatal("node 2 did not wait for its drop to join again")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// node 2 takes the members while its drop waits
+	waitFor(t, 30*time.Second, onNode2("did not wait for its drop to join again", func(n *Node) bool { return n.rejoin[pg] != nil }))
 	busy.Store(false)
 	writeMix(lc, pg, "after", 10)
 	waitMoved(t, lc, pg, back...)

@@ -87,7 +87,7 @@ type replica struct {
 	want        []int32             // the members it was told (MovePG); nil: none, no change
 	confUntil   time.Time           // leader: no other change proposed before then
 	toldLeft    map[int32]time.Time // when each replica that left was last told so (tellLeft)
-	lostCopy    map[int32]bool      // leader: learners whose copy is lost (noteReject, noteFloor)
+	lostCopy    map[int32]bool      // leader: OSDs whose seat's copy is lost, to be seated anew (noteReject, noteFloor)
 	floors      map[int32]uint64    // leader: the seat floor each OSD reported (noteFloor)
 	heardLeader time.Time           // when a leader last wrote to this replica (probe)
 	probedAt    time.Time           // when it last probed

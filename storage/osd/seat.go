@@ -35,10 +35,18 @@ import (
 // most one seat per OSD: reconcile adds one only for an OSD without.
 func seatIn(cs *pb.ConfState, osd int32) (uint64, bool) {
 	for _, set := range [][]uint64{cs.GetVoters(), cs.GetVotersOutgoing(), cs.GetLearners(), cs.GetLearnersNext()} {
-		for _, id := range set {
-			if osdID(id) == osd {
-				return id, true
-			}
+		if id, ok := seatInSet(set, osd); ok {
+			return id, true
+		}
+	}
+	return 0, false
+}
+
+// seatInSet returns osd's seat among the raft ids of set.
+func seatInSet(set []uint64, osd int32) (uint64, bool) {
+	for _, id := range set {
+		if osdID(id) == osd {
+			return id, true
 		}
 	}
 	return 0, false
@@ -138,8 +146,7 @@ func (n *Node) tellFloor(r *replica, leader uint64, now time.Time) {
 		return
 	}
 	r.probedAt = now
-	n.queue(r, &pb.Message{Type: msgProbe.Enum(), To: proto.Uint64(leader), From: proto.Uint64(r.id),
-		Term: proto.Uint64(r.rn.BasicStatus().GetTerm()), Index: proto.Uint64(r.log.floor)})
+	n.sendProbe(r, leader)
 	n.log.Info("a leader writes to a seat this osd's dropped copy of a pg held; telling it to give a new one",
 		zap.Stringer("pg", r.pg), zap.Int32("leader", osdID(leader)), zap.Uint64("floor", r.log.floor))
 }
