@@ -222,7 +222,7 @@ func (c *cluster) waitUp(n int) {
 		if err != nil {
 			return err
 		}
-		if got := strings.Count(out, "up,in"); got != n {
+		if got := strings.Count(out, "up,in") + strings.Count(out, "up,out"); got != n { // a drained osd is out
 			return fmt.Errorf("%d up:\n%s", got, out)
 		}
 		return nil

@@ -112,7 +112,7 @@ func newOSDInOutCmd(g *globals, in bool) *cobra.Command {
 	}
 	return &cobra.Command{
 		Use:   use,
-		Short: short + " for new pools (existing PGs keep their replicas: move one with `tsumiki pg move`)",
+		Short: short + " for new pools (existing PGs keep their replicas: `tsumiki osd drain` moves them off an OSD)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseOSDID(args[0])

@@ -8,16 +8,24 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
 
-// pgLsRow finds pg in `pg ls -o json`; "" is the first PG listed.
-func pgLsRow(t *testing.T, c *cluster, pg string) pgRow {
+// pgLsRows is `pg ls -o json`.
+func pgLsRows(t *testing.T, c *cluster) []pgRow {
 	t.Helper()
 	var rows []pgRow
 	if err := json.Unmarshal([]byte(c.mustCLI("pg", "ls", "-o", "json")), &rows); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range rows {
+	return rows
+}
+
+// pgLsRow finds pg in `pg ls -o json`; "" is the first PG listed.
+func pgLsRow(t *testing.T, c *cluster, pg string) pgRow {
+	t.Helper()
+	for _, r := range pgLsRows(t, c) {
 		if r.PG == pg || pg == "" {
 			return r
 		}
@@ -31,8 +39,9 @@ func pgLsRow(t *testing.T, c *cluster, pg string) pgRow {
 // --yes nothing changes, and a bad list is refused; with it, the PG's group
 // follows while objects are written (the new primary first in the list),
 // pg ls shows it active+clean on the new replicas, every object reads back,
-// pg verify finds the replicas identical, and all of it holds after a
-// restart of every daemon.
+// pg verify finds the replicas identical. Then `osd drain` moves every
+// PG off the OSD that left (drainWhileWriting), and all of it holds after
+// a restart of every daemon.
 func TestClusterPGMove(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("object seed %d", seed)
@@ -92,9 +101,51 @@ func TestClusterPGMove(t *testing.T) {
 	readBack(t, c, "data", all)
 	verifyEventually(c, time.Minute)
 
+	all = append(all, drainWhileWriting(t, c, rng, before.Up[2])...)
+	readBack(t, c, "data", all)
+	verifyEventually(c, time.Minute)
+
 	c.stopAll()
 	c.startAll()
 	c.eventually(time.Minute, "the moved pg after a restart", moved)
 	readBack(t, c, "data", all)
 	verifyEventually(c, time.Minute)
+}
+
+// drainWhileWriting drains osd with `osd drain --yes --wait` while 8
+// objects are written, after checking that the dry run changes nothing,
+// and checks that no PG lists osd afterwards and that it is out. It
+// returns the objects written.
+func drainWhileWriting(t *testing.T, c *cluster, rng *rand.Rand, osd int32) []object {
+	t.Helper()
+	id := fmt.Sprint(osd)
+	if out := c.mustCLI("osd", "drain", id); !strings.Contains(out, "nothing changed: add --yes") || !strings.Contains(out, "pgs move, 0 cannot") {
+		t.Fatalf("osd drain without --yes:\n%s", out)
+	}
+	if !slices.ContainsFunc(pgLsRows(t, c), func(r pgRow) bool { return slices.Contains(r.Up, osd) }) {
+		t.Fatalf("no pg lists osd.%d before the drain", osd)
+	}
+	done := make(chan string, 1)
+	go func() {
+		out, msg, err := c.cliFull(nil, "osd", "drain", id, "--yes", "--wait", "2m")
+		done <- fmt.Sprintf("%s%s%v", out, msg, err)
+	}()
+	written := putRandom(t, c, rng, "data", "d", 8) // while it drains
+	if out := <-done; !strings.Contains(out, "every pg moved") {
+		t.Fatalf("osd drain --yes --wait:\n%s", out)
+	}
+	for _, r := range pgLsRows(t, c) {
+		if slices.Contains(r.Up, osd) || slices.Contains(r.Acting, osd) || r.State != "active+clean" {
+			t.Fatalf("after the drain pg %s: up %v, acting %v, %s", r.PG, r.Up, r.Acting, r.State)
+		}
+	}
+	var osds []clustermap.OSD
+	if err := json.Unmarshal([]byte(c.mustCLI("osd", "ls", "-o", "json")), &osds); err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(osds, func(o clustermap.OSD) bool { return o.ID == osd }); i < 0 || osds[i].In {
+		t.Fatalf("osd ls after the drain does not show osd.%d out: %+v", osd, osds)
+	}
+	t.Logf("osd.%d drained", osd)
+	return written
 }

@@ -1,14 +1,12 @@
 package clustermap_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/tsumiki-storage/tsumiki/storage/clustermap"
 )
@@ -18,20 +16,8 @@ import (
 // replica lists are refused with the map unchanged.
 func TestMovePG(t *testing.T) {
 	s, _ := newStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	for i, host := range []string{"h0", "h1", "h2", "h3", "h3"} { // hostOf below
-		o := mustRegister(t, s, osd("u"+string(rune('0'+i)), host))
-		go func() { _ = s.KeepAlive(ctx, o.ID, 5*time.Second) }()
-	}
-	waitFor(t, "osds up", func() bool {
-		for id := range int32(5) {
-			if !isUp(t, s, id) {
-				return false
-			}
-		}
-		return true
-	})
+	hostOf := []string{"h0", "h1", "h2", "h3", "h3"}
+	liveOSDs(t, s, hostOf...)
 	p, err := s.CreatePool(testCtx(t), pool("rbd", 3))
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +25,6 @@ func TestMovePG(t *testing.T) {
 	down := mustRegister(t, s, osd("u5", "h5")) // never kept alive
 	before := mustLoad(t, s)
 	placed := before.Replicas(p, 5)
-	hostOf := []string{"h0", "h1", "h2", "h3", "h3"}
 	fresh := int32(-1) // an osd on the one host the pg does not use
 	for id := range int32(5) {
 		if !slices.ContainsFunc(placed, func(o int32) bool { return hostOf[o] == hostOf[id] }) {
