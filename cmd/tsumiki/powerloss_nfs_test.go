@@ -21,8 +21,13 @@ import (
 // mounts the image, replaying ext4's journal), mounts the export and
 // checks every unit of the file; then it stops the gateway and checks the
 // image's file system with e2fsck -fn. Skipped (saying why) where QEMU
-// cannot run.
+// cannot run. Long form only (make e2e): in make test, TestClusterUpPowerLoss
+// cuts the power under the same NFS gateway (on one disk), and
+// TestClusterPowerLoss under OSDs on disks of their own.
 func TestClusterNFSPowerLoss(t *testing.T) {
+	if !longE2E() {
+		t.Skip("long e2e only (TSUMIKI_E2E=long, make e2e): make test's TestClusterUpPowerLoss cuts the power under the NFS gateway, TestClusterPowerLoss under OSDs on disks of their own")
+	}
 	qemutest.SkipIfUnavailable(t)
 	clusterDisks(t).cutOnceWhileWriting(t, nfsPowerLossScript, "over NFS", nfsPowerLossAcks, "\nNFS-POWERLOSS-OK", "log.0")
 }
