@@ -31,7 +31,8 @@ import (
 //     data;
 //   - a replica with a damaged entry above its commit index does not
 //     ask for votes, and steps down if it leads and no voter holds the
-//     entry (holdsLostEntry).
+//     entry (holdsLostEntry); once every other voter has shown it lacks
+//     the entry, it drops it and what follows (lost.go).
 
 // entryHead is what the log itself says about an entry, without its data.
 type entryHead struct {
@@ -201,7 +202,8 @@ func (l *raftLog) forgetDamaged(first, from uint64) {
 
 // sendDamaged filters what r, which holds damaged entries, sends: it
 // reports whether m may go. A vote request of a replica that holds a
-// damaged uncommitted entry does not (holdsLostEntry: it must not lead).
+// damaged uncommitted entry does not, unless another voter holds it
+// (holdsLostEntry, mayLead).
 // An append is shortened to the entries before its first stand-in, and
 // goes if anything is left. The follower then holds what this replica
 // could give it (raft takes a shorter append as it takes a lost one); the
@@ -212,7 +214,7 @@ func (l *raftLog) forgetDamaged(first, from uint64) {
 func (n *Node) sendDamaged(r *replica, m *pb.Message) bool {
 	switch m.GetType() {
 	case pb.MsgPreVote, pb.MsgVote:
-		return !r.holdsLostEntry()
+		return n.mayLead(r)
 	case pb.MsgApp:
 	default:
 		return true
@@ -270,7 +272,7 @@ func (n *Node) maybeHandOff(r *replica) {
 		r.rn.TransferLeader(r.seat(best))
 		return
 	}
-	if r.holdsLostEntry() {
+	if !n.mayLead(r) {
 		// Not committed, and no other voter holds it: it was never
 		// acknowledged, and only this replica could make it so, which
 		// it cannot. It steps down and sends no vote requests
@@ -284,15 +286,20 @@ func (n *Node) maybeHandOff(r *replica) {
 	}
 	if now := n.cfg.Clock.Now(); now.Sub(r.warnedLost) >= lostWarnEvery {
 		r.warnedLost = now
-		n.log.Error("a committed raft entry is damaged on this OSD and no live voter has shown it holds it; the pg waits for one that does",
-			zap.Stringer("pg", r.pg), zap.Uint64("index", need))
+		what := "a committed raft entry is damaged on this OSD and no live voter has shown it holds it; the pg waits for one that does"
+		if r.holdsLostEntry() { // held elsewhere (mayLead)
+			what = "a raft entry is damaged on this OSD and another voter answered that it holds it; the pg waits for that voter's log to show it, to hand leadership over"
+		}
+		n.log.Error(what, zap.Stringer("pg", r.pg), zap.Uint64("index", need))
 	}
 }
 
 // holdsLostEntry reports whether r has a damaged entry above its commit
-// index. Such a replica must not lead: it could not replicate the entry,
-// nor may it drop it. Its vote requests are not sent (sendDamaged) and it
-// does not start a campaign (maybeCampaign); it keeps ticking, since with
+// index. Such a replica must not lead unless another voter holds the entry
+// (lost.go: mayLead): it could not replicate the entry, nor may it drop
+// it (until lost.go shows no other voter can ever hold it). Its vote
+// requests are not sent (sendDamaged) and it does not start a campaign
+// (maybeCampaign); it keeps ticking, since with
 // CheckQuorum a replica that never ticks ignores others' votes for ever.
 // A transfer (MsgTimeoutNow) makes it a candidate whose requests go
 // nowhere; it then returns to following whoever wins.

@@ -357,6 +357,10 @@ func (n *Node) moving(r *replica, osd int32, m *pb.Message, now time.Time) bool 
 		n.noteFloor(r, osd, m.GetIndex())
 		return true
 	}
+	if t == msgLost {
+		n.takeLost(r, osd, m, now)
+		return true
+	}
 	if r.want != nil {
 		if t == pb.MsgAppResp && m.GetReject() {
 			n.noteReject(r, osd, m)

@@ -277,6 +277,7 @@ func (n *Node) tickReplica(r *replica, now time.Time, expire bool) {
 	n.touch(r)
 	n.maybeCampaign(r)
 	n.maybeHandOff(r)
+	n.resolveLost(r, now)
 	n.maybeBalance(r, now)
 	n.reconcile(r, now)
 	n.probe(r, now)
@@ -624,7 +625,7 @@ func (n *Node) startRead(pg PG, w *waiter) {
 // start: it may have acknowledged a leader's heartbeat just before a crash,
 // and that leader's lease counts on it not electing anyone else (lease.go).
 func (n *Node) maybeCampaign(r *replica) {
-	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() && !n.cfg.Clock.Now().Before(n.votesAfter) && !r.holdsLostEntry() {
+	if r.campaign && r.log.applied >= r.rn.BasicStatus().GetCommit() && !n.cfg.Clock.Now().Before(n.votesAfter) && n.mayLead(r) {
 		r.campaign = false
 		n.touch(r)
 		_ = r.rn.Campaign()

@@ -78,6 +78,8 @@ type replica struct {
 	warnedHeld  uint64                           // retained log length last warned about (leader)
 	handOff     bool                             // an append was cut at a damaged entry (damaged.go)
 	warnedLost  time.Time                        // when that was last logged
+	lost        *lostProof                       // what it learnt of its lost entry (lost.go)
+	owed        []lostQuery                      // lost-entry queries it owes an answer (lost.go)
 	pre         map[uint64]*chunkstore.Preplaced // data placed ahead, by entry index (placeahead.go)
 
 	snapSent    map[int32]time.Time // leader: when a snapshot went to each replica (snapshot.go)

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 	"github.com/tsumiki-storage/tsumiki/storage/wire"
@@ -95,6 +97,7 @@ type simStats struct {
 	copies, copied                                                       int // snapshot copies started, and finished
 	moves                                                                int // PGs moved (MovePG)
 	movesBack                                                            int // moves onto an OSD the PG left before
+	lostDropped                                                          int // log ends dropped from a lost entry on (lost.go)
 }
 
 func (s *simStats) add(o simStats) {
@@ -111,6 +114,7 @@ func (s *simStats) add(o simStats) {
 	s.copied += o.copied
 	s.moves += o.moves
 	s.movesBack += o.movesBack
+	s.lostDropped += o.lostDropped
 	s.maxIndex = max(s.maxIndex, o.maxIndex)
 }
 
@@ -267,7 +271,15 @@ func (w *simWorld) start(sn *simNode) error {
 	cfg := NodeConfig{ID: sn.id, Store: st, Transport: simLink{w, sn.id},
 		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact,
 		BalanceAfter: 20 * simTick} // short: schedules hand leaderships back often
-	if os.Getenv("TSUMIKI_SIM_LOG") != "" { // the nodes' logs, with a replay
+	// Warnings are counted (lostDropped); the nodes' logs are shown with a replay.
+	cfg.Logger = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zap.WarnLevel),
+		zap.Hooks(func(e zapcore.Entry) error {
+			if e.Message == droppedLost {
+				w.stats.lostDropped++
+			}
+			return nil
+		}))
+	if os.Getenv("TSUMIKI_SIM_LOG") != "" {
 		l, _ := zap.NewDevelopment()
 		cfg.Logger = l.With(zap.Int32("osd", sn.id))
 	}
