@@ -288,3 +288,18 @@ func TestSimLostEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestSimTellLeftIsNoLeader replays a schedule in which a member whose
+// configuration was behind kept telling a voter, at each of its probes,
+// that it had left (tellLeft: a snapshot with the member's configuration,
+// which lists no seat for the voter). The voter stepped each into raft,
+// which took the member for the leader of its term and restarted its
+// election timer: it never voted again, and the PG had no leader for
+// good. A snapshot whose configuration lists no seat for the replica now
+// never reaches raft (receiveSnapshot).
+func TestSimTellLeftIsNoLeader(t *testing.T) {
+	const seed = 1034571574677887052
+	if _, err := runSim(t, seed, simOptsFor(seed, false)); err != nil {
+		t.Fatalf("seed %d: %v\n(replay: TSUMIKI_SIM_SEED=%d go test -run 'TestSim$' -v ./storage/osd/)", seed, err, seed)
+	}
+}

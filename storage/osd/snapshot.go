@@ -173,6 +173,23 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		n.drop(r)
 		return
 	}
+	if !hasSeat(meta.GetConfState(), r.id) {
+		// No seat for it at the snapshot's index, and not told that the PG
+		// moved away (else leftAt): its map is behind, or a member whose
+		// own configuration is behind answered its probe (tellLeft). Not
+		// a leader's: a leader's snapshot is of a configuration that
+		// lists the seats it sends to. Raft would refuse to restore it,
+		// and must not even see it: it takes the sender of a snapshot for
+		// the leader of its term and restarts its election timer, so a
+		// member that kept telling it (every probe) held its vote away
+		// from any candidate for good (a random simulation schedule).
+		if now := n.cfg.Clock.Now(); now.Sub(r.warnedMove) >= lostWarnEvery {
+			r.warnedMove = now
+			n.log.Warn("ignoring a raft snapshot whose configuration does not list this osd; waiting for the cluster map",
+				zap.Stringer("pg", r.pg), zap.Int32("from", from))
+		}
+		return
+	}
 	st := r.rn.BasicStatus()
 	if m.GetTerm() < st.GetTerm() || idx <= st.GetCommit() {
 		_ = r.rn.Step(m) // raft drops an old term's message, ignores an old snapshot
@@ -187,15 +204,6 @@ func (n *Node) receiveSnapshot(r *replica, from int32, m *pb.Message) {
 		// The log may hold acknowledged entries past idx: never empty it
 		// on a read error. Raft sends the snapshot again.
 		n.log.Warn("cannot read the raft log to take a snapshot; dropping it", zap.Stringer("pg", r.pg), zap.Error(err))
-		return
-	}
-	if !hasSeat(meta.GetConfState(), r.id) {
-		// No seat for it at the snapshot's index, and not told that the PG
-		// moved away (else leftAt): its map is behind, or a member answered
-		// its vote request (tellLeft). Raft would refuse to restore it
-		// anyway; copying would be wasted.
-		n.log.Warn("ignoring a raft snapshot whose configuration does not list this osd; waiting for the cluster map",
-			zap.Stringer("pg", r.pg), zap.Int32("from", from))
 		return
 	}
 	if n.cfg.Copier == nil {
