@@ -33,8 +33,12 @@ replica and drop its copy. The PGs keep serving throughout, and each OSD
 takes in a bounded number of copies at a time. A PG with nowhere to go
 keeps its replica on the OSD, and the plan says why.
 
---wait DURATION stays until every moved PG is active+clean on its new
-replicas, showing progress (the moves go on if it gives up).`,
+The norebalance flag ('tsumiki flags set norebalance') holds the moves
+back: no PG starts a new copy until it is unset.
+
+--wait DURATION stays until no PG has the OSD among its replicas and every
+PG moved off it is active+clean, showing progress (the moves go on if it
+gives up); run again after a drain, it waits for that drain's moves.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseOSDID(args[0])
@@ -64,15 +68,18 @@ replicas, showing progress (the moves go on if it gives up).`,
 				}
 				fmt.Printf("marked %s out; %d moves stored at epoch %d; watch them with `tsumiki pg ls` (+remapped until done)\n",
 					osdName(id), len(stored.Moves), m.Epoch)
-				if wait == 0 || len(stored.Moves) == 0 {
+				if m.HasFlag("norebalance") {
+					fmt.Println("the norebalance flag is set: no move starts a copy until `tsumiki flags unset norebalance`")
+				}
+				if wait == 0 {
 					return nil
 				}
-				return waitMoves(ctx, c, stored.Moves, wait)
+				return waitDrained(ctx, c, id, stored.Moves, wait)
 			})
 		},
 	}
 	cmd.Flags().BoolVar(&yes, "yes", false, "mark the OSD out and store the moves (without it, the plan is only shown)")
-	cmd.Flags().DurationVar(&wait, "wait", 0, "with --yes: wait up to this long for the PGs to finish moving (0: do not wait)")
+	cmd.Flags().DurationVar(&wait, "wait", 0, "with --yes: wait up to this long for every PG to leave the OSD (0: do not wait)")
 	return cmd
 }
 
@@ -103,15 +110,14 @@ func showDrainPlan(p clustermap.DrainPlan) {
 	}
 }
 
-// waitMoves polls the OSDs until every PG of moves is active+clean with
-// its new replicas as voters, or d passes.
-func waitMoves(ctx context.Context, c *client.Client, moves []clustermap.PGMove, d time.Duration) error {
+// waitDrained polls the OSDs until no PG has osd among its voters and
+// every PG that had it, or that moves lists, is active+clean on its new
+// replicas, or d passes. A drain run again waits so for the moves the
+// first stored.
+func waitDrained(ctx context.Context, c *client.Client, osd int32, moves []clustermap.PGMove, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	want := map[string][]int32{}
-	for _, mv := range moves {
-		want[fmt.Sprintf("%d.%x", mv.Pool, mv.PG)] = sorted(mv.To)
-	}
+	var watch map[string]bool // the PGs the drain moves
 	bar := newProgress("moving pgs", "pgs")
 	defer bar.finish()
 	for {
@@ -120,20 +126,33 @@ func waitMoves(ctx context.Context, c *client.Client, moves []clustermap.PGMove,
 			m = c.Map() // the last one loaded: the next poll tries again
 		}
 		states, _ := c.OSDStates(ctx)
-		left := len(want)
-		for _, row := range pgRows(m, states) {
-			if to, ok := want[row.PG]; ok && row.State == "active+clean" && slices.Equal(sorted(row.Acting), to) {
-				left--
+		rows := pgRows(m, states)
+		if watch == nil {
+			watch = map[string]bool{}
+			for _, mv := range moves {
+				watch[fmt.Sprintf("%d.%x", mv.Pool, mv.PG)] = true
+			}
+			for _, row := range rows {
+				if slices.Contains(row.Acting, osd) {
+					watch[row.PG] = true
+				}
 			}
 		}
-		bar.update(int64(len(want)-left), int64(len(want)))
+		left := 0
+		for _, row := range rows {
+			if watch[row.PG] && (slices.Contains(row.Acting, osd) || row.State != "active+clean") {
+				left++
+			}
+		}
+		bar.update(int64(len(watch)-left), int64(len(watch)))
 		if left == 0 {
-			fmt.Printf("every pg moved: %d active+clean on their new replicas\n", len(want))
+			fmt.Printf("drained: no pg has %s among its replicas; %d moved, active+clean\n", osdName(osd), len(watch))
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("after %s, %d of %d pgs are still moving; they go on: watch them with `tsumiki pg ls`", d, left, len(want))
+			return fmt.Errorf("after %s, %d of %d pgs still have %s or are not active+clean; the moves go on: watch them with `tsumiki pg ls`",
+				d, left, len(watch), osdName(osd))
 		case <-time.After(time.Second):
 		}
 	}

@@ -112,26 +112,46 @@ func TestClusterPGMove(t *testing.T) {
 	verifyEventually(c, time.Minute)
 }
 
-// drainWhileWriting drains osd with `osd drain --yes --wait` while 8
-// objects are written, after checking that the dry run changes nothing,
-// and checks that no PG lists osd afterwards and that it is out. It
-// returns the objects written.
+// drainWhileWriting drains osd. The dry run changes nothing; with the
+// norebalance flag set, `osd drain --yes` stores the moves but starts
+// none while 4 objects are written; unset, `osd drain --yes --wait` (run
+// again: it waits for the first one's moves) returns once every PG left
+// osd, while 4 more objects are written. No PG lists osd afterwards and
+// it is out. It returns the objects written.
 func drainWhileWriting(t *testing.T, c *cluster, rng *rand.Rand, osd int32) []object {
 	t.Helper()
 	id := fmt.Sprint(osd)
 	if out := c.mustCLI("osd", "drain", id); !strings.Contains(out, "nothing changed: add --yes") || !strings.Contains(out, "pgs move, 0 cannot") {
 		t.Fatalf("osd drain without --yes:\n%s", out)
 	}
-	if !slices.ContainsFunc(pgLsRows(t, c), func(r pgRow) bool { return slices.Contains(r.Up, osd) }) {
-		t.Fatalf("no pg lists osd.%d before the drain", osd)
+	listing := func() (n int) {
+		for _, r := range pgLsRows(t, c) {
+			if slices.Contains(r.Acting, osd) {
+				n++
+			}
+		}
+		return n
 	}
+	before := listing()
+	if before == 0 {
+		t.Fatalf("no pg has osd.%d among its replicas before the drain", osd)
+	}
+	c.mustCLI("flags", "set", "norebalance")
+	if out := c.mustCLI("osd", "drain", id, "--yes"); !strings.Contains(out, "the norebalance flag is set") {
+		t.Fatalf("osd drain --yes with norebalance set:\n%s", out)
+	}
+	written := putRandom(t, c, rng, "data", "h", 4) // while the moves are held
+	if n := listing(); n != before {
+		t.Fatalf("with norebalance set, %d of %d pgs left osd.%d", before-n, before, osd)
+	}
+	c.mustCLI("flags", "unset", "norebalance")
 	done := make(chan string, 1)
 	go func() {
 		out, msg, err := c.cliFull(nil, "osd", "drain", id, "--yes", "--wait", "2m")
 		done <- fmt.Sprintf("%s%s%v", out, msg, err)
 	}()
-	written := putRandom(t, c, rng, "data", "d", 8) // while it drains
-	if out := <-done; !strings.Contains(out, "every pg moved") {
+	written = append(written, putRandom(t, c, rng, "data", "d", 4)...) // while it drains
+	if out := <-done; !strings.Contains(out, "drained: no pg has osd."+id) {
 		t.Fatalf("osd drain --yes --wait:\n%s", out)
 	}
 	for _, r := range pgLsRows(t, c) {
@@ -146,6 +166,6 @@ func drainWhileWriting(t *testing.T, c *cluster, rng *rand.Rand, osd int32) []ob
 	if i := slices.IndexFunc(osds, func(o clustermap.OSD) bool { return o.ID == osd }); i < 0 || osds[i].In {
 		t.Fatalf("osd ls after the drain does not show osd.%d out: %+v", osd, osds)
 	}
-	t.Logf("osd.%d drained", osd)
+	t.Logf("osd.%d drained (%d pgs)", osd, before)
 	return written
 }

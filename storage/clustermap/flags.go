@@ -7,29 +7,34 @@ import (
 	"strings"
 )
 
-// KnownFlags returns the cluster flags SetFlag accepts, sorted. They keep
-// Ceph's names and meanings:
+// KnownFlags returns the cluster flags SetFlag sets, sorted: those the
+// daemons act on. They keep Ceph's names, with tsumiki's meanings:
 //
-//	noout         down OSDs are not marked out (maintenance)
-//	norebalance   no data moves for rebalancing
-//	nobackfill    no backfill (copying PGs to new replicas)
-//	norecover     no recovery (catching up replicas from the log)
-//	noscrub       no scrubbing
-//	nodeep-scrub  no deep scrubbing
-//	pause         client IO is paused
-func KnownFlags() []string {
-	return []string{"nobackfill", "nodeep-scrub", "noout", "norebalance", "norecover", "noscrub", "pause"}
-}
+//	noout        maintenance: leaderships stay where they are (no hand-back
+//	             to primaries), so that restarting nodes one by one does not
+//	             move every leadership twice; tsumiki never marks a down OSD
+//	             out by itself anyway
+//	norebalance  no PG move (`pg move`, `osd drain`) starts a new copy; a
+//	             move whose new replica is already copying finishes
+func KnownFlags() []string { return []string{"noout", "norebalance"} }
+
+// notActedOn are Ceph's other flags, which tsumiki does not act on yet:
+// setting one is refused, so that nobody relies on one that does nothing
+// (clearing one, which a map stored before may hold, is allowed).
+var notActedOn = []string{"nobackfill", "nodeep-scrub", "norecover", "noscrub", "pause"}
 
 // SetFlag sets (on) or clears a cluster flag. Setting a flag that is set, or
 // clearing one that is clear, changes nothing. Errors wrap ErrInvalid for a
-// flag not in KnownFlags.
+// flag not in KnownFlags (clearing one of Ceph's others is allowed).
 func (s *Store) SetFlag(ctx context.Context, flag string, on bool) error {
 	op := "unset flag " + flag
 	if on {
 		op = "set flag " + flag
 	}
-	if !slices.Contains(KnownFlags(), flag) {
+	switch {
+	case on && slices.Contains(notActedOn, flag):
+		return errorf(ErrInvalid, op, "tsumiki does not act on %q yet, so it is not set; flags it acts on: %s", flag, strings.Join(KnownFlags(), ", "))
+	case !slices.Contains(KnownFlags(), flag) && !slices.Contains(notActedOn, flag):
 		return errorf(ErrInvalid, op, "unknown flag %q; known flags: %s", flag, strings.Join(KnownFlags(), ", "))
 	}
 	_, err := s.mutate(ctx, op, func(m *Map) (bool, error) {

@@ -168,28 +168,35 @@ func TestSetPool(t *testing.T) {
 func TestSetFlag(t *testing.T) {
 	s, _ := newStore(t)
 	ctx := testCtx(t)
-	for _, f := range []string{"noout", "pause", "noout"} {
+	for _, f := range []string{"noout", "norebalance", "noout"} {
 		if err := s.SetFlag(ctx, f, true); err != nil {
 			t.Fatal(err)
 		}
 	}
 	m := mustLoad(t, s)
-	if m.Epoch != 2 || strings.Join(m.Flags, ",") != "noout,pause" || !m.HasFlag("noout") || m.HasFlag("noscrub") {
+	if m.Epoch != 2 || strings.Join(m.Flags, ",") != "noout,norebalance" || !m.HasFlag("noout") || m.HasFlag("noscrub") {
 		t.Fatalf("flags %v at epoch %d", m.Flags, m.Epoch)
 	}
 	if err := s.SetFlag(ctx, "noout", false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SetFlag(ctx, "noscrub", false); err != nil { // not set
+	if err := s.SetFlag(ctx, "noscrub", false); err != nil { // not set, not acted on: clearing is allowed
 		t.Fatal(err)
 	}
 	m = mustLoad(t, s)
-	if m.Epoch != 3 || strings.Join(m.Flags, ",") != "pause" {
+	if m.Epoch != 3 || strings.Join(m.Flags, ",") != "norebalance" {
 		t.Fatalf("flags %v at epoch %d", m.Flags, m.Epoch)
 	}
 	err := s.SetFlag(ctx, "nodown", true)
 	if !errors.Is(err, clustermap.ErrInvalid) || !strings.Contains(err.Error(), "norebalance") {
 		t.Fatalf("unknown flag = %v, want ErrInvalid listing the known flags", err)
+	}
+	err = s.SetFlag(ctx, "pause", true)
+	if !errors.Is(err, clustermap.ErrInvalid) || !strings.Contains(err.Error(), "does not act on") {
+		t.Fatalf("a flag tsumiki does not act on = %v, want ErrInvalid saying so", err)
+	}
+	if m := mustLoad(t, s); m.Epoch != 3 {
+		t.Fatalf("a refused flag changed the map: epoch %d", m.Epoch)
 	}
 }
 

@@ -258,6 +258,7 @@ func applyMap(m *clustermap.Map, self int32, node *Node, srv *Server, tr *TCPTra
 	tr.SetAddrs(addrs)
 	srv.SetEpoch(m.Epoch)
 	node.HoldLeaders(m.HasFlag("noout"), out)
+	node.HoldMoves(m.HasFlag("norebalance"))
 	for _, p := range m.Pools {
 		for pg := uint32(0); pg < p.PGNum; pg++ {
 			if members, ok := m.Override(p.ID, pg); ok {

@@ -206,6 +206,20 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 			promote = id
 		}
 	}
+	if joining >= 0 && n.movesHeld {
+		// norebalance: no new copy starts. A learner already copying is
+		// still promoted, with its leaving voter; nothing else leaves (a
+		// voter removed without its replacement would leave the PG short).
+		if now.Sub(r.warnedMove) >= time.Minute {
+			r.warnedMove = now
+			n.log.Info("not starting a pg's move: the norebalance flag is set (tsumiki flags unset norebalance)",
+				zap.Stringer("pg", r.pg), zap.Int32("joining", joining), zap.Int32s("members", r.want))
+		}
+		if remove < 0 && promote < 0 {
+			return
+		}
+		joining = -1
+	}
 	var cc pb.ConfChangeV2
 	change := func(t pb.ConfChangeType, seat uint64) {
 		cc.Changes = append(cc.Changes, &pb.ConfChangeSingle{Type: t.Enum(), NodeId: proto.Uint64(seat)})
@@ -238,6 +252,12 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 	n.touch(r)
 	n.log.Info("changing a pg's members", zap.Stringer("pg", r.pg), zap.Stringer("change", confChangeText{&cc}),
 		zap.Int32s("members", r.want))
+}
+
+// HoldMoves stops (hold) or resumes the start of new copies for moves on
+// this node (the map's norebalance flag; reconcile).
+func (n *Node) HoldMoves(hold bool) {
+	n.post(context.Background(), func() { n.movesHeld = hold })
 }
 
 // handOver makes leader r, which is to leave the group, hand leadership to

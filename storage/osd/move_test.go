@@ -443,3 +443,51 @@ func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	waitMoved(t, lc, pg, back...)
 	sameMembers(t, lc, pg, back)
 }
+
+// TestLoopMovePGHeld: with moves held (the norebalance flag), a move the
+// map asks for starts no copy: the new node gets no seat and the voters
+// stay for many election timeouts, while the PG takes writes. Released,
+// the move completes.
+func TestLoopMovePGHeld(t *testing.T) {
+	lc, _ := newSnapshotCluster(t)
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 20)
+	added := lc.addNode()
+	for _, n := range lc.nodes {
+		n.HoldMoves(true)
+	}
+	lead := lc.agreedLeaderAmong(pg, 0, 1, 2)
+	leaving := (lead + 1) % 3
+	var members []int32
+	for i := range int32(3) {
+		if int(i) != leaving {
+			members = append(members, i)
+		}
+	}
+	members = append(members, int32(added))
+	lc.move(pg, members...)
+	deadline := time.Now().Add(2 * time.Second) // 20 election timeouts
+	for i := 0; time.Now().Before(deadline); i++ {
+		idx := lc.write(pg, fmt.Sprintf("held%d", i%7), []byte(fmt.Sprint(i)))
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		for _, n := range lc.nodes[:3] {
+			if err := n.waitApplied(ctx, pg, idx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cancel()
+		v, l, _ := confOf(t, lc.nodes[lc.agreedLeaderAmong(pg, 0, 1, 2)], pg)
+		if !slices.Equal(v, []int32{0, 1, 2}) || len(l) > 0 {
+			t.Fatalf("with moves held the pg's configuration changed: voters %v, learners %v", v, l)
+		}
+		if v, l, _ := confOf(t, lc.nodes[added], pg); len(v)+len(l) > 0 { // an empty replica waits for its leader
+			t.Fatalf("with moves held the new node got a copy: voters %v, learners %v", v, l)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, n := range lc.nodes {
+		n.HoldMoves(false)
+	}
+	waitMoved(t, lc, pg, members...)
+	sameMembers(t, lc, pg, members)
+}

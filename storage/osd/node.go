@@ -156,6 +156,7 @@ type Node struct {
 	leaseReads uint64 // reads granted under the lease (tests look)
 	// leadership balancing (balance.go)
 	balanceHold  bool          // the map holds leaderships where they are (noout)
+	movesHeld    bool          // the map starts no new copy for a move (norebalance; move.go)
 	balanceOut   []int32       // OSDs marked out: not handed leadership
 	balanceTick  time.Time     // the tick balanceLeft counts for
 	balanceLeft  int           // transfers that may still start in that tick
