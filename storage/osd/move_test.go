@@ -444,6 +444,40 @@ func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	sameMembers(t, lc, pg, back)
 }
 
+// TestLoopEnsurePGWhileDropping: a map from before a PG moved off a node
+// (a restored control plane) lists the node again while its drop of the
+// copy waits on the store. The node does not load the copy being dropped
+// (the drop would empty the store under it); once the drop is done, the
+// floor it left refuses to start a group of its own there.
+func TestLoopEnsurePGWhileDropping(t *testing.T) {
+	var busy atomic.Bool
+	lc, _ := newSnapshotCluster(t, func(s Store) Store { return busyDrop{s, &busy} })
+	pg := PG{Pool: 1, Seq: 0}
+	writeMix(lc, pg, "before", 20)
+	added := lc.addNode()
+	busy.Store(true)
+	lc.move(pg, 0, 1, int32(added))
+	onNode2 := func(what string, cond func(n *Node) bool) func() error {
+		return func() error {
+			ok := false
+			loopDo(t, lc.nodes[2], func(n *Node) { ok = cond(n) })
+			if !ok {
+				return fmt.Errorf("node 2 %s", what)
+			}
+			return nil
+		}
+	}
+	waitFor(t, 30*time.Second, onNode2("never began to drop the pg", func(n *Node) bool { _, ok := n.dropping[pg]; return ok }))
+	lc.nodes[2].EnsurePG(pg, []int32{0, 1, 2}, 2) // the old map
+	waitFor(t, 30*time.Second, onNode2("did not wait for its drop", func(n *Node) bool { return n.rejoin[pg] != nil }))
+	waitFor(t, time.Second, onNode2("loaded the copy it is dropping", func(n *Node) bool { return n.replicas[pg] == nil }))
+	busy.Store(false)
+	waitFor(t, 30*time.Second, onNode2("did not finish the drop", func(n *Node) bool { return len(n.dropping) == 0 && n.rejoin[pg] == nil }))
+	waitFor(t, time.Second, onNode2("started a group of its own over its floor", func(n *Node) bool { return n.replicas[pg] == nil }))
+	writeMix(lc, pg, "after", 10)
+	waitMoved(t, lc, pg, 0, 1, int32(added))
+}
+
 // TestLoopMovePGHeld: with moves held (the norebalance flag), a move the
 // map asks for starts no copy: the new node gets no seat and the voters
 // stay for many election timeouts, while the PG takes writes. Released,

@@ -171,7 +171,7 @@ type Node struct {
 	installers     sync.WaitGroup
 	installsActive int           // on the loop: installs started and not yet taken back (maxInstalls)
 	dropping       map[PG]uint64 // on the loop: PGs that moved away, still to drop (move.go)
-	rejoin         map[PG]func() // on the loop: PGs to join again once dropped (setMembers)
+	rejoin         map[PG]func() // on the loop: PGs to join again once dropped (setMembers, ensurePG)
 	copyRate       *rate.Limiter // CopyOut's bytes (NodeConfig.CopyRate); nil: no bound
 }
 
@@ -373,26 +373,42 @@ func (n *Node) post(ctx context.Context, fn func()) bool {
 // Membership of an existing PG is changed only by raft, towards the
 // members MovePG gives (move.go), never here.
 func (n *Node) EnsurePG(pg PG, voters []int32, minSize int) {
-	n.post(context.Background(), func() {
-		if r := n.replicas[pg]; r != nil {
-			r.minSize = minSize
-			if len(voters) > 0 {
-				r.primary = voters[0]
-			}
-			if len(voters) > 0 && voters[0] == n.cfg.ID && r.leader.Load() < 0 {
-				r.campaign = true
-				n.touch(r)
-			}
-			return
+	n.post(context.Background(), func() { n.ensurePG(pg, voters, minSize) })
+}
+
+// ensurePG is EnsurePG on the loop.
+func (n *Node) ensurePG(pg PG, voters []int32, minSize int) {
+	if r := n.replicas[pg]; r != nil {
+		r.minSize = minSize
+		if len(voters) > 0 {
+			r.primary = voters[0]
 		}
-		l, err := loadRaftLog(n.cfg.Store, pg)
-		if err == nil {
-			_, err = n.addReplica(l, voters, minSize)
+		if len(voters) > 0 && voters[0] == n.cfg.ID && r.leader.Load() < 0 {
+			r.campaign = true
+			n.touch(r)
 		}
-		if err != nil {
-			n.log.Error("cannot create pg replica", zap.Uint32("pool", pg.Pool), zap.Uint32("pg", pg.Seq), zap.Error(err))
+		return
+	}
+	if _, ok := n.dropping[pg]; ok {
+		// The store still holds the copy this OSD is dropping (the PG
+		// moved away; only a map from before that move, a restored control
+		// plane, lists it here). Loaded now, the pending drop would empty
+		// the store under it; once the drop is done, the floor it leaves
+		// refuses a new group (newReplica), saying why.
+		if n.rejoin == nil {
+			n.rejoin = map[PG]func(){}
 		}
-	})
+		n.rejoin[pg] = func() { n.ensurePG(pg, voters, minSize) }
+		n.log.Warn("the cluster map lists this osd for a pg whose copy it is dropping; trying again once it is dropped", zap.Stringer("pg", pg))
+		return
+	}
+	l, err := loadRaftLog(n.cfg.Store, pg)
+	if err == nil {
+		_, err = n.addReplica(l, voters, minSize)
+	}
+	if err != nil {
+		n.log.Error("cannot create pg replica", zap.Uint32("pool", pg.Pool), zap.Uint32("pg", pg.Seq), zap.Error(err))
+	}
 }
 
 // Deliver steps raft messages received from peer OSD from. It decodes
