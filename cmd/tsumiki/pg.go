@@ -32,6 +32,8 @@ type pgRow struct {
 	Term    uint64  `json:"term"`
 	Applied uint64  `json:"applied"`
 	Lagging []int32 `json:"lagging,omitempty"`
+	// Learners are joining (a move): copying the PG, in no quorum yet.
+	Learners []int32 `json:"learners,omitempty"`
 }
 
 // pgRows merges placement and what each OSD reports about its PGs.
@@ -58,7 +60,7 @@ func pgRows(m *clustermap.Map, states map[int32][]wire.PGState) []pgRow {
 			var lead *wire.PGState
 			if s, ok := idx[key{row.Leader, p.ID, pg}]; ok && s.Leader == row.Leader {
 				lead = &s
-				row.Acting, row.Applied, row.Lagging = s.Voters, s.Applied, s.Lagging
+				row.Acting, row.Applied, row.Lagging, row.Learners = s.Voters, s.Applied, s.Lagging, s.Learners
 			}
 			row.State = pgState(m, row, lead)
 			rows = append(rows, row)
@@ -89,6 +91,9 @@ func pgState(m *clustermap.Map, row pgRow, lead *wire.PGState) string {
 	if !slices.Equal(sorted(row.Up), sorted(lead.Voters)) {
 		st += "+remapped"
 	}
+	if len(lead.Learners) > 0 {
+		st += "+backfilling" // a joining replica copies the PG
+	}
 	return st
 }
 
@@ -110,7 +115,11 @@ func newPGLsCmd(g *globals) *cobra.Command {
 				return output(g, rows, func(w *tabwriter.Writer) {
 					fmt.Fprintln(w, "PG\tPOOL\tSTATE\tUP\tACTING\tLEADER\tTERM\tAPPLIED")
 					for _, r := range rows {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%v\t%d\t%d\t%d\n", r.PG, r.Pool, r.State, r.Up, r.Acting, r.Leader, r.Term, r.Applied)
+						acting := fmt.Sprint(r.Acting)
+						if len(r.Learners) > 0 {
+							acting += fmt.Sprintf("+%v", r.Learners) // joining
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%v\t%s\t%d\t%d\t%d\n", r.PG, r.Pool, r.State, r.Up, acting, r.Leader, r.Term, r.Applied)
 					}
 				})
 			})

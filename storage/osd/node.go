@@ -712,7 +712,10 @@ func (n *Node) States(ctx context.Context) ([]wire.PGState, error) {
 		for pg, r := range n.replicas {
 			bs := r.rn.BasicStatus()
 			st := wire.PGState{Pool: pg.Pool, PG: pg.Seq, Leader: osdID(bs.Lead), Term: bs.GetTerm(), Commit: bs.GetCommit(),
-				Applied: r.log.applied, Voters: append([]int32(nil), r.voters...), Lagging: []int32{}}
+				Applied: r.log.applied, Voters: append([]int32(nil), r.voters...), Lagging: []int32{}, Learners: []int32{}}
+			for _, id := range r.log.cs.GetLearners() {
+				st.Learners = append(st.Learners, osdID(id))
+			}
 			if r.isLeader() {
 				r.rn.WithProgress(func(id uint64, _ raft.ProgressType, pr tracker.Progress) {
 					if pr.Match < r.log.last {

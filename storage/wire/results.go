@@ -78,6 +78,9 @@ type PGState struct {
 	// Lagging is filled only by the leader: members whose log match is
 	// behind the leader's last index.
 	Lagging []int32
+	// Learners are the members joining (a move): they copy the PG and
+	// count in no quorum until they hold everything.
+	Learners []int32
 }
 
 // AppendPGStates encodes a PGStatus result.
@@ -93,6 +96,7 @@ func AppendPGStates(b []byte, sts []PGState) []byte {
 		e.u64(s.Applied)
 		appendIDs(&e, s.Voters)
 		appendIDs(&e, s.Lagging)
+		appendIDs(&e, s.Learners)
 	}
 	return e.b
 }
@@ -121,7 +125,7 @@ func decodeIDs(d *dec) []int32 {
 func DecodePGStates(b []byte) ([]PGState, error) {
 	d := dec{b: b}
 	n := d.u32()
-	if uint64(n) > uint64(len(b))/44 {
+	if uint64(n) > uint64(len(b))/48 {
 		return nil, fmt.Errorf("%w: pg states count %d", ErrMalformed, n)
 	}
 	out := make([]PGState, 0, n)
@@ -129,6 +133,7 @@ func DecodePGStates(b []byte) ([]PGState, error) {
 		s := PGState{Pool: d.u32(), PG: d.u32(), Leader: int32(d.u32()), Term: d.u64(), Commit: d.u64(), Applied: d.u64()}
 		s.Voters = decodeIDs(&d)
 		s.Lagging = decodeIDs(&d)
+		s.Learners = decodeIDs(&d)
 		out = append(out, s)
 	}
 	if !d.done() {

@@ -43,7 +43,7 @@ func TestResponseAndResultsRoundTrip(t *testing.T) {
 	if gd, err := DecodeDigest(AppendDigest(nil, dg)); err != nil || gd != dg {
 		t.Fatalf("digest: %+v %v", gd, err)
 	}
-	sts := []PGState{{Pool: 1, PG: 2, Leader: 3, Term: 4, Commit: 5, Applied: 6, Voters: []int32{0, 1, 2}, Lagging: []int32{}}}
+	sts := []PGState{{Pool: 1, PG: 2, Leader: 3, Term: 4, Commit: 5, Applied: 6, Voters: []int32{0, 1, 2}, Lagging: []int32{}, Learners: []int32{3}}}
 	if gs, err := DecodePGStates(AppendPGStates(nil, sts)); err != nil || !reflect.DeepEqual(gs, sts) {
 		t.Fatalf("pg states: %+v %v", gs, err)
 	}
