@@ -26,14 +26,7 @@ func TestRaftLogHideFrom(t *testing.T) {
 	for i := uint64(1); i <= 20; i++ {
 		ents = append(ents, entry(i, 1+i/10, 10))
 	}
-	b := st.NewBatch()
-	if err := l.stageAppend(b, ents, new([]byte), false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	l.commitAppend(ents)
+	commitEntries(t, st, l, ents)
 	l.damaged = map[uint64]int{5: 1, 16: 1}
 	held := l.heldBytes
 
@@ -54,15 +47,7 @@ func TestRaftLogHideFrom(t *testing.T) {
 		t.Fatalf("a restart before any append: last %d (%v), want the store's 20", back.last, err)
 	}
 
-	b = st.NewBatch()
-	repl := []*pb.Entry{entry(14, 9, 10)}
-	if err := l.stageAppend(b, repl, new([]byte), false, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	l.commitAppend(repl)
+	commitEntries(t, st, l, []*pb.Entry{entry(14, 9, 10)})
 	back, err := loadRaftLog(st, pg)
 	if err != nil || back.last != 14 {
 		t.Fatalf("after an append at 14: the store's last is %d (%v), want 14", back.last, err)
@@ -70,6 +55,19 @@ func TestRaftLogHideFrom(t *testing.T) {
 	if got, err := back.Term(14); err != nil || got != 9 {
 		t.Fatalf("the store's entry 14 has term %d (%v), want 9", got, err)
 	}
+}
+
+// commitEntries appends ents to l and st in one batch, as a cycle does.
+func commitEntries(t *testing.T, st memStore, l *raftLog, ents []*pb.Entry) {
+	t.Helper()
+	b := st.NewBatch()
+	if err := l.stageAppend(b, ents, new([]byte), false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l.commitAppend(ents)
 }
 
 // TestLostProof: an entry counts as never committed only when every other

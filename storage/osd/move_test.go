@@ -411,6 +411,19 @@ func (s busyDrop) DropPG(pg PG, tomb uint64) error {
 	return s.Store.DropPG(pg, tomb)
 }
 
+// onNode is a waitFor condition: cond, run on node i's loop, holds; else
+// an error that node i what.
+func onNode(t *testing.T, lc *loopCluster, i int, what string, cond func(n *Node) bool) func() error {
+	return func() error {
+		ok := false
+		loopDo(t, lc.nodes[i], func(n *Node) { ok = cond(n) })
+		if !ok {
+			return fmt.Errorf("node %d %s", i, what)
+		}
+		return nil
+	}
+}
+
 // TestLoopMovePGBackWhileDropping moves a PG off a node and back while
 // the node's drop of its copy waits on the store (ErrBusy): the node joins
 // again once the drop is done, with no further map to tell it.
@@ -423,16 +436,7 @@ func TestLoopMovePGBackWhileDropping(t *testing.T) {
 	busy.Store(true)
 	away := []int32{0, 1, int32(added)}
 	lc.move(pg, away...)
-	onNode2 := func(what string, cond func(n *Node) bool) func() error {
-		return func() error {
-			ok := false
-			loopDo(t, lc.nodes[2], func(n *Node) { ok = cond(n) })
-			if !ok {
-				return fmt.Errorf("node 2 %s", what)
-			}
-			return nil
-		}
-	}
+	onNode2 := func(what string, cond func(n *Node) bool) func() error { return onNode(t, lc, 2, what, cond) }
 	waitFor(t, 30*time.Second, onNode2("never began to drop the pg", func(n *Node) bool { _, ok := n.dropping[pg]; return ok }))
 	back := []int32{0, 1, 2}
 	lc.move(pg, back...)
@@ -457,16 +461,7 @@ func TestLoopEnsurePGWhileDropping(t *testing.T) {
 	added := lc.addNode()
 	busy.Store(true)
 	lc.move(pg, 0, 1, int32(added))
-	onNode2 := func(what string, cond func(n *Node) bool) func() error {
-		return func() error {
-			ok := false
-			loopDo(t, lc.nodes[2], func(n *Node) { ok = cond(n) })
-			if !ok {
-				return fmt.Errorf("node 2 %s", what)
-			}
-			return nil
-		}
-	}
+	onNode2 := func(what string, cond func(n *Node) bool) func() error { return onNode(t, lc, 2, what, cond) }
 	waitFor(t, 30*time.Second, onNode2("never began to drop the pg", func(n *Node) bool { _, ok := n.dropping[pg]; return ok }))
 	lc.nodes[2].EnsurePG(pg, []int32{0, 1, 2}, 2) // the old map
 	waitFor(t, 30*time.Second, onNode2("did not wait for its drop", func(n *Node) bool { return n.rejoin[pg] != nil }))
