@@ -92,12 +92,8 @@ func (n *Node) setMembers(pg PG, members []int32, minSize int) {
 		if !slices.Contains(members, n.cfg.ID) {
 			return // nothing of pg here, nor to be
 		}
-		if _, ok := n.dropping[pg]; ok {
+		if n.afterDrop(pg, func() { n.setMembers(pg, members, minSize) }) {
 			// Joined once the drop is done (retryDrops): no map may come.
-			if n.rejoin == nil {
-				n.rejoin = map[PG]func(){}
-			}
-			n.rejoin[pg] = func() { n.setMembers(pg, members, minSize) }
 			n.log.Info("joining a pg again once this osd's earlier copy of it is dropped", zap.Stringer("pg", pg))
 			return
 		}
@@ -490,6 +486,19 @@ func (n *Node) drop(r *replica) {
 	n.dropping[r.pg] = r.dropFloor()
 	n.log.Info("dropping this osd's copy of a pg that moved away", zap.Stringer("pg", r.pg), zap.Int32s("members", r.want))
 	n.retryDrops()
+}
+
+// afterDrop reports whether this OSD is dropping its copy of pg, and if so
+// has retryDrops call fn once it is dropped (replacing an earlier fn).
+func (n *Node) afterDrop(pg PG, fn func()) bool {
+	if _, ok := n.dropping[pg]; !ok {
+		return false
+	}
+	if n.rejoin == nil {
+		n.rejoin = map[PG]func(){}
+	}
+	n.rejoin[pg] = fn
+	return true
 }
 
 // retryDrops drops the PGs dropRemoved gave up, as far as the store lets

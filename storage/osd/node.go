@@ -389,16 +389,12 @@ func (n *Node) ensurePG(pg PG, voters []int32, minSize int) {
 		}
 		return
 	}
-	if _, ok := n.dropping[pg]; ok {
+	if n.afterDrop(pg, func() { n.ensurePG(pg, voters, minSize) }) {
 		// The store still holds the copy this OSD is dropping (the PG
 		// moved away; only a map from before that move, a restored control
 		// plane, lists it here). Loaded now, the pending drop would empty
 		// the store under it; once the drop is done, the floor it leaves
 		// refuses a new group (newReplica), saying why.
-		if n.rejoin == nil {
-			n.rejoin = map[PG]func(){}
-		}
-		n.rejoin[pg] = func() { n.ensurePG(pg, voters, minSize) }
 		n.log.Warn("the cluster map lists this osd for a pg whose copy it is dropping; trying again once it is dropped", zap.Stringer("pg", pg))
 		return
 	}
