@@ -36,9 +36,10 @@ keeps its replica on the OSD, and the plan says why.
 The norebalance flag ('tsumiki flags set norebalance') holds the moves
 back: no PG starts a new copy until it is unset.
 
---wait DURATION stays until no PG has the OSD among its replicas and every
-PG moved off it is active+clean, showing progress (the moves go on if it
-gives up); run again after a drain, it waits for that drain's moves.`,
+--wait DURATION stays until no PG has the OSD among its replicas (but those
+the plan leaves there) and every PG is active+clean, showing progress (the
+moves go on if it gives up); run again after a drain, it waits for that
+drain's moves.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id, err := parseOSDID(args[0])
@@ -74,7 +75,7 @@ gives up); run again after a drain, it waits for that drain's moves.`,
 				if wait == 0 {
 					return nil
 				}
-				return waitDrained(ctx, c, id, stored.Moves, wait)
+				return waitDrained(ctx, c, id, wait)
 			})
 		},
 	}
@@ -110,14 +111,14 @@ func showDrainPlan(p clustermap.DrainPlan) {
 	}
 }
 
-// waitDrained polls the OSDs until no PG has osd among its voters and
-// every PG that had it, or that moves lists, is active+clean on its new
-// replicas, or d passes. A drain run again waits so for the moves the
-// first stored.
-func waitDrained(ctx context.Context, c *client.Client, osd int32, moves []clustermap.PGMove, d time.Duration) error {
+// waitDrained polls the OSDs until no PG that the map places off osd has
+// it among its voters, and every such PG is active+clean, or d passes.
+// The PGs the map still places on osd (a plan's stuck ones) are not
+// waited for. Each poll looks at every PG: one whose leader did not
+// answer is not active+clean.
+func waitDrained(ctx context.Context, c *client.Client, osd int32, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
-	var watch map[string]bool // the PGs the drain moves
 	bar := newProgress("moving pgs", "pgs")
 	defer bar.finish()
 	for {
@@ -126,33 +127,30 @@ func waitDrained(ctx context.Context, c *client.Client, osd int32, moves []clust
 			m = c.Map() // the last one loaded: the next poll tries again
 		}
 		states, _ := c.OSDStates(ctx)
-		rows := pgRows(m, states)
-		if watch == nil {
-			watch = map[string]bool{}
-			for _, mv := range moves {
-				watch[fmt.Sprintf("%d.%x", mv.Pool, mv.PG)] = true
+		total, left, stuck := 0, 0, 0
+		for _, row := range pgRows(m, states) {
+			if slices.Contains(row.Up, osd) {
+				stuck++
+				continue
 			}
-			for _, row := range rows {
-				if slices.Contains(row.Acting, osd) {
-					watch[row.PG] = true
-				}
-			}
-		}
-		left := 0
-		for _, row := range rows {
-			if watch[row.PG] && (slices.Contains(row.Acting, osd) || row.State != "active+clean") {
+			total++
+			if slices.Contains(row.Acting, osd) || row.State != "active+clean" {
 				left++
 			}
 		}
-		bar.update(int64(len(watch)-left), int64(len(watch)))
+		bar.update(int64(total-left), int64(total))
 		if left == 0 {
-			fmt.Printf("drained: no pg has %s among its replicas; %d moved, active+clean\n", osdName(osd), len(watch))
+			fmt.Printf("drained: no pg the map places elsewhere has %s among its replicas, and all %d are active+clean", osdName(osd), total)
+			if stuck > 0 {
+				fmt.Printf("; %d pgs stay on %s (nowhere to go: see the plan)", stuck, osdName(osd))
+			}
+			fmt.Println()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("after %s, %d of %d pgs still have %s or are not active+clean; the moves go on: watch them with `tsumiki pg ls`",
-				d, left, len(watch), osdName(osd))
+				d, left, total, osdName(osd))
 		case <-time.After(time.Second):
 		}
 	}

@@ -151,7 +151,7 @@ func drainWhileWriting(t *testing.T, c *cluster, rng *rand.Rand, osd int32) []ob
 		done <- fmt.Sprintf("%s%s%v", out, msg, err)
 	}()
 	written = append(written, putRandom(t, c, rng, "data", "d", 4)...) // while it drains
-	if out := <-done; !strings.Contains(out, "drained: no pg has osd."+id) {
+	if out := <-done; !strings.Contains(out, "drained: no pg the map places elsewhere has osd."+id) {
 		t.Fatalf("osd drain --yes --wait:\n%s", out)
 	}
 	for _, r := range pgLsRows(t, c) {

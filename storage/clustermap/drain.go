@@ -104,12 +104,9 @@ func (m *Map) planDrain(op string, id int32, up func(int32) bool) (DrainPlan, er
 			if !slices.Contains(from, id) {
 				continue
 			}
+			// Only the joining OSD is checked (replaceIn): the replicas
+			// that stay may be down, the PG moving with the others.
 			to, why := m.replaceIn(p, pg, from, id, up)
-			if why == "" {
-				if err := m.checkMembers(op, p, to, up); err != nil {
-					why = err.Error()
-				}
-			}
 			if why != "" {
 				plan.Stuck = append(plan.Stuck, StuckPG{Pool: p.ID, PG: pg, Replicas: from, Why: why})
 				continue

@@ -240,13 +240,13 @@ func (n *Node) applyEntry(b Batch, x *ready, e *pb.Entry) error {
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			return fmt.Errorf("%w: conf change at pg %d.%d index %d", ErrBadEntry, r.pg.Pool, r.pg.Seq, idx)
 		}
-		r.setConf(r.rn.ApplyConfChange(&cc))
+		r.setConf(r.rn.ApplyConfChange(&cc), confVoters(r.log.cs), true)
 	case pb.EntryConfChangeV2:
 		var cc pb.ConfChangeV2
 		if err := proto.Unmarshal(e.GetData(), &cc); err != nil {
 			return fmt.Errorf("%w: conf change at pg %d.%d index %d", ErrBadEntry, r.pg.Pool, r.pg.Seq, idx)
 		}
-		r.setConf(r.rn.ApplyConfChange(&cc))
+		r.setConf(r.rn.ApplyConfChange(&cc), confVoters(r.log.cs), true)
 	}
 	r.log.applied, r.log.appliedTerm = idx, e.GetTerm()
 	r.staged.Store(idx)

@@ -2,6 +2,7 @@ package osd
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"time"
@@ -29,6 +30,10 @@ import (
 //     never send it: no majority holds it, and none ever will. Neither
 //     does any majority hold a later entry of its log (they all follow
 //     it, and raft's logs that share an entry share what comes before).
+//     The voters of the configuration before are asked too: a leader that
+//     had not applied the last change yet counted its quorum with them
+//     (prevconf.go); a replica that does not know them (since a snapshot
+//     install) proves nothing.
 //
 // The replica then hides its log from that entry on (hideFrom): raft
 // restarts over the log before it, so the replica votes and may lead as
@@ -36,11 +41,11 @@ import (
 // the store. After a restart before that append the store gives the whole
 // log back, and the replica proves it again. A configuration change in
 // the log between the applied index and the entry could change who must
-// answer; the replica then waits (a leader sorts it out once there is one).
+// answer; the replica then drops nothing (it still asks: see below).
 //
 // Not every damaged entry above the commit index is lost: other voters
 // may hold it, only this replica's commit index being behind. When one
-// answers that it holds it, the replica may ask for votes and lead again
+// answers that it holds it (undamaged), the replica may ask for votes and lead again
 // for two election timeouts (mayLead): what it cannot send, it hands over
 // to a voter that holds it (damaged.go: maybeHandOff), instead of
 // stepping down. Two replicas each with such an entry that the other
@@ -56,9 +61,16 @@ import (
 
 // msgLost is the type of the lost-entry query and of its answer (Reject
 // set): another message raft keeps to itself, taken before raft sees it
-// (moving). Index and LogTerm name the entry; RejectHint 1 in an answer
-// says the answerer's log lacks it.
+// (moving). Index and LogTerm name the entry; an answer's RejectHint says
+// what the answerer's log has there.
 const msgLost = pb.MsgUnreachable
+
+// What an answer says of the entry (its RejectHint).
+const (
+	lostHolds        = 0 // the answerer holds it (or its log is compacted past it)
+	lostLacks        = 1 // the answerer's log does not hold it
+	lostHoldsDamaged = 2 // the answerer holds it, damaged too: it can send it to nobody
+)
 
 // lostProof is what a replica that holds a lost entry has learnt of it.
 type lostProof struct {
@@ -97,15 +109,15 @@ func (n *Node) resolveLost(r *replica, now time.Time) {
 		(r.rn.BasicStatus().Lead != raft.None && now.Sub(r.heardLeader) < timeout) {
 		return
 	}
-	if u, ok := r.lost.proven(r); ok {
+	if u, ok := r.lost.proven(r); ok && !n.confChangeBefore(r, i) {
 		if r.rn.HasReady() {
 			return // the next tick: raft restarts between cycles only
 		}
 		n.hideFrom(r, i, u)
 		return
 	}
-	if now.Sub(r.lost.askedAt) < timeout || n.confChangeBefore(r, i) {
-		return
+	if now.Sub(r.lost.askedAt) < timeout {
+		return // (asked even with a change pending: an answer that holds it lets r lead)
 	}
 	r.lost.askedAt = now
 	q := max(r.rn.BasicStatus().GetTerm(), r.lost.seen, t+1)
@@ -139,22 +151,25 @@ func (r *replica) firstLostEntry() uint64 {
 }
 
 // askSet is the seats of the other voters of r's configuration, joint or
-// not.
+// not, and of the one before it (prevconf.go).
 func (r *replica) askSet() []uint64 {
 	var out []uint64
-	for _, set := range [][]uint64{r.log.cs.GetVoters(), r.log.cs.GetVotersOutgoing()} {
-		for _, id := range set {
-			if id != r.id && !slices.Contains(out, id) {
-				out = append(out, id)
-			}
+	for _, id := range append(confVoters(r.log.cs), r.log.prev...) {
+		if id != r.id && !slices.Contains(out, id) {
+			out = append(out, id)
 		}
 	}
 	return out
 }
 
-// proven reports whether every other voter answered that it lacks the
-// entry, all in one term after the entry's, and that term.
+// proven reports whether every other voter of r's configuration and of
+// the one before answered that it lacks the entry, all in one term after
+// the entry's, and that term. Not knowing the configuration before (since
+// a snapshot install), nothing is proven.
 func (p *lostProof) proven(r *replica) (uint64, bool) {
+	if !r.log.prevKnown {
+		return 0, false
+	}
 	u := uint64(0)
 	for _, id := range r.askSet() {
 		got, ok := p.lacks[osdID(id)]
@@ -203,11 +218,14 @@ func (n *Node) takeLost(r *replica, osd int32, m *pb.Message, now time.Time) {
 			return
 		}
 		p.seen = max(p.seen, m.GetTerm())
-		if m.GetRejectHint() == 1 {
+		switch m.GetRejectHint() {
+		case lostLacks:
 			p.lacks[osd] = m.GetTerm()
-		} else {
+		case lostHolds:
 			delete(p.lacks, osd)
 			p.heldAt = now
+		default: // holds it damaged too: it can give it to nobody
+			delete(p.lacks, osd)
 		}
 		return
 	}
@@ -234,10 +252,12 @@ func (n *Node) answerLost(r *replica) {
 	term := r.rn.BasicStatus().GetTerm()
 	for _, q := range r.owed {
 		got, err := r.log.Term(q.index)
-		lacks := (err == nil && got != q.term) || errors.Is(err, raft.ErrUnavailable)
-		hint := uint64(0)
-		if lacks {
-			hint = 1
+		hint := uint64(lostHolds)
+		switch _, damaged := r.log.damaged[q.index]; {
+		case (err == nil && got != q.term) || errors.Is(err, raft.ErrUnavailable):
+			hint = lostLacks
+		case err == nil && damaged:
+			hint = lostHoldsDamaged
 		}
 		n.queue(r, &pb.Message{Type: msgLost.Enum(), To: proto.Uint64(q.to), From: proto.Uint64(r.id), Term: proto.Uint64(term),
 			Index: proto.Uint64(q.index), LogTerm: proto.Uint64(q.term), Reject: proto.Bool(true), RejectHint: proto.Uint64(hint)})
@@ -249,10 +269,14 @@ func (n *Node) answerLost(r *replica) {
 // other voter showed it lacks in term u (see above).
 func (n *Node) hideFrom(r *replica, i, u uint64) {
 	last := r.log.last
+	if i < r.log.first || i > last {
+		return
+	}
 	r.log.hideFrom(i)
 	r.endLease()
 	if err := r.startRaft(r.id, n.rlog); err != nil {
-		n.log.Error("cannot restart raft over the log before a lost entry", zap.Stringer("pg", r.pg), zap.Error(err))
+		// The old raft node's log no longer matches the store's view.
+		n.fatal = fmt.Errorf("pg %s: restart raft over the log before a lost entry: %w", r.pg, err)
 		return
 	}
 	r.leader.Store(-1)

@@ -2,10 +2,12 @@ package osd
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"go.etcd.io/raft/v3"
 	pb "go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/tsumiki-storage/tsumiki/storage/storagetest"
 )
@@ -71,11 +73,15 @@ func commitEntries(t *testing.T, st memStore, l *raftLog, ents []*pb.Entry) {
 }
 
 // TestLostProof: an entry counts as never committed only when every other
-// voter (joint configurations: of both sets) answered that it lacks it,
-// all in one term after the entry's.
+// voter (joint configurations: of both sets; and of the configuration
+// before, which must be known) answered that it lacks it, all in one term
+// after the entry's.
 func TestLostProof(t *testing.T) {
-	r := &replica{id: raftID(0), log: &raftLog{cs: &pb.ConfState{Voters: []uint64{raftID(0), raftID(1), raftID(2)}}}}
-	joint := &raftLog{cs: &pb.ConfState{Voters: []uint64{raftID(0), raftID(1), raftID(2)}, VotersOutgoing: []uint64{raftID(0), raftID(1), raftID(3)}}}
+	three := []uint64{raftID(0), raftID(1), raftID(2)}
+	r := &replica{id: raftID(0), log: &raftLog{cs: &pb.ConfState{Voters: three}, prev: three, prevKnown: true}}
+	joint := &raftLog{cs: &pb.ConfState{Voters: three, VotersOutgoing: []uint64{raftID(0), raftID(1), raftID(3)}}, prevKnown: true}
+	after := &raftLog{cs: &pb.ConfState{Voters: three}, prev: []uint64{raftID(0), raftID(1), raftID(4)}, prevKnown: true}
+	installed := &raftLog{cs: &pb.ConfState{Voters: three}}
 	for _, c := range []struct {
 		name  string
 		log   *raftLog
@@ -89,11 +95,37 @@ func TestLostProof(t *testing.T) {
 		{"in the entry's own term", r.log, map[int32]uint64{1: 5, 2: 5}, false},
 		{"joint, the incoming set", joint, map[int32]uint64{1: 7, 2: 7}, false},
 		{"joint, both sets", joint, map[int32]uint64{1: 7, 2: 7, 3: 7}, true},
+		{"after a change, the voters now", after, map[int32]uint64{1: 7, 2: 7}, false},
+		{"after a change, and the one it removed", after, map[int32]uint64{1: 7, 2: 7, 4: 7}, true},
+		{"the configuration before unknown", installed, map[int32]uint64{1: 7, 2: 7}, false},
 	} {
 		q := &replica{id: r.id, log: c.log}
 		p := &lostProof{index: 10, term: 5, lacks: c.lacks}
 		if u, ok := p.proven(q); ok != c.want || (ok && u != 7) {
 			t.Errorf("%s: proven = %d, %v; want %v", c.name, u, ok, c.want)
+		}
+	}
+}
+
+// TestPrevVotersField: the voters of the configuration before travel with
+// the configuration's record, which raft decodes as the ConfState alone;
+// none stored reads as unknown, an empty list as known.
+func TestPrevVotersField(t *testing.T) {
+	cs := &pb.ConfState{Voters: []uint64{raftID(0), raftID(1)}, Learners: []uint64{seatID(3, 2)}}
+	for _, c := range []struct {
+		prev  []uint64
+		known bool
+	}{{nil, false}, {[]uint64{}, true}, {[]uint64{raftID(0), seatID(9, 5), seatID(1<<30, 7)}, true}} {
+		var back pb.ConfState
+		if err := proto.Unmarshal(encodeConf(cs, c.prev, c.known), &back); err != nil {
+			t.Fatal(err)
+		}
+		prev, known, err := takePrevVoters(&back)
+		if err != nil || known != c.known || !slices.Equal(prev, c.prev) && len(prev)+len(c.prev) > 0 {
+			t.Fatalf("stored %v (known %v): read %v (known %v), %v", c.prev, c.known, prev, known, err)
+		}
+		if !proto.Equal(&back, cs) {
+			t.Fatalf("the configuration read back is %v, want %v", &back, cs)
 		}
 	}
 }

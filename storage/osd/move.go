@@ -202,10 +202,12 @@ func (n *Node) reconcile(r *replica, now time.Time) {
 			promote = id
 		}
 	}
-	if joining >= 0 && n.movesHeld {
-		// norebalance: no new copy starts. A learner already copying is
-		// still promoted, with its leaving voter; nothing else leaves (a
-		// voter removed without its replacement would leave the PG short).
+	if joining >= 0 && n.movesHeld && len(r.voters) >= len(r.want) {
+		// norebalance: no move starts a new copy. A learner already
+		// copying is still promoted, with its leaving voter; nothing else
+		// leaves (a voter removed without its replacement would leave the
+		// PG short). A PG short of voters (one whose copy was lost was
+		// removed) still takes one in: that is no move.
 		if now.Sub(r.warnedMove) >= time.Minute {
 			r.warnedMove = now
 			n.log.Info("not starting a pg's move: the norebalance flag is set (tsumiki flags unset norebalance)",

@@ -34,9 +34,11 @@ type raftLog struct {
 	heldBytes   uint64   // payload bytes of the entries in terms
 
 	applied, appliedTerm uint64
-	snapshots            bool   // Snapshot gives one (snapshot.go)
-	floor                uint64 // the lowest seat generation this OSD may take in the PG (seat.go)
-	seat                 uint64 // the seat stored with the hard state (seat.go: seatField), 0 if none
+	snapshots            bool     // Snapshot gives one (snapshot.go)
+	floor                uint64   // the lowest seat generation this OSD may take in the PG (seat.go)
+	seat                 uint64   // the seat stored with the hard state (seat.go: seatField), 0 if none
+	prev                 []uint64 // the seats that voted in the configuration before cs (prevconf.go)
+	prevKnown            bool     // prev is known: not since a snapshot install
 
 	// damaged maps the entries read back as stand-ins (damaged.go) to
 	// the data bytes they lack.
@@ -111,6 +113,9 @@ func loadRaftLog(store Store, pg PG) (*raftLog, error) {
 			return nil, err
 		}
 		if err := proto.Unmarshal(as.Conf, l.cs); err != nil {
+			return nil, fmt.Errorf("%w: conf state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
+		}
+		if l.prev, l.prevKnown, err = takePrevVoters(l.cs); err != nil {
 			return nil, fmt.Errorf("%w: conf state of pg %d.%d: %v", ErrBadEntry, pg.Pool, pg.Seq, err)
 		}
 		l.applied, l.appliedTerm = as.Applied, as.AppliedTerm

@@ -142,7 +142,7 @@ func newReplica(self int32, log *raftLog, voters []int32, minSize int, lg raft.L
 			return nil, fmt.Errorf("bootstrap pg %d.%d: %w", log.pg.Pool, log.pg.Seq, err)
 		}
 	}
-	r.setConf(log.cs)
+	r.setConf(log.cs, log.prev, log.prevKnown)
 	return r, nil
 }
 
@@ -182,13 +182,16 @@ func (r *replica) startRaft(id uint64, lg raft.Logger) error {
 	return nil
 }
 
-func (r *replica) setConf(cs *pb.ConfState) {
+// setConf makes cs r's configuration; prev are the seats that voted in the
+// one before, if known (prevconf.go).
+func (r *replica) setConf(cs *pb.ConfState, prev []uint64, known bool) {
 	// A lease rests on a quorum of the configuration it was granted
 	// under (lease.go); the rounds answered from now on count the new one.
 	r.leaseUntil, r.confUntil = time.Time{}, time.Time{}
 	r.view.Store(nil)
 	r.log.cs = proto.CloneOf(cs) // the configuration at the applied index (Snapshot)
-	r.conf, _ = proto.Marshal(cs)
+	r.log.prev, r.log.prevKnown = prev, known
+	r.conf = encodeConf(cs, prev, known)
 	r.voters = r.voters[:0]
 	for _, id := range cs.GetVoters() {
 		r.voters = append(r.voters, osdID(id))

@@ -272,17 +272,16 @@ func (w *simWorld) start(sn *simNode) error {
 		Clock: simClock{w}, TickInterval: simTick, CompactEvery: w.opts.compact,
 		BalanceAfter: 20 * simTick} // short: schedules hand leaderships back often
 	// Warnings are counted (lostDropped); the nodes' logs are shown with a replay.
-	cfg.Logger = zap.New(zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zap.WarnLevel),
-		zap.Hooks(func(e zapcore.Entry) error {
-			if e.Message == droppedLost {
-				w.stats.lostDropped++
-			}
-			return nil
-		}))
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(io.Discard), zap.WarnLevel)
 	if os.Getenv("TSUMIKI_SIM_LOG") != "" {
-		l, _ := zap.NewDevelopment()
-		cfg.Logger = l.With(zap.Int32("osd", sn.id))
+		core = zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.Lock(os.Stderr), zap.DebugLevel)
 	}
+	cfg.Logger = zap.New(core, zap.Hooks(func(e zapcore.Entry) error {
+		if e.Message == droppedLost {
+			w.stats.lostDropped++
+		}
+		return nil
+	})).With(zap.Int32("osd", sn.id))
 	if w.opts.snapshots {
 		cfg.SnapshotBehind, cfg.Copier, cfg.syncInstall = 8, simCopier{w, sn.id}, true
 	}
