@@ -103,7 +103,7 @@ func newOSDCmd(g *globals) *cobra.Command {
 	var cfgPath string
 	cmd := &cobra.Command{
 		Use:   "osd --data DIR --host NAME",
-		Short: "run one storage daemon (one per disk), or manage OSDs (ls, tree, in, out, reweight, drain)",
+		Short: "run one storage daemon (one per disk), or manage OSDs (ls, tree, in, out, reweight, drain, rm)",
 		Long: `Runs one storage daemon over one disk's folder: a badger chunk store, a raft
 member for every placement group the disk holds, a public listener for clients
 and a cluster listener for replication. It registers itself in the cluster map
@@ -143,7 +143,7 @@ on start and keeps the same id across restarts on the same --data.`,
 	}
 	addOSDFlags(cmd, &cfg)
 	cmd.Flags().StringVar(&cfgPath, "config", "", "YAML config file (see configs/osd.yaml); flags override it")
-	cmd.AddCommand(newOSDLsCmd(g), newOSDTreeCmd(g), newOSDInOutCmd(g, true), newOSDInOutCmd(g, false), newOSDReweightCmd(g), newOSDDrainCmd(g), newOSDMapCmd(g))
+	cmd.AddCommand(newOSDLsCmd(g), newOSDTreeCmd(g), newOSDInOutCmd(g, true), newOSDInOutCmd(g, false), newOSDReweightCmd(g), newOSDDrainCmd(g), newOSDRmCmd(g), newOSDMapCmd(g))
 	return cmd
 }
 

@@ -155,3 +155,44 @@ func waitDrained(ctx context.Context, c *client.Client, osd int32, d time.Durati
 		}
 	}
 }
+
+func newOSDRmCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm ID",
+		Short: "remove a drained OSD from the cluster map (refused while anything still needs it)",
+		Long: `Removes an OSD from the cluster map for good, once nothing needs it: its
+daemon is stopped (down), it is out, no PG lists it, and no PG's raft
+group still has it as a voter (a drain's moves are done: 'tsumiki osd drain
+ID --yes --wait 30m'). Each refusal says what to do. Placement does not
+change for any PG. Its disk, started again, would register as a new OSD.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseOSDID(args[0])
+			if err != nil {
+				return err
+			}
+			return withClient(cmd, g, 30*time.Second, func(ctx context.Context, c *client.Client) error {
+				m, err := c.Refresh(ctx)
+				if err != nil {
+					return err
+				}
+				states, _ := c.OSDStates(ctx)
+				var voting []string
+				for _, row := range pgRows(m, states) {
+					if slices.Contains(row.Acting, id) || slices.Contains(row.Learners, id) {
+						voting = append(voting, row.PG)
+					}
+				}
+				if len(voting) > 0 {
+					return fmt.Errorf("%d pgs still have %s among their replicas (%s): their moves are under way; wait for them (`tsumiki osd drain %d --yes --wait 30m`)",
+						len(voting), osdName(id), strings.Join(voting[:min(len(voting), 5)], ", "), id)
+				}
+				if err := c.Maps().RemoveOSD(ctx, id); err != nil {
+					return err
+				}
+				fmt.Printf("removed %s from the cluster map\n", osdName(id))
+				return nil
+			})
+		},
+	}
+}

@@ -40,8 +40,8 @@ func pgLsRow(t *testing.T, c *cluster, pg string) pgRow {
 // follows while objects are written (the new primary first in the list),
 // pg ls shows it active+clean on the new replicas, every object reads back,
 // pg verify finds the replicas identical. Then `osd drain` moves every
-// PG off the OSD that left (drainWhileWriting), and all of it holds after
-// a restart of every daemon.
+// PG off the OSD that left (drainWhileWriting), `osd rm` removes it
+// (removeDrained), and all of it holds after a restart of every daemon.
 func TestClusterPGMove(t *testing.T) {
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("object seed %d", seed)
@@ -104,6 +104,7 @@ func TestClusterPGMove(t *testing.T) {
 	all = append(all, drainWhileWriting(t, c, rng, before.Up[2])...)
 	readBack(t, c, "data", all)
 	verifyEventually(c, time.Minute)
+	removeDrained(t, c, before.Up[2])
 
 	c.stopAll()
 	c.startAll()
@@ -168,4 +169,42 @@ func drainWhileWriting(t *testing.T, c *cluster, rng *rand.Rand, osd int32) []ob
 	}
 	t.Logf("osd.%d drained (%d pgs)", osd, before)
 	return written
+}
+
+// removeDrained removes drained osd from the map with `osd rm`: refused
+// while its daemon runs, done once it is stopped. The harness forgets its
+// process (the restart that follows starts the others).
+func removeDrained(t *testing.T, c *cluster, osd int32) {
+	t.Helper()
+	id := fmt.Sprint(osd)
+	if _, msg, err := c.cliFull(nil, "osd", "rm", id); err == nil || !strings.Contains(msg, "is up: stop its daemon first") {
+		t.Fatalf("osd rm of a running osd: %v:\n%s", err, msg)
+	}
+	var osds []clustermap.OSD
+	if err := json.Unmarshal([]byte(c.mustCLI("osd", "ls", "-o", "json")), &osds); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(osds, func(o clustermap.OSD) bool { return o.ID == osd })
+	p := -1 // the harness's process of osd.N runs on host hP
+	if i >= 0 {
+		if _, err := fmt.Sscanf(osds[i].Host, "h%d", &p); err != nil {
+			p = -1
+		}
+	}
+	if p < 0 || p >= len(c.osds) {
+		t.Fatalf("osd.%d's process: not found in %+v", osd, osds)
+	}
+	c.osds[p].stop(t)
+	c.eventually(time.Minute, "the stopped osd removed", func() error {
+		_, msg, err := c.cliFull(nil, "osd", "rm", id)
+		if err != nil {
+			return fmt.Errorf("osd rm: %v: %s", err, msg)
+		}
+		return nil
+	})
+	if out := c.mustCLI("osd", "ls"); strings.Contains(out, "osd."+id+" ") {
+		t.Fatalf("osd ls after osd rm still lists osd.%d:\n%s", osd, out)
+	}
+	c.osds = slices.Delete(c.osds, p, p+1)
+	t.Logf("osd.%d removed", osd)
 }

@@ -155,3 +155,43 @@ func (m *Map) replaceIn(p Pool, pg uint32, from []int32, id int32, up func(int32
 	}
 	return append(rest, pick[0]), ""
 }
+
+// RemoveOSD deletes OSD id from the map, once nothing needs it: it must be
+// down (a running OSD would register again, under a new id), out, and no
+// PG may list it (drain it first: DrainOSD). Placement does not change for
+// any PG: a pool's recorded placement keeps the OSD, which no PG it places
+// chooses (else that PG would list it). Errors wrap ErrNotFound for an
+// unknown id and ErrInvalid for a refusal, which says what to do.
+func (s *Store) RemoveOSD(ctx context.Context, id int32) error {
+	op := fmt.Sprintf("remove osd.%d", id)
+	live, err := s.Load(ctx) // with Up, which mutations leave out
+	if err != nil {
+		return err
+	}
+	_, err = s.mutate(ctx, op, func(m *Map) (bool, error) {
+		i, ok := m.osdIndex(id)
+		switch {
+		case !ok:
+			return false, errorf(ErrNotFound, op, "no osd.%d in the map (epoch %d); list OSDs with `tsumiki osd ls`", id, m.Epoch)
+		case live.up(id):
+			return false, errorf(ErrInvalid, op, "osd.%d is up: stop its daemon first (running, it would register again)", id)
+		case m.OSDs[i].In:
+			return false, errorf(ErrInvalid, op, "osd.%d is in: drain it first (`tsumiki osd drain %d --yes --wait 30m`)", id, id)
+		}
+		var listing []string
+		for _, p := range m.Pools {
+			for pg := uint32(0); pg < p.PGNum; pg++ {
+				if slices.Contains(m.Replicas(p, pg), id) {
+					listing = append(listing, fmt.Sprintf("%d.%x", p.ID, pg))
+				}
+			}
+		}
+		if len(listing) > 0 {
+			return false, errorf(ErrInvalid, op, "%d pgs still list osd.%d (%s): drain it first (`tsumiki osd drain %d --yes --wait 30m`)",
+				len(listing), id, strings.Join(listing[:min(len(listing), 5)], ", "), id)
+		}
+		m.OSDs = slices.Delete(m.OSDs, i, i+1)
+		return true, nil
+	})
+	return err
+}

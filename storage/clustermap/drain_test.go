@@ -127,3 +127,49 @@ func TestDrainOSD(t *testing.T) {
 		t.Fatalf("drain of an unknown osd: %v, want ErrNotFound", err)
 	}
 }
+
+// TestRemoveOSD: an OSD leaves the map only once it is down, out and
+// listed by no PG; drained, it goes, and no PG's replicas change.
+func TestRemoveOSD(t *testing.T) {
+	s, _ := newStore(t)
+	liveOSDs(t, s, "h0", "h1", "h2", "h3")
+	gone := mustRegister(t, s, osd("u9", "h9")) // in, never up
+	p, err := s.CreatePool(testCtx(t), pool("rbd", 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := func(id int32, says string) {
+		t.Helper()
+		epoch := mustLoad(t, s).Epoch
+		if err := s.RemoveOSD(testCtx(t), id); !errors.Is(err, clustermap.ErrInvalid) || !strings.Contains(err.Error(), says) {
+			t.Fatalf("remove osd.%d: %v, want a refusal saying %q", id, err, says)
+		}
+		wantEpoch(t, s, epoch)
+	}
+	refused(0, "is up: stop its daemon first")
+	refused(gone.ID, "is in: drain it first")
+	if err := s.SetOSDIn(testCtx(t), gone.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	refused(gone.ID, "pgs still list osd.")
+	if err := s.RemoveOSD(testCtx(t), 17); !errors.Is(err, clustermap.ErrNotFound) {
+		t.Fatalf("remove of an unknown osd: %v, want ErrNotFound", err)
+	}
+
+	if _, _, err := s.DrainOSD(testCtx(t), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	before := mustLoad(t, s)
+	if err := s.RemoveOSD(testCtx(t), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	after := mustLoad(t, s)
+	if _, ok := after.OSD(gone.ID); ok || after.NextOSDID != before.NextOSDID {
+		t.Fatalf("after the removal: osd.%d still there %v, next id %d (was %d)", gone.ID, ok, after.NextOSDID, before.NextOSDID)
+	}
+	for pg := range p.PGNum {
+		if a, b := before.Replicas(p, pg), after.Replicas(p, pg); !slices.Equal(a, b) {
+			t.Fatalf("pg %x: replicas %v before the removal, %v after", pg, a, b)
+		}
+	}
+}
