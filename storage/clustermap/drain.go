@@ -3,7 +3,6 @@ package clustermap
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 
@@ -74,15 +73,7 @@ func (s *Store) DrainOSD(ctx context.Context, id int32) (*Map, DrainPlan, error)
 		changed := m.OSDs[i].In
 		m.OSDs[i].In = false
 		for _, mv := range plan.Moves {
-			byPG := maps.Clone(m.Overrides[mv.Pool])
-			if byPG == nil {
-				byPG = map[uint32][]int32{}
-			}
-			byPG[mv.PG] = slices.Clone(mv.To)
-			if m.Overrides == nil {
-				m.Overrides = map[uint32]map[uint32][]int32{}
-			}
-			m.Overrides[mv.Pool] = byPG
+			m.setOverride(mv.Pool, mv.PG, mv.To)
 			changed = true
 		}
 		return changed, nil

@@ -40,18 +40,24 @@ func (s *Store) MovePG(ctx context.Context, poolID, pg uint32, members []int32) 
 		if slices.Equal(old, members) {
 			return false, nil
 		}
-		byPG := maps.Clone(m.Overrides[poolID])
-		if byPG == nil {
-			byPG = map[uint32][]int32{}
-		}
-		byPG[pg] = slices.Clone(members)
-		if m.Overrides == nil {
-			m.Overrides = map[uint32]map[uint32][]int32{}
-		}
-		m.Overrides[poolID] = byPG
+		m.setOverride(poolID, pg, members)
 		return true, nil
 	})
 	return m, old, err
+}
+
+// setOverride gives PG pg of pool the replicas members, in a new inner
+// map (the stored ones are read-only: Map.Overrides).
+func (m *Map) setOverride(pool, pg uint32, members []int32) {
+	byPG := maps.Clone(m.Overrides[pool])
+	if byPG == nil {
+		byPG = map[uint32][]int32{}
+	}
+	byPG[pg] = slices.Clone(members)
+	if m.Overrides == nil {
+		m.Overrides = map[uint32]map[uint32][]int32{}
+	}
+	m.Overrides[pool] = byPG
 }
 
 func moveOp(pool, pg uint32) string { return fmt.Sprintf("move pg %d.%x", pool, pg) }

@@ -295,21 +295,5 @@ func (l *raftLog) hideFrom(i uint64) {
 	if i < l.first || i > l.last {
 		return
 	}
-	if i < l.termBase {
-		l.termBase, l.terms, l.sizes, l.heldBytes = i, nil, nil, 0
-	}
-	for _, s := range l.sizes[i-l.termBase:] {
-		l.heldBytes -= uint64(s)
-	}
-	l.terms, l.sizes = l.terms[:i-l.termBase], l.sizes[:i-l.termBase]
-	if start := l.last + 1 - uint64(len(l.tail)); len(l.tail) > 0 && i > start {
-		for _, e := range l.tail[i-start:] {
-			l.tailBytes -= len(e.GetData())
-		}
-		l.tail = l.tail[:i-start]
-	} else {
-		l.tail, l.tailBytes = nil, 0
-	}
-	l.last = i - 1
-	l.forgetDamaged(l.first, i)
+	l.truncateFrom(i)
 }

@@ -374,36 +374,41 @@ func (l *raftLog) commitAppend(ents []*pb.Entry) {
 	if i0 < l.first {
 		panic(fmt.Sprintf("osd: append at %d below first index %d of pg %d.%d", i0, l.first, l.pg.Pool, l.pg.Seq))
 	}
-	if len(l.damaged) > 0 {
-		l.forgetDamaged(l.first, i0)
-	}
-	if i0 < l.termBase {
-		l.termBase, l.terms, l.sizes, l.heldBytes = i0, nil, nil, 0
-	}
-	for _, n := range l.sizes[i0-l.termBase:] {
-		l.heldBytes -= uint64(n)
-	}
-	l.terms, l.sizes = l.terms[:i0-l.termBase], l.sizes[:i0-l.termBase]
+	l.truncateFrom(i0)
 	for _, e := range ents {
 		l.terms = append(l.terms, e.GetTerm())
 		l.sizes = append(l.sizes, uint32(len(e.GetData())))
 		l.heldBytes += uint64(len(e.GetData()))
-	}
-	tailStart := l.last + 1 - uint64(len(l.tail))
-	if len(l.tail) > 0 && i0 >= tailStart && i0 <= l.last+1 {
-		for _, e := range l.tail[i0-tailStart:] {
-			l.tailBytes -= len(e.GetData())
-		}
-		l.tail = l.tail[:i0-tailStart]
-	} else {
-		l.tail, l.tailBytes = nil, 0
-	}
-	for _, e := range ents {
 		l.tail = append(l.tail, e)
 		l.tailBytes += len(e.GetData())
 	}
 	l.last = l.termBase + uint64(len(l.terms)) - 1
 	l.trimTail(0)
+}
+
+// truncateFrom drops entries from i on (first <= i <= last+1) from
+// memory: terms, sizes, the cached tail and damaged marks. An append at i
+// then continues the log (commitAppend); hideFrom stops there (lost.go).
+func (l *raftLog) truncateFrom(i uint64) {
+	if len(l.damaged) > 0 {
+		l.forgetDamaged(l.first, i)
+	}
+	if i < l.termBase {
+		l.termBase, l.terms, l.sizes, l.heldBytes = i, nil, nil, 0
+	}
+	for _, n := range l.sizes[i-l.termBase:] {
+		l.heldBytes -= uint64(n)
+	}
+	l.terms, l.sizes = l.terms[:i-l.termBase], l.sizes[:i-l.termBase]
+	if tailStart := l.last + 1 - uint64(len(l.tail)); len(l.tail) > 0 && i >= tailStart {
+		for _, e := range l.tail[i-tailStart:] {
+			l.tailBytes -= len(e.GetData())
+		}
+		l.tail = l.tail[:i-tailStart]
+	} else {
+		l.tail, l.tailBytes = nil, 0
+	}
+	l.last = i - 1
 }
 
 // trimTail drops cached entries below keepFrom, and applied entries beyond
